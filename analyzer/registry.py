@@ -1,0 +1,95 @@
+"""The one registry of Relief's metrics: name, unit, band and meaning.
+
+The CLI, the JSON output, the dashboard and the docs read names, units and meanings from here;
+nothing else re-types them.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["Band", "BANDS", "Metric", "METRICS", "metric", "ALGORITHM_VERSION"]
+
+#: Bump whenever a change can move any number; stored measurements are recomputed when it changes.
+ALGORITHM_VERSION = "1.0.0"
+
+
+@dataclass(frozen=True)
+class Band:
+    """A spatial band of the relief, given by the size (diameter) of the features it holds, in mm."""
+
+    name: str
+    min_mm: float
+    max_mm: float
+    meaning: str
+
+
+BANDS: dict[str, Band] = {
+    b.name: b
+    for b in (
+        Band("fine", 0.1, 0.5, "fine texture: pores, fine lines, micro-relief"),
+        Band("scar", 0.5, 5.0, "atrophic acne scars: icepick, boxcar and rolling pits"),
+    )
+}
+#: Features larger than this (mm) are facial form and illumination; they are removed, never measured.
+FORM_MM = 5.0
+
+
+@dataclass(frozen=True)
+class Metric:
+    """One reported number."""
+
+    name: str
+    unit: str
+    band: str | None
+    meaning: str
+    better: str = "lower"  # which direction is an improvement: "lower", "higher" or "none"
+
+
+_M = Metric
+METRICS: dict[str, Metric] = {}
+
+
+def _register(*metrics: Metric) -> None:
+    for m in metrics:
+        if m.name in METRICS:
+            raise RuntimeError(f"metric {m.name!r} registered twice")
+        METRICS[m.name] = m
+
+
+_register(
+    _M("roughness_index", "%", "scar",
+       "Headline relief roughness: RMS relief slope in the scar band (0.5–5 mm), in percent; "
+       "lower is smoother. Equals 100 x Sdq of that band for skin lit at 45 degrees."),
+    _M("fine_texture_index", "%", "fine",
+       "RMS relief slope of the fine band (0.1–0.5 mm: pores, fine lines), in percent; lower is smoother."),
+)
+for _band in BANDS.values():
+    _register(
+        _M(f"{_band.name}.Sq", "µm*", _band.name, f"root-mean-square height of the relief proxy ({_band.meaning})"),
+        _M(f"{_band.name}.Sa", "µm*", _band.name, f"arithmetic mean height of the relief proxy ({_band.meaning})"),
+        _M(f"{_band.name}.Sz", "µm*", _band.name, f"maximum height (peak to pit) of the relief proxy ({_band.meaning})"),
+        _M(f"{_band.name}.Ssk", "1", _band.name, "skewness of the relief proxy; negative = dominated by pits", "none"),
+        _M(f"{_band.name}.Sku", "1", _band.name, "kurtosis of the relief proxy; >3 = sharp isolated pits", "none"),
+        _M(f"{_band.name}.Sdq", "1", _band.name, "root-mean-square slope of the relief proxy"),
+        _M(f"{_band.name}.Sdr", "%", _band.name, "developed interfacial area ratio of the relief proxy"),
+    )
+_register(
+    _M("scar_density", "1/cm²", "scar", "atrophic scars (0.5–4 mm pits) per square centimetre"),
+    _M("scar_area_fraction", "%", "scar", "percentage of the skin area covered by scars"),
+    _M("scar_depth_proxy", "µm*", "scar", "mean depth proxy of detected scars"),
+    _M("pore_density", "1/cm²", "fine", "visible pores per square centimetre"),
+    _M("pore_area_fraction", "%", "fine", "percentage of the skin area covered by pores"),
+    _M("melanin_unevenness", "1", None,
+       "spread of melanin (brown pigment: age spots, freckles) across the area; pigment, not relief", "lower"),
+    _M("erythema_index", "1", None,
+       "mean redness from haemoglobin (e.g. after needling); pigment, not relief; absolute only with a card", "lower"),
+    _M("erythema_unevenness", "1", None, "spread of redness across the area; pigment, not relief", "lower"),
+)
+
+
+def metric(name: str) -> Metric:
+    """Look up a metric by name, with an error that lists the valid names."""
+    try:
+        return METRICS[name]
+    except KeyError:
+        raise KeyError(f"unknown metric {name!r}; known metrics: {', '.join(METRICS)}") from None
