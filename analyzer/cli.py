@@ -1,0 +1,115 @@
+"""Command line: ``python -m analyzer measure|compare|card``.
+
+Errors are one line on stderr and exit code 2 — never a traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+
+from .errors import ReliefError
+from .registry import METRICS
+
+EXIT_ERROR = 2
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line, exit 2 (argparse's own convention too)
+        self.exit(EXIT_ERROR, f"error: {message} (see: python -m analyzer --help)\n")
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="python -m analyzer", description="Relief: skin relief from photos.")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    m = sub.add_parser("measure", help="measure one photo")
+    m.add_argument("photo")
+    m.add_argument("--px-per-mm", type=float, default=None, help="pixels per millimetre of the photo")
+    m.add_argument("--roi", default=None, help="region X,Y,W,H in pixels")
+    m.add_argument("--json", action="store_true", help="print one JSON object")
+    c = sub.add_parser("compare", help="compare a follow-up with its baseline")
+    c.add_argument("baseline")
+    c.add_argument("followup")
+    c.add_argument("--px-per-mm", type=float, default=None, help="pixels per millimetre of the baseline")
+    c.add_argument("--json", action="store_true", help="print one JSON object")
+    k = sub.add_parser("card", help="write the printable calibration card")
+    k.add_argument("--out", default="relief-card.pdf", help="output PDF (print at 100 %%)")
+    return p
+
+
+def _fmt(value, unit: str) -> str:
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return "n/a"
+    return f"{value:.3g} {unit}".strip()
+
+
+def _print_measure(m) -> None:
+    d = m.to_dict()
+    print(f"Roughness index: {_fmt(m.roughness_index, '%')}  (lower = smoother; "
+          f"scale {m.px_per_mm:.1f} px/mm from {m.scale_source})")
+    print("Quality: " + ("OK" if m.quality.ok else "NOT OK — retake advised"))
+    for w in m.warnings:
+        print(f"  ! {w}")
+    print("Metrics:")
+    for name, spec in METRICS.items():
+        print(f"  {name:24s} {_fmt(d['metrics'].get(name), spec.unit):>14s}  {spec.meaning.split(';')[0]}")
+    if m.scars:
+        kinds = {}
+        for s in m.scars:
+            kinds[s["kind"]] = kinds.get(s["kind"], 0) + 1
+        print("Scars: " + ", ".join(f"{n} {k}" for k, n in sorted(kinds.items())))
+
+
+def _print_compare(c) -> None:
+    lo, hi = c.ci95_pct
+    print(f"Change of roughness: {c.change_pct:+.1f} %  (95 % interval {lo:+.1f} to {hi:+.1f} %; "
+          f"minimal detectable change {c.mdc_pct:.1f} %)")
+    print(f"Verdict: {c.direction}" + (" (beyond measurement noise)" if c.significant else ""))
+    r = c.registration
+    print(f"Alignment: {'OK' if r.ok else 'FAILED'} ({r.inliers} matches, scale {r.scale:.3f}, "
+          f"rotation {r.rotation_deg:+.1f}°)")
+    for w in c.consistency.get("advice", []) if c.consistency else []:
+        print(f"  ! {w}")
+    for which, m in (("baseline", c.baseline), ("follow-up", c.followup)):
+        for w in m.warnings:
+            print(f"  ! {which}: {w}")
+    gone = sum(1 for s in c.scar_changes if s["status"] == "vanished")
+    shallower = sum(1 for s in c.scar_changes if s["status"] == "shallower")
+    if c.scar_changes:
+        print(f"Scars: {shallower} shallower, {gone} no longer detected, of "
+              f"{sum(1 for s in c.scar_changes if s['baseline_id'] is not None)} at baseline")
+
+
+def main(argv=None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "measure":
+            from .measure import measure
+            m = measure(args.photo, px_per_mm=args.px_per_mm, roi=args.roi)
+            print(json.dumps(m.to_dict())) if args.json else _print_measure(m)
+        elif args.command == "compare":
+            from .compare import compare
+            c = compare(args.baseline, args.followup, px_per_mm=args.px_per_mm)
+            print(json.dumps(c.to_dict())) if args.json else _print_compare(c)
+        elif args.command == "card":
+            from .card import write_card_pdf
+            write_card_pdf(args.out)
+            print(f"wrote {args.out} — print it at 100 % (no 'fit to page') and check the ruler")
+    except ReliefError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return EXIT_ERROR
+    except MemoryError:
+        print("error: the photo needs more memory than is available — export a smaller copy", file=sys.stderr)
+        return EXIT_ERROR
+    except OSError as err:
+        print(f"error: {err.strerror or err} — check the path and permissions", file=sys.stderr)
+        return EXIT_ERROR
+    except Exception as err:  # noqa: BLE001 — last resort: never a traceback to a user
+        print(f"error: internal error ({type(err).__name__}: {err}) — please report it with the photo",
+              file=sys.stderr)
+        return EXIT_ERROR
+    return 0

@@ -1,0 +1,286 @@
+"""``compare``: is the follow-up smoother than the baseline, by how much, and beyond noise?
+
+Steps: both photos go to the analysis grid; the follow-up is registered to the baseline (features + RANSAC
+similarity, ECC refinement) and warped into its frame; both are measured on the common overlap only, with the
+baseline's light azimuth; the change of the roughness index gets a 95 % interval from a paired spatial block
+bootstrap (5 mm tiles) combined with the recapture repeatability measured on the synthetic ground truth
+(``python -m analyzer.validate``); ``significant`` means the change exceeds the minimal detectable change (MDC95)
+and its interval excludes zero.
+
+References
+----------
+.. [1] B. Efron, R. Tibshirani, "An Introduction to the Bootstrap", Chapman & Hall (1993) — block bootstrap.
+.. [2] H. C. W. de Vet et al., "Measurement in Medicine", Cambridge University Press (2011) — SEM and MDC.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+
+from . import filters
+from .errors import ReliefError
+from .loading import as_image_and_scale
+from .measure import Analysis, Measurement, _json_safe, analyse, resolve_scale, valid_mask
+from .quality import check_quality
+from .registration import Registration, register, warp_to
+from .registry import ALGORITHM_VERSION, METRICS
+from .relief import to_analysis_grid
+
+__all__ = ["Comparison", "compare", "RegistrationError", "REPEATABILITY_SD_PCT", "TILE_MM"]
+
+#: SD (percentage points) of the roughness-index change between two recaptures of unchanged skin with the
+#: protocol's drift (exposure, white balance, framing, light azimuth, JPEG). Measured by
+#: ``python -m analyzer.validate`` on the synthetic ground truth; re-measure when the algorithm changes.
+REPEATABILITY_SD_PCT = 2.0
+#: Tile size of the spatial block bootstrap (about one scar's neighbourhood).
+TILE_MM = 5.0
+_BOOTSTRAP = 2000
+
+
+class RegistrationError(ReliefError):
+    """The two photos could not be aligned (different areas, or too little texture)."""
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Result of :func:`compare`.
+
+    Attributes
+    ----------
+    baseline, followup : Measurement
+        Both measured on the common overlap (follow-up warped into the baseline's frame).
+    change_pct : float
+        Change of the roughness index, % of baseline; negative = smoother.
+    ci95_pct : (float, float)
+        95 % interval of ``change_pct``.
+    mdc_pct : float
+        Minimal detectable change (95 %): smaller changes are within measurement noise.
+    significant : bool
+        ``abs(change_pct) > mdc_pct`` and the interval excludes 0.
+    metric_changes : dict
+        % change of every metric (NaN where the baseline is 0).
+    registration : Registration
+    difference_map : (H, W) float32
+        Local roughness change (%) on the baseline's analysis grid: negative = smoother there. NaN outside
+        the overlap.
+    scar_changes : list of dict
+        Baseline scars matched to follow-up scars: depth change or ``"vanished"``.
+    aligned_followup : (H, W, 3) float32
+        Follow-up on the baseline's analysis grid (for before/after views); ``baseline_grid`` likewise.
+    """
+
+    baseline: Measurement
+    followup: Measurement
+    change_pct: float
+    ci95_pct: tuple
+    mdc_pct: float
+    significant: bool
+    metric_changes: dict
+    registration: Registration
+    difference_map: np.ndarray = field(repr=False)
+    scar_changes: list = field(default_factory=list)
+    baseline_grid: np.ndarray | None = field(default=None, repr=False)
+    aligned_followup: np.ndarray | None = field(default=None, repr=False)
+    overlap_mask: np.ndarray | None = field(default=None, repr=False)
+    consistency: dict = field(default_factory=dict)
+    algorithm_version: str = ALGORITHM_VERSION
+
+    @property
+    def direction(self) -> str:
+        """Plain-language verdict: "smoother", "rougher" or "no measurable change"."""
+        if not self.significant:
+            return "no measurable change"
+        return "smoother" if self.change_pct < 0 else "rougher"
+
+    def to_dict(self) -> dict:
+        """JSON-safe dict as printed by ``python -m analyzer compare --json``."""
+        return _json_safe({
+            "baseline": self.baseline.to_dict(),
+            "followup": self.followup.to_dict(),
+            "change_pct": self.change_pct,
+            "ci95_pct": list(self.ci95_pct),
+            "mdc_pct": self.mdc_pct,
+            "significant": self.significant,
+            "direction": self.direction,
+            "metric_changes": self.metric_changes,
+            "registration": self.registration.to_dict(),
+            "scar_changes": self.scar_changes,
+            "consistency": self.consistency,
+            "algorithm_version": self.algorithm_version,
+        })
+
+
+def _tile_sums(values: np.ndarray, mask: np.ndarray, tile_px: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per-tile sums of ``values`` and pixel counts over ``mask``."""
+    h, w = mask.shape
+    th, tw = max(1, h // tile_px), max(1, w // tile_px)
+    hh, ww = th * tile_px, tw * tile_px
+    v = np.where(mask, values, 0.0)[:hh, :ww].reshape(th, tile_px, tw, tile_px).sum(axis=(1, 3)).ravel()
+    n = mask[:hh, :ww].reshape(th, tile_px, tw, tile_px).sum(axis=(1, 3)).ravel()
+    return v, n
+
+
+def change_interval(base_sq: np.ndarray, follow_sq: np.ndarray, mask: np.ndarray, *, px_per_mm: float,
+                    seed: int = 0) -> tuple[float, float]:
+    """Change of an RMS quantity (%) and its spatial-bootstrap standard error (percentage points).
+
+    Parameters
+    ----------
+    base_sq, follow_sq : (H, W) float
+        Squared values whose mean's square root is the metric (e.g. squared slopes).
+    mask : (H, W) bool
+        Pixels measured in both.
+    """
+    tile = max(4, int(round(TILE_MM * px_per_mm)))
+    b, n = _tile_sums(base_sq, mask, tile)
+    f, _ = _tile_sums(follow_sq, mask, tile)
+    keep = n > 0.25 * tile * tile
+    b, f = b[keep], f[keep]
+    if b.size < 2 or b.sum() <= 0:
+        return float("nan"), float("nan")
+    change = 100.0 * (math.sqrt(f.sum() / b.sum()) - 1.0)
+    rng = np.random.default_rng(seed)
+    w = rng.multinomial(b.size, np.full(b.size, 1.0 / b.size), size=_BOOTSTRAP).astype(np.float64)
+    ratios = np.sqrt((w @ f) / np.maximum(w @ b, 1e-30))
+    return change, float(np.std(100.0 * (ratios - 1.0)))
+
+
+def _local_rms(slope: np.ndarray, mask: np.ndarray, px_per_mm: float) -> np.ndarray:
+    sig = filters.size_to_sigma_px(3.0, px_per_mm)
+    return np.sqrt(np.maximum(filters.gaussian(slope * slope, sig, mask=mask), 0.0))
+
+
+def _match_scars(base: list, follow: list) -> list:
+    """Pair baseline scars with follow-up scars by position (both on the baseline's grid, mm)."""
+    out, used = [], set()
+    for s in base:
+        best, best_d = None, None
+        for t in follow:
+            if t["id"] in used:
+                continue
+            d = math.hypot(s["x_mm"] - t["x_mm"], s["y_mm"] - t["y_mm"])
+            if d <= max(1.0, 0.6 * s["diameter_mm"]) and (best_d is None or d < best_d):
+                best, best_d = t, d
+        entry = {"baseline_id": s["id"], "kind": s["kind"], "x_mm": s["x_mm"], "y_mm": s["y_mm"],
+                 "baseline_depth_um": s["depth_um"], "baseline_diameter_mm": s["diameter_mm"]}
+        if best is None:
+            entry.update(followup_id=None, followup_depth_um=0.0, depth_change_pct=-100.0, status="vanished")
+        else:
+            used.add(best["id"])
+            change = 100.0 * (best["depth_um"] / s["depth_um"] - 1.0) if s["depth_um"] > 0 else float("nan")
+            status = "shallower" if change < -10 else ("deeper" if change > 10 else "unchanged")
+            entry.update(followup_id=best["id"], followup_depth_um=best["depth_um"], depth_change_pct=change,
+                         status=status)
+        out.append(entry)
+    for t in follow:
+        if t["id"] not in used:
+            out.append({"baseline_id": None, "kind": t["kind"], "x_mm": t["x_mm"], "y_mm": t["y_mm"],
+                        "baseline_depth_um": 0.0, "followup_id": t["id"], "followup_depth_um": t["depth_um"],
+                        "depth_change_pct": float("nan"), "status": "new"})
+    return out
+
+
+def _measurement(analysis: Analysis, *, quality, px_per_mm, source, warnings, card) -> Measurement:
+    return Measurement(roughness_index=analysis.metrics["roughness_index"], metrics=analysis.metrics,
+                       scars=analysis.pits.scars, quality=quality, px_per_mm=px_per_mm, scale_source=source,
+                       warnings=warnings, analysis=analysis, card=card)
+
+
+def compare(baseline, followup, *, px_per_mm: float | None = None,
+            followup_px_per_mm: float | None = None) -> Comparison:
+    """Compare a follow-up photo of a skin area with its baseline.
+
+    Parameters
+    ----------
+    baseline, followup : str, os.PathLike or ndarray
+        Photos (paths or arrays as :func:`analyzer.load_image` returns them).
+    px_per_mm : float, optional
+        Scale of the baseline photo (file pixels). Card or default otherwise. The follow-up's scale comes
+        from its own card, or from the registration (relative to the baseline).
+    followup_px_per_mm : float, optional
+        Scale of the follow-up when known independently.
+
+    Returns
+    -------
+    Comparison
+
+    Raises
+    ------
+    RegistrationError
+        When the photos cannot be aligned (different areas, or too little skin texture).
+    """
+    rgb_b, ds_b = as_image_and_scale(baseline)
+    rgb_f, ds_f = as_image_and_scale(followup)
+    pb, src_b, card_b, warn_b = resolve_scale(rgb_b, px_per_mm=px_per_mm, downscale=ds_b)
+    pf, src_f, card_f, warn_f = resolve_scale(rgb_f, px_per_mm=followup_px_per_mm, downscale=ds_f)
+    q_b = check_quality(rgb_b, px_per_mm=pb)
+    q_f = check_quality(rgb_f, px_per_mm=pf)
+    grid_b, gpb = to_analysis_grid(rgb_b, px_per_mm=pb)
+    grid_f, gpf = to_analysis_grid(rgb_f, px_per_mm=pf)
+    valid_b = valid_mask(grid_b, card=_grid_card(card_b, rgb_b, grid_b))
+    valid_f = valid_mask(grid_f, card=_grid_card(card_f, rgb_f, grid_f))
+
+    reg = register(grid_b, grid_f, px_per_mm=gpb)
+    if not reg.ok:
+        raise RegistrationError(reg.message or "could not align the follow-up with the baseline — "
+                                "photograph the same area, with the same framing")
+    warped, inside = warp_to(grid_b.shape[:2], grid_f, reg.matrix)
+    vf, _ = warp_to(grid_b.shape[:2], valid_f.astype(np.float32), reg.matrix)
+    common = valid_b & inside & (vf > 0.99)
+    if src_f != "card" and followup_px_per_mm is None:
+        # Follow-up scale follows from the registration (moving px × scale = baseline px).
+        pf = pb / reg.scale
+        src_f = src_b if src_b != "default" else "default"
+        warn_f = [w for w in warn_f if not w.startswith("no scale given")] + (
+            [] if src_b != "default" else warn_b)
+
+    an_b = analyse(grid_b, px_per_mm=gpb, valid=common)
+    an_f = analyse(warped, px_per_mm=gpb, valid=common, azimuth_deg=an_b.maps.light_azimuth_deg)
+    mask = an_b.maps.mask & an_f.maps.mask
+
+    sb, sf = an_b.maps.slope["scar"], an_f.maps.slope["scar"]
+    change, se_boot = change_interval(sb * sb, sf * sf, mask, px_per_mm=gpb)
+    se = math.sqrt(se_boot**2 + REPEATABILITY_SD_PCT**2) if np.isfinite(se_boot) else float("nan")
+    ci = (change - 1.96 * se, change + 1.96 * se)
+    mdc = 1.96 * se
+    significant = bool(np.isfinite(change) and abs(change) > mdc and (ci[0] > 0 or ci[1] < 0))
+
+    lb, lf = _local_rms(sb, mask, gpb), _local_rms(sf, mask, gpb)
+    ref = float(np.mean(lb[mask])) if mask.any() else float("nan")
+    diff = np.where(mask, 100.0 * (lf - lb) / ref, np.nan).astype(np.float32)
+
+    metric_changes = {}
+    for name in METRICS:
+        a, b = an_b.metrics.get(name, float("nan")), an_f.metrics.get(name, float("nan"))
+        metric_changes[name] = 100.0 * (b / a - 1.0) if (np.isfinite(a) and np.isfinite(b) and a != 0) \
+            else float("nan")
+
+    consistency = _consistency(an_b, an_f, reg, q_b, q_f)
+    base_m = _measurement(an_b, quality=q_b, px_per_mm=pb * ds_b, source=src_b, warnings=warn_b + q_b.warnings,
+                          card=card_b)
+    follow_m = _measurement(an_f, quality=q_f, px_per_mm=pf * ds_f, source=src_f,
+                            warnings=warn_f + q_f.warnings, card=card_f)
+    return Comparison(
+        baseline=base_m, followup=follow_m, change_pct=change, ci95_pct=ci, mdc_pct=mdc,
+        significant=significant, metric_changes=metric_changes, registration=reg, difference_map=diff,
+        scar_changes=_match_scars(an_b.pits.scars, an_f.pits.scars), baseline_grid=grid_b,
+        aligned_followup=warped, overlap_mask=mask, consistency=consistency)
+
+
+def _grid_card(card, rgb, grid):
+    """The card detection expressed on the analysis grid (or None)."""
+    if card is None:
+        return None
+    return card.scaled(grid.shape[1] / rgb.shape[1]) if hasattr(card, "scaled") else None
+
+
+def _consistency(an_b: Analysis, an_f: Analysis, reg: Registration, q_b, q_f) -> dict:
+    """Was the follow-up taken like the baseline? Placeholder filled by analyzer.consistency when present."""
+    try:
+        from .consistency import assess
+    except ImportError:
+        return {}
+    return assess(an_b, an_f, reg, q_b, q_f)

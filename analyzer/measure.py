@@ -1,0 +1,255 @@
+"""``measure``: one photo in, the relief reading out.
+
+Pipeline: load → scale (given, calibration card, or default) → quality gate → resample to the analysis grid →
+separate pigment from shading → relief bands → ISO 25178 parameters, roughness index, scars and pores, pigment
+metrics. See docs/method.md.
+"""
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from . import colour, filters
+from .areal import areal_parameters
+from .errors import OptionError
+from .loading import as_image_and_scale
+from .quality import QualityReport, check_quality
+from .registry import ALGORITHM_VERSION, BANDS, METRICS
+from .relief import ReliefMaps, relief_maps, robust_std, to_analysis_grid
+from .scars import Pits, find_pits
+
+__all__ = ["DEFAULT_FIELD_WIDTH_MM", "Measurement", "Analysis", "measure", "analyse", "resolve_scale",
+           "valid_mask", "parse_roi"]
+
+#: Without a given scale or a calibration card, a photo is assumed to span this width (a cheek close-up).
+DEFAULT_FIELD_WIDTH_MM = 60.0
+_AREAL_KEYS = ("Sa", "Sq", "Sz", "Ssk", "Sku", "Sdq", "Sdr")
+
+
+@dataclass(frozen=True)
+class Analysis:
+    """Everything computed on the analysis grid (maps kept for the dashboard and for ``compare``)."""
+
+    metrics: dict
+    maps: ReliefMaps
+    pits: Pits
+    separation: colour.Separation
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """Result of :func:`measure`.
+
+    Attributes
+    ----------
+    roughness_index : float
+        Headline roughness, % (see ``METRICS["roughness_index"]``); lower is smoother.
+    metrics : dict[str, float]
+        Every metric of the registry (NaN when it could not be computed).
+    scars : list of dict
+        Detected scars (positions in mm on the measured area).
+    quality : QualityReport
+    px_per_mm : float
+        Scale of the input photo (of the file's pixels when a path was given).
+    scale_source : str
+        ``"given"``, ``"card"`` or ``"default"``.
+    warnings : list of str
+        Everything the practitioner should know (scale assumptions, quality advice).
+    analysis : Analysis
+        Maps on the analysis grid.
+    card : object or None
+        The calibration card detection, when a card was found.
+    """
+
+    roughness_index: float
+    metrics: dict
+    scars: list
+    quality: QualityReport
+    px_per_mm: float
+    scale_source: str
+    warnings: list = field(default_factory=list)
+    analysis: Analysis | None = field(default=None, repr=False)
+    card: object = field(default=None, repr=False)
+    algorithm_version: str = ALGORITHM_VERSION
+
+    def to_dict(self) -> dict:
+        """JSON-safe dict (NaN → None) as printed by ``python -m analyzer measure --json``."""
+        q = self.quality.to_dict()
+        q["warnings"] = list(self.warnings)
+        return _json_safe({
+            "roughness_index": self.roughness_index,
+            "metrics": self.metrics,
+            "scars": self.scars,
+            "quality": q,
+            "px_per_mm": self.px_per_mm,
+            "scale_source": self.scale_source,
+            "algorithm_version": self.algorithm_version,
+            "card": self.card.to_dict() if self.card is not None else None,
+        })
+
+
+def _json_safe(obj):
+    if isinstance(obj, dict):
+        return {str(k): _json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_json_safe(v) for v in obj]
+    if isinstance(obj, (np.floating, float)):
+        f = float(obj)
+        return f if math.isfinite(f) else None
+    if isinstance(obj, (np.integer,)):
+        return int(obj)
+    if isinstance(obj, np.bool_):
+        return bool(obj)
+    if isinstance(obj, np.ndarray):
+        return _json_safe(obj.tolist())
+    return obj
+
+
+def parse_roi(roi, shape) -> tuple[int, int, int, int] | None:
+    """Validate ``roi = (x, y, w, h)`` (pixels) against an image shape; accepts ``"X,Y,W,H"`` strings."""
+    if roi is None:
+        return None
+    if isinstance(roi, str):
+        try:
+            roi = tuple(int(float(v)) for v in roi.split(","))
+        except ValueError:
+            raise OptionError(f"ROI {roi!r} is not four numbers — write it as X,Y,WIDTH,HEIGHT in pixels") from None
+    if len(roi) != 4:
+        raise OptionError("ROI needs four numbers: X,Y,WIDTH,HEIGHT in pixels")
+    x, y, w, h = (int(v) for v in roi)
+    H, W = shape[:2]
+    if w <= 0 or h <= 0 or x < 0 or y < 0 or x + w > W or y + h > H:
+        raise OptionError(f"ROI {x},{y},{w},{h} lies outside the {W}×{H} px photo — pick a region inside it")
+    return x, y, w, h
+
+
+def resolve_scale(rgb: np.ndarray, *, px_per_mm: float | None, downscale: float = 1.0,
+                  use_card: bool = True):
+    """Scale of a photo: ``(px_per_mm, source, card, warnings)``.
+
+    Order: an explicit ``px_per_mm`` (of the original file's pixels), a calibration card in the photo, or the
+    documented default (the photo spans :data:`DEFAULT_FIELD_WIDTH_MM`).
+    """
+    if px_per_mm is not None:
+        if not (isinstance(px_per_mm, (int, float)) and math.isfinite(px_per_mm) and px_per_mm > 0):
+            raise OptionError(f"px_per_mm must be a positive number, got {px_per_mm!r}")
+        return float(px_per_mm) / downscale, "given", None, []
+    card = None
+    if use_card:
+        try:
+            from .card import detect_card
+            card = detect_card(rgb)
+        except ImportError:  # pragma: no cover - card module optional during development
+            card = None
+    if card is not None:
+        return float(card.px_per_mm), "card", card, []
+    p = rgb.shape[1] / DEFAULT_FIELD_WIDTH_MM
+    return p, "default", None, [
+        f"no scale given and no calibration card found — assumed the photo spans {DEFAULT_FIELD_WIDTH_MM:.0f} mm "
+        f"({p:.1f} px/mm); place the Relief card beside the area or pass --px-per-mm for absolute sizes"]
+
+
+def valid_mask(rgb: np.ndarray, *, card=None) -> np.ndarray:
+    """Pixels usable for relief: not clipped dark/bright and not on the calibration card."""
+    bright = rgb.max(axis=-1) >= 0.985
+    dark = rgb.max(axis=-1) <= 0.02
+    valid = ~(bright | dark)
+    if card is not None:
+        valid &= ~card.mask(rgb.shape[:2], margin_mm=2.0)
+    return valid
+
+
+def _pigment_metrics(sep: colour.Separation, *, px_per_mm: float, mask: np.ndarray) -> dict:
+    mel = filters.band_pass(sep.melanin, px_per_mm=px_per_mm, min_mm=0.5, max_mm=20.0, mask=mask)
+    hb = filters.band_pass(sep.haemoglobin, px_per_mm=px_per_mm, min_mm=0.5, max_mm=20.0, mask=mask)
+    return {
+        "melanin_unevenness": float(np.std(mel[mask])) if mask.any() else float("nan"),
+        "erythema_index": float(np.mean(sep.haemoglobin[mask])) if mask.any() else float("nan"),
+        "erythema_unevenness": float(np.std(hb[mask])) if mask.any() else float("nan"),
+    }
+
+
+def analyse(rgb_grid: np.ndarray, *, px_per_mm: float, valid: np.ndarray,
+            azimuth_deg: float | None = None) -> Analysis:
+    """All metrics of a photo already on the analysis grid.
+
+    Parameters
+    ----------
+    rgb_grid : (H, W, 3) float32
+        sRGB photo at the analysis resolution.
+    px_per_mm : float
+        Its scale.
+    valid : (H, W) bool
+        Pixels to measure (skin, not clipped; for comparisons the common overlap).
+    azimuth_deg : float, optional
+        Light azimuth to integrate along; estimated when omitted.
+    """
+    sep = colour.separate(rgb_grid, px_per_mm=px_per_mm, mask=valid)
+    maps = relief_maps(sep.shading, px_per_mm=px_per_mm, valid=valid, azimuth_deg=azimuth_deg)
+    mask = maps.mask
+    metrics: dict[str, float] = {name: float("nan") for name in METRICS}
+    if mask.sum() >= 100:
+        for name in BANDS:
+            rms = float(np.sqrt(np.mean(maps.slope[name][mask] ** 2)))
+            index = 100.0 * math.sqrt(2.0) * rms
+            metrics["roughness_index" if name == "scar" else "fine_texture_index"] = index
+            params = areal_parameters(maps.height[name], px_per_mm=px_per_mm, mask=mask)
+            for key in _AREAL_KEYS:
+                metrics[f"{name}.{key}"] = float(params[key])
+        pits = find_pits(maps)
+        metrics.update(pits.metrics)
+        metrics.update(_pigment_metrics(sep, px_per_mm=px_per_mm, mask=mask))
+    else:
+        pits = Pits(scars=[], scar_labels=np.zeros(mask.shape, np.int32), pore_mask=np.zeros(mask.shape, bool),
+                    metrics={})
+    return Analysis(metrics=metrics, maps=maps, pits=pits, separation=sep)
+
+
+def measure(image_or_path, *, px_per_mm: float | None = None, roi=None) -> Measurement:
+    """Measure the skin relief in one photo.
+
+    Parameters
+    ----------
+    image_or_path : str, os.PathLike or ndarray
+        A photo file (JPEG, PNG, WebP, TIFF, HEIC) or an array as :func:`analyzer.load_image` returns it.
+    px_per_mm : float, optional
+        Pixels per millimetre of the photo as given (file pixels for a path). Without it the calibration card is
+        used when present, otherwise the documented default, with a warning.
+    roi : (x, y, w, h) or "X,Y,W,H", optional
+        Region to measure, in pixels of the photo.
+
+    Returns
+    -------
+    Measurement
+
+    Examples
+    --------
+    >>> from analyzer import synth, measure
+    >>> img = synth.render(synth.make_skin(seed=1, severity=0.6))
+    >>> m = measure(img, px_per_mm=30.0)
+    >>> m.roughness_index > 0
+    True
+    """
+    rgb, downscale = as_image_and_scale(image_or_path)
+    p, source, card, warnings = resolve_scale(rgb, px_per_mm=px_per_mm, downscale=downscale)
+    if roi is not None:
+        x, y, w, h = parse_roi(roi, tuple(int(round(s * downscale)) for s in rgb.shape[:2]))
+        x, y, w, h = (int(round(v / downscale)) for v in (x, y, w, h))
+        rgb = rgb[y:y + h, x:x + w]
+    quality = check_quality(rgb, px_per_mm=p)
+    warnings = warnings + list(quality.warnings)
+    grid, gp = to_analysis_grid(rgb, px_per_mm=p)
+    gcard = None
+    if card is not None and roi is None:
+        gcard = card.scaled(grid.shape[1] / rgb.shape[1]) if hasattr(card, "scaled") else None
+    valid = valid_mask(grid, card=gcard)
+    analysis = analyse(grid, px_per_mm=gp, valid=valid)
+    if not np.isfinite(analysis.metrics["roughness_index"]):
+        warnings.append("too little usable skin to measure — frame more skin and avoid glare and dark shadows")
+    return Measurement(
+        roughness_index=analysis.metrics["roughness_index"], metrics=analysis.metrics,
+        scars=analysis.pits.scars, quality=quality, px_per_mm=p * downscale, scale_source=source,
+        warnings=warnings, analysis=analysis, card=card)

@@ -1,0 +1,208 @@
+"""Relief proxy maps at physical scale.
+
+Under a directional light, the pigment-free log shading ``s`` of a Lambertian surface is, to first order, the
+slope of the relief along the light's azimuth ``d`` scaled by the light's obliquity::
+
+    s(x) ≈ -t * ∂h/∂d,      t = (1 - ambient) * tan(zenith)
+
+so the shading *is* a slope map of the relief (Horn 1989). We
+
+1. resample the photo to ``ANALYSIS_PX_PER_MM`` (0.1 mm pixels: the smallest feature we report is 0.1 mm);
+2. band-pass the shading into the documented bands (difference of Gaussians; features of 0.1–0.5 mm = fine,
+   0.5–5 mm = scar; larger = facial form and illumination, removed);
+3. report the RMS slope per band. For an isotropic relief ``E[(∂h/∂d)²] = Sdq² / 2`` whatever the light's azimuth,
+   so ``100 * √2 * RMS(s_band)`` equals ``100 * t * Sdq`` of the band: the roughness index;
+4. estimate the light azimuth from the anisotropy of the shading (structure tensor) and integrate the slope along
+   it (regularised Fourier integration) into a *height proxy* in mm for a nominal light (t = 1, i.e. 45°, no
+   ambient). The proxy feeds the ISO 25178 parameters, the scar detector and the maps; its absolute scale is only
+   as good as the nominal light assumption (bas-relief ambiguity, Belhumeur et al. 1999): compare photos taken
+   with the same lighting.
+
+References
+----------
+.. [1] B. K. P. Horn, "Height and gradient from shading", Int. J. Computer Vision 5, 37–75 (1990).
+.. [2] P. N. Belhumeur, D. J. Kriegman, A. L. Yuille, "The bas-relief ambiguity", IJCV 35, 33–44 (1999).
+.. [3] R. T. Frankot, R. Chellappa, "A method for enforcing integrability in shape from shading algorithms",
+       IEEE PAMI 10, 439–451 (1988).
+.. [4] T. Lindeberg, "Feature detection with automatic scale selection", IJCV 30, 79–116 (1998).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+import scipy.fft
+
+from . import filters
+from .registry import BANDS, FORM_MM
+
+__all__ = [
+    "ANALYSIS_PX_PER_MM", "NOMINAL_TAN_ZENITH", "to_analysis_grid", "ReliefMaps", "relief_maps",
+    "light_azimuth", "integrate_slope", "robust_std",
+]
+
+#: Resolution every photo is analysed at (px/mm). Finer photos are reduced to it (area averaging).
+ANALYSIS_PX_PER_MM = 10.0
+#: Light obliquity assumed when turning slopes into heights (tan 45° = 1, no ambient light).
+NOMINAL_TAN_ZENITH = 1.0
+#: Regularisation of the directional integration (share of the across-light frequency kept).
+_EPS = 0.25
+
+
+def to_analysis_grid(rgb: np.ndarray, *, px_per_mm: float,
+                     target_px_per_mm: float = ANALYSIS_PX_PER_MM) -> tuple[np.ndarray, float]:
+    """Resample an image to the analysis resolution (never upsampled).
+
+    Parameters
+    ----------
+    rgb : (H, W[, C]) float32
+    px_per_mm : float
+        Scale of ``rgb``.
+
+    Returns
+    -------
+    resampled : ndarray
+    px_per_mm : float
+        Scale of the resampled image (exact, from the integer output size).
+    """
+    f = target_px_per_mm / px_per_mm
+    if f >= 1.0:
+        return rgb, px_per_mm
+    h, w = rgb.shape[:2]
+    nw, nh = max(1, round(w * f)), max(1, round(h * f))
+    out = cv2.resize(rgb, (nw, nh), interpolation=cv2.INTER_AREA)
+    return out, px_per_mm * nw / w
+
+
+def robust_std(x: np.ndarray) -> float:
+    """Standard deviation estimated from the median absolute deviation (Gaussian-consistent)."""
+    x = np.asarray(x, dtype=np.float64).ravel()
+    if x.size == 0:
+        return float("nan")
+    return float(1.4826 * np.median(np.abs(x - np.median(x))))
+
+
+def light_azimuth(slope: np.ndarray, *, mask: np.ndarray | None = None) -> tuple[float, float]:
+    """Axis of the light's azimuth (mod 180°) and how directional the shading is.
+
+    The shading of an isotropic relief under a light from azimuth ``d`` varies along ``d`` only; the structure
+    tensor of its gradient has its principal axis along ``d``.
+
+    Returns
+    -------
+    azimuth_deg : float
+        In [0, 180): 0 = light from image right, 90 = from image top (sign resolved by :func:`relief_maps`).
+    anisotropy : float
+        (λ1 − λ2)/(λ1 + λ2) of the tensor: ≈ 0.5 for one oblique light on isotropic relief, → 0 for flat/frontal
+        or diffuse light (no usable relief shading).
+    """
+    gx = cv2.Sobel(slope, cv2.CV_32F, 1, 0, ksize=3)
+    gy = cv2.Sobel(slope, cv2.CV_32F, 0, 1, ksize=3)
+    w = np.ones(slope.shape, bool) if mask is None else mask
+    jxx, jyy, jxy = (float(np.mean(v[w])) for v in (gx * gx, gy * gy, gx * gy))
+    theta = 0.5 * np.degrees(np.arctan2(2 * jxy, jxx - jyy))  # axis angle in (x, row) coordinates
+    tr = jxx + jyy
+    aniso = float(np.hypot(jxx - jyy, 2 * jxy) / tr) if tr > 0 else 0.0
+    return float((-theta) % 180.0), aniso
+
+
+def integrate_slope(slope: np.ndarray, *, px_per_mm: float, azimuth_deg: float,
+                    tan_zenith: float = NOMINAL_TAN_ZENITH, eps: float = _EPS) -> np.ndarray:
+    """Height (mm) whose slope along the light azimuth matches ``slope`` (= -t ∂h/∂d).
+
+    Regularised Fourier integration: ``ĥ = i ω_d Ŝ / (t (ω_d² + ε² |ω|²))``; the ε term damps the frequencies
+    across the light direction, which shading cannot see. The map is zero-padded to limit wrap-around.
+    """
+    h, w = slope.shape
+    ph, pw = h + h // 2, w + w // 2
+    fh, fw = scipy.fft.next_fast_len(ph, real=True), scipy.fft.next_fast_len(pw, real=True)
+    spec = scipy.fft.rfft2(slope, s=(fh, fw), workers=-1)
+    wy = 2 * np.pi * scipy.fft.fftfreq(fh)[:, None]
+    wx = 2 * np.pi * scipy.fft.rfftfreq(fw)[None, :]
+    az = np.radians(azimuth_deg)
+    wd = wx * np.cos(az) - wy * np.sin(az)  # row axis points down; azimuth 90° = light from the top
+    den = wd * wd + eps * eps * (wx * wx + wy * wy)
+    den[0, 0] = 1.0
+    hs = 1j * wd * spec / den
+    hs[0, 0] = 0.0
+    height_px = scipy.fft.irfft2(hs, s=(fh, fw), workers=-1)[:h, :w]
+    return (height_px / (tan_zenith * px_per_mm)).astype(np.float32)
+
+
+@dataclass(frozen=True)
+class ReliefMaps:
+    """Relief proxy of one photo on the analysis grid.
+
+    Attributes
+    ----------
+    px_per_mm : float
+        Scale of every map here.
+    mask : (H, W) bool
+        Pixels that count (valid skin, away from the borders).
+    slope : dict[str, (H, W) float32]
+        Band-passed shading per band (log units ≈ -t ∂h/∂d).
+    height : dict[str, (H, W) float32]
+        Height proxy per band, mm, at nominal light (t = 1).
+    light_azimuth_deg : float
+        Estimated light azimuth in [0, 360): 0 = from image right, 90 = from image top.
+    light_anisotropy : float
+        Directionality of the shading (see :func:`light_azimuth`).
+    """
+
+    px_per_mm: float
+    mask: np.ndarray
+    slope: dict = field(default_factory=dict)
+    height: dict = field(default_factory=dict)
+    light_azimuth_deg: float = float("nan")
+    light_anisotropy: float = float("nan")
+
+
+def _border_mask(valid: np.ndarray, border_px: int) -> np.ndarray:
+    m = valid.copy()
+    m[:border_px, :] = m[-border_px:, :] = False
+    m[:, :border_px] = m[:, -border_px:] = False
+    if not valid.all():
+        k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * border_px + 1,) * 2)
+        m &= cv2.erode(valid.astype(np.uint8), k).astype(bool)
+    return m
+
+
+def relief_maps(shading: np.ndarray, *, px_per_mm: float, valid: np.ndarray | None = None,
+                azimuth_deg: float | None = None) -> ReliefMaps:
+    """Band-pass the pigment-free shading into slope and height-proxy maps.
+
+    Parameters
+    ----------
+    shading : (H, W) float32
+        Pigment-free log shading on the analysis grid (:func:`analyzer.colour.separate`).
+    px_per_mm : float
+        Scale of ``shading``.
+    valid : (H, W) bool, optional
+        Trusted pixels (not clipped, not glare, not the card).
+    azimuth_deg : float, optional
+        Light azimuth to integrate along (e.g. the baseline's, for a comparison); estimated when omitted.
+    """
+    if valid is None:
+        valid = np.ones(shading.shape, bool)
+    # Large-scale illumination and facial form: removed by the top of the scar band (FORM_MM).
+    flat = shading - filters.gaussian(shading, filters.size_to_sigma_px(FORM_MM, px_per_mm), mask=valid)
+    flat = np.where(valid, flat, 0.0).astype(np.float32)
+    border = max(2, int(round(filters.size_to_sigma_px(FORM_MM, px_per_mm) * 0.75)))
+    mask = _border_mask(valid, border)
+    slope = {name: filters.band_pass(flat, px_per_mm=px_per_mm, min_mm=b.min_mm, max_mm=b.max_mm, mask=valid)
+             for name, b in BANDS.items()}
+    total = sum(slope.values())
+    aniso = light_azimuth(total, mask=mask)[1]
+    if azimuth_deg is None:
+        axis = light_azimuth(total, mask=mask)[0]
+        height_total = integrate_slope(total, px_per_mm=px_per_mm, azimuth_deg=axis)
+        # Shading fixes the light axis, not its sign; skin relief is dominated by pits (pores, scars):
+        # choose the sign that makes the height proxy skew negative.
+        hv = height_total[mask]
+        skew = float(np.mean((hv - hv.mean()) ** 3))
+        azimuth_deg = axis if skew <= 0 else (axis + 180.0) % 360.0
+    height = {name: integrate_slope(slope[name], px_per_mm=px_per_mm, azimuth_deg=azimuth_deg)
+              for name in slope}
+    return ReliefMaps(px_per_mm=px_per_mm, mask=mask, slope=slope, height=height,
+                      light_azimuth_deg=float(azimuth_deg), light_anisotropy=aniso)
