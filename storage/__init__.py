@@ -1,0 +1,115 @@
+"""Relief's storage: patients, visits, photos and the library's results, kept safely.
+
+No Streamlit and no analysis here — the storage keeps what :mod:`analyzer` computes. The dashboard talks
+to it only through :class:`Store`; every method takes the ``patient_id`` first and is scoped by it.
+
+Where things live
+-----------------
+* Database: SQLite ``$RELIEF_DATA_DIR/relief.db`` (``RELIEF_DATA_DIR`` defaults to ``./data``), or
+  PostgreSQL when ``RELIEF_DATABASE_URL`` is set (``postgresql+psycopg://user@host:5432/db``).
+  The schema is created and upgraded by Alembic (``storage/migrations``) whenever :func:`open_store` runs.
+* Photos: ``$RELIEF_DATA_DIR/photos/ab/<sha256>.<ext>`` — content-addressed, written atomically,
+  never overwritten; identical bytes are stored once. Temporary ``.tmp-*`` files are never listed.
+
+Service API
+-----------
+::
+
+    store = open_store(data_dir=None, url=None)           # -> Store (reads the env when None); migrates
+
+    # patients
+    store.create_patient(name, *, code=None, birth_date=None, notes="") -> PatientRecord
+    store.update_patient(patient_id, **fields)            # name, code, birth_date, notes -> PatientRecord
+    store.patient(patient_id) -> PatientRecord
+    store.list_patients(search="", *, algorithm_version=None) -> list[PatientSummary]
+        # name/code contains search; with visit counts and the latest change vs baseline (2 queries)
+    store.delete_patient(patient_id)                      # everything, photo files included
+
+    # treatments
+    store.add_treatment(patient_id, date, *, procedure="micro-needling", needle_depth_mm=None,
+                        area="", notes="") -> TreatmentRecord
+    store.treatments(patient_id) -> list[TreatmentRecord]
+
+    # visits and photos
+    store.save_visit(patient_id, *, date, notes="", photos=[NewPhoto(...)], treatment=None,
+                     analyse=None) -> VisitRecord         # all or nothing
+    store.visits(patient_id) -> list[VisitRecord]         # with photos, oldest first
+    store.visit(patient_id, visit_id) -> VisitRecord
+    store.delete_visit(patient_id, visit_id)
+    store.photos(patient_id, *, region=None) -> list[PhotoRecord]
+    store.photo(patient_id, photo_id) -> PhotoRecord
+    store.photo_bytes(patient_id, photo_id) -> bytes      # verified against the SHA-256
+    store.photo_path(patient_id, photo_id) -> Path        # read-only
+    store.regions(patient_id) -> list[str]
+    store.baseline_photo(patient_id, region) -> PhotoRecord | None   # earliest visit's photo
+
+    # results (caches keyed by algorithm version)
+    store.get_measurement(patient_id, photo_id, algorithm_version) -> MeasurementRecord | None
+    store.save_measurement(patient_id, photo_id, algorithm_version, *, roughness_index, metrics,
+                           scars=(), px_per_mm=None, scale_source="", quality=None) -> MeasurementRecord
+    store.measurement_for(patient_id, photo_id, algorithm_version, compute) -> MeasurementRecord
+        # compute() -> NewMeasurement | dict, called only when (photo, version) is not stored yet
+    store.get_comparison(patient_id, baseline_photo_id, followup_photo_id, algorithm_version)
+        -> ComparisonRecord | None
+    store.save_comparison(patient_id, baseline_photo_id, followup_photo_id, algorithm_version, *,
+                          change_pct, ci_low, ci_high, mdc_pct, significant, result=None)
+    store.comparison_for(patient_id, baseline_photo_id, followup_photo_id, algorithm_version, compute)
+    store.progress(patient_id, region, *, algorithm_version=None) -> list[ProgressPoint]  # 2 queries
+
+    # housekeeping
+    store.gc_orphans(*, grace_s=3600) -> list[Path]      # photo files no row refers to, stale .tmp-*
+    store.close()                                         # or: with open_store() as store: ...
+
+Decisions
+---------
+* **Records, not ORM objects.** Every method returns frozen dataclasses from :mod:`storage.records`;
+  no session leaks. NaN results come back as ``float('nan')`` (stored as SQL NULL / JSON null).
+* **Scoping.** An id of another patient raises :class:`NotFound`, the same as a missing id.
+* **Duplicates.** One photo row per (visit, sha256): uploading the same bytes twice in a visit keeps
+  the first. The same bytes in another visit or for another patient get their own row and share one file.
+* **Saving a visit** is all-or-nothing: files are written first (atomic, content-addressed), then the
+  ``analyse`` callback runs (outside any database lock), then every row (visit, treatment, photos,
+  measurements) is inserted in one transaction. Any exception or a crash before the commit leaves no
+  rows; a file written before the failure is an orphan that :meth:`Store.gc_orphans` removes.
+* **Analysis stays out.** Measurements reach the store either precomputed
+  (``NewPhoto(..., measurement=NewMeasurement(...))``, handy for demo seeding and for analysis done
+  before saving) or through ``analyse(new_photo) -> NewMeasurement | dict | None``. Later, the dashboard
+  uses ``measurement_for``/``comparison_for`` so each (photo, version) is computed once and recomputed
+  when ``analyzer.ALGORITHM_VERSION`` changes.
+
+Example
+-------
+>>> import datetime as dt, tempfile
+>>> from storage import open_store, NewPhoto, NewMeasurement
+>>> store = open_store(tempfile.mkdtemp(), url=None)  # doctest: +SKIP
+>>> p = store.create_patient("A. Example", code="P-001")  # doctest: +SKIP
+>>> png = open("sample_images/cheek.png", "rb").read()  # doctest: +SKIP
+>>> v = store.save_visit(p.id, date=dt.date(2025, 1, 6), photos=[  # doctest: +SKIP
+...     NewPhoto(png, "cheek.png", "left cheek",
+...              measurement=NewMeasurement("1.0.0", roughness_index=4.2, metrics={"roughness_index": 4.2}))],
+...     treatment={"needle_depth_mm": 1.5, "area": "cheeks"})
+>>> store.progress(p.id, "left cheek", algorithm_version="1.0.0")[0].roughness_index  # doctest: +SKIP
+4.2
+"""
+from .errors import Conflict, NotFound, OptionError, StorageError
+from .records import (
+    ComparisonRecord,
+    MeasurementRecord,
+    NewMeasurement,
+    NewPhoto,
+    PatientRecord,
+    PatientSummary,
+    PhotoRecord,
+    ProgressPoint,
+    TreatmentRecord,
+    VisitRecord,
+)
+from .service import Store, open_store
+
+__all__ = [
+    "open_store", "Store",
+    "NewPhoto", "NewMeasurement",
+    "PatientRecord", "PatientSummary", "TreatmentRecord", "VisitRecord", "PhotoRecord",
+    "MeasurementRecord", "ComparisonRecord", "ProgressPoint",
+    "StorageError", "NotFound", "Conflict", "OptionError",
+]

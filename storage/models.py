@@ -1,0 +1,187 @@
+"""SQLAlchemy 2 declarative models: the database schema of Relief.
+
+The schema is created and changed only by Alembic migrations (``storage/migrations``); these models are
+its single description in Python, and a test asserts that the migrated database matches them.
+
+Every row that belongs to a patient carries ``patient_id`` (also where it could be reached through a
+join), so each query of the service can be scoped by patient with one ``WHERE``. Deleting a patient or a
+visit deletes everything below it through ``ON DELETE CASCADE`` in the database itself.
+"""
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Date,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+__all__ = ["Base", "Patient", "Treatment", "Visit", "Photo", "Measurement", "Comparison", "utcnow"]
+
+# Deterministic constraint names, identical on SQLite and PostgreSQL, so migrations can refer to them.
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def utcnow() -> dt.datetime:
+    """Timezone-aware current time in UTC (the only clock the storage uses)."""
+    return dt.datetime.now(dt.timezone.utc)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map = {
+        dict[str, Any]: JSON,
+        list[Any]: JSON,
+        dt.datetime: DateTime(timezone=True),
+    }
+
+
+def _patient_fk() -> Mapped[int]:
+    return mapped_column(ForeignKey("patients.id", ondelete="CASCADE"), nullable=False)
+
+
+class Patient(Base):
+    __tablename__ = "patients"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    #: The clinic's own reference (file number); unique when given.
+    code: Mapped[str | None] = mapped_column(String(100), unique=True)
+    birth_date: Mapped[dt.date | None] = mapped_column(Date)
+    notes: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+    visits: Mapped[list[Visit]] = relationship(back_populates="patient", passive_deletes=True)
+    treatments: Mapped[list[Treatment]] = relationship(back_populates="patient", passive_deletes=True)
+
+
+class Treatment(Base):
+    __tablename__ = "treatments"
+    __table_args__ = (Index(None, "patient_id", "date"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    patient_id: Mapped[int] = _patient_fk()
+    date: Mapped[dt.date] = mapped_column(Date)
+    procedure: Mapped[str] = mapped_column(String(100), default="micro-needling")
+    needle_depth_mm: Mapped[float | None] = mapped_column(Float)
+    area: Mapped[str] = mapped_column(String(200), default="")
+    notes: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+    patient: Mapped[Patient] = relationship(back_populates="treatments")
+
+
+class Visit(Base):
+    """A photo session on one day."""
+
+    __tablename__ = "visits"
+    __table_args__ = (Index(None, "patient_id", "date"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    patient_id: Mapped[int] = _patient_fk()
+    date: Mapped[dt.date] = mapped_column(Date)
+    notes: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+    patient: Mapped[Patient] = relationship(back_populates="visits")
+    photos: Mapped[list[Photo]] = relationship(
+        back_populates="visit", passive_deletes=True, order_by="Photo.id"
+    )
+
+
+class Photo(Base):
+    """One uploaded photo; its bytes live in the content-addressed store under ``sha256``.
+
+    One row per (visit, sha256): the same bytes uploaded twice in a visit are one photo; the same bytes in
+    two visits (or for two patients) are two rows that share one file.
+    """
+
+    __tablename__ = "photos"
+    __table_args__ = (
+        UniqueConstraint("visit_id", "sha256"),
+        Index(None, "patient_id", "region"),
+        Index(None, "sha256"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    visit_id: Mapped[int] = mapped_column(ForeignKey("visits.id", ondelete="CASCADE"), index=True)
+    patient_id: Mapped[int] = _patient_fk()
+    region: Mapped[str] = mapped_column(String(100))
+    sha256: Mapped[str] = mapped_column(String(64))
+    filename: Mapped[str] = mapped_column(String(255), default="")
+    content_type: Mapped[str] = mapped_column(String(100))
+    width: Mapped[int | None] = mapped_column(Integer)
+    height: Mapped[int | None] = mapped_column(Integer)
+    capture: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    #: ``{ok, warnings, codes, values}`` from the quality gate, or NULL before the first measurement.
+    quality: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+    visit: Mapped[Visit] = relationship(back_populates="photos")
+
+
+class Measurement(Base):
+    """The library's measurement of one photo by one algorithm version (a cache keyed by both)."""
+
+    __tablename__ = "measurements"
+    __table_args__ = (UniqueConstraint("photo_id", "algorithm_version"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    photo_id: Mapped[int] = mapped_column(ForeignKey("photos.id", ondelete="CASCADE"))
+    patient_id: Mapped[int] = mapped_column(
+        ForeignKey("patients.id", ondelete="CASCADE"), index=True
+    )
+    algorithm_version: Mapped[str] = mapped_column(String(40))
+    metrics: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    roughness_index: Mapped[float | None] = mapped_column(Float)
+    scars: Mapped[list[Any]] = mapped_column(default=list)
+    px_per_mm: Mapped[float | None] = mapped_column(Float)
+    scale_source: Mapped[str] = mapped_column(String(40), default="")
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class Comparison(Base):
+    """Change between a baseline and a follow-up photo of one region, by one algorithm version."""
+
+    __tablename__ = "comparisons"
+    __table_args__ = (
+        # Named by hand: the conventional name would exceed PostgreSQL's 63-character limit.
+        UniqueConstraint(
+            "baseline_photo_id", "followup_photo_id", "algorithm_version",
+            name="uq_comparisons_pair_version",
+        ),
+        Index(None, "patient_id", "region"),
+        Index(None, "followup_photo_id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    patient_id: Mapped[int] = _patient_fk()
+    region: Mapped[str] = mapped_column(String(100))
+    baseline_photo_id: Mapped[int] = mapped_column(ForeignKey("photos.id", ondelete="CASCADE"))
+    followup_photo_id: Mapped[int] = mapped_column(ForeignKey("photos.id", ondelete="CASCADE"))
+    algorithm_version: Mapped[str] = mapped_column(String(40))
+    change_pct: Mapped[float | None] = mapped_column(Float)
+    ci_low: Mapped[float | None] = mapped_column(Float)
+    ci_high: Mapped[float | None] = mapped_column(Float)
+    mdc_pct: Mapped[float | None] = mapped_column(Float)
+    significant: Mapped[bool] = mapped_column(Boolean, default=False)
+    result: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
