@@ -1,0 +1,393 @@
+"""Load photos and normalise arrays into Relief's one image form.
+
+Every image handed between Relief's modules is a ``float32`` array of shape ``(H, W, 3)``, RGB order,
+values in ``[0, 1]``, sRGB-encoded exactly as stored in the file (no colour management). This module is
+the door to that form:
+
+* :func:`read_image` / :func:`load_image` decode a file (JPEG, PNG, WebP, TIFF, HEIC/HEIF), apply the
+  EXIF orientation, drop alpha, keep 16-bit precision and shrink huge photos while decoding.
+* :func:`as_rgb` validates and normalises an in-memory array (uint8, uint16 or float; gray, RGB or RGBA).
+* :func:`as_image_and_scale` accepts either and says how much the photo was reduced, so a user-given
+  ``px_per_mm`` can be corrected.
+
+Anything wrong with the input raises :class:`~analyzer.errors.ImageError` with one sentence that says the
+fix; hostile or broken files never escape as a raw decoder traceback.
+"""
+from __future__ import annotations
+
+import math
+import os
+import re
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+from PIL import Image, ImageFile
+
+from .errors import ImageError, OptionError
+
+__all__ = [
+    "LoadedImage", "read_image", "load_image", "as_rgb", "as_image_and_scale",
+    "MIN_SIDE_PX", "DEFAULT_MAX_PIXELS", "MAX_HEADER_PIXELS", "FORMATS",
+]
+
+#: Shortest side (px) a photo must have: 200 px is 10 mm of skin at the 20 px/mm of a close-up, about the
+#: smallest patch that holds several scars and a stable roughness figure.
+MIN_SIDE_PX = 200
+#: Photos with more pixels than this are reduced while decoding (about 4 mm of skin per 1000 px is plenty).
+DEFAULT_MAX_PIXELS = 50_000_000
+#: Absolute ceiling read from the header before any decoding: 200 MP phone photos pass, bombs do not.
+MAX_HEADER_PIXELS = 250_000_000
+#: What the user is told Relief reads.
+FORMATS = "JPEG, PNG, WebP, TIFF, HEIC"
+
+# Pillow format names tried by Image.open. Restricting them keeps exotic decoders (EPS calls Ghostscript)
+# away from user files. Multi-picture JPEGs from phones open through "JPEG" and report format "MPO".
+_PIL_FORMATS = ("JPEG", "PNG", "WEBP", "TIFF", "HEIF")
+_ORIENTATION_TAG = 0x0112
+
+# Pillow's own bomb guard warns above MAX_IMAGE_PIXELS and refuses above twice that. Raise it to our
+# ceiling (never lower it) so 200 MP photos open; Relief refuses anything above the ceiling itself.
+if Image.MAX_IMAGE_PIXELS is not None and Image.MAX_IMAGE_PIXELS < MAX_HEADER_PIXELS:
+    Image.MAX_IMAGE_PIXELS = MAX_HEADER_PIXELS
+
+try:  # HEIC/HEIF from iPhones; without pillow-heif those files are reported as unreadable.
+    import pillow_heif
+
+    pillow_heif.register_heif_opener()
+except ImportError:  # pragma: no cover - pillow-heif is a listed dependency
+    pass
+
+
+@dataclass(frozen=True)
+class LoadedImage:
+    """A decoded photo and what was done to it.
+
+    Attributes
+    ----------
+    pixels : ndarray, shape (H, W, 3), float32
+        RGB in ``[0, 1]``, sRGB-encoded as in the file, upright (EXIF orientation applied).
+    downscale : float
+        Original pixels per returned pixel (1.0 if not reduced). Divide a ``px_per_mm`` measured on the
+        original photo by this to get the scale of ``pixels``.
+    original_size : tuple of int
+        ``(width, height)`` of the full-resolution upright photo, in px.
+    format : str
+        Container format as Pillow names it: ``"JPEG"``, ``"MPO"``, ``"PNG"``, ``"WEBP"``, ``"TIFF"``, ``"HEIF"``.
+    bit_depth : int
+        Bits per channel in the file: 8, 16 (or 32 for float TIFF).
+    """
+
+    pixels: np.ndarray
+    downscale: float
+    original_size: tuple[int, int]
+    format: str
+    bit_depth: int
+
+
+def _name(path: object) -> str:
+    # Messages are one line even if a path holds a newline.
+    return str(path).replace("\n", "\\n").replace("\r", "\\r")
+
+
+def _too_small(w: int, h: int) -> ImageError:
+    return ImageError(
+        f"photo is {w}×{h} px; at least {MIN_SIDE_PX}×{MIN_SIDE_PX} px of skin are needed — "
+        "move closer or crop less"
+    )
+
+
+def _too_large(name: str, w: int | None, h: int | None, pixels: int) -> ImageError:
+    size = f"{w}×{h} px ({pixels / 1e6:.0f} MP)" if w and h else f"{pixels / 1e6:.0f} MP"
+    return ImageError(
+        f"{name} has {size}, more than Relief accepts ({MAX_HEADER_PIXELS // 1_000_000} MP) — "
+        "export a smaller copy"
+    )
+
+
+def as_rgb(image: np.ndarray) -> np.ndarray:
+    """Validate an image array and return it as float32 RGB in ``[0, 1]``.
+
+    This is the single check every array passes before measurement.
+
+    Parameters
+    ----------
+    image : ndarray, shape (H, W), (H, W, 1), (H, W, 3) or (H, W, 4)
+        ``uint8`` (0–255), ``uint16`` (0–65535) or floating point in ``[0, 1]``. Gray is repeated into
+        three channels; a fourth (alpha) channel is dropped. Floats slightly outside ``[0, 1]`` (resampling
+        overshoot) are clipped.
+
+    Returns
+    -------
+    ndarray, shape (H, W, 3), float32
+        C-contiguous, values in ``[0, 1]``; always a new array.
+
+    Raises
+    ------
+    ImageError
+        Wrong type, dtype, shape or channel count; empty; NaN/inf; floats on a 0–255 scale; a short side
+        below :data:`MIN_SIDE_PX`.
+
+    Examples
+    --------
+    >>> as_rgb(np.full((300, 400), 255, np.uint8)).shape
+    (300, 400, 3)
+    """
+    if not isinstance(image, np.ndarray):
+        if isinstance(image, (str, os.PathLike)):
+            raise ImageError("got a file path where an image array was expected — use load_image(path) first")
+        try:
+            image = np.asarray(image)
+        except Exception as err:  # arbitrary objects: report, do not crash
+            raise ImageError(f"expected an image array, got {type(image).__name__} — pass a numpy array") from err
+    arr = image
+    if arr.dtype == bool:
+        raise ImageError("got a boolean mask, not a photo — pass the photo's uint8, uint16 or float pixels")
+    if arr.ndim == 3 and arr.shape[2] in (1, 3, 4):
+        arr = arr[..., :3] if arr.shape[2] != 1 else arr
+    elif arr.ndim != 2:
+        raise ImageError(
+            f"image array has shape {arr.shape}; expected (H, W), (H, W, 3) or (H, W, 4) — "
+            "pass one gray, RGB or RGBA picture"
+        )
+    if arr.size == 0:
+        raise ImageError(f"image array of shape {image.shape} is empty — pass a photo with pixels")
+    h, w = arr.shape[:2]
+    if min(h, w) < MIN_SIDE_PX:
+        raise _too_small(w, h)
+
+    if arr.dtype == np.uint8:
+        out = arr.astype(np.float32) * np.float32(1 / 255)
+    elif arr.dtype == np.uint16:
+        out = arr.astype(np.float32) * np.float32(1 / 65535)
+    elif np.issubdtype(arr.dtype, np.floating):
+        out = np.array(arr, dtype=np.float32)  # copy: the caller's array is never modified
+        if not np.isfinite(out).all():
+            raise ImageError("image array contains NaN or infinite values — replace them before measuring")
+        top = float(out.max())
+        if top > 1.5:  # a 0–255 float image would otherwise clip to white
+            raise ImageError(
+                f"float image values reach {top:g}; expected [0, 1] — divide 8-bit values by 255"
+            )
+        np.clip(out, 0.0, 1.0, out=out)
+    else:
+        raise ImageError(
+            f"image array has dtype {arr.dtype}; expected uint8, uint16 or float in [0, 1] — convert it first"
+        )
+    if out.ndim == 2:
+        out = out[..., None]
+    if out.shape[2] == 1:
+        out = np.repeat(out, 3, axis=2)
+    return np.ascontiguousarray(out)
+
+
+def _orient(arr: np.ndarray, orientation: int) -> np.ndarray:
+    """Apply an EXIF orientation (1–8) to an (H, W[, C]) array, as ``PIL.ImageOps.exif_transpose`` does."""
+    if orientation in (5, 6, 7, 8):
+        arr = np.swapaxes(arr, 0, 1)  # transpose; the rest is flips
+        flips = {5: (), 6: (1,), 7: (0, 1), 8: (0,)}[orientation]
+    else:
+        flips = {2: (1,), 3: (0, 1), 4: (0,)}.get(orientation, ())
+    for axis in flips:
+        arr = np.flip(arr, axis)
+    return arr
+
+
+def _orientation(im: Image.Image) -> int:
+    # PNG's getexif() decodes the whole image to find a late eXIf chunk; only trust what the header had.
+    if im.format == "PNG" and "exif" not in im.info:
+        return 1
+    try:
+        value = int(im.getexif().get(_ORIENTATION_TAG, 1))
+    except Exception:  # a corrupt EXIF block must not make an otherwise good photo unreadable
+        return 1
+    return value if 1 <= value <= 8 else 1
+
+
+def _rawmode(im: Image.Image) -> str:
+    if not im.tile:
+        return ""
+    args = im.tile[0].args
+    if isinstance(args, tuple):
+        args = args[0] if args else ""
+    return args if isinstance(args, str) else ""
+
+
+def _fit(w: int, h: int, max_pixels: int) -> tuple[int, int]:
+    """Largest (w, h) with the same aspect ratio and at most max_pixels."""
+    if w * h <= max_pixels:
+        return w, h
+    f = math.sqrt(max_pixels / (w * h))
+    return max(1, int(w * f)), max(1, int(h * f))
+
+
+def _decode(fh, im: Image.Image, max_pixels: int) -> tuple[np.ndarray, int, int, tuple[int, int]]:
+    """Decode an opened file to an array of at most max_pixels.
+
+    Returns the array, its bit depth, the EXIF orientation still to apply, and the full-resolution
+    (w, h) in the array's (not yet oriented) frame.
+    """
+    if im.mode in ("RGB", "RGBA", "LA") and ";16" in _rawmode(im):
+        # Pillow has no 16-bit-per-channel colour mode and would round to 8 bit; OpenCV keeps all 16.
+        if im.format == "TIFF":  # Pillow reports TIFF sizes already oriented; the strips are stored unrotated
+            size = (int(im.tag_v2[256]), int(im.tag_v2[257]))
+            orientation = int(im.tag_v2.get(_ORIENTATION_TAG, 1))
+            orientation = orientation if 1 <= orientation <= 8 else 1
+        else:
+            size, orientation = im.size, _orientation(im)
+        fh.seek(0)
+        arr = cv2.imdecode(np.frombuffer(fh.read(), np.uint8), cv2.IMREAD_UNCHANGED)  # no auto-rotation
+        if arr is None or arr.shape[:2] != (size[1], size[0]):
+            raise OSError("OpenCV could not decode the 16-bit image")
+        if arr.ndim == 3:
+            arr = arr[..., 0] if arr.shape[2] == 2 else arr[..., 2::-1]  # gray+alpha -> gray; BGR(A) -> RGB
+        bit_depth = 16
+    else:
+        size = im.size
+        if im.format in ("JPEG", "MPO") and size[0] * size[1] > max_pixels:
+            im.draft("RGB", _fit(*size, max_pixels))  # DCT-domain 1/2, 1/4, 1/8 scaling: fast, bounded memory
+        im.load()  # forces decoding; truncated data raises here (LOAD_TRUNCATED_IMAGES stays False)
+        orientation = _orientation(im)  # 1 for TIFF: Pillow has applied it while loading
+        if im.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
+            arr = np.asarray(im)
+            if arr.dtype != np.uint16:  # mode "I" is int32 holding 16-bit samples
+                arr = np.clip(arr, 0, 65535).astype(np.uint16)
+            bit_depth = 16
+        elif im.mode == "F":
+            arr, bit_depth = np.asarray(im, dtype=np.float32), 32
+        else:
+            target = _fit(*size, max_pixels)
+            k = min(im.size[0] // target[0], im.size[1] // target[1])
+            if k >= 2 and im.mode in ("RGB", "RGBA", "L", "LA"):
+                im = im.reduce(k)  # integer box reduction before the exact resize: less memory, faster
+            if im.mode not in ("RGB", "L"):
+                im = im.convert("RGB")  # palette, alpha, CMYK, bilevel ...; alpha is dropped
+            arr, bit_depth = np.asarray(im), 8
+    if arr.shape[0] * arr.shape[1] > max_pixels:
+        arr = cv2.resize(np.ascontiguousarray(arr), _fit(*size, max_pixels), interpolation=cv2.INTER_AREA)
+    return arr, bit_depth, orientation, size
+
+
+def read_image(path: str | os.PathLike, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> LoadedImage:
+    """Read a photo file into Relief's image form, reducing it if it is huge.
+
+    Parameters
+    ----------
+    path : str or PathLike
+        JPEG, PNG (8/16-bit; gray, gray+alpha, palette, RGB, RGBA), WebP, TIFF (8/16-bit) or HEIC/HEIF.
+    max_pixels : int, optional
+        Photos with more pixels are reduced (area averaging) to fit; JPEGs are reduced while decoding.
+
+    Returns
+    -------
+    LoadedImage
+        ``pixels`` float32 (H, W, 3) in ``[0, 1]``, plus ``downscale``, ``original_size``, ``format``
+        and ``bit_depth``.
+
+    Raises
+    ------
+    ImageError
+        Missing, empty, unreadable, truncated or corrupt file, unsupported format, a photo smaller than
+        :data:`MIN_SIDE_PX` or a header claiming more than :data:`MAX_HEADER_PIXELS`.
+    OptionError
+        ``max_pixels`` below ``MIN_SIDE_PX ** 2``.
+
+    Notes
+    -----
+    The header is read first (Pillow opens lazily) and the pixel count is checked before anything is
+    decoded, so a crafted "decompression bomb" costs no memory. Memory while decoding is bounded by the
+    ceiling; JPEGs use DCT scaling (``Image.draft``) and never exist at full size when reduced. Alpha is
+    dropped, not composited. ICC profiles are ignored: values are as stored (sRGB assumed).
+    """
+    if not isinstance(max_pixels, (int, np.integer)) or max_pixels < MIN_SIDE_PX**2:
+        raise OptionError(f"max_pixels must be an integer of at least {MIN_SIDE_PX**2} — pass a larger value")
+    try:
+        p = Path(os.fspath(path))
+    except TypeError:
+        raise ImageError(f"expected a file path, got {type(path).__name__} — pass the photo's path") from None
+    name = _name(p)
+    try:
+        if not p.exists():
+            raise ImageError(f"photo not found: {name} — check the path")
+        if p.is_dir():
+            raise ImageError(f"{name} is a folder, not a photo — pass the path of a photo file inside it")
+        if p.stat().st_size == 0:
+            raise ImageError(f"{name} is empty (0 bytes) — copy the photo again")
+        with open(p, "rb") as fh:
+            try:
+                with warnings.catch_warnings():
+                    # Pillow warns between its limit and twice it; the ceiling below decides instead.
+                    warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+                    im = Image.open(fh, formats=_PIL_FORMATS)
+            except Image.UnidentifiedImageError:
+                raise ImageError(
+                    f"{name} is not an image (or a format Relief does not read: {FORMATS}) — "
+                    "save the photo as one of these"
+                ) from None
+            except Image.DecompressionBombError as err:
+                m = re.search(r"\((\d+) pixels\)", str(err))
+                raise _too_large(name, None, None, int(m.group(1)) if m else 0) from None
+            with im:
+                w, h = im.size
+                if w * h > MAX_HEADER_PIXELS:
+                    raise _too_large(name, w, h, w * h)
+                if min(w, h) < MIN_SIDE_PX:
+                    raise _too_small(w, h)
+                fmt = im.format or "unknown"
+                arr, bit_depth, orientation, (w, h) = _decode(fh, im, int(max_pixels))
+        pixels = as_rgb(_orient(arr, orientation))
+    except ImageError:
+        raise
+    except PermissionError:
+        raise ImageError(f"{name} cannot be read (permission denied) — check the file's permissions") from None
+    except MemoryError:
+        raise ImageError(f"{name} is too large to decode in the memory available — export a smaller copy") from None
+    except Exception as err:
+        # Decoders fed hostile bytes raise almost anything (OSError, SyntaxError, struct.error, EOFError,
+        # ValueError, AssertionError, RuntimeError from libheif, cv2.error ...); all mean the same to a user.
+        raise ImageError(f"{name} is truncated or corrupt — export the photo again") from err
+
+    ds = 0.5 * (w / arr.shape[1] + h / arr.shape[0])
+    downscale = 1.0 if arr.shape[:2] == (h, w) else float(ds)
+    if orientation >= 5:
+        w, h = h, w
+    return LoadedImage(pixels=pixels, downscale=downscale, original_size=(int(w), int(h)),
+                       format=fmt, bit_depth=bit_depth)
+
+
+def load_image(path: str | os.PathLike, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """Read a photo file as float32 RGB ``(H, W, 3)`` in ``[0, 1]``, upright and sRGB-encoded.
+
+    Same as ``read_image(path, max_pixels=max_pixels).pixels``; see :func:`read_image` for formats,
+    reduction of huge photos and errors.
+
+    Examples
+    --------
+    >>> rgb = load_image("sample_images/cheek.jpg")  # doctest: +SKIP
+    >>> rgb.dtype, rgb.shape[2]  # doctest: +SKIP
+    (dtype('float32'), 3)
+    """
+    return read_image(path, max_pixels=max_pixels).pixels
+
+
+def as_image_and_scale(image_or_path) -> tuple[np.ndarray, float]:
+    """Accept a path or an array; return the normalised image and its downscale factor.
+
+    Parameters
+    ----------
+    image_or_path : str, PathLike or ndarray
+        A photo file (read with :func:`read_image`) or an array (checked with :func:`as_rgb`).
+
+    Returns
+    -------
+    rgb : ndarray, shape (H, W, 3), float32
+        In ``[0, 1]``.
+    downscale : float
+        Original pixels per returned pixel; 1.0 for arrays. Divide a ``px_per_mm`` of the original by it.
+    """
+    if isinstance(image_or_path, (str, os.PathLike)):
+        loaded = read_image(image_or_path)
+        return loaded.pixels, loaded.downscale
+    return as_rgb(image_or_path), 1.0
