@@ -66,8 +66,9 @@ def areal_parameters(
     Returns
     -------
     dict[str, float]
-        Keys, units and meanings as in :data:`PARAMETERS`, in that order: ``Sa``, ``Sq``, ``Sp``, ``Sv``,
-        ``Sz`` in **µm** (the mm heights multiplied by 1000), ``Ssk`` and ``Sku`` dimensionless, ``Sdq``
+        Keys in the order of :data:`PARAMETERS` (``Sa``, ``Sq``, ``Ssk``, ``Sku``, ``Sp``, ``Sv``, ``Sz``,
+        ``Sdq``, ``Sdr``), which also gives their units and meanings: ``Sa``, ``Sq``, ``Sp``, ``Sv``, ``Sz``
+        in **µm** (the mm heights multiplied by 1000), ``Ssk`` and ``Sku`` dimensionless, ``Sdq``
         dimensionless (mm/mm), ``Sdr`` in percent. ``Sv`` is a positive depth, as in ISO 25178-2.
 
     Raises
@@ -82,7 +83,7 @@ def areal_parameters(
     Notes
     -----
     **Height parameters.** With :math:`z` the heights about the reference plane over the :math:`N` valid
-    pixels, one centred float64 array gives all moments in one pass: :math:`S_a = \\overline{|z|}`,
+    pixels, all moments come from one shared centred float64 array (and its square): :math:`S_a = \\overline{|z|}`,
     :math:`S_q = \\sqrt{\\overline{z^2}}`, :math:`S_{sk} = \\overline{z^3}/S_q^3`,
     :math:`S_{ku} = \\overline{z^4}/S_q^4`, :math:`S_p = \\max z`, :math:`S_v = -\\min z`,
     :math:`S_z = S_p + S_v`. Moments are population moments (divide by :math:`N`), as in ISO 25178-2.
@@ -101,8 +102,8 @@ def areal_parameters(
     :math:`\\operatorname{sinc}(\\pi h/\\lambda) \\approx 1 - (\\pi h/\\lambda)^2/6` (0.07 % at 50 px per
     period).
 
-    **Developed area (Sdr) — discretisation.** ISO 25178-2:2021, annex D (eq. D.15), as surfalize
-    (``Surface.surface_area``): each grid cell ABCD is split into two triangles along one diagonal and
+    **Developed area (Sdr) — discretisation.** The same scheme as surfalize (``Surface.surface_area``,
+    which cites ISO 25178-2:2021, annex D, eq. D.15): each grid cell ABCD is split into two triangles along one diagonal and
     along the other, and the two areas are averaged, which equals half the sum of the four corner
     triangles spanned by the cell's x edge and y edge at each corner. A cell counts only when its four
     corner pixels are valid; :math:`S_{dr} = 100\\,(\\sum A_\\text{cell} / (n_\\text{cells} h^2) - 1)`. A plane
@@ -113,8 +114,7 @@ def areal_parameters(
     References
     ----------
     .. [1] ISO 25178-2:2012, *Geometrical product specifications (GPS) — Surface texture: Areal — Part 2:
-       Terms, definitions and surface texture parameters*. (Annex D of the 2021 edition gives the
-       discrete surface-area formula used for Sdr.)
+       Terms, definitions and surface texture parameters*.
     .. [2] R. Leach (ed.), *Characterisation of Areal Surface Texture*, Springer, 2013,
        doi:10.1007/978-3-642-36458-7 (chapter 2: field parameters).
     .. [3] surfalize, ``surfalize.Surface`` (Sdq, surface_area, Sdr): the independent implementation this
@@ -137,6 +137,7 @@ def areal_parameters(
     """
     z, valid, step_rate = _validated(height_mm, px_per_mm, mask, level)
     all_valid = bool(valid.all())
+    scale = _input_scale(z, valid, all_valid)
 
     if level == "plane":
         z = z - _lsq_plane(z, valid, all_valid)
@@ -144,7 +145,7 @@ def areal_parameters(
     # NaN there so that any difference touching one is NaN and drops out.
     if not all_valid:
         z = np.where(valid, z, np.nan)
-    out = _height_moments(z if all_valid else z[valid], scale=_input_scale(height_mm, valid, all_valid))
+    out = _height_moments(z if all_valid else z[valid], scale=scale)
     out.update(_hybrid(z, step_rate, all_valid))
     return {name: out[name] for name in _NAMES}
 
@@ -165,7 +166,7 @@ def _validated(height_mm, px_per_mm, mask, level):
     if not (math.isfinite(rate) and rate > 0):
         raise OptionError(
             f"px_per_mm={px_per_mm!r} is impossible; pass a finite scale > 0 in pixels per mm "
-            "(e.g. 10 for 0.1 mm pixels)."
+            "(10 means 0.1 mm pixels)."
         )
 
     z = np.asarray(height_mm)
@@ -207,11 +208,12 @@ def _validated(height_mm, px_per_mm, mask, level):
     return z, valid, rate
 
 
-def _input_scale(height_mm, valid, all_valid) -> float:
+def _input_scale(z, valid, all_valid) -> float:
     """Largest |height| of the valid input pixels, in µm: the yardstick for 'flat'."""
-    z = np.asarray(height_mm)
-    v = z if all_valid else z[valid]
-    return float(max(abs(float(v.max())), abs(float(v.min())))) * _MM_TO_UM
+    where = True if all_valid else valid
+    hi = float(np.max(z, where=where, initial=-np.inf))
+    lo = float(np.min(z, where=where, initial=np.inf))
+    return max(abs(hi), abs(lo)) * _MM_TO_UM
 
 
 # --- reference plane ------------------------------------------------------------------------------------------
@@ -235,7 +237,8 @@ def _lsq_plane(z, valid, all_valid) -> np.ndarray:
     ys = ys - (n_row @ ys) / n
     sxx = n_col @ (xs * xs)
     syy = n_row @ (ys * ys)
-    sxy = ys @ (np.full(h, xs.sum()) if all_valid else v @ xs)
+    # einsum, not `@`: a threaded BLAS matrix-vector product stalls for tens of ms on a busy machine.
+    sxy = ys @ (np.full(h, xs.sum()) if all_valid else np.einsum("ij,j->i", v, xs))
     sz = z0.sum()
     sxz = z0.sum(axis=0) @ xs
     syz = z0.sum(axis=1) @ ys
@@ -273,7 +276,7 @@ def _mean_valid(a: np.ndarray, all_valid: bool) -> float:
         return float(a.mean())
     ok = ~np.isnan(a)
     k = int(np.count_nonzero(ok))
-    return float(a[ok].sum()) / k if k else math.nan
+    return float(a.sum(where=ok)) / k if k else math.nan
 
 
 def _hybrid(z_mm: np.ndarray, px_per_mm: float, all_valid: bool) -> dict[str, float]:
