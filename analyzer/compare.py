@@ -220,8 +220,8 @@ def compare(baseline, followup, *, px_per_mm: float | None = None,
     q_f = check_quality(rgb_f, px_per_mm=pf)
     grid_b, gpb = to_analysis_grid(rgb_b, px_per_mm=pb)
     grid_f, gpf = to_analysis_grid(rgb_f, px_per_mm=pf)
-    valid_b = valid_mask(grid_b, card=_grid_card(card_b, rgb_b, grid_b))
-    valid_f = valid_mask(grid_f, card=_grid_card(card_f, rgb_f, grid_f))
+    valid_b = valid_mask(grid_b, card=card_b)
+    valid_f = valid_mask(grid_f, card=card_f)
 
     reg = register(grid_b, grid_f, px_per_mm=gpb)
     if not reg.ok:
@@ -268,13 +268,6 @@ def compare(baseline, followup, *, px_per_mm: float | None = None,
         significant=significant, metric_changes=metric_changes, registration=reg, difference_map=diff,
         scar_changes=_match_scars(an_b.pits.scars, an_f.pits.scars), baseline_grid=grid_b,
         aligned_followup=warped, overlap_mask=mask, consistency=consistency)
-
-
-def _grid_card(card, rgb, grid):
-    """The card detection expressed on the analysis grid (or None)."""
-    if card is None:
-        return None
-    return card.scaled(grid.shape[1] / rgb.shape[1]) if hasattr(card, "scaled") else None
 
 
 def _consistency(an_b: Analysis, an_f: Analysis, reg: Registration, q_b, q_f) -> dict:

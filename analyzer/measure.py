@@ -145,7 +145,7 @@ def resolve_scale(rgb: np.ndarray, *, px_per_mm: float | None, downscale: float 
         except ImportError:  # pragma: no cover - card module optional during development
             card = None
     if card is not None:
-        return float(card.px_per_mm), "card", card, []
+        return float(card.px_per_mm), "card", card, list(card.warnings)
     p = rgb.shape[1] / DEFAULT_FIELD_WIDTH_MM
     return p, "default", None, [
         f"no scale given and no calibration card found — assumed the photo spans {DEFAULT_FIELD_WIDTH_MM:.0f} mm "
@@ -157,7 +157,7 @@ def valid_mask(rgb: np.ndarray, *, card=None) -> np.ndarray:
     bright = rgb.max(axis=-1) >= 0.985
     dark = rgb.max(axis=-1) <= 0.02
     valid = ~(bright | dark)
-    if card is not None:
+    if card is not None:  # the card's outline scales to any resampled copy of the searched photo
         valid &= ~card.mask(rgb.shape[:2], margin_mm=2.0)
     return valid
 
@@ -242,10 +242,7 @@ def measure(image_or_path, *, px_per_mm: float | None = None, roi=None) -> Measu
     quality = check_quality(rgb, px_per_mm=p)
     warnings = warnings + list(quality.warnings)
     grid, gp = to_analysis_grid(rgb, px_per_mm=p)
-    gcard = None
-    if card is not None and roi is None:
-        gcard = card.scaled(grid.shape[1] / rgb.shape[1]) if hasattr(card, "scaled") else None
-    valid = valid_mask(grid, card=gcard)
+    valid = valid_mask(grid, card=card if roi is None else None)
     analysis = analyse(grid, px_per_mm=gp, valid=valid)
     if not np.isfinite(analysis.metrics["roughness_index"]):
         warnings.append("too little usable skin to measure — frame more skin and avoid glare and dark shadows")
