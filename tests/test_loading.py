@@ -1,0 +1,418 @@
+"""Tests for analyzer.loading: every supported file kind decodes to the source pixels, bad input is one
+clear ImageError, huge photos are reduced and decompression bombs are refused from the header."""
+from __future__ import annotations
+
+import struct
+import time
+import zlib
+
+import cv2
+import numpy as np
+import pytest
+from PIL import Image, ImageFile
+
+from analyzer.errors import ImageError, OptionError
+from analyzer.loading import (
+    MAX_HEADER_PIXELS, MIN_SIDE_PX, as_image_and_scale, as_rgb, load_image, read_image,
+)
+
+H, W = 300, 400
+
+
+def _smooth_noise(rng, h, w, sigma):
+    return cv2.GaussianBlur(rng.standard_normal((h, w), dtype=np.float32), (0, 0), sigma).astype(np.float64)
+
+
+def _texture(h: int = H, w: int = W, seed: int = 7) -> np.ndarray:
+    """Seeded skin-like float RGB in [0.03, 0.97]: shared brightness texture (smooth noise at two scales,
+    a few dark disks) on a skin tone, with slow per-channel colour variation."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[:h, :w]
+    lum = (1.0 + 5.0 * _smooth_noise(rng, h, w, 12)
+           + 0.5 * _smooth_noise(rng, h, w, 1.5))
+    for _ in range(6):
+        cy, cx, r = rng.integers(20, h - 20), rng.integers(20, w - 20), rng.integers(4, 15)
+        lum[(yy - cy) ** 2 + (xx - cx) ** 2 < r * r] *= 0.7
+    tone = np.array([0.72, 0.52, 0.43])
+    chroma = 1.0 + np.stack([5.0 * _smooth_noise(rng, h, w, 20)
+                             for _ in range(3)], axis=2)
+    return np.clip(lum[..., None] * tone * chroma, 0.03, 0.97)
+
+
+@pytest.fixture(scope="module")
+def src() -> np.ndarray:
+    return _texture()
+
+
+@pytest.fixture(scope="module")
+def src8(src) -> np.ndarray:
+    return np.round(src * 255).astype(np.uint8)
+
+
+@pytest.fixture(scope="module")
+def src16(src) -> np.ndarray:
+    return np.round(src * 65535).astype(np.uint16)
+
+
+def _gray8(src8):
+    return np.round(src8.astype(float).mean(axis=2)).astype(np.uint8)
+
+
+# Each writer saves one file kind into tmp_path and returns (path, expected float RGB, tolerance on the
+# mean |error|, tolerance on the 99th percentile |error|, expected bit depth).
+def _jpeg(d, s8, s16):
+    p = d / "a.jpg"
+    Image.fromarray(s8).save(p, quality=95)
+    return p, s8 / 255, 0.01, 0.04, 8
+
+
+def _png8(d, s8, s16):
+    p = d / "a.png"
+    Image.fromarray(s8).save(p)
+    return p, s8 / 255, 1e-7, 1e-6, 8
+
+
+def _png16(d, s8, s16):
+    p = d / "a16.png"
+    cv2.imwrite(str(p), s16[..., ::-1])  # OpenCV writes BGR
+    return p, s16 / 65535, 1e-7, 1e-6, 16
+
+
+def _png_gray(d, s8, s16):
+    p = d / "g.png"
+    g = _gray8(s8)
+    Image.fromarray(g).save(p)
+    return p, np.repeat(g[..., None] / 255, 3, axis=2), 1e-7, 1e-6, 8
+
+
+def _png_gray16(d, s8, s16):
+    p = d / "g16.png"
+    g = s16[..., 1]
+    Image.fromarray(g).save(p)  # mode I;16
+    return p, np.repeat(g[..., None] / 65535, 3, axis=2), 1e-7, 1e-6, 16
+
+
+def _png_gray_alpha(d, s8, s16):
+    p = d / "ga.png"
+    g = _gray8(s8)
+    Image.fromarray(np.dstack([g, s8[..., 0]]), mode="LA").save(p)
+    return p, np.repeat(g[..., None] / 255, 3, axis=2), 1e-7, 1e-6, 8
+
+
+def _png_rgba(d, s8, s16):
+    p = d / "rgba.png"
+    alpha = np.random.default_rng(1).integers(0, 256, s8.shape[:2], dtype=np.uint8)
+    Image.fromarray(np.dstack([s8, alpha]), mode="RGBA").save(p)
+    return p, s8 / 255, 1e-7, 1e-6, 8  # alpha dropped, colour untouched
+
+
+def _png_palette(d, s8, s16):
+    p = d / "pal.png"
+    im = Image.fromarray(s8).quantize(colors=256)
+    im.save(p)
+    return p, np.asarray(im.convert("RGB")) / 255, 1e-7, 1e-6, 8
+
+
+def _webp(d, s8, s16):
+    p = d / "a.webp"
+    Image.fromarray(s8).save(p, quality=95)
+    return p, s8 / 255, 0.02, 0.06, 8
+
+
+def _webp_lossless(d, s8, s16):
+    p = d / "ll.webp"
+    Image.fromarray(s8).save(p, lossless=True)
+    return p, s8 / 255, 1e-7, 1e-6, 8
+
+
+def _tiff8(d, s8, s16):
+    p = d / "a.tif"
+    Image.fromarray(s8).save(p)
+    return p, s8 / 255, 1e-7, 1e-6, 8
+
+
+def _tiff16(d, s8, s16):
+    p = d / "a16.tif"
+    cv2.imwrite(str(p), s16[..., ::-1])
+    return p, s16 / 65535, 1e-7, 1e-6, 16
+
+
+def _heic(d, s8, s16):
+    p = d / "a.heic"
+    Image.fromarray(s8).save(p, format="HEIF", quality=95)  # analyzer.loading registered the HEIF plugin
+    return p, s8 / 255, 0.02, 0.06, 8
+
+
+WRITERS = [_jpeg, _png8, _png16, _png_gray, _png_gray16, _png_gray_alpha, _png_rgba, _png_palette,
+           _webp, _webp_lossless, _tiff8, _tiff16, _heic]
+
+
+@pytest.mark.parametrize("writer", WRITERS, ids=[w.__name__.strip("_") for w in WRITERS])
+def test_every_file_kind_decodes_to_the_source_pixels(tmp_path, src8, src16, writer):
+    path, expected, tol_mean, tol_p99, depth = writer(tmp_path, src8, src16)
+    loaded = read_image(path)
+    rgb = loaded.pixels
+    assert rgb.dtype == np.float32 and rgb.shape == (H, W, 3) and rgb.flags.c_contiguous
+    assert 0.0 <= rgb.min() and rgb.max() <= 1.0
+    err = np.abs(rgb - expected)
+    assert err.mean() <= tol_mean
+    assert np.percentile(err, 99) <= tol_p99
+    assert loaded.bit_depth == depth
+    assert loaded.downscale == 1.0 and loaded.original_size == (W, H)
+    np.testing.assert_array_equal(load_image(path), rgb)
+
+
+def test_sixteen_bit_precision_is_kept(tmp_path, src16):
+    # Values that differ by one 16-bit step must stay different (8-bit rounding would merge 256 of them).
+    ramp = np.tile(np.arange(W, dtype=np.uint16)[None, :, None] + 30000, (H, 1, 3))
+    p = tmp_path / "ramp16.png"
+    cv2.imwrite(str(p), ramp)
+    rgb = load_image(p)
+    assert np.unique(rgb[0, :, 0]).size == W
+    np.testing.assert_allclose(rgb[0, :, 0], ramp[0, :, 0] / 65535, atol=1e-7)
+
+
+@pytest.mark.parametrize("orientation", [3, 6, 8])
+def test_exif_rotated_jpeg_is_returned_upright(tmp_path, src8, orientation):
+    # A camera held sideways stores rotated pixels plus an Orientation tag that says how to undo it.
+    stored = {3: Image.Transpose.ROTATE_180, 6: Image.Transpose.ROTATE_90,
+              8: Image.Transpose.ROTATE_270}[orientation]
+    plain = tmp_path / "plain.jpg"
+    rotated = tmp_path / f"rot{orientation}.jpg"
+    Image.fromarray(src8).save(plain, quality=95)
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    Image.fromarray(src8).transpose(stored).save(rotated, quality=95, exif=exif.tobytes())
+    twin = read_image(plain)
+    got = read_image(rotated)
+    assert got.pixels.shape == twin.pixels.shape == (H, W, 3)
+    assert got.original_size == (W, H)
+    assert np.abs(got.pixels - twin.pixels).mean() < 0.01
+    assert np.abs(got.pixels - src8 / 255).mean() < 0.01
+    # The stored pixels really are rotated: ignoring the tag would not match.
+    raw = np.asarray(Image.open(rotated)) / 255
+    assert raw.shape != src8.shape or np.abs(raw - src8 / 255).mean() > 0.05
+
+
+def _png_bytes(width: int, height: int, raw: bytes | None = None, bit_depth: int = 8, colour: int = 2) -> bytes:
+    """A PNG written by hand, so the header can claim anything."""
+    def chunk(tag: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", zlib.crc32(tag + data))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, bit_depth, colour, 0, 0, 0)
+    idat = zlib.compress(raw if raw is not None else b"\0" * 64)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
+
+
+def _bad_missing(d, s8):
+    return d / "nope.jpg", "check the path"
+
+
+def _bad_directory(d, s8):
+    (d / "folder.jpg").mkdir()
+    return d / "folder.jpg", "folder"
+
+
+def _bad_empty(d, s8):
+    (d / "empty.jpg").write_bytes(b"")
+    return d / "empty.jpg", "copy the photo again"
+
+
+def _bad_text(d, s8):
+    (d / "notes.jpg").write_text("these are my notes, not a photo\n" * 20)
+    return d / "notes.jpg", "not an image"
+
+
+def _bad_random_bytes(d, s8):
+    (d / "noise.png").write_bytes(np.random.default_rng(3).integers(0, 256, 5000, dtype=np.uint8).tobytes())
+    return d / "noise.png", "not an image"
+
+
+def _bad_truncated_jpeg(d, s8):
+    Image.fromarray(s8).save(d / "full.jpg", quality=95)
+    data = (d / "full.jpg").read_bytes()
+    (d / "cut.jpg").write_bytes(data[: len(data) // 2])
+    return d / "cut.jpg", "truncated or corrupt"
+
+
+def _bad_corrupt_png(d, s8):
+    Image.fromarray(s8).save(d / "ok.png")
+    data = bytearray((d / "ok.png").read_bytes())
+    start = data.index(b"IDAT") + 4
+    data[start + 100: start + 400] = bytes(300)  # wrong data, stale CRC
+    (d / "bad.png").write_bytes(bytes(data))
+    return d / "bad.png", "truncated or corrupt"
+
+
+def _bad_truncated_png16(d, s8):
+    cv2.imwrite(str(d / "ok16.png"), (s8.astype(np.uint16) * 257)[..., ::-1])
+    data = (d / "ok16.png").read_bytes()
+    (d / "cut16.png").write_bytes(data[: len(data) * 2 // 3])
+    return d / "cut16.png", "truncated or corrupt"
+
+
+def _bad_tiny(d, s8):
+    Image.fromarray(s8[:16, :16]).save(d / "tiny.png")
+    return d / "tiny.png", "16×16 px; at least 200×200"
+
+
+def _bad_thin(d, s8):
+    Image.fromarray(s8[:150, :]).save(d / "thin.png")
+    return d / "thin.png", "move closer or crop less"
+
+
+def _bad_gigantic_header(d, s8):
+    (d / "bomb.png").write_bytes(_png_bytes(100_000, 100_000))
+    return d / "bomb.png", "export a smaller copy"
+
+
+def _bad_above_ceiling_header(d, s8):
+    # Between Pillow's own refusal (2 × its limit) and Relief's ceiling: Relief's check must catch it.
+    (d / "big.png").write_bytes(_png_bytes(20_000, 15_000))
+    return d / "big.png", "20000×15000 px (300 MP)"
+
+
+def _bad_unsupported_format(d, s8):
+    Image.fromarray(s8).save(d / "a.bmp")
+    return d / "a.bmp", "JPEG, PNG, WebP, TIFF, HEIC"
+
+
+BAD = [_bad_missing, _bad_directory, _bad_empty, _bad_text, _bad_random_bytes, _bad_truncated_jpeg,
+       _bad_corrupt_png, _bad_truncated_png16, _bad_tiny, _bad_thin, _bad_gigantic_header,
+       _bad_above_ceiling_header, _bad_unsupported_format]
+
+
+@pytest.mark.parametrize("make", BAD, ids=[b.__name__[5:] for b in BAD])
+def test_bad_input_is_one_line_image_error_that_says_the_fix(tmp_path, src8, make):
+    path, phrase = make(tmp_path, src8)
+    t0 = time.perf_counter()
+    with pytest.raises(ImageError) as info:
+        load_image(path)
+    elapsed = time.perf_counter() - t0
+    msg = str(info.value)
+    assert "\n" not in msg
+    assert phrase in msg
+    assert "—" in msg  # every message names the fix after the dash
+    assert elapsed < 1.0  # bombs are refused from the header, not decoded
+
+
+def test_gigantic_header_is_refused_without_decoding(tmp_path):
+    # 10^10 px of RGB would need 30 GB; the refusal must come from the header, before any allocation.
+    import tracemalloc
+
+    path = tmp_path / "bomb.png"
+    path.write_bytes(_png_bytes(100_000, 100_000))
+    tracemalloc.start()
+    with pytest.raises(ImageError, match="more than Relief accepts"):
+        read_image(path)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 5_000_000
+    assert 100_000 * 100_000 > MAX_HEADER_PIXELS
+
+
+def test_truncated_images_stay_errors():
+    assert ImageFile.LOAD_TRUNCATED_IMAGES is False
+
+
+@pytest.mark.parametrize("fmt", ["png", "jpg"])
+def test_large_photo_is_reduced_to_max_pixels(tmp_path, fmt):
+    h, w = 900, 1200
+    big = np.round(_texture(h, w, seed=11) * 255).astype(np.uint8)
+    path = tmp_path / f"big.{fmt}"
+    Image.fromarray(big).save(path, **({"quality": 95} if fmt == "jpg" else {"compress_level": 1}))
+    max_pixels = 200_000
+    loaded = read_image(path, max_pixels=max_pixels)
+    hh, ww = loaded.pixels.shape[:2]
+    assert hh * ww <= max_pixels
+    assert hh * ww > 0.95 * max_pixels  # reduced to fit, not further
+    assert loaded.original_size == (w, h)
+    assert loaded.downscale == pytest.approx(np.sqrt(h * w / max_pixels), rel=0.01)
+    assert loaded.downscale == pytest.approx(w / ww, rel=0.005)
+    assert abs(ww / hh - w / h) < 0.01  # aspect kept
+    # Area reduction keeps the content: compare with an independent area-averaged reference.
+    ref = cv2.resize(big.astype(np.float32) / 255, (ww, hh), interpolation=cv2.INTER_AREA)
+    assert np.abs(loaded.pixels - ref).mean() < 0.01
+
+
+def test_max_pixels_below_the_minimum_photo_is_an_option_error(tmp_path, src8):
+    Image.fromarray(src8).save(tmp_path / "a.png")
+    with pytest.raises(OptionError):
+        read_image(tmp_path / "a.png", max_pixels=100)
+
+
+def test_as_image_and_scale_reports_the_reduction(tmp_path, src8):
+    Image.fromarray(src8).save(tmp_path / "a.png")
+    rgb, scale = as_image_and_scale(tmp_path / "a.png")
+    assert scale == 1.0 and rgb.shape == (H, W, 3)
+    rgb, scale = as_image_and_scale(str(tmp_path / "a.png"))
+    assert scale == 1.0
+    rgb, scale = as_image_and_scale(src8)
+    assert scale == 1.0
+    np.testing.assert_allclose(rgb, src8 / 255, atol=1e-6)
+
+
+# ---- as_rgb: the door for arrays ----------------------------------------------------------------------
+
+@pytest.mark.parametrize(
+    "make, expected",
+    [
+        (lambda s: s, lambda s: s),
+        (lambda s: np.round(s * 255).astype(np.uint8), lambda s: np.round(s * 255) / 255),
+        (lambda s: np.round(s * 65535).astype(np.uint16), lambda s: np.round(s * 65535) / 65535),
+        (lambda s: s.astype(np.float64), lambda s: s),
+        (lambda s: s.astype(np.float16), lambda s: s.astype(np.float16).astype(np.float64)),
+        (lambda s: s[..., 1], lambda s: np.repeat(s[..., 1:2], 3, axis=2)),
+        (lambda s: s[..., 1:2], lambda s: np.repeat(s[..., 1:2], 3, axis=2)),
+        (lambda s: np.dstack([s, np.zeros(s.shape[:2])]), lambda s: s),
+        (lambda s: np.asfortranarray(s), lambda s: s),
+        (lambda s: s[::-1, ::-1], lambda s: s[::-1, ::-1]),
+    ],
+    ids=["float32", "uint8", "uint16", "float64", "float16", "gray", "gray1", "rgba", "fortran", "flipped"],
+)
+def test_as_rgb_normalises_every_accepted_array(src, make, expected):
+    s = src.astype(np.float32)
+    out = as_rgb(make(s))
+    assert out.dtype == np.float32 and out.shape == (H, W, 3) and out.flags.c_contiguous
+    np.testing.assert_allclose(out, expected(s), atol=1e-6)
+
+
+def test_as_rgb_clips_small_overshoot_and_never_modifies_its_input(src):
+    a = src.astype(np.float32).copy()
+    a[0, 0] = [-0.02, 1.03, 0.5]
+    before = a.copy()
+    out = as_rgb(a)
+    np.testing.assert_array_equal(out[0, 0], [0.0, 1.0, 0.5])
+    np.testing.assert_array_equal(a, before)
+    assert not np.shares_memory(out, a)
+
+
+@pytest.mark.parametrize(
+    "bad, phrase",
+    [
+        (np.full((H, W, 3), np.nan, np.float32), "NaN"),
+        (np.full((H, W, 3), np.inf), "NaN or infinite"),
+        (np.zeros((2, H, W, 3), np.float32), "shape"),
+        (np.zeros((W,), np.float32), "shape"),
+        (np.zeros((H, W, 2), np.float32), "shape"),
+        (np.zeros((H, W, 5), np.uint8), "shape"),
+        (np.zeros((0, W, 3), np.uint8), "empty"),
+        (np.zeros((16, 16, 3), np.uint8), "16×16 px"),
+        (np.zeros((H, W, 3), bool), "boolean"),
+        (np.zeros((H, W, 3), np.int32), "dtype int32"),
+        (np.full((H, W, 3), 200.0), "divide 8-bit values by 255"),
+        ("photo.jpg", "load_image"),
+    ],
+    ids=["nan", "inf", "4d", "1d", "2ch", "5ch", "empty", "tiny", "bool", "int32", "float255", "path"],
+)
+def test_as_rgb_rejects_unusable_arrays_with_one_line(bad, phrase):
+    with pytest.raises(ImageError) as info:
+        as_rgb(bad)
+    msg = str(info.value)
+    assert phrase in msg and "\n" not in msg and "—" in msg
+
+
+def test_min_side_is_enforced_at_the_boundary():
+    as_rgb(np.zeros((MIN_SIDE_PX, MIN_SIDE_PX), np.uint8))
+    with pytest.raises(ImageError):
+        as_rgb(np.zeros((MIN_SIDE_PX - 1, 1000), np.uint8))
