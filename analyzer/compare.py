@@ -220,8 +220,8 @@ def compare(baseline, followup, *, px_per_mm: float | None = None,
     q_f = check_quality(rgb_f, px_per_mm=pf)
     grid_b, gpb = to_analysis_grid(rgb_b, px_per_mm=pb)
     grid_f, gpf = to_analysis_grid(rgb_f, px_per_mm=pf)
-    valid_b = valid_mask(grid_b, card=card_b)
-    valid_f = valid_mask(grid_f, card=card_f)
+    valid_b = valid_mask(grid_b, px_per_mm=gpb, card=card_b)
+    valid_f = valid_mask(grid_f, px_per_mm=gpf, card=card_f)
 
     reg = register(grid_b, grid_f, px_per_mm=gpb)
     if not reg.ok:

@@ -10,6 +10,7 @@ import math
 import os
 from dataclasses import dataclass, field
 
+import cv2
 import numpy as np
 
 from . import colour, filters
@@ -152,11 +153,19 @@ def resolve_scale(rgb: np.ndarray, *, px_per_mm: float | None, downscale: float 
         f"({p:.1f} px/mm); place the Relief card beside the area or pass --px-per-mm for absolute sizes"]
 
 
-def valid_mask(rgb: np.ndarray, *, card=None) -> np.ndarray:
-    """Pixels usable for relief: not clipped dark/bright and not on the calibration card."""
-    bright = rgb.max(axis=-1) >= 0.985
-    dark = rgb.max(axis=-1) <= 0.02
-    valid = ~(bright | dark)
+def valid_mask(rgb: np.ndarray, *, px_per_mm: float, card=None, glare_mm: float = 0.5) -> np.ndarray:
+    """Pixels usable for relief: not inside clipped areas (glare, blown-out or black patches), not on the card.
+
+    Isolated clipped specks (the brightest wall of a deep scar) are kept: removing them would remove exactly
+    the strongest relief. Only clipped areas wider than ``glare_mm`` are excluded, with a small margin.
+    """
+    clipped = ((rgb.max(axis=-1) >= 0.985) | (rgb.max(axis=-1) <= 0.02)).astype(np.uint8)
+    valid = np.ones(rgb.shape[:2], bool)
+    if clipped.any():
+        d = max(3, int(round(glare_mm * px_per_mm)) | 1)
+        disk = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (d, d))
+        large = cv2.dilate(cv2.morphologyEx(clipped, cv2.MORPH_OPEN, disk), disk)
+        valid &= large == 0
     if card is not None:  # the card's outline scales to any resampled copy of the searched photo
         valid &= ~card.mask(rgb.shape[:2], margin_mm=2.0)
     return valid
@@ -242,7 +251,7 @@ def measure(image_or_path, *, px_per_mm: float | None = None, roi=None) -> Measu
     quality = check_quality(rgb, px_per_mm=p)
     warnings = warnings + list(quality.warnings)
     grid, gp = to_analysis_grid(rgb, px_per_mm=p)
-    valid = valid_mask(grid, card=card if roi is None else None)
+    valid = valid_mask(grid, px_per_mm=gp, card=card if roi is None else None)
     analysis = analyse(grid, px_per_mm=gp, valid=valid)
     if not np.isfinite(analysis.metrics["roughness_index"]):
         warnings.append("too little usable skin to measure — frame more skin and avoid glare and dark shadows")
