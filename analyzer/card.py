@@ -26,6 +26,8 @@ import cv2
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from .colour import encode_srgb as _linear_to_srgb
+from .colour import linearise as _srgb_to_linear
 from .errors import ImageError, OptionError
 
 __all__ = [
@@ -38,18 +40,6 @@ ARUCO_DICTIONARY = cv2.aruco.DICT_4X4_50
 
 #: Rec. 709 / sRGB luminance weights of linear R, G, B.
 _LUMA = np.array([0.2126, 0.7152, 0.0722])
-
-
-def _srgb_to_linear(v):
-    """sRGB-encoded values in [0, 1] -> linear light (IEC 61966-2-1)."""
-    v = np.asarray(v, dtype=np.float32)
-    return np.where(v <= 0.04045, v / 12.92, ((v + 0.055) / 1.055) ** 2.4).astype(np.float32)
-
-
-def _linear_to_srgb(v):
-    """Linear light in [0, 1] -> sRGB encoding (IEC 61966-2-1)."""
-    v = np.clip(np.asarray(v, dtype=np.float32), 0.0, 1.0)
-    return np.where(v <= 0.0031308, v * 12.92, 1.055 * v ** (1 / 2.4) - 0.055).astype(np.float32)
 
 
 def _marker_corners(x0: float, y0: float, size: float) -> tuple[tuple[float, float], ...]:
@@ -298,6 +288,8 @@ class CardDetection:
         Gains on **linear** RGB that make the grey wedge neutral, normalised so green = 1.
     white_linear : float
         Exposure: linear luminance of the paper-white patch after white balance (1 = full scale).
+    scale_axes_px_per_mm : (float, float)
+        Scale along the card's most and least stretched directions at its centre (singular values of J).
     reprojection_error_px : float
         RMS distance between detected marker corners and those predicted by the homography.
     patches_linear : ndarray (n_patches, 3)
@@ -549,11 +541,18 @@ def detect_card(rgb, *, max_side: int = 1600, min_markers: int = 2) -> CardDetec
 
     Notes
     -----
+    Markers are detected by ``cv2.aruco.ArucoDetector`` (sub-pixel refinement on) on the reduced copy, then
+    again at full resolution inside a window around each one. Their outer corners are finally re-estimated
+    as intersections of straight lines fitted to the four outer edges located in linear light: optical blur
+    is linear in light, and in the sRGB-encoded image a blurred black square looks smaller, which shifts
+    ``cornerSubPix`` corners inwards by ~0.5 px at a blur of 0.7 px and would fake a tilt of ~3°.
+
     The homography card-mm -> image-px is fitted by least squares on all corners of the detected markers
     (``cv2.findHomography``); a marker whose corners disagree with the others by more than 3 px + 2 % of its
     size is dropped (while two remain). The scale is ``sqrt(|det J|)`` of the homography's Jacobian ``J`` at
     the card's centre (the geometric mean of the scales along the card's two principal directions, both
     reported in ``scale_axes_px_per_mm``); the tilt is ``arccos(s_min / s_max)`` of ``J``'s singular values.
+Because ``arccos`` is steep near 1, a card square to the camera reads 1–2° of tilt from corner noise alone.
 
     White balance: the mean linear RGB (IEC 61966-2-1) of the inner 60 % of each wedge patch is taken; patches
     clipped (any channel > 0.98 encoded) or too dark (< 0.02 linear) are left out; per-channel gains

@@ -6,6 +6,7 @@ JPEG compression are applied.
 """
 from __future__ import annotations
 
+import io
 import json
 import math
 import re
@@ -182,7 +183,7 @@ def test_pdf_has_exact_physical_size(tmp_path):
     # the page is one raster (a JPEG stream) spanning the MediaBox: measure the card on it
     start = data.index(b"stream", data.index(b"/DCTDecode")) + len(b"stream")
     start += 2 if data[start:start + 2] == b"\r\n" else 1
-    page = np.asarray(Image.open(__import__("io").BytesIO(data[start:data.index(b"endstream", start)])))
+    page = np.asarray(Image.open(io.BytesIO(data[start:data.index(b"endstream", start)])))
     assert page.shape == (round(297 * ppm), round(210 * ppm))
     mm_per_px = page_w_mm / page.shape[1]
     labels, n = ndimage.label(page < 200)
