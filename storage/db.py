@@ -71,7 +71,7 @@ def alembic_config(engine: Engine | None = None):
     """An :class:`alembic.config.Config` for Relief's migrations, built without any ini file.
 
     With ``engine`` the migration environment uses it (``config.attributes["engine"]``); command-line use
-    is possible too: ``RELIEF_DATABASE_URL=... python -m storage.db upgrade|current|revision -m "..."``.
+    is possible too: ``RELIEF_DATABASE_URL=... python -m storage upgrade|current|revision -m "..."``.
     """
     from alembic.config import Config
 
@@ -105,7 +105,7 @@ def _main(argv: list[str] | None = None) -> int:
 
     from alembic import command
 
-    p = argparse.ArgumentParser(prog="python -m storage.db", description=_main.__doc__)
+    p = argparse.ArgumentParser(prog="python -m storage", description=_main.__doc__)
     p.add_argument("action", choices=["upgrade", "downgrade", "current", "revision"])
     p.add_argument("rev", nargs="?", default=None)
     p.add_argument("-m", "--message", default="")
@@ -127,6 +127,3 @@ def _main(argv: list[str] | None = None) -> int:
     engine.dispose()
     return 0
 
-
-if __name__ == "__main__":
-    raise SystemExit(_main())

@@ -10,6 +10,7 @@ Transactions are short and all-or-nothing. Slow work (the library's analysis, pa
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import io
 import math
 import numbers
@@ -970,18 +971,27 @@ def _comparison_values(obj: Mapping[str, Any]) -> dict[str, Any]:
     )
 
 
-def _image_size(data: bytes) -> tuple[int | None, int | None]:
-    """Displayed (EXIF-rotated) width and height read from the file header; ``(None, None)`` if unknown."""
+@functools.cache
+def _pil_image():
+    """Pillow's Image module with the HEIC/HEIF opener registered (once)."""
+    from PIL import Image
+
     try:
-        from PIL import Image
+        import pillow_heif
 
-        try:
-            import pillow_heif
+        pillow_heif.register_heif_opener()
+    except Exception:  # HEIC sizes then stay unknown; nothing else depends on it
+        pass
+    return Image
 
-            pillow_heif.register_heif_opener()
-        except Exception:
-            pass
-        with Image.open(io.BytesIO(data)) as im:
+
+def _image_size(data: bytes) -> tuple[int | None, int | None]:
+    """Displayed (EXIF-rotated) width and height read from the file header; ``(None, None)`` if unknown.
+
+    Only the header is parsed (no pixel decoding); the storage never judges whether a photo is usable.
+    """
+    try:
+        with _pil_image().open(io.BytesIO(data)) as im:
             w, h = im.size
             try:
                 orientation = im.getexif().get(0x0112, 1)

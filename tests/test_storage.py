@@ -239,6 +239,19 @@ def test_save_visit_stores_photos_metadata_and_measurements(store):
     assert store.get_measurement(pid, v.photos[1].id, V1) is None
 
 
+@pytest.mark.parametrize("orientation, size", [(1, (40, 10)), (6, (10, 40)), (8, (10, 40))])
+def test_photo_size_comes_from_the_header_with_exif_rotation(store, orientation, size):
+    im = Image.new("RGB", (40, 10), (200, 150, 120))
+    exif = im.getexif()
+    exif[0x0112] = orientation
+    buf = io.BytesIO()
+    im.save(buf, format="JPEG", exif=exif.tobytes())
+    pid = store.create_patient("J").id
+    p = store.save_visit(pid, date="2025-01-01", photos=[NewPhoto(buf.getvalue(), "a.jpeg", "chin")]).photos[0]
+    assert (p.width, p.height, p.content_type) == (*size, "image/jpeg")
+    assert store.photo_path(pid, p.id).suffix == ".jpg"  # extension from the bytes, not the upload name
+
+
 # ------------------------------------------------------------------------------------------- blobs
 def test_identical_bytes_are_stored_once(store):
     a = store.create_patient("A").id

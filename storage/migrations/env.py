@@ -14,6 +14,10 @@ config = context.config
 target_metadata = Base.metadata
 
 
+#: Key of the PostgreSQL advisory lock that serialises migrations of several app processes starting at once.
+_MIGRATION_LOCK = 0x52454C49  # "RELI"
+
+
 def _run(connection) -> None:
     context.configure(
         connection=connection,
@@ -22,6 +26,9 @@ def _run(connection) -> None:
         compare_type=True,
     )
     with context.begin_transaction():
+        if connection.dialect.name == "postgresql":
+            # Taken before Alembic reads the current revision; released at commit.
+            connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_MIGRATION_LOCK})")
         context.run_migrations()
 
 
