@@ -344,7 +344,9 @@ class Store:
             tx_values = _treatment_values(**{"date": visit_date, **treatment})
         for i, ph in enumerate(photos):
             if not isinstance(ph, NewPhoto):
-                raise OptionError(f"photo {i + 1} is a {type(ph).__name__}; pass storage.NewPhoto(data, filename, region)")
+                raise OptionError(
+                    f"photo {i + 1} is a {type(ph).__name__}; pass storage.NewPhoto(data, filename, region)"
+                )
             if not ph.data:
                 raise OptionError(f"photo {ph.filename or i + 1!s} is empty; upload the file again")
             if not str(ph.region).strip():
