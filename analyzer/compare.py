@@ -21,6 +21,7 @@ import cv2
 import numpy as np
 
 from . import filters
+from .consistency import assess
 from .errors import ReliefError
 from .loading import as_image_and_scale
 from .measure import Analysis, Measurement, _json_safe, analyse, resolve_scale, valid_mask
@@ -258,7 +259,7 @@ def compare(baseline, followup, *, px_per_mm: float | None = None,
         metric_changes[name] = 100.0 * (b / a - 1.0) if (np.isfinite(a) and np.isfinite(b) and a != 0) \
             else float("nan")
 
-    consistency = _consistency(an_b, an_f, reg, q_b, q_f)
+    consistency = assess(an_b, an_f, reg, q_b, q_f, rgb_b=grid_b, rgb_f=warped, mask=mask)
     base_m = _measurement(an_b, quality=q_b, px_per_mm=pb * ds_b, source=src_b, warnings=warn_b + q_b.warnings,
                           card=card_b)
     follow_m = _measurement(an_f, quality=q_f, px_per_mm=pf * ds_f, source=src_f,
@@ -268,12 +269,3 @@ def compare(baseline, followup, *, px_per_mm: float | None = None,
         significant=significant, metric_changes=metric_changes, registration=reg, difference_map=diff,
         scar_changes=_match_scars(an_b.pits.scars, an_f.pits.scars), baseline_grid=grid_b,
         aligned_followup=warped, overlap_mask=mask, consistency=consistency)
-
-
-def _consistency(an_b: Analysis, an_f: Analysis, reg: Registration, q_b, q_f) -> dict:
-    """Was the follow-up taken like the baseline? Placeholder filled by analyzer.consistency when present."""
-    try:
-        from .consistency import assess
-    except ImportError:
-        return {}
-    return assess(an_b, an_f, reg, q_b, q_f)

@@ -145,9 +145,11 @@ class ReliefMaps:
     height : dict[str, (H, W) float32]
         Height proxy per band, mm, at nominal light (t = 1).
     light_azimuth_deg : float
-        Estimated light azimuth in [0, 360): 0 = from image right, 90 = from image top.
+        Light azimuth estimated from this photo, in [0, 360): 0 = from image right, 90 = from image top.
     light_anisotropy : float
         Directionality of the shading (see :func:`light_azimuth`).
+    integrated_along_deg : float
+        Azimuth the height proxy was integrated along (the estimate, or the one imposed by the caller).
     """
 
     px_per_mm: float
@@ -156,6 +158,7 @@ class ReliefMaps:
     height: dict = field(default_factory=dict)
     light_azimuth_deg: float = float("nan")
     light_anisotropy: float = float("nan")
+    integrated_along_deg: float = float("nan")
 
 
 def _border_mask(valid: np.ndarray, border_px: int) -> np.ndarray:
@@ -193,16 +196,16 @@ def relief_maps(shading: np.ndarray, *, px_per_mm: float, valid: np.ndarray | No
     slope = {name: filters.band_pass(flat, px_per_mm=px_per_mm, min_mm=b.min_mm, max_mm=b.max_mm, mask=valid)
              for name, b in BANDS.items()}
     total = sum(slope.values())
-    aniso = light_azimuth(total, mask=mask)[1]
+    axis, aniso = light_azimuth(total, mask=mask)
+    height_total = integrate_slope(total, px_per_mm=px_per_mm, azimuth_deg=axis)
+    # Shading fixes the light axis, not its sign; skin relief is dominated by pits (pores, scars):
+    # choose the sign that makes the height proxy skew negative.
+    hv = height_total[mask]
+    skew = float(np.mean((hv - hv.mean()) ** 3)) if hv.size else 0.0
+    own = axis if skew <= 0 else (axis + 180.0) % 360.0
     if azimuth_deg is None:
-        axis = light_azimuth(total, mask=mask)[0]
-        height_total = integrate_slope(total, px_per_mm=px_per_mm, azimuth_deg=axis)
-        # Shading fixes the light axis, not its sign; skin relief is dominated by pits (pores, scars):
-        # choose the sign that makes the height proxy skew negative.
-        hv = height_total[mask]
-        skew = float(np.mean((hv - hv.mean()) ** 3))
-        azimuth_deg = axis if skew <= 0 else (axis + 180.0) % 360.0
+        azimuth_deg = own
     height = {name: integrate_slope(slope[name], px_per_mm=px_per_mm, azimuth_deg=azimuth_deg)
               for name in slope}
     return ReliefMaps(px_per_mm=px_per_mm, mask=mask, slope=slope, height=height,
-                      light_azimuth_deg=float(azimuth_deg), light_anisotropy=aniso)
+                      light_azimuth_deg=float(own), light_anisotropy=aniso, integrated_along_deg=float(azimuth_deg))

@@ -65,7 +65,7 @@ to photo pixels (OpenCV convention: pixel centres at integer coordinates). Imagi
    optical blur ``blur_mm`` (Gaussian sigma in mm), applied together on the fine grid;
 2. resampling onto the photo grid with ``cv2.warpAffine`` (bilinear, reflected borders);
 3. illumination ramp and vignetting; exposure: linear value = ``BASE_GAIN * exposure * white_balance[c] *
-   radiance`` (:data:`BASE_GAIN` makes the mean of typical skin ~0.45 linear at ``exposure = 1``);
+   radiance`` (:data:`BASE_GAIN` makes the mean of typical skin ~0.30 linear at ``exposure = 1``);
 4. sensor noise, a Poisson-Gaussian approximation in linear units: ``sigma(x)**2 = noise**2 * (x / 0.5 +
    1/16)`` (shot noise equal to ``noise`` at linear 0.5, read noise ``noise / 4``);
 5. clipping to [0, 1], sRGB encoding (IEC 61966-2-1 [5]_), rounding to uint8;
@@ -167,8 +167,8 @@ def albedo(melanin, haemoglobin) -> np.ndarray:
     return BASE_SKIN_RGB * np.exp(-(m * MELANIN_OD + b * HAEMOGLOBIN_OD))
 
 
-#: Exposure gain that puts typical skin (background pigment, flat, E = 1) at a mean of 0.45 linear.
-BASE_GAIN = float(0.45 / albedo(BACKGROUND_MELANIN, BACKGROUND_HAEMOGLOBIN).mean())
+#: Exposure gain that puts typical skin (background pigment, flat, E = 1) at a mean of 0.30 linear (mid-grey-ish, as a camera meters skin: leaves headroom for bright walls and drift).
+BASE_GAIN = float(0.30 / albedo(BACKGROUND_MELANIN, BACKGROUND_HAEMOGLOBIN).mean())
 
 
 # ----------------------------------------------------------------------------------------------------- skin
