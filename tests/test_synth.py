@@ -193,7 +193,8 @@ def test_exposure_and_white_balance_are_linear_gains(exposure, wb):
     expected = synth.BASE_GAIN * exposure * np.array(wb) * synth.albedo(0.4, 0.3)
     assert lin.mean(axis=(0, 1)) == pytest.approx(expected, rel=0.01)
     ref = linearise(synth.render(skin, small_view(skin, **RAW))).mean(axis=(0, 1))
-    assert lin.mean(axis=(0, 1)) / ref == pytest.approx(exposure * np.array(wb), rel=0.01)
+    # 8-bit quantisation of the darker blue channel at the 0.30-linear exposure costs up to ~1.5 %
+    assert lin.mean(axis=(0, 1)) / ref == pytest.approx(exposure * np.array(wb), rel=0.02)
 
 
 def test_jpeg_round_trip_keeps_rgb_order():
