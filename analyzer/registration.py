@@ -8,16 +8,23 @@ similarity transform robustly and refines it by intensity correlation (ECC).
 
 Pipeline
 --------
-1. gray (luminance for RGB), downscale both photos by one common factor so the larger side is
+1. gray (Rec. 601 luminance for RGB), downscale both photos by one common factor so the larger side is
    ``<= max_side_px`` (``cv2.INTER_AREA``);
 2. local contrast normalisation: subtract a Gaussian of sigma 2 mm, divide by the local standard deviation
    (same sigma);
-3. SIFT features, nearest-neighbour matching with Lowe's ratio test, a similarity transform by RANSAC
-   (``cv2.estimateAffinePartial2D``, RANSAC with Levenberg-Marquardt refinement);
+3. SIFT features (detected on a copy of at most 500 px — SIFT doubles its input internally, so this still
+   sees one-working-pixel detail at a quarter of the cost; the two photos are prepared in parallel
+   threads), nearest-neighbour matching with Lowe's ratio test, a similarity transform by RANSAC
+   (``cv2.estimateAffinePartial2D``, with its Levenberg-Marquardt refinement of the inliers);
 4. ECC refinement (``cv2.findTransformECC``, affine motion, the similarity as initial guess) on a
-   band-passed, half-resolution copy; the refinement is kept only if it converges, stays close to the
+   band-passed copy of at most 500 px; the refinement is kept only if it converges, stays close to the
    RANSAC estimate and does not lower the normalised cross-correlation;
 5. the matrix is scaled back to full resolution and judged (inliers, overlap, correlation, scale).
+
+Accuracy (synthetic skin, tests/test_registration.py): with the light unchanged the matrix is right to
+about 0.01 px; turning the light moves the shading pattern of every pit, which biases any registration
+by about 0.04 mm for a 20 degree turn and 0.15 mm for 60 degrees. Speed: two 12 MP float32 gray photos
+take about 0.2 s on 2 cores (``test_twelve_megapixel_pair_registers_quickly``).
 
 Coordinates: a 2x3 matrix ``M`` maps a moving (follow-up) pixel ``(x, y)`` (column, row; pixel centres at
 integer coordinates) to the fixed (baseline) pixel ``M @ (x, y, 1)``, as ``cv2.warpAffine`` expects.
@@ -25,6 +32,8 @@ integer coordinates) to the fixed (baseline) pixel ``M @ (x, y, 1)``, as ``cv2.w
 from __future__ import annotations
 
 import math
+import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 
 import cv2
@@ -50,7 +59,7 @@ FAIL_MESSAGE = ("could not align the follow-up with the baseline — "
 
 _SIFT_FEATURES = 1500
 _DETECT_MAX_SIDE = 500    # features are detected on a copy no larger than this (see _features)
-_RATIO = 0.8
+_RATIO = 0.85              # Lowe ratio test; 0.85 keeps matches under a turned light or blur (see report)
 _RANSAC_PX = 3.0          # RANSAC reprojection threshold, working-resolution pixels
 _ECC_MAX_SIDE = 500       # ECC runs on a copy no larger than this
 _ECC_MAX_CORNER_MOVE = 4.0  # ECC may move the ECC-level corners this far (px) from the RANSAC estimate
@@ -90,6 +99,8 @@ class Registration:
         True when the ECC refinement was accepted (otherwise the RANSAC similarity is returned).
     matches : int
         Matches that passed the ratio test.
+    timings_ms : dict of str to float
+        Wall time of each stage (prepare, match, ransac, ecc) and the total, in ms.
     """
 
     matrix: np.ndarray
@@ -331,6 +342,24 @@ def _features(z: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
     return pts, desc
 
 
+def _prepare(img: np.ndarray, f: float, sigma: float):
+    """Gray, downscaled, normalised and band-passed copies of one photo plus its features.
+
+    Returns the full-resolution shape, the downscaled gray copy (None if it is not finite), the normalised
+    copy, the band-passed copy, keypoints and descriptors.
+    """
+    gray = _to_gray32(img)
+    small = _resize(gray, f)
+    # Checked after downscaling (NaN/inf survive area averaging) to avoid a pass over 12 MP.
+    if not np.isfinite(small).all():
+        return gray.shape, None, None, None, None, None
+    z = _normalise(small, sigma)
+    # Band-passed copy for ECC and NCC: a light low-pass removes pixel noise and aliasing.
+    bp = cv2.GaussianBlur(z, (0, 0), 1.0)
+    pts, desc = _features(z)
+    return gray.shape, small, z, bp, pts, desc
+
+
 def _ecc_refine(fixed_bp, moving_bp, m_work: np.ndarray) -> np.ndarray | None:
     """ECC (affine) refinement on a copy no larger than _ECC_MAX_SIDE; None when it fails."""
     f = min(1.0, _ECC_MAX_SIDE / max(*fixed_bp.shape, *moving_bp.shape))
@@ -414,8 +443,6 @@ def register(fixed: np.ndarray, moving: np.ndarray, *, px_per_mm: float,
     >>> bool(reg.ok), np.allclose(reg.matrix, np.eye(2, 3), atol=0.05)
     (True, True)
     """
-    import time
-
     t0 = time.perf_counter()
     timings: dict[str, float] = {}
 
@@ -436,33 +463,22 @@ def register(fixed: np.ndarray, moving: np.ndarray, *, px_per_mm: float,
     fixed = _check_image(fixed, "baseline")
     moving = _check_image(moving, "follow-up")
 
-    fg = _to_gray32(fixed)
-    mg = _to_gray32(moving)
-    if not (np.isfinite(fg).all() and np.isfinite(mg).all()):
-        raise ImageError("an image contains NaN or infinite values — pass the photo as loaded, without masking")
-
     # One common factor so the nominal scale stays the same for both copies.
-    f = min(1.0, max_side_px / max(*fg.shape, *mg.shape))
-    fs = _resize(fg, f)
-    ms = _resize(mg, f)
-    lap("downscale")
-
+    f = min(1.0, max_side_px / max(*fixed.shape[:2], *moving.shape[:2]))
     sigma = NORMALISE_SIGMA_MM * px_per_mm * f
-    sigma = float(np.clip(sigma, 2.0, min(*fs.shape, *ms.shape) / 4))
-    fz = _normalise(fs, sigma)
-    mz = _normalise(ms, sigma)
-    # Band-passed copies for ECC and NCC: a light low-pass removes pixel noise and aliasing.
-    fbp = cv2.GaussianBlur(fz, (0, 0), 1.0)
-    mbp = cv2.GaussianBlur(mz, (0, 0), 1.0)
-    lap("normalise")
+    sigma = float(np.clip(sigma, 2.0, min(*fixed.shape[:2], *moving.shape[:2]) * f / 4))
+    # The two photos are prepared in parallel (OpenCV releases the GIL; SIFT is mostly single-threaded).
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        (f_shape, fs, fz, fbp, kf, df), (m_shape, ms, mz, mbp, km, dm) = pool.map(
+            lambda img: _prepare(img, f, sigma), (fixed, moving))
+    lap("prepare")
+    if fs is None or ms is None:
+        raise ImageError("an image contains NaN or infinite values — pass the photo as loaded, without masking")
 
     def result(ok=False, msg="", **kw):
         timings["total"] = round(sum(timings.values()), 2)
         return Registration(ok=ok, message=msg, timings_ms=timings, **kw)
 
-    kf, df = _features(fz)
-    km, dm = _features(mz)
-    lap("features")
     if df is None or dm is None or len(kf) < 8 or len(km) < 8:
         return result(matrix=np.eye(2, 3), msg=(
             "could not align the follow-up with the baseline because too little skin texture was found — "
@@ -499,9 +515,9 @@ def register(fixed: np.ndarray, moving: np.ndarray, *, px_per_mm: float,
                 m_work, ncc, refined = m_ecc, ncc_ecc, True
     lap("ecc")
 
-    matrix = (np.linalg.inv(_scaler(fg.shape, fs.shape)) @ _h(m_work) @ _scaler(mg.shape, ms.shape))[:2]
+    matrix = (np.linalg.inv(_scaler(f_shape, fs.shape)) @ _h(m_work) @ _scaler(m_shape, ms.shape))[:2]
     scale, rot = _decompose(matrix)
-    overlap = _overlap_fraction(fg.shape, mg.shape, matrix)
+    overlap = _overlap_fraction(f_shape, m_shape, matrix)
     shift = (float(matrix[0, 2] / px_per_mm), float(matrix[1, 2] / px_per_mm))
 
     if overlap < MIN_OVERLAP and n_inl >= MIN_INLIERS and math.isfinite(ncc) and ncc >= MIN_NCC:
