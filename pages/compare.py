@@ -1,0 +1,95 @@
+"""Compare two visits of a region: aligned before/after, overlay, difference map and scar-by-scar changes."""
+import streamlit as st
+
+from relief_app import charts, images, services
+from relief_app.text import NEGATIVE_IS_SMOOTHER, change_text, change_with_interval, finite, metric_unit
+from relief_app.text import significance_text
+
+if "patient_id" not in st.session_state:
+    st.session_state["patient_id"] = None
+
+st.title("Compare visits")
+pid = services.require_patient()
+with services.show_errors():
+    patient = services.patient(pid)
+    regions = services.regions(pid)
+st.caption(f"Patient: **{patient.name}**")
+if not regions:
+    st.info("No photos yet — record visits on the **New visit** page.")
+    st.stop()
+
+region = st.selectbox("Region", regions, key="compare_region")
+with services.show_errors():
+    photos = services.photos(pid, region)
+if len(photos) < 2:
+    st.info(f"Only one photo of {region} so far — a comparison needs a second visit.")
+    st.stop()
+
+by_id = {p.id: p for p in photos}
+ids = list(by_id)
+
+
+def _label(i: int) -> str:
+    p = by_id[i]
+    return f"{p.visit_date:%d %b %Y} — {p.filename}"
+
+
+ca, cb = st.columns(2)
+a_id = ca.selectbox("Before (reference)", ids, index=0, format_func=_label, key="compare_a")
+b_id = cb.selectbox("After", ids, index=len(ids) - 1, format_func=_label, key="compare_b")
+if a_id == b_id:
+    st.info("Pick two different visits.")
+    st.stop()
+if by_id[a_id].visit_date > by_id[b_id].visit_date:
+    st.caption("“Before” is later than “after”: the change is read from the later photo back to the earlier one.")
+
+with services.show_errors():
+    with st.spinner("Aligning the photos and measuring the change…"):
+        view = services.compare_views(pid, by_id[a_id], by_id[b_id])
+v = view["values"]
+
+m1, m2, m3 = st.columns(3)
+m1.metric("Texture change", change_with_interval(v["change_pct"], v["ci_low"], v["ci_high"]))
+m2.metric("Verdict", significance_text(v["significant"]))
+m3.metric("Smallest detectable change", f"{v['mdc_pct']:.0f} %")
+st.caption(NEGATIVE_IS_SMOOTHER)
+
+st.subheader("Aligned before and after")
+left, right = st.columns(2)
+left.image(view["baseline"], caption=f"Before — {_label(a_id)}", width="stretch")
+right.image(view["followup"], caption=f"After — {_label(b_id)} (aligned to the before photo)", width="stretch")
+
+opacity = st.slider("Overlay: after photo opacity (%)", 0, 100, 50, step=5, key="overlay_opacity")
+st.image(images.blend(view["baseline"], view["followup"], opacity=opacity / 100.0), width="stretch",
+         caption=f"Before with the after photo laid over it at {opacity} %")
+
+st.subheader("Where the texture changed")
+st.plotly_chart(charts.difference_figure(view["difference"], px_per_mm=view["px_per_mm"]), key="difference_map",
+                config={"displaylogo": False})
+st.caption("Local change of relief roughness (3 mm neighbourhoods), in % of the before photo's mean: "
+           "blue = smoother, red = rougher, white = unchanged; blank = outside the area both photos show.")
+
+st.subheader("Scar by scar")
+depth_unit = metric_unit("scar_depth_proxy")
+rows = []
+for s in v["result"].get("scar_changes", []):
+    rows.append({
+        "Status": s.get("status"),
+        "Kind": s.get("kind"),
+        "Position (mm)": f"{s.get('x_mm', 0):.1f}, {s.get('y_mm', 0):.1f}",
+        f"Depth before ({depth_unit})": round(s["baseline_depth_um"], 1) if finite(s.get("baseline_depth_um"))
+        else None,
+        f"Depth after ({depth_unit})": round(s["followup_depth_um"], 1) if finite(s.get("followup_depth_um"))
+        else None,
+        "Depth change": change_text(s.get("depth_change_pct")) if finite(s.get("depth_change_pct")) else "",
+    })
+if rows:
+    counts = {k: sum(r["Status"] == k for r in rows) for k in ("shallower", "vanished", "unchanged", "deeper",
+                                                                 "new")}
+    st.markdown(" · ".join(f"**{n}** {k}" for k, n in counts.items() if n))
+    st.dataframe(rows, hide_index=True, key="scar_table")
+    st.caption(f"Depths are the relief proxy ({depth_unit}: relative units unless a calibration card was used). "
+               "Shallower/deeper = more than 10 % change; vanished = no longer detected; new = not in the before "
+               "photo.")
+else:
+    st.info("No scars were detected in these photos.")

@@ -1,0 +1,149 @@
+"""New visit: photos of one region (+ a treatment), checked for quality at once, saved all-or-nothing, compared."""
+import datetime as dt
+
+import streamlit as st
+
+from analyzer.measure import DEFAULT_FIELD_WIDTH_MM
+from relief_app import images, services
+from relief_app.text import change_with_interval, metric_unit, significance_text
+from relief_app.visits import sha256
+
+for key, default in (("patient_id", None), ("saved_uploads", {}), ("last_save", None)):
+    if key not in st.session_state:
+        st.session_state[key] = default
+
+st.title("New visit")
+pid = services.require_patient()
+with services.show_errors():
+    patient = services.patient(pid)
+    known = services.regions(pid)
+st.caption(f"Patient: **{patient.name}**")
+
+# --- the visit -----------------------------------------------------------------------------------------------
+c1, c2, c3 = st.columns([2, 1, 1])
+with c1:
+    options = list(known) + [r for r in services.standard_regions() if r not in known]
+    picked = st.selectbox("Face region", options, key="visit_region",
+                          help="Regions already photographed for this patient come first.")
+    other = st.text_input("…or type another region", key="visit_region_other", placeholder="e.g. jaw line")
+    region = (other or picked or "").strip()
+with c2:
+    visit_date = st.date_input("Date of the visit", value=dt.date.today(), key="visit_date",
+                               max_value=dt.date.today() + dt.timedelta(days=1))
+with c3:
+    px_per_mm = st.number_input(
+        "Scale, px/mm (optional)", min_value=0.0, max_value=2000.0, value=0.0, step=1.0, key="px_per_mm",
+        help="Pixels per millimetre of the photos, if known. 0 = use the Relief calibration card when it is in "
+             f"the photo, otherwise assume the photo spans {DEFAULT_FIELD_WIDTH_MM:.0f} mm.")
+px = float(px_per_mm) or None
+
+treated = st.checkbox("Treatment done today?", key="treatment_done")
+treatment = None
+if treated:
+    t1, t2 = st.columns([1, 2])
+    depth = t1.number_input("Needle depth (mm)", min_value=0.0, max_value=3.0, value=1.5, step=0.25,
+                            key="needle_depth_mm")
+    area = t2.text_input("Treated area", value=region, key="treatment_area")
+    tnotes = st.text_area("Treatment notes", key="treatment_notes", height=70,
+                          placeholder="passes, serum, device settings, reactions…")
+    treatment = {"procedure": "micro-needling", "needle_depth_mm": depth, "area": area, "notes": tnotes}
+notes = st.text_area("Visit notes", key="visit_notes", height=70)
+
+# --- photos -----------------------------------------------------------------------------------------------
+up_col, ghost_col = st.columns([3, 2])
+with ghost_col:
+    base = services.baseline_photo(pid, region) if region else None
+    if base is not None:
+        thumb = services.thumbnail(base, 480)
+        if thumb is not None:
+            st.image(images.ghost(thumb, opacity=0.5), width="stretch",
+                     caption=f"Baseline of {region} ({base.visit_date:%d %b %Y}) at 50 % — frame the new "
+                             "photo the same way: same distance, angle and light.")
+    elif region:
+        st.info(f"No photo of {region} yet: today's photo becomes its baseline.")
+with up_col:
+    files = st.file_uploader(
+        "Photos of the region", accept_multiple_files=True, key="upload_photos",
+        type=["jpg", "jpeg", "png", "webp", "heic", "heif", "tif", "tiff"],
+        help="Close-ups of the skin, in focus, with even light and no flash glare. "
+             "Put the Relief card beside the area for sizes in mm.")
+
+uploads, seen = [], set()
+for f in files or []:
+    data = f.getvalue()
+    if sha256(data) not in seen:  # the same file twice is one photo
+        seen.add(sha256(data))
+        uploads.append((data, f.name))
+if not uploads:
+    st.info("Upload one or more photos to analyse them.")
+    st.stop()
+
+analyses, bad = {}, []
+with st.status(f"Analysing {len(uploads)} photo(s)…", expanded=False) as status:
+    bar = st.progress(0.0)
+    for i, (data, name) in enumerate(uploads):
+        a = services.analyse_upload(data, name, px)
+        analyses[a.sha256] = a
+        bar.progress((i + 1) / len(uploads), text=name)
+    status.update(label=f"Analysed {len(uploads)} photo(s)", state="complete")
+
+keep = []
+ri_unit = metric_unit("roughness_index")
+for data, name in uploads:
+    a = analyses[sha256(data)]
+    st.markdown(f"#### {a.filename}")
+    img_col, info_col = st.columns([2, 3])
+    thumb = services.thumbnail_of_bytes(data, 480)
+    if thumb is not None:
+        img_col.image(thumb, width="stretch")
+    with info_col:
+        if not a.readable:
+            st.error(a.error)
+            bad.append(a)
+            continue
+        if a.quality_ok:
+            st.success("Quality: good enough to measure.")
+        else:
+            st.warning("Quality: retake advised — " + ", ".join(a.codes) + ".")
+        for w in a.warnings:
+            st.markdown(f"- {w}")
+        st.markdown(f"Scale: **{a.scale_label}** ({a.px_per_mm:.1f} px/mm) · roughness index "
+                    f"**{a.roughness_index:.2f} {ri_unit}**")
+        if st.checkbox("Keep this photo" if a.quality_ok else "Keep it anyway", value=a.quality_ok,
+                       key=f"keep_{a.sha256[:12]}"):
+            keep.append((data, name))
+
+fingerprint = (pid, str(visit_date), region, tuple(sorted(sha256(d) for d, _ in keep)))
+already = st.session_state["saved_uploads"].get(fingerprint)
+if already:
+    st.info(f"These photos were saved as the visit of {already}. Upload new photos for another visit.")
+
+if st.button("Save visit", key="save_visit", type="primary", disabled=bool(already)):
+    if bad:
+        st.error(f"{bad[0].error} Nothing was saved: remove the unreadable file(s) from the list first.")
+    elif not keep:
+        st.error("No photo is kept; tick “Keep” for at least one photo. Nothing was saved.")
+    else:
+        with services.show_errors():
+            with st.spinner("Saving and comparing with the baseline…"):
+                saved = services.save_visit(pid, date=visit_date, region=region, uploads=keep,
+                                            analyses=analyses, treatment=treatment, notes=notes, px_per_mm=px)
+        st.session_state["saved_uploads"][fingerprint] = f"{saved.visit.date:%d %b %Y}"
+        st.session_state["last_save"] = saved
+        st.rerun()
+
+saved = st.session_state["last_save"]
+if saved is not None and already and saved.visit.patient_id == pid:
+    st.success(f"Saved the visit of {saved.visit.date:%d %b %Y} with {len(saved.visit.photos)} photo(s).")
+    for o in saved.comparisons:
+        if o.comparison is not None:
+            c = o.comparison
+            st.metric(f"{o.photo.filename}: texture vs baseline ({o.baseline.visit_date:%d %b %Y})",
+                      change_with_interval(c.change_pct, c.ci_low, c.ci_high))
+            st.caption(f"{significance_text(c.significant).capitalize()} (smallest detectable change "
+                       f"{c.mdc_pct:.0f} %). Negative = smoother.")
+        elif o.error:
+            st.warning(f"{o.photo.filename}: saved, but not compared with the baseline — {o.error}")
+        else:
+            st.caption(f"{o.photo.filename} is the baseline of {o.photo.region}.")
+    st.page_link("pages/compare.py", label="Open the comparison", icon="🔍")

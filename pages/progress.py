@@ -1,0 +1,70 @@
+"""Progress of one patient: % change from the first visit over the weeks of treatment."""
+import streamlit as st
+
+from relief_app import charts, services
+from relief_app.text import (NEGATIVE_IS_SMOOTHER, PROGRESS_METRICS, change_text, change_with_interval, finite,
+                             metric_label, metric_meaning, metric_unit, significance_text)
+
+for key, default in (("patient_id", None), ("progress_computed", set())):
+    if key not in st.session_state:
+        st.session_state[key] = default
+
+st.title("Progress")
+pid = services.require_patient()
+with services.show_errors():
+    patient = services.patient(pid)
+    regions = services.regions(pid)
+st.caption(f"Patient: **{patient.name}**")
+if not regions:
+    st.info("No photos yet — record the first visit on the **New visit** page.")
+    st.stop()
+
+c1, c2 = st.columns(2)
+region = c1.selectbox("Region", regions, key="progress_region")
+metric = c2.selectbox("Measure", PROGRESS_METRICS, key="progress_metric",
+                      format_func=lambda n: f"{metric_label(n)} ({metric_unit(n)})")
+st.caption(f"{metric_label(metric)}: {metric_meaning(metric)}")
+
+with services.show_errors():
+    points = services.progress(pid, region)
+    todo = [p for p in points if p.roughness_index is None or (not p.is_baseline and p.change_pct is None)]
+    once = (pid, region, services.revision())
+    if todo and once not in st.session_state["progress_computed"]:
+        # Results of an older algorithm version (or visits saved elsewhere): compute them once, then store them.
+        with st.spinner(f"Measuring {len(todo)} visit(s) with the current algorithm…"):
+            services.compute_missing(pid, region, points)
+        st.session_state["progress_computed"].add((pid, region, services.revision()))
+        points = services.progress(pid, region)
+    tx = services.treatments(pid)
+
+series = charts.progress_series(points, metric)
+first_tx = tx[0].date if tx else None
+fig = charts.progress_figure(series, tx, metric=metric, first_treatment=first_tx)
+last = series[-1]
+if len(series) > 1:
+    m1, m2 = st.columns(2)
+    m1.metric(f"Latest change ({last.date:%d %b %Y})", change_with_interval(last.change, last.low, last.high))
+    m2.metric("Verdict", significance_text(last.significant) or "no interval for this measure")
+st.plotly_chart(fig, key="progress_chart", config={"displaylogo": False})
+st.caption(NEGATIVE_IS_SMOOTHER + " Dashed lines: treatments; green: the 6–8 week collagen window after each; "
+           "dotted: the 12-week evaluation. Open markers are within measurement noise."
+           + ("" if metric == "roughness_index" else
+              " For this measure the change is the ratio of the two photos' own values, without an interval."))
+
+unit = metric_unit(metric)
+rows = [{
+    "Date": s.date.strftime("%d %b %Y"),
+    "Week": round(s.weeks, 1),
+    f"{metric_label(metric)} ({unit})": round(s.value, 3) if finite(s.value) else None,
+    "Change vs first visit": "reference" if s.is_baseline else change_text(s.change),
+    "95 % interval": (f"{change_text(s.low)} to {change_text(s.high)}" if finite(s.low) and finite(s.high)
+                      else ""),
+    "Verdict": significance_text(s.significant),
+} for s in series]
+st.dataframe(rows, hide_index=True, key="progress_table")
+
+if tx:
+    st.subheader("Treatments")
+    st.dataframe([{"Date": t.date.strftime("%d %b %Y"), "Procedure": t.procedure,
+                   "Needle depth (mm)": t.needle_depth_mm, "Area": t.area, "Notes": t.notes} for t in tx],
+                 hide_index=True, key="treatment_table")

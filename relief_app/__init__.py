@@ -1,0 +1,36 @@
+"""App-side glue of the Relief dashboard (everything that is not a page layout).
+
+The pages in ``pages/`` only lay out; they call into this package, which calls :mod:`analyzer` (the
+library) and :mod:`storage` (the ``Store`` service API) and nothing else.
+
+Modules
+-------
+text      plain-language formatting: changes ("−18 % (−24 to −12 %)"), the visit-mode sentence, metric labels
+          read from ``analyzer.METRICS``. No Streamlit.
+visits    analysing uploads, saving a visit all-or-nothing, comparing stored photos. No Streamlit.
+images    thumbnails, the 50 % "ghost" of the baseline, before/after overlays. No Streamlit.
+charts    plotly figures: progress over weeks, difference map. No Streamlit.
+demo      seeding the "Demo patient" from ``sample_images/`` on a first start (``RELIEF_DEMO=0`` turns it off).
+services  the Streamlit side: the cached store (``st.cache_resource``), cached reads and analyses
+          (``st.cache_data`` keyed by photo SHA-256 + ``analyzer.ALGORITHM_VERSION``), error display.
+
+Visit mode
+----------
+``/?mode=visit&patient=<id>`` opens the dashboard for a patient to look at during a consultation: one page
+(``pages/visit_mode.py``) with that patient's progress in plain language, no sidebar, no patient list and no
+navigation. A session that opened in visit mode stays locked to that patient. This is a presentation mode for
+a screen in the consultation room, not access control: anyone who can reach the server can open any URL.
+
+Stable widget keys (for AppTest and browser tests)
+--------------------------------------------------
+sidebar      ``sidebar_patient`` (patient picker)
+Patients     ``patient_search``; form ``new_patient_name``, ``new_patient_code``, ``new_patient_notes``,
+             submit ``create_patient``; per row ``open_patient_<id>``; edit form ``edit_patient_name``,
+             ``edit_patient_code``, ``edit_patient_notes``, submit ``update_patient``
+New visit    ``visit_region``, ``visit_region_other``, ``visit_date``, ``visit_notes``, ``treatment_done``,
+             ``needle_depth_mm``, ``treatment_area``, ``treatment_notes``, ``px_per_mm``, ``upload_photos``,
+             per photo ``keep_<sha256[:12]>``, ``save_visit``
+Progress     ``progress_region``, ``progress_metric``, chart ``progress_chart``
+Compare      ``compare_region``, ``compare_a``, ``compare_b``, ``overlay_opacity``, chart ``difference_map``
+Visit mode   ``visit_region_pick``, chart ``visit_chart``
+"""

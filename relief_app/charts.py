@@ -1,0 +1,177 @@
+"""Plotly figures of the dashboard: progress over weeks and the difference map. No Streamlit here.
+
+Labels and units are read from :data:`analyzer.METRICS` through :mod:`relief_app.text`.
+"""
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import plotly.graph_objects as go
+
+from .text import change_with_interval, finite, metric_label, metric_unit, significance_text
+
+__all__ = ["SeriesPoint", "progress_series", "progress_figure", "difference_figure", "COLLAGEN_WINDOW_WEEKS",
+           "EVALUATION_WEEK"]
+
+#: New collagen is laid down mostly 6–8 weeks after a needling session: the window where change is expected.
+COLLAGEN_WINDOW_WEEKS = (6.0, 8.0)
+#: Standard time point to judge a course of treatment, weeks after the first session.
+EVALUATION_WEEK = 12.0
+_SMOOTHER, _ROUGHER, _NEUTRAL = "#2166ac", "#b2182b", "#555555"
+
+
+@dataclass(frozen=True)
+class SeriesPoint:
+    """One visit on the chart: % change of a metric from the first visit, with its interval when known."""
+
+    visit_id: int
+    date: dt.date
+    weeks: float
+    value: float | None          # the metric itself (registry unit)
+    change: float | None         # % of the first visit's value; negative = lower (smoother for relief)
+    low: float | None
+    high: float | None
+    significant: bool | None
+    is_baseline: bool
+
+
+def _weeks(p, first_tx: dt.date | None, base_date: dt.date) -> float:
+    if p.weeks_since_first_treatment is not None:
+        return float(p.weeks_since_first_treatment)
+    ref = first_tx or base_date
+    return (p.date - ref).days / 7.0
+
+
+def progress_series(points: Sequence, metric: str = "roughness_index") -> list[SeriesPoint]:
+    """Chart points from ``store.progress(...)``.
+
+    For the roughness index the stored comparison with the baseline gives the change and its 95 % interval
+    (measured on the common overlap after alignment). For other metrics the change is the ratio of the two
+    photos' own measurements, without an interval. A follow-up not compared yet falls back to that ratio too,
+    with ``significant=None``.
+    """
+    if not points:
+        return []
+    base_date = points[0].date
+
+    def value_of(p):
+        if metric == "roughness_index":
+            return p.roughness_index
+        return None if p.metrics is None else p.metrics.get(metric)
+
+    v0 = value_of(points[0])
+    out = []
+    for p in points:
+        v = value_of(p)
+        v = float(v) if finite(v) else None
+        ratio = 100.0 * (v / v0 - 1.0) if v is not None and finite(v0) and v0 != 0 else None
+        if p.is_baseline:
+            change, low, high, sig = 0.0, None, None, None
+        elif metric == "roughness_index" and finite(p.change_pct):
+            change = float(p.change_pct)
+            low = float(p.ci_low) if finite(p.ci_low) else None
+            high = float(p.ci_high) if finite(p.ci_high) else None
+            sig = p.significant
+        else:
+            change, low, high, sig = ratio, None, None, None
+        out.append(SeriesPoint(visit_id=p.visit_id, date=p.date, weeks=_weeks(p, None, base_date), value=v,
+                               change=change, low=low, high=high, significant=sig, is_baseline=p.is_baseline))
+    return out
+
+
+def progress_figure(series: Sequence[SeriesPoint], treatments: Sequence = (), *, metric: str = "roughness_index",
+                    first_treatment: dt.date | None = None, height: int = 420, large: bool = False) -> go.Figure:
+    """% change from the first visit vs weeks since the first treatment.
+
+    Treatments are dashed vertical lines, the 6–8 week collagen window after each is shaded, and the 12-week
+    evaluation is marked. Filled markers are significant changes, open markers are within measurement noise.
+    """
+    fig = go.Figure()
+    xs = [s.weeks for s in series]
+    ys = [s.change for s in series]
+    plus = [(s.high - s.change) if s.high is not None and s.change is not None else None for s in series]
+    minus = [(s.change - s.low) if s.low is not None and s.change is not None else None for s in series]
+    unit = metric_unit(metric)
+    colours, symbols, hover = [], [], []
+    for s in series:
+        if s.significant and s.change is not None:
+            colours.append(_SMOOTHER if s.change < 0 else _ROUGHER)
+            symbols.append("circle")
+        else:
+            colours.append(_NEUTRAL)
+            symbols.append("circle" if s.is_baseline else "circle-open")
+        value = f"{s.value:.3g} {unit}" if s.value is not None else "not measured"
+        what = "first visit (reference)" if s.is_baseline else (
+            change_with_interval(s.change, s.low, s.high) + (f", {significance_text(s.significant)}"
+                                                            if s.significant is not None else ""))
+        hover.append(f"{s.date:%d %b %Y} (week {s.weeks:.1f})<br>{metric_label(metric)}: {value}<br>{what}")
+
+    # Treatments, their collagen windows and the 12-week evaluation (drawn first, under the data).
+    tx_weeks = []
+    ref = first_treatment
+    for t in treatments:
+        if ref is None:
+            break
+        tx_weeks.append((t.date - ref).days / 7.0)
+    for i, w in enumerate(tx_weeks):
+        fig.add_vrect(x0=w + COLLAGEN_WINDOW_WEEKS[0], x1=w + COLLAGEN_WINDOW_WEEKS[1], fillcolor="#1a9850",
+                      opacity=0.12, line_width=0, layer="below",
+                      annotation_text="collagen window" if i == 0 else None, annotation_position="top left")
+        fig.add_vline(x=w, line_dash="dash", line_color="#7b3294", line_width=1.5,
+                      annotation_text="treatment", annotation_position="bottom right")
+    if tx_weeks:
+        fig.add_vline(x=EVALUATION_WEEK, line_dash="dot", line_color="#333333", line_width=1.5,
+                      annotation_text="12-week evaluation", annotation_position="top right")
+    fig.add_hline(y=0, line_color="#999999", line_width=1)
+
+    fig.add_trace(go.Scatter(
+        x=xs, y=ys, mode="lines+markers", name=metric_label(metric),
+        line=dict(color="#4d4d4d", width=3 if large else 2),
+        marker=dict(size=14 if large else 10, color=colours, symbol=symbols, line=dict(width=2, color=colours)),
+        error_y=dict(type="data", array=plus, arrayminus=minus, visible=True, thickness=1.5, width=6,
+                     color="#7f7f7f"),
+        hovertext=hover, hoverinfo="text",
+    ))
+    axis_from = "first treatment" if first_treatment is not None else "first visit"
+    fig.update_layout(
+        height=height, margin=dict(l=10, r=10, t=30, b=10), showlegend=False,
+        xaxis_title=f"weeks since {axis_from}",
+        yaxis_title=f"{metric_label(metric)}: change from first visit (%)",
+        font=dict(size=18 if large else 13),
+    )
+    lo = min([v for v in xs] + [0.0]) - 0.5
+    hi = max([v for v in xs] + ([EVALUATION_WEEK] if tx_weeks else []) + [w + COLLAGEN_WINDOW_WEEKS[1]
+                                                                          for w in tx_weeks]) + 0.5
+    fig.update_xaxes(range=[lo, hi], zeroline=False)
+    return fig
+
+
+def difference_figure(diff: np.ndarray, *, px_per_mm: float | None = None, height: int = 460,
+                      max_pixels: int = 250_000) -> go.Figure:
+    """The local change map as a diverging heat map: blue = smoother, red = rougher, white = unchanged.
+
+    ``diff`` is % local change on the baseline's grid (NaN outside the overlap: shown blank). Axes in mm when
+    the grid's scale is known. The colour range is symmetric about 0 (98th percentile of |change|).
+    """
+    d = np.asarray(diff, dtype=np.float32)
+    step = max(1, int(np.ceil(np.sqrt(d.size / max_pixels))))
+    d = d[::step, ::step]
+    finite_vals = np.abs(d[np.isfinite(d)])
+    lim = float(np.percentile(finite_vals, 98)) if finite_vals.size else 1.0
+    lim = max(lim, 1.0)
+    scale = (px_per_mm / step) if px_per_mm else None
+    x = (np.arange(d.shape[1]) / scale) if scale else None
+    y = (np.arange(d.shape[0]) / scale) if scale else None
+    unit = "mm" if scale else "px"
+    fig = go.Figure(go.Heatmap(
+        z=d, x=x, y=y, colorscale="RdBu_r", zmid=0.0, zmin=-lim, zmax=lim, hoverongaps=False,
+        colorbar=dict(title=dict(text="local change, %<br>blue = smoother<br>red = rougher"), ticksuffix=" %"),
+        hovertemplate=f"x %{{x:.1f}} {unit}, y %{{y:.1f}} {unit}<br>change %{{z:.0f}} %<extra></extra>",
+    ))
+    fig.update_yaxes(autorange="reversed", scaleanchor="x", scaleratio=1, title=unit)
+    fig.update_xaxes(title=unit)
+    fig.update_layout(height=height, margin=dict(l=10, r=10, t=10, b=10))
+    return fig

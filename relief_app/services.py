@@ -1,0 +1,288 @@
+"""The Streamlit side of the glue: the cached store, cached reads and analyses, error display.
+
+* ``st.cache_resource``: the :class:`storage.Store` (one engine per data folder / database URL) and the demo
+  seeding (runs once per process and data folder).
+* ``st.cache_data``: pure, serialisable results — photo analyses and thumbnails keyed by the photo's SHA-256
+  and ``analyzer.ALGORITHM_VERSION``; comparison maps keyed by both photos' SHA-256 and the version; store
+  reads keyed by the store, the patient and a data revision that every write through this module bumps (with a
+  short TTL for writes made by other processes).
+
+Pages call these functions and lay out the results; they never open the store or run the library themselves.
+"""
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import itertools
+import os
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
+
+import streamlit as st
+
+import analyzer
+from analyzer.errors import ReliefError
+from storage import Store, open_store
+
+from . import demo, images, visits
+
+__all__ = [
+    "get_store", "store_key", "ensure_demo", "revision", "bump", "show_errors", "require_patient",
+    "list_patients", "patient", "progress", "baseline_photo", "standard_regions", "compute_missing", "treatments", "visits_of", "regions", "photos",
+    "analyse_upload", "thumbnail", "compare_views", "save_visit", "create_patient", "update_patient",
+]
+
+_TTL = 30  # seconds: reads cached across reruns; writes by another process show up after at most this
+
+# ------------------------------------------------------------------------------------------------ store
+
+
+def store_key() -> str:
+    """Which data this process talks to: the data folder and database URL from the environment."""
+    return f"{os.environ.get('RELIEF_DATA_DIR', '')}|{os.environ.get('RELIEF_DATABASE_URL', '')}"
+
+
+@st.cache_resource(show_spinner=False)
+def _open(key: str) -> Store:
+    data_dir, _, url = key.partition("|")
+    return open_store(data_dir or None, url or None)
+
+
+def get_store() -> Store:
+    """The store for ``RELIEF_DATA_DIR`` / ``RELIEF_DATABASE_URL`` (opened and migrated once per process)."""
+    return _open(store_key())
+
+
+@st.cache_resource(show_spinner="Preparing the demo patient (first start only)…")
+def _seed_once(key: str, enabled: bool) -> int | None:
+    if not enabled:
+        return None
+    pid = demo.seed_demo(_open(key))
+    if pid is not None:
+        bump()
+    return pid
+
+
+def ensure_demo() -> int | None:
+    """Seed the demo patient on a first start (see :mod:`relief_app.demo`); once per process and data folder."""
+    return _seed_once(store_key(), demo.demo_enabled())
+
+
+# ------------------------------------------------------------------------------------ revisions, errors
+_rev_lock = threading.Lock()
+_rev_counter = itertools.count(1)
+_rev = 0
+
+
+def revision() -> int:
+    """Changes after every write made through this module; part of every cached read's key."""
+    return _rev
+
+
+def bump() -> None:
+    global _rev
+    with _rev_lock:
+        _rev = next(_rev_counter)
+
+
+@contextlib.contextmanager
+def show_errors(stop: bool = True) -> Iterator[None]:
+    """Show a library or storage error as one line (``st.error``), never a traceback; then stop the page."""
+    try:
+        yield
+    except ReliefError as err:  # storage.StorageError is a ReliefError too
+        st.error(str(err))
+        if stop:
+            st.stop()
+
+
+def require_patient() -> int:
+    """The selected patient's id, or an info box and the end of the page."""
+    pid = st.session_state.get("patient_id")
+    if pid is None:
+        st.info("Select a patient first — on the **Patients** page or in the sidebar.")
+        st.stop()
+    return int(pid)
+
+
+# -------------------------------------------------------------------------------------------- reads
+@st.cache_data(ttl=_TTL, show_spinner=False)
+def _list_patients(key: str, search: str, version: str, rev: int):
+    return get_store().list_patients(search, algorithm_version=version)
+
+
+def list_patients(search: str = ""):
+    return _list_patients(store_key(), search, analyzer.ALGORITHM_VERSION, revision())
+
+
+@st.cache_data(ttl=_TTL, show_spinner=False)
+def _patient(key: str, patient_id: int, rev: int):
+    return get_store().patient(patient_id)
+
+
+def patient(patient_id: int):
+    return _patient(store_key(), patient_id, revision())
+
+
+@st.cache_data(ttl=_TTL, show_spinner=False)
+def _progress(key: str, patient_id: int, region: str, version: str, rev: int):
+    return get_store().progress(patient_id, region, algorithm_version=version)
+
+
+def progress(patient_id: int, region: str):
+    """``store.progress`` (two queries), cached per patient, region, version and data revision."""
+    return _progress(store_key(), patient_id, region, analyzer.ALGORITHM_VERSION, revision())
+
+
+@st.cache_data(ttl=_TTL, show_spinner=False)
+def _treatments(key: str, patient_id: int, rev: int):
+    return get_store().treatments(patient_id)
+
+
+def treatments(patient_id: int):
+    return _treatments(store_key(), patient_id, revision())
+
+
+@st.cache_data(ttl=_TTL, show_spinner=False)
+def _visits(key: str, patient_id: int, rev: int):
+    return get_store().visits(patient_id)
+
+
+def visits_of(patient_id: int):
+    return _visits(store_key(), patient_id, revision())
+
+
+@st.cache_data(ttl=_TTL, show_spinner=False)
+def _regions(key: str, patient_id: int, rev: int):
+    return get_store().regions(patient_id)
+
+
+def regions(patient_id: int) -> list[str]:
+    return _regions(store_key(), patient_id, revision())
+
+
+@st.cache_data(ttl=_TTL, show_spinner=False)
+def _photos(key: str, patient_id: int, region: str | None, rev: int):
+    return get_store().photos(patient_id, region=region)
+
+
+def photos(patient_id: int, region: str | None = None):
+    return _photos(store_key(), patient_id, region, revision())
+
+
+@st.cache_data(ttl=_TTL, show_spinner=False)
+def _baseline(key: str, patient_id: int, region: str, rev: int):
+    return get_store().baseline_photo(patient_id, region)
+
+
+def baseline_photo(patient_id: int, region: str):
+    """The region's baseline photo record (earliest visit), or ``None``."""
+    return _baseline(store_key(), patient_id, region, revision())
+
+
+def standard_regions() -> tuple[str, ...]:
+    """The library's standard face regions (patient's left/right), or a fallback list."""
+    try:
+        from analyzer.regions import REGION_NAMES
+    except ImportError:  # pragma: no cover - regions module not present
+        REGION_NAMES = ("forehead", "left cheek", "right cheek", "chin", "left temple", "right temple")
+    return tuple(REGION_NAMES)
+
+
+# -------------------------------------------------------------------------------- analyses, pictures
+@st.cache_data(show_spinner=False, max_entries=256)
+def _analyse(sha: str, filename: str, px_per_mm: float | None, version: str, _data: bytes):
+    return visits.analyse_photo(_data, filename, px_per_mm=px_per_mm)
+
+
+def analyse_upload(data: bytes, filename: str, px_per_mm: float | None = None) -> visits.PhotoAnalysis:
+    """:func:`relief_app.visits.analyse_photo`, cached by the file's SHA-256, scale and algorithm version."""
+    return _analyse(visits.sha256(data), filename, px_per_mm or None, analyzer.ALGORITHM_VERSION, data)
+
+
+@st.cache_data(show_spinner=False, max_entries=512)
+def _thumb_bytes(sha: str, max_side: int, _data: bytes):
+    return images.thumbnail(_data, max_side=max_side)
+
+
+def thumbnail_of_bytes(data: bytes, max_side: int = 640):
+    return _thumb_bytes(visits.sha256(data), max_side, data)
+
+
+@st.cache_data(show_spinner=False, max_entries=512)
+def _thumb_photo(key: str, sha: str, max_side: int, _patient_id: int, _photo_id: int):
+    return images.thumbnail(get_store().photo_bytes(_patient_id, _photo_id), max_side=max_side)
+
+
+def thumbnail(photo, max_side: int = 640):
+    """Preview (uint8 RGB) of a stored photo record, cached by its SHA-256."""
+    return _thumb_photo(store_key(), photo.sha256, max_side, photo.patient_id, photo.id)
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def _compare_views(key: str, sha_a: str, sha_b: str, version: str, _patient_id: int, _a: int, _b: int):
+    out = visits.compare_views(get_store(), _patient_id, _a, _b)
+    bump()  # the comparison may have been stored just now
+    return out
+
+
+def compare_views(patient_id: int, baseline, followup) -> dict[str, Any]:
+    """Aligned before/after, difference map and numbers of two stored photos (records), cached by their hashes."""
+    return _compare_views(store_key(), baseline.sha256, followup.sha256, analyzer.ALGORITHM_VERSION,
+                          patient_id, baseline.id, followup.id)
+
+
+def compute_missing(patient_id: int, region: str, points: Sequence) -> int:
+    """Measure/compare the visits of a region that have no result for the current algorithm version."""
+    store = get_store()
+    done = 0
+    baseline = points[0] if points else None
+    for p in points:
+        if p.roughness_index is None:
+            store.measurement_for(patient_id, p.photo_id, analyzer.ALGORITHM_VERSION,
+                                  lambda p=p: _measure_stored(store, patient_id, p.photo_id))
+            done += 1
+        if not p.is_baseline and p.change_pct is None and baseline is not None:
+            try:
+                visits.compare_and_store(store, patient_id, baseline.photo_id, p.photo_id)
+            except ReliefError:
+                pass  # e.g. photos that cannot be aligned: the point stays without an interval
+            done += 1
+    if done:
+        bump()
+    return done
+
+
+def _measure_stored(store: Store, patient_id: int, photo_id: int):
+    rec = store.photo(patient_id, photo_id)
+    given = (rec.capture or {}).get("px_per_mm") if (rec.capture or {}).get("scale_source") == "given" else None
+    a = visits.analyse_photo(store.photo_bytes(patient_id, photo_id), rec.filename, px_per_mm=given)
+    if a.measurement is None:
+        raise analyzer.ImageError(a.error or f"stored photo {rec.filename} cannot be measured; upload it again")
+    return a.measurement
+
+
+# ------------------------------------------------------------------------------------------- writes
+def create_patient(name: str, code: str | None = None, notes: str = ""):
+    rec = get_store().create_patient(name, code=(code or None), notes=notes)
+    bump()
+    return rec
+
+
+def update_patient(patient_id: int, **fields):
+    rec = get_store().update_patient(patient_id, **fields)
+    bump()
+    return rec
+
+
+def save_visit(patient_id: int, *, date: dt.date, region: str, uploads: Sequence[tuple[bytes, str]],
+               analyses: Mapping[str, visits.PhotoAnalysis] | None = None, treatment=None, notes: str = "",
+               px_per_mm: float | None = None) -> visits.SavedVisit:
+    """:func:`relief_app.visits.save_new_visit` on the app's store; bumps the data revision."""
+    try:
+        return visits.save_new_visit(get_store(), patient_id, date=date, region=region, uploads=uploads,
+                                     analyses=analyses, treatment=treatment, notes=notes,
+                                     px_per_mm=px_per_mm)
+    finally:
+        bump()

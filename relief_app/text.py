@@ -1,0 +1,102 @@
+"""Plain-language formatting for the dashboard: changes, intervals, metric labels and the visit-mode sentence.
+
+Metric names, units and meanings come from :data:`analyzer.METRICS`; nothing here re-types them.
+"""
+from __future__ import annotations
+
+import math
+
+from analyzer.registry import METRICS
+
+__all__ = [
+    "MINUS", "PROGRESS_METRICS", "NEGATIVE_IS_SMOOTHER", "metric_label", "metric_unit", "metric_meaning",
+    "signed", "change_text", "change_with_interval", "significance_text", "visit_sentence", "finite",
+]
+
+MINUS = "\u2212"
+#: Metrics offered on the progress chart (roughness index first, the default); only names in the registry.
+PROGRESS_METRICS = tuple(
+    n for n in ("roughness_index", "scar_density", "pore_density", "erythema_index", "melanin_unevenness",
+                "fine_texture_index")
+    if n in METRICS
+)
+NEGATIVE_IS_SMOOTHER = (
+    "Changes are in % of the first visit's value: negative = smoother (less relief), positive = rougher. "
+    "The bars show the 95 % interval; a change is called significant only when it exceeds the measurement "
+    "noise (the minimal detectable change) and its interval excludes zero."
+)
+
+
+def finite(x) -> bool:
+    """True for a real, finite number (``None`` and NaN are not)."""
+    try:
+        return x is not None and math.isfinite(float(x))
+    except (TypeError, ValueError):
+        return False
+
+
+def metric_label(name: str) -> str:
+    """``"roughness_index"`` -> ``"Roughness index"``; ``"scar.Sq"`` -> ``"Scar Sq"`` (from the registry name)."""
+    m = METRICS[name]
+    words = m.name.replace(".", " ").replace("_", " ")
+    return words[:1].upper() + words[1:]
+
+
+def metric_unit(name: str) -> str:
+    return METRICS[name].unit
+
+
+def metric_meaning(name: str) -> str:
+    return METRICS[name].meaning
+
+
+def signed(x: float, digits: int = 0) -> str:
+    """``-18.2`` -> ``"−18"``, ``5`` -> ``"+5"``, ``0`` -> ``"0"`` (typographic minus)."""
+    if not finite(x):
+        return "n/a"
+    v = round(float(x), digits)
+    if v == 0:
+        return f"{0:.{digits}f}"
+    s = f"{abs(v):.{digits}f}"
+    return (MINUS if v < 0 else "+") + s
+
+
+def change_text(change: float | None, digits: int = 0) -> str:
+    """``"−18 %"``."""
+    return "n/a" if not finite(change) else f"{signed(change, digits)} %"
+
+
+def change_with_interval(change: float | None, low: float | None, high: float | None, digits: int = 0) -> str:
+    """``"−18 % (−24 to −12 %)"``; without an interval just ``"−18 %"``; ``"not compared yet"`` without a change."""
+    if not finite(change):
+        return "not compared yet"
+    if finite(low) and finite(high):
+        return f"{signed(change, digits)} % ({signed(low, digits)} to {signed(high, digits)} %)"
+    return change_text(change, digits)
+
+
+def significance_text(significant: bool | None) -> str:
+    if significant is None:
+        return ""
+    return "significant" if significant else "within measurement noise"
+
+
+def visit_sentence(change: float | None, low: float | None, high: float | None,
+                   significant: bool | None) -> str:
+    """The one sentence a patient reads in visit mode.
+
+    >>> visit_sentence(-18.0, -24.0, -12.0, True)
+    'Texture 18 % smoother than at your first visit (range 12–24 %)'
+    >>> visit_sentence(-3.0, -8.0, 2.0, False)
+    'No change beyond measurement noise yet — collagen rebuilding takes 6–8 weeks'
+    """
+    if not finite(change):
+        return "Your first photos are the starting point — the next visits will be compared with them"
+    if not significant:
+        return "No change beyond measurement noise yet — collagen rebuilding takes 6–8 weeks"
+    lo, hi = sorted((abs(float(low)), abs(float(high)))) if finite(low) and finite(high) else (None, None)
+    rng = f" (range {lo:.0f}–{hi:.0f} %)" if lo is not None else ""
+    if change < 0:
+        return f"Texture {abs(change):.0f} % smoother than at your first visit{rng}"
+    return (f"Texture {change:.0f} % rougher than at your first visit{rng} — skin can look rougher for a few "
+            "weeks after a treatment while it heals")

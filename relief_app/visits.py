@@ -1,0 +1,266 @@
+"""What the "New visit" and "Compare" pages do, without Streamlit: analyse uploads, save a visit, compare photos.
+
+Kept apart from the pages so it can be tested directly (AppTest cannot drive every widget) and reused by the
+demo seeding. Data goes only through :class:`storage.Store`; analysis only through :mod:`analyzer`.
+
+Errors a practitioner can fix are :class:`analyzer.errors.ReliefError` (``storage.StorageError`` is one) with
+a one-line message; pages show ``str(err)``.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import math
+import os
+import re
+import tempfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import analyzer
+from analyzer.errors import ImageError, OptionError, ReliefError
+from storage import ComparisonRecord, NewMeasurement, NewPhoto, PhotoRecord, Store, VisitRecord
+
+__all__ = [
+    "PhotoAnalysis", "SavedVisit", "ComparisonOutcome", "analyse_photo", "save_new_visit", "sha256",
+    "compare_and_store", "run_compare", "comparison_values", "compare_views", "given_scale", "SCALE_LABELS",
+]
+
+#: How the scale of a photo was obtained, in words ("scale: card / given / assumed").
+SCALE_LABELS = {"card": "card", "given": "given", "default": "assumed"}
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+@dataclass(frozen=True)
+class PhotoAnalysis:
+    """The library's verdict on one uploaded photo, before anything is saved.
+
+    ``error`` holds the one-line message when the file cannot be read or measured at all (then
+    ``measurement`` is None and the photo cannot be saved). Otherwise ``quality_ok`` says whether it passed the
+    quality gate; a failing photo can still be kept on purpose.
+    """
+
+    filename: str
+    sha256: str
+    error: str | None = None
+    quality_ok: bool = False
+    warnings: tuple[str, ...] = ()
+    codes: tuple[str, ...] = ()
+    scale_source: str = ""
+    px_per_mm: float | None = None
+    roughness_index: float = float("nan")
+    measurement: NewMeasurement | None = field(default=None, repr=False)
+
+    @property
+    def readable(self) -> bool:
+        return self.error is None and self.measurement is not None
+
+    @property
+    def scale_label(self) -> str:
+        return SCALE_LABELS.get(self.scale_source, self.scale_source or "unknown")
+
+
+def _safe_name(filename: str) -> str:
+    name = os.path.basename(str(filename or "").replace("\\", "/")) or "photo"
+    name = re.sub(r"[^\w.\- ]+", "_", name)[:120]
+    return name if name not in {".", ".."} else "photo"
+
+
+def analyse_photo(data: bytes, filename: str, *, px_per_mm: float | None = None) -> PhotoAnalysis:
+    """Measure one uploaded file with :func:`analyzer.measure`.
+
+    Never raises for a bad photo: an unreadable, empty or absurd file comes back with ``error`` set to the
+    library's one-line message (which names the file). ``px_per_mm`` (of the file's pixels) overrides the
+    card / default scale; ``None`` or 0 means "not given".
+    """
+    digest = sha256(data or b"")
+    name = _safe_name(filename)
+    if not data:
+        return PhotoAnalysis(filename=name, sha256=digest,
+                             error=f"{name} is empty (0 bytes) — upload the photo again")
+    px = float(px_per_mm) if px_per_mm else None
+    with tempfile.TemporaryDirectory(prefix="relief-upload-") as tmp:
+        path = Path(tmp) / name  # the library's messages name the file the practitioner uploaded
+        path.write_bytes(data)
+        try:
+            m = analyzer.measure(path, px_per_mm=px)
+        except ReliefError as err:
+            # The practitioner knows the file by its name, not by our temporary folder.
+            message = str(err).replace(str(path), name).replace(tmp + os.sep, "")
+            return PhotoAnalysis(filename=name, sha256=digest, error=message)
+    q = m.to_dict()["quality"]  # quality gate + every warning (scale assumption included), JSON-safe
+    nm = NewMeasurement(
+        algorithm_version=m.algorithm_version, roughness_index=float(m.roughness_index),
+        metrics=dict(m.metrics), scars=list(m.scars), px_per_mm=float(m.px_per_mm),
+        scale_source=m.scale_source, quality=q,
+    )
+    return PhotoAnalysis(
+        filename=name, sha256=digest, quality_ok=bool(m.quality.ok), warnings=tuple(m.warnings),
+        codes=tuple(m.quality.codes), scale_source=m.scale_source, px_per_mm=float(m.px_per_mm),
+        roughness_index=float(m.roughness_index), measurement=nm,
+    )
+
+
+@dataclass(frozen=True)
+class ComparisonOutcome:
+    """The comparison of one newly saved photo with its region's baseline (or why there is none)."""
+
+    photo: PhotoRecord
+    baseline: PhotoRecord | None
+    comparison: ComparisonRecord | None = None
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class SavedVisit:
+    visit: VisitRecord
+    comparisons: tuple[ComparisonOutcome, ...] = ()
+
+
+def save_new_visit(
+    store: Store,
+    patient_id: int,
+    *,
+    date: dt.date,
+    region: str,
+    uploads: Sequence[tuple[bytes, str]],
+    analyses: Mapping[str, PhotoAnalysis] | None = None,
+    treatment: Mapping[str, Any] | None = None,
+    notes: str = "",
+    px_per_mm: float | None = None,
+    compare: bool = True,
+) -> SavedVisit:
+    """Save a visit with its photos (and a treatment), all or nothing, then compare with the region's baseline.
+
+    Parameters
+    ----------
+    store : storage.Store
+    patient_id : int
+    date : datetime.date
+    region : str
+        Face region the photos show, e.g. ``"left cheek"`` (free text).
+    uploads : sequence of (bytes, filename)
+        The photos to keep, exactly as uploaded.
+    analyses : mapping sha256 -> PhotoAnalysis, optional
+        Analyses already shown to the practitioner (so nothing is measured twice); missing ones are computed.
+    treatment : dict, optional
+        ``needle_depth_mm``, ``area``, ``notes``, ``procedure`` of a treatment given at this visit.
+    px_per_mm : float, optional
+        Scale of the photos when known (file pixels); else card or default.
+    compare : bool
+        Compare each new photo with the region's baseline and store the result (``store.comparison_for``).
+
+    Returns
+    -------
+    SavedVisit
+        The stored visit and, per photo, its comparison with the baseline (or the reason there is none).
+
+    Raises
+    ------
+    ReliefError
+        One-line message, and nothing saved (no visit row): no photo, no region, or any photo unreadable.
+    """
+    region = str(region or "").strip()
+    if not region:
+        raise OptionError("no face region given; choose the region the photos show (e.g. left cheek)")
+    if not uploads:
+        raise OptionError("no photo to save; upload at least one photo of the region")
+    analyses = dict(analyses or {})
+    photos = []
+    for data, filename in uploads:
+        a = analyses.get(sha256(data or b"")) or analyse_photo(data, filename, px_per_mm=px_per_mm)
+        if not a.readable:
+            raise ImageError(a.error or f"{filename} could not be measured — upload another photo")
+        photos.append(NewPhoto(
+            data=data, filename=a.filename, region=region, measurement=a.measurement,
+            capture={"scale_source": a.scale_source, "px_per_mm": a.px_per_mm,
+                     "quality_ok": a.quality_ok, "kept_despite_quality": not a.quality_ok},
+        ))
+    visit = store.save_visit(patient_id, date=date, notes=notes, photos=photos, treatment=treatment)
+    outcomes = []
+    if compare:
+        baseline = store.baseline_photo(patient_id, region)
+        for ph in visit.photos:
+            if baseline is None or baseline.id == ph.id:
+                outcomes.append(ComparisonOutcome(photo=ph, baseline=None))
+                continue
+            try:
+                rec = compare_and_store(store, patient_id, baseline.id, ph.id)
+                outcomes.append(ComparisonOutcome(photo=ph, baseline=baseline, comparison=rec))
+            except ReliefError as err:
+                outcomes.append(ComparisonOutcome(photo=ph, baseline=baseline, error=str(err)))
+    return SavedVisit(visit=visit, comparisons=tuple(outcomes))
+
+
+# ------------------------------------------------------------------------------------------- comparisons
+def given_scale(store: Store, patient_id: int, photo_id: int) -> float | None:
+    """The px/mm a practitioner typed for this photo (stored with its measurement), else ``None``.
+
+    A card is found again by the library; an assumed (default) scale is not passed on, so the follow-up's scale
+    comes from the registration with the baseline.
+    """
+    m = store.get_measurement(patient_id, photo_id, analyzer.ALGORITHM_VERSION)
+    if m is not None and m.scale_source == "given" and m.px_per_mm and math.isfinite(m.px_per_mm):
+        return float(m.px_per_mm)
+    return None
+
+
+def run_compare(store: Store, patient_id: int, baseline_id: int, followup_id: int):
+    """:func:`analyzer.compare` on two stored photos of a patient (their files, read-only)."""
+    if baseline_id == followup_id:
+        raise OptionError("the two photos are the same; pick two different visits")
+    path_a = store.photo_path(patient_id, baseline_id)
+    path_b = store.photo_path(patient_id, followup_id)
+    return analyzer.compare(
+        path_a, path_b,
+        px_per_mm=given_scale(store, patient_id, baseline_id),
+        followup_px_per_mm=given_scale(store, patient_id, followup_id),
+    )
+
+
+def comparison_values(c) -> dict[str, Any]:
+    """The fields :meth:`storage.Store.comparison_for` keeps, from an :class:`analyzer.Comparison`.
+
+    ``result`` holds the JSON of the comparison without the two full measurements (their metrics are kept by
+    the photos' own measurements); it includes ``metric_changes``, ``scar_changes``, ``registration``.
+    """
+    d = c.to_dict()
+    base, follow = d.pop("baseline"), d.pop("followup")
+    d["baseline_roughness_index"] = base.get("roughness_index")
+    d["followup_roughness_index"] = follow.get("roughness_index")
+    d["followup_scale_source"] = follow.get("scale_source")
+    d["warnings"] = list(follow.get("quality", {}).get("warnings", []))
+    lo, hi = c.ci95_pct
+    return dict(change_pct=float(c.change_pct), ci_low=float(lo), ci_high=float(hi), mdc_pct=float(c.mdc_pct),
+                significant=bool(c.significant), result=d)
+
+
+def compare_and_store(store: Store, patient_id: int, baseline_id: int, followup_id: int) -> ComparisonRecord:
+    """The stored comparison of two photos, computed once per algorithm version."""
+    return store.comparison_for(
+        patient_id, baseline_id, followup_id, analyzer.ALGORITHM_VERSION,
+        lambda: comparison_values(run_compare(store, patient_id, baseline_id, followup_id)),
+    )
+
+
+def compare_views(store: Store, patient_id: int, baseline_id: int, followup_id: int) -> dict[str, Any]:
+    """Everything the Compare page shows: the stored numbers plus the maps (which are not stored).
+
+    Returns a dict with ``values`` (as :func:`comparison_values`), ``baseline`` and ``followup`` (uint8 RGB on
+    the baseline's analysis grid), ``difference`` (float32 % local change, NaN outside the overlap) and
+    ``px_per_mm`` of that grid (10 px/mm or the photo's own when coarser). Also stores the comparison when it
+    was not stored yet, so the numbers are computed once.
+    """
+    from .images import to_uint8
+
+    c = run_compare(store, patient_id, baseline_id, followup_id)
+    values = comparison_values(c)
+    store.comparison_for(patient_id, baseline_id, followup_id, analyzer.ALGORITHM_VERSION, lambda: values)
+    grid_px = float(c.baseline.analysis.maps.px_per_mm) if c.baseline.analysis is not None else None
+    return dict(values=values, baseline=to_uint8(c.baseline_grid), followup=to_uint8(c.aligned_followup),
+                difference=c.difference_map.astype("float32"), px_per_mm=grid_px)
