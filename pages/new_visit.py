@@ -120,7 +120,7 @@ if already:
 
 if st.button("Save visit", key="save_visit", type="primary", disabled=bool(already)):
     if bad:
-        st.error(f"{bad[0].error} Nothing was saved: remove the unreadable file(s) from the list first.")
+        st.error(f"{bad[0].error}. Nothing was saved: remove the unreadable file(s) from the list first.")
     elif not keep:
         st.error("No photo is kept; tick “Keep” for at least one photo. Nothing was saved.")
     else:

@@ -20,7 +20,9 @@ from pathlib import Path
 from typing import Any
 
 import analyzer
+from analyzer.compare import compare as _compare
 from analyzer.errors import ImageError, OptionError, ReliefError
+from analyzer.measure import measure as _measure
 from storage import ComparisonRecord, NewMeasurement, NewPhoto, PhotoRecord, Store, VisitRecord
 
 __all__ = [
@@ -88,10 +90,12 @@ def analyse_photo(data: bytes, filename: str, *, px_per_mm: float | None = None)
         path = Path(tmp) / name  # the library's messages name the file the practitioner uploaded
         path.write_bytes(data)
         try:
-            m = analyzer.measure(path, px_per_mm=px)
+            m = _measure(path, px_per_mm=px)
         except ReliefError as err:
             # The practitioner knows the file by its name, not by our temporary folder.
             message = str(err).replace(str(path), name).replace(tmp + os.sep, "")
+            if name not in message:
+                message = f"{name}: {message}"
             return PhotoAnalysis(filename=name, sha256=digest, error=message)
     q = m.to_dict()["quality"]  # quality gate + every warning (scale assumption included), JSON-safe
     nm = NewMeasurement(
@@ -216,7 +220,7 @@ def run_compare(store: Store, patient_id: int, baseline_id: int, followup_id: in
         raise OptionError("the two photos are the same; pick two different visits")
     path_a = store.photo_path(patient_id, baseline_id)
     path_b = store.photo_path(patient_id, followup_id)
-    return analyzer.compare(
+    return _compare(
         path_a, path_b,
         px_per_mm=given_scale(store, patient_id, baseline_id),
         followup_px_per_mm=given_scale(store, patient_id, followup_id),

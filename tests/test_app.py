@@ -1,0 +1,423 @@
+"""The dashboard end to end through Streamlit's AppTest, against fresh data folders.
+
+The demo patient is seeded once per session through the real app (an AppTest run on an empty data folder:
+photos measured and compared for real); each test then works on its own copy of that folder.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import io
+import json
+import shutil
+import struct
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+pytest.importorskip("streamlit")
+from streamlit.testing.v1 import AppTest  # noqa: E402
+
+from analyzer.errors import ReliefError  # noqa: E402
+from relief_app import charts, demo, text, visits  # noqa: E402
+from storage import open_store  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+APP = str(REPO / "app.py")
+SAMPLES = REPO / "sample_images"
+TIMEOUT = 60
+
+
+def _app(**query) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    for k, v in query.items():
+        at.query_params[k] = str(v)
+    return at
+
+
+def _texts(at: AppTest) -> str:
+    """Every piece of text the page shows (markdown, titles, captions, alerts, metrics, widget labels)."""
+    parts = []
+    for kind in ("markdown", "title", "header", "subheader", "caption", "info", "success", "warning", "error"):
+        parts += [str(e.value) for e in getattr(at, kind)]
+    parts += [f"{m.label} {m.value}" for m in at.metric]
+    parts += _image_captions(at)
+    for sb in at.selectbox:
+        parts.append(sb.label)
+        parts += [str(o) for o in sb.options]
+    return "\n".join(parts)
+
+
+def _image_captions(at: AppTest) -> list[str]:
+    elements = at.image if hasattr(at, "image") else at.get("imgs")
+    return [i.caption for im in elements for i in im.proto.imgs]
+
+
+def _no_exception(at: AppTest) -> None:
+    assert not at.exception, [e.value for e in at.exception]
+
+
+def _plotly_specs(at: AppTest) -> list[dict]:
+    return [json.loads(el.proto.spec) for el in at.get("plotly_chart")]
+
+
+def _sidecar(name: str) -> dict:
+    return json.loads((SAMPLES / name).with_suffix(".json").read_text())
+
+
+# ------------------------------------------------------------------------------------------------ fixtures
+@pytest.fixture(scope="session")
+def seeded_dir(tmp_path_factory):
+    """A data folder in which the real app seeded the demo patient on its first start."""
+    if not all((SAMPLES / n).is_file() for n, _, _ in demo.COURSE):
+        pytest.skip("sample_images/ missing — run `python -m analyzer.synth --samples sample_images`")
+    data = tmp_path_factory.mktemp("seeded") / "data"
+    mp = pytest.MonkeyPatch()
+    mp.setenv("RELIEF_DATA_DIR", str(data))
+    mp.delenv("RELIEF_DATABASE_URL", raising=False)
+    mp.delenv("RELIEF_DEMO", raising=False)
+    try:
+        at = _app().run()
+        _no_exception(at)
+        first_page = _texts(at)
+    finally:
+        mp.undo()
+    return data, first_page
+
+
+@pytest.fixture
+def data_dir(seeded_dir, tmp_path, monkeypatch):
+    """A private copy of the seeded data folder, made the app's data folder."""
+    src, _ = seeded_dir
+    dst = tmp_path / "data"
+    shutil.copytree(src, dst)
+    monkeypatch.setenv("RELIEF_DATA_DIR", str(dst))
+    monkeypatch.delenv("RELIEF_DATABASE_URL", raising=False)
+    monkeypatch.delenv("RELIEF_DEMO", raising=False)
+    return dst
+
+
+@pytest.fixture
+def store(data_dir):
+    s = open_store(data_dir)
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def demo_id(store):
+    [p] = [p for p in store.list_patients() if p.name == demo.DEMO_NAME]
+    return p.id
+
+
+def _png(w: int, h: int) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(np.full((h, w, 3), 128, np.uint8)).save(buf, "PNG")
+    return buf.getvalue()
+
+
+def _png_header_only(w: int, h: int) -> bytes:
+    """A PNG whose header claims w × h pixels (a decompression bomb's calling card) with almost no data."""
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body) & 0xFFFFFFFF)
+    ihdr = struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\x00" * 16)) + chunk(
+        b"IEND", b"")
+
+
+# ---------------------------------------------------------------------------------------------------- text
+def test_change_is_written_with_minus_and_interval():
+    assert text.change_with_interval(-18.2, -24.4, -12.0) == "\u221218 % (\u221224 to \u221212 %)"
+    assert text.change_with_interval(5.0, 1.0, 9.0) == "+5 % (+1 to +9 %)"
+    assert text.change_with_interval(None, None, None) == "not compared yet"
+
+
+def test_visit_sentence_says_smoother_with_range_or_noise():
+    assert text.visit_sentence(-18.0, -24.0, -12.0, True) == \
+        "Texture 18 % smoother than at your first visit (range 12–24 %)"
+    assert text.visit_sentence(-3.0, -8.0, 2.0, False).startswith("No change beyond measurement noise yet")
+    assert "rougher" in text.visit_sentence(7.0, 2.0, 12.0, True)
+
+
+def test_metric_labels_and_units_come_from_the_registry():
+    from analyzer.registry import METRICS
+
+    assert text.PROGRESS_METRICS[0] == "roughness_index"
+    for name in text.PROGRESS_METRICS:
+        assert text.metric_unit(name) == METRICS[name].unit
+        assert text.metric_label(name).lower() == name.replace("_", " ")
+
+
+# ---------------------------------------------------------------------------------------------------- demo
+def test_demo_patient_is_seeded_on_first_start_and_listed(seeded_dir, store, demo_id):
+    _, first_page = seeded_dir
+    assert demo.DEMO_NAME in first_page
+    visits_ = store.visits(demo_id)
+    assert [v.date - visits_[0].date for v in visits_] == [dt.timedelta(weeks=w) for _, w, _ in demo.COURSE]
+    assert [t.date for t in store.treatments(demo_id)] == [
+        visits_[i].date for i, (_, _, treated) in enumerate(demo.COURSE) if treated]
+    points = store.progress(demo_id, demo.DEMO_REGION)
+    assert all(p.roughness_index is not None for p in points)
+    assert all(p.change_pct is not None and p.ci_low is not None for p in points[1:])
+    # Ground truth: the synthetic scars are shallower at week 12 (true Sdq ratio from the sidecars).
+    truth = 100 * (_sidecar("week12.jpg")["true"]["scar"]["Sdq"] / _sidecar("week00_baseline.jpg")["true"]["scar"][
+        "Sdq"] - 1)
+    assert truth < -20
+    assert points[-1].change_pct < 0 and points[-1].significant
+    assert abs(points[-1].change_pct - truth) < 20
+    # The list row shows the latest change vs baseline with its interval.
+    summary = store.list_patients()[0]
+    row = text.change_with_interval(summary.change_pct, summary.change_ci_low, summary.change_ci_high)
+    assert row in first_page and "\u2212" in row
+
+
+def test_demo_seeding_is_idempotent_and_can_be_turned_off(store, tmp_path, monkeypatch):
+    n = len(store.list_patients())
+    assert demo.seed_demo(store) is None
+    assert len(store.list_patients()) == n
+    monkeypatch.setenv("RELIEF_DEMO", "0")
+    monkeypatch.setenv("RELIEF_DATA_DIR", str(tmp_path / "empty"))
+    at = _app().run()
+    _no_exception(at)
+    assert demo.DEMO_NAME not in _texts(at)
+    assert "No patients yet" in _texts(at)
+
+
+# ------------------------------------------------------------------------------------------------ patients
+def test_create_patient_selects_it_and_lists_it(data_dir, store):
+    at = _app().run()
+    at.text_input(key="new_patient_name").set_value("Ada Lovelace")
+    at.text_input(key="new_patient_code").set_value("P-042")
+    at.button(key="create_patient").click().run()
+    _no_exception(at)
+    [rec] = [p for p in store.list_patients() if p.name == "Ada Lovelace"]
+    assert rec.code == "P-042"
+    assert at.session_state["patient_id"] == rec.id
+    assert "Ada Lovelace" in _texts(at)
+    # A second patient with the same code: one-line error, nothing created, no traceback.
+    at.text_input(key="new_patient_name").set_value("Someone Else")
+    at.text_input(key="new_patient_code").set_value("P-042")
+    at.button(key="create_patient").click().run()
+    _no_exception(at)
+    assert any("P-042" in e.value for e in at.error)
+    assert [p.name for p in store.list_patients("P-042")] == ["Ada Lovelace"]
+
+
+def test_search_filters_and_open_selects_a_patient(data_dir, store, demo_id):
+    other = store.create_patient("Zed Other", code="Z-1")
+    at = _app().run()
+    at.text_input(key="patient_search").set_value("zed").run()
+    _no_exception(at)
+    shown = _texts(at)
+    assert "Zed Other" in "\n".join(m.value for m in at.markdown)
+    assert demo.DEMO_NAME not in "\n".join(m.value for m in at.markdown)
+    at.button(key=f"open_patient_{other.id}").click().run()
+    assert at.session_state["patient_id"] == other.id
+    assert shown
+
+
+def test_edit_patient_updates_the_name(data_dir, store, demo_id):
+    at = _app().run()
+    at.session_state["patient_id"] = demo_id
+    at.run()
+    at.text_input(key="edit_patient_name").set_value("Demo patient (renamed)")
+    at.button(key="update_patient").click().run()
+    _no_exception(at)
+    assert store.patient(demo_id).name == "Demo patient (renamed)"
+
+
+# -------------------------------------------------------------------------------------- new visit: library
+def test_save_new_visit_measures_stores_and_compares_with_baseline(store):
+    p = store.create_patient("Save Path")
+    base = (SAMPLES / "week00_baseline.jpg").read_bytes()
+    follow = (SAMPLES / "week12.jpg").read_bytes()
+    px = _sidecar("week00_baseline.jpg")["px_per_mm"]
+    first = visits.save_new_visit(store, p.id, date=dt.date(2025, 1, 6), region="left cheek",
+                                  uploads=[(base, "week00_baseline.jpg")], px_per_mm=px,
+                                  treatment={"needle_depth_mm": 1.5, "area": "cheeks"})
+    assert len(first.visit.photos) == 1 and first.comparisons[0].comparison is None  # it is the baseline
+    m = store.get_measurement(p.id, first.visit.photos[0].id, visits.analyzer.ALGORITHM_VERSION)
+    assert m is not None and m.scale_source == "given" and m.px_per_mm == pytest.approx(px)
+    assert store.treatments(p.id)[0].needle_depth_mm == 1.5
+    second = visits.save_new_visit(store, p.id, date=dt.date(2025, 3, 31), region="left cheek",
+                                   uploads=[(follow, "week12.jpg")])
+    [outcome] = second.comparisons
+    assert outcome.error is None and outcome.baseline.id == first.visit.photos[0].id
+    c = outcome.comparison
+    assert c.change_pct < 0 and c.ci_low <= c.change_pct <= c.ci_high and c.significant
+    assert store.progress(p.id, "left cheek")[-1].change_pct == pytest.approx(c.change_pct)
+
+
+@pytest.mark.parametrize("data, name, words", [
+    (b"this is a text file, not a photo\n", "notes.jpg", "not an image"),
+    (b"", "empty.jpg", "empty"),
+    (_png(12, 12), "tiny.png", "200"),
+    (_png_header_only(60000, 60000), "bomb.png", "more than Relief accepts"),
+], ids=["text-named-jpg", "empty", "tiny", "absurd-size"])
+def test_bad_upload_gives_one_line_error_and_saves_nothing(store, data, name, words):
+    p = store.create_patient("Bad Upload")
+    good = (SAMPLES / "week00_baseline.jpg").read_bytes()
+    with pytest.raises(ReliefError) as err:
+        visits.save_new_visit(store, p.id, date=dt.date.today(), region="left cheek",
+                              uploads=[(good, "good.jpg"), (data, name)])
+    message = str(err.value)
+    assert "\n" not in message and message
+    assert name in message
+    assert words in message
+    assert store.visits(p.id) == []
+    assert store.photos(p.id) == []
+
+
+def test_blurry_photo_fails_the_quality_gate_but_can_be_kept():
+    a = visits.analyse_photo((SAMPLES / "bad_blurry.jpg").read_bytes(), "bad_blurry.jpg")
+    assert a.readable and not a.quality_ok and a.codes and a.warnings
+    assert a.scale_label in {"card", "given", "assumed"}
+
+
+# -------------------------------------------------------------------------------------- new visit: the page
+def _uploader_supported(at: AppTest) -> bool:
+    try:
+        up = at.file_uploader(key="upload_photos")
+    except (AttributeError, KeyError):
+        return False
+    return hasattr(up, "set_value")
+
+
+def _to_new_visit(demo_id: int, patient_id: int | None = None) -> AppTest:
+    at = _app().run()
+    at.session_state["patient_id"] = patient_id or demo_id
+    at.switch_page("pages/new_visit.py").run()
+    _no_exception(at)
+    return at
+
+
+def test_upload_page_without_patient_asks_to_select_one(data_dir, store):
+    store.create_patient("Second")  # two patients: none preselected
+    at = _app().run()
+    at.switch_page("pages/new_visit.py").run()
+    _no_exception(at)
+    assert any("Select a patient" in i.value for i in at.info)
+
+
+def test_upload_page_rejects_a_bad_file_and_saves_nothing(data_dir, store, demo_id):
+    p = store.create_patient("Upload Page")
+    at = _to_new_visit(demo_id, p.id)
+    if not _uploader_supported(at):
+        pytest.skip("this Streamlit's AppTest cannot drive st.file_uploader")
+    good = (SAMPLES / "week00_baseline.jpg").read_bytes()
+    at.file_uploader(key="upload_photos").set_value(
+        [("good.jpg", good, "image/jpeg"), ("notes.jpg", b"just text", "image/jpeg")])
+    at.run()
+    _no_exception(at)
+    assert any("notes.jpg is not an image" in e.value for e in at.error)
+    at.button(key="save_visit").click().run()
+    _no_exception(at)
+    assert any("Nothing was saved" in e.value for e in at.error)
+    assert store.visits(p.id) == []
+
+
+def test_upload_page_saves_a_visit_and_shows_the_comparison(data_dir, store, demo_id):
+    at = _to_new_visit(demo_id)
+    if not _uploader_supported(at):
+        pytest.skip("this Streamlit's AppTest cannot drive st.file_uploader")
+    n_before = len(store.visits(demo_id))
+    assert at.selectbox(key="visit_region").value == demo.DEMO_REGION  # the patient's known region first
+    assert any("50 %" in c for c in _image_captions(at))  # the baseline ghost is shown
+    blurry = (SAMPLES / "bad_blurry.jpg").read_bytes()
+    follow = (SAMPLES / "week06.jpg").read_bytes()
+    at.file_uploader(key="upload_photos").set_value(
+        [("week06.jpg", follow, "image/jpeg"), ("bad_blurry.jpg", blurry, "image/jpeg")])
+    at.checkbox(key="treatment_done").check()
+    at.run()
+    _no_exception(at)
+    keep_blurry = at.checkbox(key=f"keep_{visits.sha256(blurry)[:12]}")
+    assert keep_blurry.value is False and keep_blurry.label == "Keep it anyway"  # failing photo: dropped by default
+    assert at.checkbox(key=f"keep_{visits.sha256(follow)[:12]}").value is True
+    assert any("retake" in w.value.lower() for w in at.warning)
+    assert "scale" in _texts(at).lower()
+    at.number_input(key="needle_depth_mm").set_value(1.0)
+    at.button(key="save_visit").click().run()
+    _no_exception(at)
+    visits_ = store.visits(demo_id)
+    assert len(visits_) == n_before + 1
+    assert [ph.filename for ph in visits_[-1].photos] == ["week06.jpg"]
+    assert store.treatments(demo_id)[-1].needle_depth_mm == 1.0
+    assert any(m.value.startswith("\u2212") and "%" in m.value for m in at.metric)
+    assert at.button(key="save_visit").disabled  # the same photos cannot be saved twice by a double click
+
+
+# ------------------------------------------------------------------------------------------------ progress
+def test_progress_page_draws_the_chart_with_intervals_treatments_and_windows(data_dir, demo_id):
+    at = _app().run()
+    at.switch_page("pages/progress.py").run()
+    _no_exception(at)
+    assert at.selectbox(key="progress_metric").value == "roughness_index"
+    [spec] = _plotly_specs(at)
+    [trace] = spec["data"]
+    assert len(trace["x"]) == len(demo.COURSE)
+    assert trace["error_y"]["visible"] and any(v for v in trace["error_y"]["array"] if v)
+    shapes = spec["layout"]["shapes"]
+    windows = [s for s in shapes if s["type"] == "rect"]
+    assert sorted(round(s["x0"]) for s in windows) == [6, 12]  # 6–8 weeks after the treatments at weeks 0 and 6
+    notes = " ".join(a.get("text", "") for a in spec["layout"]["annotations"])
+    assert "12-week evaluation" in notes and "treatment" in notes
+    assert "negative = smoother" in _texts(at)
+    at.selectbox(key="progress_metric").set_value("scar_density").run()
+    _no_exception(at)
+    assert len(_plotly_specs(at)) == 1
+
+
+def test_progress_series_uses_the_stored_interval(store, demo_id):
+    points = store.progress(demo_id, demo.DEMO_REGION)
+    series = charts.progress_series(points)
+    assert series[0].change == 0.0 and series[0].is_baseline
+    assert series[-1].low == pytest.approx(points[-1].ci_low)
+    assert series[-1].weeks == pytest.approx(12.0)
+
+
+# ------------------------------------------------------------------------------------------------- compare
+def test_compare_page_shows_aligned_photos_difference_map_and_scar_table(data_dir, demo_id):
+    at = _app().run()
+    at.switch_page("pages/compare.py").run()
+    _no_exception(at)
+    assert at.selectbox(key="compare_a").index == 0
+    assert at.selectbox(key="compare_b").index == len(demo.COURSE) - 1
+    [spec] = _plotly_specs(at)
+    [heat] = spec["data"]
+    assert heat["type"] == "heatmap" and heat["colorscale"][0][1].lower() != heat["colorscale"][-1][1].lower()
+    assert "blue = smoother" in heat["colorbar"]["title"]["text"]
+    assert len(_image_captions(at)) >= 3  # before, after (aligned), overlay
+    assert len(at.dataframe) == 1
+    at.slider(key="overlay_opacity").set_value(80).run()
+    _no_exception(at)
+    at.selectbox(key="compare_b").set_value(at.selectbox(key="compare_a").value).run()
+    assert any("two different visits" in i.value for i in at.info)
+
+
+# ---------------------------------------------------------------------------------------------- visit mode
+def test_visit_mode_shows_plain_sentence_and_no_other_patient(data_dir, store, demo_id):
+    store.create_patient("Zed Other", code="ZED-9")
+    at = _app(mode="visit", patient=demo_id).run()
+    _no_exception(at)
+    shown = _texts(at)
+    assert "smoother than at your first visit (range" in shown
+    assert "Zed Other" not in shown and "ZED-9" not in shown
+    assert not at.sidebar.children or all(
+        "Zed" not in str(getattr(c, "value", "")) for c in at.sidebar.children.values())
+    with pytest.raises(KeyError):
+        at.selectbox(key="sidebar_patient")
+    assert len(_plotly_specs(at)) == 1
+
+
+def test_visit_mode_of_the_other_patient_shows_nothing_of_the_demo(data_dir, store, demo_id):
+    other = store.create_patient("Zed Other")
+    at = _app(mode="visit", patient=other.id).run()
+    _no_exception(at)
+    shown = _texts(at)
+    assert demo.DEMO_NAME not in shown and "Demo" not in shown
+    assert "Zed" in shown
+    at = _app(mode="visit", patient=999999).run()
+    _no_exception(at)
+    assert demo.DEMO_NAME not in _texts(at)
