@@ -63,7 +63,7 @@ _GAMMA = 2.2
 #: Codes that make ``ok`` False.
 BLOCKING = frozenset({"blur", "overexposed", "underexposed", "clipping", "glare", "low_resolution"})
 
-_STATS_PIXELS = 250_000  # exposure/glare statistics use an unblended strided sample of about this size
+_STATS_PIXELS = 100_000  # exposure/glare statistics use an unblended strided sample of about this size
 _FOCUS_MAX_SIDE = 320  # focus is judged on a central crop of at most this many px (32 mm at FOCUS_PX_PER_MM)
 _COARSE_PIXELS = 4096  # illumination and local brightness are estimated on a grid of at most this size
 _LUMA = np.array([0.2126, 0.7152, 0.0722], np.float32)
@@ -199,7 +199,7 @@ def check_quality(rgb: np.ndarray, *, px_per_mm: float, min_px_per_mm: float = M
     defocused photo little. Photos coarser than 10 px/mm are judged at their own scale. The score depends
     on content (smooth pigment reads softer than pores and lines), see :data:`SHARPNESS_MIN`.
 
-    *Exposure, clipping, glare* use an unblended strided sample of ~0.25 MP, so small clipped or specular
+    *Exposure, clipping, glare* use an unblended strided sample of ~0.1 MP, so small clipped or specular
     spots keep their true values. Glare is not reported on an overexposed photo (it is white everywhere).
     *Uneven light* is the 95th/5th percentile ratio of a quadratic illumination surface fitted to log-luma.
 
