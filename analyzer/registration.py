@@ -50,6 +50,10 @@ MIN_INLIERS = 20
 MIN_INLIER_RATIO = 0.25
 MIN_OVERLAP = 0.3
 MIN_NCC = 0.15
+#: With a correlation this strong after alignment, fewer feature matches suffice (light turned between visits
+#: changes the shading features, not the skin): at least MIN_INLIERS_STRONG_NCC inliers.
+STRONG_NCC = 0.5
+MIN_INLIERS_STRONG_NCC = 12
 SCALE_RANGE = (0.5, 2.0)
 #: Smallest usable photo side, in pixels.
 MIN_SIDE_PX = 64
@@ -507,7 +511,7 @@ def register(fixed: np.ndarray, moving: np.ndarray, *, px_per_mm: float,
     refined = False
     ncc = ncc_ransac
     scale_work, _ = _decompose(m_work)
-    if n_inl >= MIN_INLIERS and SCALE_RANGE[0] <= scale_work <= SCALE_RANGE[1]:
+    if n_inl >= MIN_INLIERS_STRONG_NCC and SCALE_RANGE[0] <= scale_work <= SCALE_RANGE[1]:
         m_ecc = _ecc_refine(fbp, mbp, m_work)
         if m_ecc is not None:
             ncc_ecc = _ncc(fbp, mbp, m_ecc)
@@ -523,7 +527,9 @@ def register(fixed: np.ndarray, moving: np.ndarray, *, px_per_mm: float,
     if overlap < MIN_OVERLAP and n_inl >= MIN_INLIERS and math.isfinite(ncc) and ncc >= MIN_NCC:
         msg = (f"the follow-up overlaps only {overlap:.0%} of the baseline — "
                "photograph the same area, with the same framing")
-    elif (n_inl < MIN_INLIERS or ratio < MIN_INLIER_RATIO or overlap < MIN_OVERLAP
+    elif (not ((n_inl >= MIN_INLIERS and ratio >= MIN_INLIER_RATIO)
+               or (n_inl >= MIN_INLIERS_STRONG_NCC and math.isfinite(ncc) and ncc >= STRONG_NCC))
+          or overlap < MIN_OVERLAP
           or not (math.isfinite(ncc) and ncc >= MIN_NCC)
           or not (SCALE_RANGE[0] <= scale <= SCALE_RANGE[1])):
         msg = FAIL_MESSAGE
