@@ -89,7 +89,6 @@ def progress_figure(series: Sequence[SeriesPoint], treatments: Sequence = (), *,
     Treatments are dashed vertical lines, the 6–8 week collagen window after each is shaded, and the 12-week
     evaluation is marked. Filled markers are significant changes, open markers are within measurement noise.
     """
-    fig = go.Figure()
     xs = [s.weeks for s in series]
     ys = [s.change for s in series]
     plus = [(s.high - s.change) if s.high is not None and s.change is not None else None for s in series]
@@ -109,25 +108,32 @@ def progress_figure(series: Sequence[SeriesPoint], treatments: Sequence = (), *,
                                                             if s.significant is not None else ""))
         hover.append(f"{s.date:%d %b %Y} (week {s.weeks:.1f})<br>{metric_label(metric)}: {value}<br>{what}")
 
-    # Treatments, their collagen windows and the 12-week evaluation (drawn first, under the data).
-    tx_weeks = []
-    ref = first_treatment
-    for t in treatments:
-        if ref is None:
-            break
-        tx_weeks.append((t.date - ref).days / 7.0)
-    for i, w in enumerate(tx_weeks):
-        fig.add_vrect(x0=w + COLLAGEN_WINDOW_WEEKS[0], x1=w + COLLAGEN_WINDOW_WEEKS[1], fillcolor="#1a9850",
-                      opacity=0.12, line_width=0, layer="below",
-                      annotation_text="collagen window" if i == 0 else None, annotation_position="top left")
-        fig.add_vline(x=w, line_dash="dash", line_color="#7b3294", line_width=1.5,
-                      annotation_text="treatment", annotation_position="bottom right")
-    if tx_weeks:
-        fig.add_vline(x=EVALUATION_WEEK, line_dash="dot", line_color="#333333", line_width=1.5,
-                      annotation_text="12-week evaluation", annotation_position="top right")
-    fig.add_hline(y=0, line_color="#999999", line_width=1)
+    # Treatments, their collagen windows and the 12-week evaluation, under the data. Shapes are built as plain
+    # dicts and set at once: fig.add_vline/add_vrect re-validate the whole layout per call (~60 ms each).
+    tx_weeks = [(t.date - first_treatment).days / 7.0 for t in treatments] if first_treatment else []
+    shapes, notes = [], []
 
-    fig.add_trace(go.Scatter(
+    def vline(x, colour, dash, label, pos_y):
+        shapes.append(dict(type="line", xref="x", yref="paper", x0=x, x1=x, y0=0, y1=1, layer="below",
+                           line=dict(color=colour, dash=dash, width=1.5)))
+        if label:
+            notes.append(dict(x=x, xref="x", y=pos_y, yref="paper", text=label, showarrow=False, xanchor="left",
+                              font=dict(color=colour)))
+
+    for i, w in enumerate(tx_weeks):
+        shapes.append(dict(type="rect", xref="x", yref="paper", x0=w + COLLAGEN_WINDOW_WEEKS[0],
+                           x1=w + COLLAGEN_WINDOW_WEEKS[1], y0=0, y1=1, fillcolor="#1a9850", opacity=0.12,
+                           line=dict(width=0), layer="below"))
+        if i == 0:
+            notes.append(dict(x=w + COLLAGEN_WINDOW_WEEKS[0], xref="x", y=1.0, yref="paper", yanchor="bottom",
+                              text="collagen window", showarrow=False, xanchor="left", font=dict(color="#1a9850")))
+        vline(w, "#7b3294", "dash", "treatment" if i == 0 or len(tx_weeks) <= 6 else None, 0.02)
+    if tx_weeks:
+        vline(EVALUATION_WEEK, "#333333", "dot", "12-week evaluation", 0.95)
+    shapes.append(dict(type="line", xref="paper", yref="y", x0=0, x1=1, y0=0, y1=0, layer="below",
+                       line=dict(color="#999999", width=1)))
+
+    fig = go.Figure(go.Scatter(
         x=xs, y=ys, mode="lines+markers", name=metric_label(metric),
         line=dict(color="#4d4d4d", width=3 if large else 2),
         marker=dict(size=14 if large else 10, color=colours, symbol=symbols, line=dict(width=2, color=colours)),
@@ -140,7 +146,7 @@ def progress_figure(series: Sequence[SeriesPoint], treatments: Sequence = (), *,
         height=height, margin=dict(l=10, r=10, t=30, b=10), showlegend=False,
         xaxis_title=f"weeks since {axis_from}",
         yaxis_title=f"{metric_label(metric)}: change from first visit (%)",
-        font=dict(size=18 if large else 13),
+        font=dict(size=18 if large else 13), shapes=shapes, annotations=notes,
     )
     lo = min([v for v in xs] + [0.0]) - 0.5
     hi = max([v for v in xs] + ([EVALUATION_WEEK] if tx_weeks else []) + [w + COLLAGEN_WINDOW_WEEKS[1]
