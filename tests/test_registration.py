@@ -199,6 +199,28 @@ def test_recovers_known_similarity_despite_exposure_colour_and_light_changes(see
     assert reg.overlap_fraction == pytest.approx(true_overlap, abs=0.02)
 
 
+@pytest.mark.parametrize("visit", [0, 3, 5])
+def test_recapture_by_the_synthetic_skin_renderer_is_recovered(visit):
+    # Independent ground truth: analyzer.synth photographs one skin patch twice ("same protocol, another
+    # day": shift, roll, zoom, exposure, white balance, light azimuth up to +-20 degrees, blur, JPEG) and
+    # knows where every patch point lands in each photo.
+    synth = pytest.importorskip("analyzer.synth")
+    skin = synth.add_freckles(synth.make_skin(seed=3, px_per_mm=20.0), seed=3)
+    base = synth.Capture(out_px=(900, 600), field_mm=45.0)
+    cap = synth.recapture(np.random.default_rng(visit), base=base)
+    fixed = synth.render(skin, base, seed=1)
+    moving = synth.render(synth.add_redness(skin, strength=1.0, seed=visit), cap, seed=10 + visit)
+    to_fixed = np.vstack([synth.patch_to_photo_matrix(skin, base), [0, 0, 1]])
+    to_moving = np.vstack([synth.patch_to_photo_matrix(skin, cap), [0, 0, 1]])
+    truth = (to_fixed @ np.linalg.inv(to_moving))[:2]
+    scale, rot = true_scale_rotation(truth)
+    reg = register(fixed, moving, px_per_mm=base.px_per_mm)
+    assert reg.ok, reg.message
+    assert max_point_error(reg.matrix, truth, moving.shape, fixed.shape) < 1.0
+    assert reg.scale == pytest.approx(scale, rel=0.005)
+    assert reg.rotation_deg == pytest.approx(rot, abs=0.2)
+
+
 def test_same_light_is_recovered_to_a_tenth_of_a_pixel():
     # With the light unchanged only the algorithm limits accuracy (a turned light shifts the shading
     # pattern of every pit by a fraction of a pixel, which no registration can undo).
@@ -216,9 +238,10 @@ def test_strongly_turned_light_still_aligns_within_two_pixels():
 
 
 def test_downscaled_work_is_scaled_back_to_full_resolution():
-    # 2.5x larger photos registered on copies of at most 600 px: the matrix must be right at full size.
+    # 2.5x larger photos registered on copies of at most 600 px: the matrix must be right at full size,
+    # to a fraction of a pixel (a half-pixel slip in the resampling convention would show here).
     k = 2.5
-    fixed, moving, truth = make_pair(6, scale=0.9, rot_deg=12.0, shift=(20.0, -35.0), rgb=False,
+    fixed, moving, truth = make_pair(6, scale=0.8, rot_deg=15.0, shift=(20.0, -35.0), rgb=False,
                                      follow_azimuth_deg=200.0)
     big = lambda a: cv2.resize(a, None, fx=k, fy=k, interpolation=cv2.INTER_CUBIC)  # noqa: E731
     s = np.array([[k, 0, 0.5 * k - 0.5], [0, k, 0.5 * k - 0.5], [0, 0, 1.0]])
@@ -226,9 +249,9 @@ def test_downscaled_work_is_scaled_back_to_full_resolution():
     fb, mb = big(fixed), big(moving)
     reg = register(fb, mb, px_per_mm=PX_PER_MM * k, max_side_px=600)
     assert reg.ok, reg.message
-    assert max_point_error(reg.matrix, truth_big, mb.shape, fb.shape) < 1.0
-    assert reg.scale == pytest.approx(0.9, rel=0.005)
-    assert reg.rotation_deg == pytest.approx(12.0, abs=0.2)
+    assert max_point_error(reg.matrix, truth_big, mb.shape, fb.shape) < 0.15
+    assert reg.scale == pytest.approx(0.8, rel=0.005)
+    assert reg.rotation_deg == pytest.approx(15.0, abs=0.2)
 
 
 def test_identical_images_give_identity():
@@ -250,22 +273,31 @@ def test_unrelated_skin_is_not_aligned():
     assert reg.ncc < 0.15 or not np.isfinite(reg.ncc)
 
 
-@pytest.mark.parametrize("kind", ["constant", "gradient", "blurred-blob"])
-def test_featureless_image_fails_cleanly(kind):
-    fixed, _, _ = make_pair(1)
-    h, w = fixed.shape[:2]
+def _featureless(kind, shape, seed):
+    """A photo without skin texture; all but the constant one carry their own faint sensor noise."""
+    h, w = shape
     if kind == "constant":
-        flat = np.full((h, w), 0.5, np.float32)
-    elif kind == "gradient":
+        return np.full((h, w), 0.5, np.float32)
+    if kind == "gradient":
         flat = np.tile(np.linspace(0.2, 0.8, w, dtype=np.float32), (h, 1))
     else:
         yy, xx = np.mgrid[0:h, 0:w]
         flat = np.exp(-((xx - w / 2) ** 2 + (yy - h / 2) ** 2) / (2 * 150.0 ** 2)).astype(np.float32)
-    for a, b in ((fixed, flat), (flat, fixed), (flat, flat)):
-        reg = register(a, b, px_per_mm=PX_PER_MM)
-        assert not reg.ok
-        assert reg.message.startswith("could not align the follow-up with the baseline")
-        json.dumps(reg.to_dict(), allow_nan=False)
+    return flat + np.random.default_rng(seed).normal(0, 0.002, (h, w)).astype(np.float32)
+
+
+@pytest.mark.parametrize("kind", ["constant", "gradient", "blurred-blob"])
+@pytest.mark.parametrize("which", ["baseline", "follow-up", "both"])
+def test_featureless_image_fails_cleanly(kind, which):
+    textured, _, _ = make_pair(1)
+    a = _featureless(kind, FIXED_SHAPE, 1) if which in ("baseline", "both") else textured
+    b = _featureless(kind, FIXED_SHAPE, 2) if which in ("follow-up", "both") else textured
+    reg = register(a, b, px_per_mm=PX_PER_MM)
+    assert not reg.ok
+    assert reg.message.startswith("could not align the follow-up with the baseline")
+    if kind == "constant":
+        assert "too little skin texture" in reg.message
+    json.dumps(reg.to_dict(), allow_nan=False)
 
 
 def test_small_overlap_is_rejected_with_its_own_message():
