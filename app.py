@@ -1,12 +1,16 @@
 """Relief dashboard — entry point: ``streamlit run app.py`` (or ``make run``).
 
-Holds the navigation and the shared sidebar state; each page in ``pages/`` lays out one view and calls
+Holds the navigation and the shared sidebar state; each page in ``views/`` lays out one view and calls
 :mod:`relief_app.services`. Data: ``RELIEF_DATA_DIR`` (default ``./data``) or ``RELIEF_DATABASE_URL``; on a first
 start with an empty data folder a "Demo patient" is created from ``sample_images/`` (``RELIEF_DEMO=0`` turns
 that off).
 
 Visit mode: ``/?mode=visit&patient=<id>`` shows only that patient's progress in plain language — no sidebar,
 no patient list, no navigation. The session stays locked to that patient (see :mod:`relief_app`).
+
+Why ``views/`` and not ``pages/``: Streamlit treats a folder named ``pages`` beside the entry point as the old
+multipage layout until the first ``st.navigation`` call of the process, so the first request after a server
+start for e.g. ``/compare`` would run that page directly — without this file, its sidebar or visit-mode lock.
 """
 from __future__ import annotations
 
@@ -14,7 +18,7 @@ import streamlit as st
 
 from relief_app import services
 
-st.set_page_config(page_title="Relief — skin texture progress", page_icon="🩺", layout="wide")
+st.set_page_config(page_title="Relief — skin texture progress", page_icon=":material/healing:", layout="wide")
 
 # --- visit mode: decided once per session from the URL, then locked --------------------------------------
 if "visit_lock" not in st.session_state:
@@ -25,7 +29,8 @@ if "visit_lock" not in st.session_state:
 
 if st.session_state["visit_lock"] is not None:
     page = st.navigation(
-        [st.Page("pages/visit_mode.py", title="Your progress", icon="🌿", url_path="visit", default=True)],
+        [st.Page("views/visit_mode.py", title="Your progress", icon=":material/spa:", url_path="visit",
+                 default=True)],
         position="hidden",
     )
     page.run()
@@ -64,11 +69,11 @@ with st.sidebar:
         st.caption("No patients yet — create one on the Patients page.")
 
 pages = [
-    st.Page("pages/patients.py", title="Patients", icon="👥", url_path="patients", default=True),
-    st.Page("pages/new_visit.py", title="New visit", icon="📷", url_path="new-visit"),
-    st.Page("pages/progress.py", title="Progress", icon="📈", url_path="progress"),
-    st.Page("pages/compare.py", title="Compare visits", icon="🔍", url_path="compare"),
-    st.Page("pages/visit_mode.py", title="Visit mode", icon="🌿", url_path="visit"),
+    st.Page("views/patients.py", title="Patients", icon=":material/groups:", url_path="patients", default=True),
+    st.Page("views/new_visit.py", title="New visit", icon=":material/add_a_photo:", url_path="new-visit"),
+    st.Page("views/progress.py", title="Progress", icon=":material/show_chart:", url_path="progress"),
+    st.Page("views/compare.py", title="Compare visits", icon=":material/compare:", url_path="compare"),
+    st.Page("views/visit_mode.py", title="Visit mode", icon=":material/spa:", url_path="visit"),
 ]
 st.navigation(pages).run()
 

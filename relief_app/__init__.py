@@ -1,6 +1,6 @@
 """App-side glue of the Relief dashboard (everything that is not a page layout).
 
-The pages in ``pages/`` only lay out; they call into this package, which calls :mod:`analyzer` (the
+The pages in ``views/`` only lay out; they call into this package, which calls :mod:`analyzer` (the
 library) and :mod:`storage` (the ``Store`` service API) and nothing else.
 
 Modules
@@ -17,7 +17,7 @@ services  the Streamlit side: the cached store (``st.cache_resource``), cached r
 Visit mode
 ----------
 ``/?mode=visit&patient=<id>`` opens the dashboard for a patient to look at during a consultation: one page
-(``pages/visit_mode.py``) with that patient's progress in plain language, no sidebar, no patient list and no
+(``views/visit_mode.py``) with that patient's progress in plain language, no sidebar, no patient list and no
 navigation. A session that opened in visit mode stays locked to that patient. This is a presentation mode for
 a screen in the consultation room, not access control: anyone who can reach the server can open any URL.
 

@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 import analyzer
 from analyzer.compare import compare as _compare
 from analyzer.errors import ImageError, OptionError, ReliefError
@@ -266,5 +268,13 @@ def compare_views(store: Store, patient_id: int, baseline_id: int, followup_id: 
     values = comparison_values(c)
     store.comparison_for(patient_id, baseline_id, followup_id, analyzer.ALGORITHM_VERSION, lambda: values)
     grid_px = float(c.baseline.analysis.maps.px_per_mm) if c.baseline.analysis is not None else None
-    return dict(values=values, baseline=to_uint8(c.baseline_grid), followup=to_uint8(c.aligned_followup),
-                difference=c.difference_map.astype("float32"), px_per_mm=grid_px)
+    # Crop all three to the area both photos show (the warped follow-up is black outside it).
+    area = c.overlap_mask if c.overlap_mask is not None and c.overlap_mask.any() else None
+    if area is None:
+        rows = cols = slice(None)
+    else:
+        ys, xs = np.nonzero(area)
+        rows, cols = slice(ys.min(), ys.max() + 1), slice(xs.min(), xs.max() + 1)
+    return dict(values=values, baseline=to_uint8(c.baseline_grid[rows, cols]),
+                followup=to_uint8(c.aligned_followup[rows, cols]),
+                difference=c.difference_map[rows, cols].astype(np.float32), px_per_mm=grid_px)

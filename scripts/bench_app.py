@@ -86,7 +86,7 @@ def main(argv=None) -> int:
     at.session_state["patient_id"] = pid
     t = time.perf_counter()
     at.run()
-    at.switch_page("pages/progress.py").run()
+    at.switch_page("views/progress.py").run()
     first = time.perf_counter() - t
     if at.exception:
         print("the page raised:", [e.value for e in at.exception])

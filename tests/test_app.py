@@ -288,7 +288,7 @@ def _uploader_supported(at: AppTest) -> bool:
 def _to_new_visit(demo_id: int, patient_id: int | None = None) -> AppTest:
     at = _app().run()
     at.session_state["patient_id"] = patient_id or demo_id
-    at.switch_page("pages/new_visit.py").run()
+    at.switch_page("views/new_visit.py").run()
     _no_exception(at)
     return at
 
@@ -296,7 +296,7 @@ def _to_new_visit(demo_id: int, patient_id: int | None = None) -> AppTest:
 def test_upload_page_without_patient_asks_to_select_one(data_dir, store):
     store.create_patient("Second")  # two patients: none preselected
     at = _app().run()
-    at.switch_page("pages/new_visit.py").run()
+    at.switch_page("views/new_visit.py").run()
     _no_exception(at)
     assert any("Select a patient" in i.value for i in at.info)
 
@@ -351,7 +351,7 @@ def test_upload_page_saves_a_visit_and_shows_the_comparison(data_dir, store, dem
 # ------------------------------------------------------------------------------------------------ progress
 def test_progress_page_draws_the_chart_with_intervals_treatments_and_windows(data_dir, demo_id):
     at = _app().run()
-    at.switch_page("pages/progress.py").run()
+    at.switch_page("views/progress.py").run()
     _no_exception(at)
     assert at.selectbox(key="progress_metric").value == "roughness_index"
     [spec] = _plotly_specs(at)
@@ -380,7 +380,7 @@ def test_progress_series_uses_the_stored_interval(store, demo_id):
 # ------------------------------------------------------------------------------------------------- compare
 def test_compare_page_shows_aligned_photos_difference_map_and_scar_table(data_dir, demo_id):
     at = _app().run()
-    at.switch_page("pages/compare.py").run()
+    at.switch_page("views/compare.py").run()
     _no_exception(at)
     assert at.selectbox(key="compare_a").index == 0
     assert at.selectbox(key="compare_b").index == len(demo.COURSE) - 1

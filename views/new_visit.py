@@ -146,4 +146,4 @@ if saved is not None and already and saved.visit.patient_id == pid:
             st.warning(f"{o.photo.filename}: saved, but not compared with the baseline — {o.error}")
         else:
             st.caption(f"{o.photo.filename} is the baseline of {o.photo.region}.")
-    st.page_link("pages/compare.py", label="Open the comparison", icon="🔍")
+    st.page_link("views/compare.py", label="Open the comparison", icon=":material/compare:")

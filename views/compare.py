@@ -48,7 +48,7 @@ with services.show_errors():
         view = services.compare_views(pid, by_id[a_id], by_id[b_id])
 v = view["values"]
 
-m1, m2, m3 = st.columns(3)
+m1, m2, m3 = st.columns([2, 1, 1])
 m1.metric("Texture change", change_with_interval(v["change_pct"], v["ci_low"], v["ci_high"]))
 m2.metric("Verdict", significance_text(v["significant"]))
 m3.metric("Smallest detectable change", f"{v['mdc_pct']:.0f} %")
