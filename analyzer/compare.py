@@ -23,8 +23,7 @@ import numpy as np
 from . import filters
 from .consistency import assess
 from .errors import ReliefError
-from .loading import as_image_and_scale
-from .measure import Analysis, Measurement, _json_safe, analyse, resolve_scale, valid_mask
+from .measure import Analysis, Measurement, _json_safe, analyse, prepare, valid_mask
 from .quality import check_quality
 from .registration import Registration, register, warp_to
 from .registry import ALGORITHM_VERSION, METRICS
@@ -213,10 +212,12 @@ def compare(baseline, followup, *, px_per_mm: float | None = None,
     RegistrationError
         When the photos cannot be aligned (different areas, or too little skin texture).
     """
-    rgb_b, ds_b = as_image_and_scale(baseline)
-    rgb_f, ds_f = as_image_and_scale(followup)
-    pb, src_b, card_b, warn_b = resolve_scale(rgb_b, px_per_mm=px_per_mm, downscale=ds_b)
-    pf, src_f, card_f, warn_f = resolve_scale(rgb_f, px_per_mm=followup_px_per_mm, downscale=ds_f)
+    prep_b = prepare(baseline, px_per_mm=px_per_mm)
+    prep_f = prepare(followup, px_per_mm=followup_px_per_mm)
+    rgb_b, pb, ds_b, src_b, card_b, warn_b = (prep_b.rgb, prep_b.px_per_mm, prep_b.downscale, prep_b.source,
+                                              prep_b.card, prep_b.warnings)
+    rgb_f, pf, ds_f, src_f, card_f, warn_f = (prep_f.rgb, prep_f.px_per_mm, prep_f.downscale, prep_f.source,
+                                              prep_f.card, prep_f.warnings)
     q_b = check_quality(rgb_b, px_per_mm=pb)
     q_f = check_quality(rgb_f, px_per_mm=pf)
     grid_b, gpb = to_analysis_grid(rgb_b, px_per_mm=pb)

@@ -26,7 +26,7 @@ def gaussian(img: np.ndarray, sigma_px: float, *, mask: np.ndarray | None = None
     img = np.asarray(img, dtype=np.float32)
     if sigma_px < 0.3:
         return img.copy()
-    if mask is None:
+    if mask is None or mask.all():
         return _blur(img, sigma_px)
     w = mask.astype(np.float32)
     return _blur(img * w, sigma_px) / np.maximum(_blur(w, sigma_px), 1e-6)

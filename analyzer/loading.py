@@ -107,7 +107,7 @@ def _too_large(name: str, w: int | None, h: int | None, pixels: int) -> ImageErr
     )
 
 
-def as_rgb(image: np.ndarray) -> np.ndarray:
+def as_rgb(image: np.ndarray, *, reduce: float = 1.0) -> np.ndarray:
     """Validate an image array and return it as float32 RGB in ``[0, 1]``.
 
     This is the single check every array passes before measurement.
@@ -118,6 +118,9 @@ def as_rgb(image: np.ndarray) -> np.ndarray:
         ``uint8`` (0–255), ``uint16`` (0–65535) or floating point in ``[0, 1]``. Gray is repeated into
         three channels; a fourth (alpha) channel is dropped. Floats slightly outside ``[0, 1]`` (resampling
         overshoot) are clipped.
+    reduce : float, optional
+        Linear size factor in (0, 1] applied (area averaging) *before* the conversion to float, so a large
+        photo is never converted at full size. The short-side check applies to the original.
 
     Returns
     -------
@@ -157,6 +160,11 @@ def as_rgb(image: np.ndarray) -> np.ndarray:
     h, w = arr.shape[:2]
     if min(h, w) < MIN_SIDE_PX:
         raise _too_small(w, h)
+    if not 0 < reduce <= 1:
+        raise OptionError(f"reduce must be in (0, 1], got {reduce!r}")
+    if reduce < 1 and arr.dtype in (np.uint8, np.uint16, np.float32, np.float64):
+        size = (max(1, round(w * reduce)), max(1, round(h * reduce)))
+        arr = cv2.resize(np.ascontiguousarray(arr), size, interpolation=cv2.INTER_AREA)
 
     if arr.dtype == np.uint8:
         out = arr.astype(np.float32) * np.float32(1 / 255)

@@ -28,6 +28,7 @@ References
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 
 import cv2
@@ -115,19 +116,27 @@ def integrate_slope(slope: np.ndarray, *, px_per_mm: float, azimuth_deg: float,
     across the light direction, which shading cannot see. The map is zero-padded to limit wrap-around.
     """
     h, w = slope.shape
-    ph, pw = h + h // 2, w + w // 2
-    fh, fw = scipy.fft.next_fast_len(ph, real=True), scipy.fft.next_fast_len(pw, real=True)
-    spec = scipy.fft.rfft2(slope, s=(fh, fw), workers=-1)
-    wy = 2 * np.pi * scipy.fft.fftfreq(fh)[:, None]
-    wx = 2 * np.pi * scipy.fft.rfftfreq(fw)[None, :]
+    fh = scipy.fft.next_fast_len(h + h // 4, real=True)
+    fw = scipy.fft.next_fast_len(w + w // 4, real=True)
+    spec = scipy.fft.rfft2(slope.astype(np.float32, copy=False), s=(fh, fw), workers=-1)
+    spec *= _integration_filter(fh, fw, round(float(azimuth_deg), 6), float(eps))
+    height_px = scipy.fft.irfft2(spec, s=(fh, fw), workers=-1)[:h, :w]
+    return (height_px * np.float32(1.0 / (tan_zenith * px_per_mm))).astype(np.float32)
+
+
+@functools.lru_cache(maxsize=8)
+def _integration_filter(fh: int, fw: int, azimuth_deg: float, eps: float) -> np.ndarray:
+    """``i ω_d / (ω_d² + ε² |ω|²)`` on the rfft2 grid (complex64), cached per shape and azimuth."""
+    wy = (2 * np.pi * scipy.fft.fftfreq(fh))[:, None]
+    wx = (2 * np.pi * scipy.fft.rfftfreq(fw))[None, :]
     az = np.radians(azimuth_deg)
     wd = wx * np.cos(az) - wy * np.sin(az)  # row axis points down; azimuth 90° = light from the top
     den = wd * wd + eps * eps * (wx * wx + wy * wy)
     den[0, 0] = 1.0
-    hs = 1j * wd * spec / den
-    hs[0, 0] = 0.0
-    height_px = scipy.fft.irfft2(hs, s=(fh, fw), workers=-1)[:h, :w]
-    return (height_px / (tan_zenith * px_per_mm)).astype(np.float32)
+    filt = (1j * wd / den).astype(np.complex64)
+    filt[0, 0] = 0.0
+    filt.setflags(write=False)
+    return filt
 
 
 @dataclass(frozen=True)
@@ -197,15 +206,25 @@ def relief_maps(shading: np.ndarray, *, px_per_mm: float, valid: np.ndarray | No
              for name, b in BANDS.items()}
     total = sum(slope.values())
     axis, aniso = light_azimuth(total, mask=mask)
-    height_total = integrate_slope(total, px_per_mm=px_per_mm, azimuth_deg=axis)
-    # Shading fixes the light axis, not its sign; skin relief is dominated by pits (pores, scars):
-    # choose the sign that makes the height proxy skew negative.
-    hv = height_total[mask]
+
+    def heights(along: float) -> dict:
+        # One integration of the flattened shading, then the same band-pass as the slopes (both are linear).
+        h_flat = integrate_slope(flat, px_per_mm=px_per_mm, azimuth_deg=along)
+        return {name: filters.band_pass(h_flat, px_per_mm=px_per_mm, min_mm=b.min_mm, max_mm=b.max_mm, mask=valid)
+                for name, b in BANDS.items()}
+
+    height = heights(axis)
+    # Shading fixes the light axis, not its sign; skin relief is dominated by pits (pores, scars): choose the
+    # sign that makes the height proxy skew negative. Turning the azimuth by 180° exactly negates the integral.
+    hv = sum(height.values())[mask]
     skew = float(np.mean((hv - hv.mean()) ** 3)) if hv.size else 0.0
-    own = axis if skew <= 0 else (axis + 180.0) % 360.0
+    own = axis
+    if skew > 0:
+        own = (axis + 180.0) % 360.0
+        height = {k: -v for k, v in height.items()}
     if azimuth_deg is None:
         azimuth_deg = own
-    height = {name: integrate_slope(slope[name], px_per_mm=px_per_mm, azimuth_deg=azimuth_deg)
-              for name in slope}
+    elif abs((azimuth_deg - own + 180.0) % 360.0 - 180.0) > 1e-6:
+        height = heights(azimuth_deg)
     return ReliefMaps(px_per_mm=px_per_mm, mask=mask, slope=slope, height=height,
                       light_azimuth_deg=float(own), light_anisotropy=aniso, integrated_along_deg=float(azimuth_deg))

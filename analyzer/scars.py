@@ -99,23 +99,21 @@ def find_pits(maps: ReliefMaps, *, scar_threshold: float = SCAR_THRESHOLD,
     scars, keep = [], np.zeros(n, np.int32)
     min_area = np.pi * (SCAR_MIN_MM * p / 2) ** 2
     max_area = np.pi * (SCAR_MAX_MM * p / 2) ** 2 * 1.5
-    depths = np.zeros(n)
-    if n > 1:
-        minima = np.full(n, 0.0)
-        np.minimum.at(minima, labels.ravel(), scar_h.ravel())
-        depths = -minima
     for i in range(1, n):
         area = stats[i, cv2.CC_STAT_AREA]
         if not has_seed[i] or area < min_area or area > max_area:
             continue
         diameter = 2 * np.sqrt(area / np.pi) / p
+        x0, y0 = stats[i, cv2.CC_STAT_LEFT], stats[i, cv2.CC_STAT_TOP]
+        win = (slice(y0, y0 + stats[i, cv2.CC_STAT_HEIGHT]), slice(x0, x0 + stats[i, cv2.CC_STAT_WIDTH]))
+        depth = -float(scar_h[win][labels[win] == i].min())
         sid = len(scars) + 1
         keep[i] = sid
         scars.append({
             "id": sid, "kind": _classify(diameter),
             "x_mm": float(cents[i, 0] / p), "y_mm": float(cents[i, 1] / p),
             "diameter_mm": float(diameter), "area_mm2": float(area / p**2),
-            "depth_um": float(depths[i] * 1000.0),
+            "depth_um": depth * 1000.0,
         })
     scar_labels = keep[labels]
 
