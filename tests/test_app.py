@@ -128,6 +128,13 @@ def _png_header_only(w: int, h: int) -> bytes:
 
 
 # ---------------------------------------------------------------------------------------------------- text
+def test_no_pages_folder_beside_the_entry_point():
+    # Streamlit would run a page from a folder named pages/ without app.py on the first request after a start.
+    assert not (REPO / "pages").exists()
+    assert (REPO / "views").is_dir()
+
+
+
 def test_change_is_written_with_minus_and_interval():
     assert text.change_with_interval(-18.2, -24.4, -12.0) == "\u221218 % (\u221224 to \u221212 %)"
     assert text.change_with_interval(5.0, 1.0, 9.0) == "+5 % (+1 to +9 %)"

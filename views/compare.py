@@ -59,9 +59,11 @@ left, right = st.columns(2)
 left.image(view["baseline"], caption=f"Before — {_label(a_id)}", width="stretch")
 right.image(view["followup"], caption=f"After — {_label(b_id)} (aligned to the before photo)", width="stretch")
 
-opacity = st.slider("Overlay: after photo opacity (%)", 0, 100, 50, step=5, key="overlay_opacity")
-st.image(images.blend(view["baseline"], view["followup"], opacity=opacity / 100.0), width="stretch",
-         caption=f"Before with the after photo laid over it at {opacity} %")
+overlay, _ = st.columns([3, 2])
+with overlay:
+    opacity = st.slider("Overlay: after photo opacity (%)", 0, 100, 50, step=5, key="overlay_opacity")
+    st.image(images.blend(view["baseline"], view["followup"], opacity=opacity / 100.0), width="stretch",
+             caption=f"Before with the after photo laid over it at {opacity} %")
 
 st.subheader("Where the texture changed")
 st.plotly_chart(charts.difference_figure(view["difference"], px_per_mm=view["px_per_mm"]), key="difference_map",
