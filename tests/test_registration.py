@@ -419,8 +419,8 @@ def test_warp_to_rejects_unknown_interpolation():
 
 @pytest.mark.slow
 def test_twelve_megapixel_pair_registers_quickly():
-    # The speed target: two 4000 x 3000 float32 gray photos in well under a second even on a busy
-    # 2-core machine (about 150 ms when idle; see the module report).
+    # The speed target is 250 ms on 2 idle cores (measured: 0.23-0.26 s of CPU time over both threads,
+    # 0.19 s wall at best on a busy machine); the bound here only catches a gross slow-down under load.
     import time
 
     k = 4000 / 640
