@@ -98,12 +98,15 @@ def seed_demo(store: Store, samples_dir: str | os.PathLike | None = None, *, tod
         path = samples / name
         data = path.read_bytes()
         analysis = analyse_photo(data, name, px_per_mm=_sidecar_scale(path))
-        save_new_visit(
+        saved = save_new_visit(
             store, patient.id, date=start + dt.timedelta(weeks=week), region=DEMO_REGION,
             uploads=[(data, name)], analyses={analysis.sha256: analysis},
             treatment=({"needle_depth_mm": 1.5, "area": "both cheeks",
                         "notes": "micro-needling, 3 passes"} if treated else None),
             notes=f"week {week} (demo)",
         )
+        for outcome in saved.comparisons:
+            if outcome.error:
+                log.warning("demo: %s not compared with the baseline: %s", name, outcome.error)
     marker.write_text(f"seeded patient {patient.id} on {dt.date.today().isoformat()}\n")
     return patient.id

@@ -233,10 +233,13 @@ def compare_views(patient_id: int, baseline, followup) -> dict[str, Any]:
                           patient_id, baseline.id, followup.id)
 
 
-def compute_missing(patient_id: int, region: str, points: Sequence) -> int:
-    """Measure/compare the visits of a region that have no result for the current algorithm version."""
+def compute_missing(patient_id: int, region: str, points: Sequence) -> list[str]:
+    """Measure/compare the visits of a region that have no result for the current algorithm version.
+
+    Returns the one-line reasons of comparisons that could not be made (e.g. photos that cannot be aligned).
+    """
     store = get_store()
-    done = 0
+    done, problems = 0, []
     baseline = points[0] if points else None
     for p in points:
         if p.roughness_index is None:
@@ -246,12 +249,12 @@ def compute_missing(patient_id: int, region: str, points: Sequence) -> int:
         if not p.is_baseline and p.change_pct is None and baseline is not None:
             try:
                 visits.compare_and_store(store, patient_id, baseline.photo_id, p.photo_id)
-            except ReliefError:
-                pass  # e.g. photos that cannot be aligned: the point stays without an interval
+            except ReliefError as err:  # the point stays without an interval
+                problems.append(f"{p.date:%d %b %Y}: {err}")
             done += 1
     if done:
         bump()
-    return done
+    return problems
 
 
 def _measure_stored(store: Store, patient_id: int, photo_id: int):

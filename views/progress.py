@@ -32,11 +32,14 @@ with services.show_errors():
     if todo and once not in st.session_state["progress_computed"]:
         # Results of an older algorithm version (or visits saved elsewhere): compute them once, then store them.
         with st.spinner(f"Measuring {len(todo)} visit(s) with the current algorithm…"):
-            services.compute_missing(pid, region, points)
+            problems = services.compute_missing(pid, region, points)
         st.session_state["progress_computed"].add((pid, region, services.revision()))
+        st.session_state["progress_problems"] = {(pid, region): problems}
         points = services.progress(pid, region)
     tx = services.treatments(pid)
 
+for problem in (st.session_state.get("progress_problems") or {}).get((pid, region), []):
+    st.warning(f"Not compared with the first visit — {problem}")
 series = charts.progress_series(points, metric)
 first_tx = tx[0].date if tx else None
 fig = charts.progress_figure(series, tx, metric=metric, first_treatment=first_tx)
