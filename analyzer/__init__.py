@@ -21,24 +21,12 @@ __all__ = [
     "ReliefError", "ImageError", "OptionError",
 ]
 
-# The heavier modules are imported lazily so `import analyzer` stays fast for the CLI and the app.
-_LAZY = {
-    "load_image": ("loading", "load_image"),
-    "areal_parameters": ("areal", "areal_parameters"),
-    "measure": ("measure", "measure"),
-    "Measurement": ("measure", "Measurement"),
-    "compare": ("compare", "compare"),
-    "Comparison": ("compare", "Comparison"),
-}
-__all__ += list(_LAZY)
+# The public functions live in modules named by concern (measurement, comparison), never in modules of the same
+# name, so ``analyzer.measure`` is always the function.
+from .areal import areal_parameters  # noqa: E402
+from .comparison import Comparison, RegistrationError, compare  # noqa: E402
+from .loading import load_image, read_image  # noqa: E402
+from .measurement import Measurement, measure  # noqa: E402
 
-
-def __getattr__(name):
-    if name in _LAZY:
-        import importlib
-
-        mod, attr = _LAZY[name]
-        value = getattr(importlib.import_module(f".{mod}", __name__), attr)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'analyzer' has no attribute {name!r}")
+__all__ += ["areal_parameters", "Comparison", "RegistrationError", "compare", "load_image", "read_image",
+            "Measurement", "measure"]

@@ -13,8 +13,8 @@ import cv2
 import numpy as np
 
 from . import synth
-from .compare import compare
-from .measure import measure
+from .comparison import compare
+from .measurement import measure
 
 __all__ = ["run_bench"]
 

@@ -85,11 +85,11 @@ def main(argv=None) -> int:
     args = _parser().parse_args(argv)
     try:
         if args.command == "measure":
-            from .measure import measure
+            from .measurement import measure
             m = measure(args.photo, px_per_mm=args.px_per_mm, roi=args.roi)
             print(json.dumps(m.to_dict())) if args.json else _print_measure(m)
         elif args.command == "compare":
-            from .compare import compare
+            from .comparison import compare
             c = compare(args.baseline, args.followup, px_per_mm=args.px_per_mm)
             print(json.dumps(c.to_dict())) if args.json else _print_compare(c)
         elif args.command == "card":

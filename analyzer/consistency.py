@@ -53,7 +53,7 @@ def assess(an_b, an_f, reg, q_b=None, q_f=None, *, rgb_b=None, rgb_f=None, mask=
 
     Parameters
     ----------
-    an_b, an_f : analyzer.measure.Analysis
+    an_b, an_f : analyzer.measurement.Analysis
         Baseline and (registered) follow-up analyses on the baseline's grid.
     reg : analyzer.registration.Registration
     rgb_b, rgb_f : (H, W, 3) float32, optional

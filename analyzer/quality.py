@@ -168,7 +168,8 @@ def _unevenness(coarse: np.ndarray) -> float:
     return float(math.exp(p95 - p5))
 
 
-def check_quality(rgb: np.ndarray, *, px_per_mm: float, min_px_per_mm: float = MIN_PX_PER_MM) -> QualityReport:
+def check_quality(rgb: np.ndarray, *, px_per_mm: float, min_px_per_mm: float = MIN_PX_PER_MM,
+                  mask: np.ndarray | None = None) -> QualityReport:
     """Judge whether a photo is good enough to measure, with advice for a retake.
 
     Parameters
@@ -180,6 +181,9 @@ def check_quality(rgb: np.ndarray, *, px_per_mm: float, min_px_per_mm: float = M
         Scale of ``rgb``, pixels per mm of skin.
     min_px_per_mm : float, optional
         Coarsest acceptable scale; coarser photos get the blocking ``low_resolution`` code.
+    mask : ndarray (H, W) bool, optional
+        Skin pixels to judge (False e.g. on the calibration card, whose paper white is neither glare nor
+        clipping of the skin).
 
     Returns
     -------
@@ -230,12 +234,17 @@ def check_quality(rgb: np.ndarray, *, px_per_mm: float, min_px_per_mm: float = M
     sample_ppm = px_per_mm / step
     r, g, b = sample[..., 0], sample[..., 1], sample[..., 2]
     luma = _LUMA[0] * r + _LUMA[1] * g + _LUMA[2] * b
-    median_luma = float(np.median(luma))
+    skin = np.ones(luma.shape, bool) if mask is None else np.asarray(mask, bool)[::step, ::step]
+    if not skin.any():
+        skin = np.ones(luma.shape, bool)
+    median_luma = float(np.median(luma[skin]))
     hi = np.maximum(np.maximum(r, g), b)  # faster than .max(axis=2) over a 3-long axis
     lo = np.minimum(np.minimum(r, g), b)
-    clipped_bright = float(np.mean(hi >= CLIP_BRIGHT))
-    clipped_dark = float(np.mean(hi <= CLIP_DARK))
+    clipped_bright = float(np.mean((hi >= CLIP_BRIGHT)[skin]))
+    clipped_dark = float(np.mean((hi <= CLIP_DARK)[skin]))
     sat = (hi - lo) / np.maximum(hi, 1e-3)
+    if mask is not None:
+        luma = np.where(skin, luma, np.float32(median_luma))  # the card does not make the light look uneven
 
     # Large-scale brightness at ~1 px/mm, at most ~_COARSE_PIXELS (cheap even for wide views).
     coarse = _resize(luma, min(1.0, 1.0 / sample_ppm, math.sqrt(_COARSE_PIXELS / luma.size)))
@@ -244,10 +253,10 @@ def check_quality(rgb: np.ndarray, *, px_per_mm: float, min_px_per_mm: float = M
 
     local = _blur(coarse, GLARE_LOCAL_MM * coarse_ppm)
     local = cv2.resize(local, (luma.shape[1], luma.shape[0]), interpolation=cv2.INTER_LINEAR)
-    median_sat = float(np.median(sat))
+    median_sat = float(np.median(sat[skin]))
     bright = (luma >= GLARE_REL_LUMA * local) | (lo >= CLIP_BRIGHT)  # a highlight, or burnt to white
     glare_mask = bright & (luma >= GLARE_MIN_LUMA) & (sat <= GLARE_REL_SAT * median_sat)
-    glare = float(np.mean(glare_mask))
+    glare = float(np.mean(glare_mask[skin]))
 
     sharpness = _sharpness(rgb, px_per_mm)
 

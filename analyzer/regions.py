@@ -129,6 +129,10 @@ class Region:
         """Boolean mask (H, W) of the pixels whose centres lie inside the outline."""
         return _polygon_mask(self.polygon, shape)
 
+    def scaled(self, factor: float) -> "Region":
+        """The same region on a copy of the photo resized by ``factor`` (pixel centres kept aligned)."""
+        return Region(self.name, (self.polygon + 0.5) * factor - 0.5)
+
     def to_dict(self) -> dict:
         return {"name": self.name, "polygon": self.polygon.tolist(), "bbox": list(self.bbox)}
 

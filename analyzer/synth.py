@@ -589,6 +589,11 @@ class Capture:
         JPEG round trip quality (None = no JPEG).
     vignetting : float
         Relative light fall-off at the photo corners.
+    card_center_mm : (float, float) or None
+        Where the printed calibration card (:mod:`analyzer.card`) lies flat on the skin, as the card's centre in
+        mm from the photo's top-left corner; ``None`` = no card. It occludes the skin under it.
+    card_rotation_deg : float
+        In-plane rotation of the card in the photo (counter-clockwise).
     """
 
     exposure: float = 1.0
@@ -606,6 +611,8 @@ class Capture:
     noise: float = 0.005
     jpeg_quality: int | None = 92
     vignetting: float = 0.0
+    card_center_mm: tuple[float, float] | None = None
+    card_rotation_deg: float = 0.0
 
     @property
     def px_per_mm(self) -> float:
@@ -733,6 +740,9 @@ def render(skin: Skin, capture: Capture = Capture(), *, seed: int = 0) -> np.nda
         rad = cv2.GaussianBlur(rad, (0, 0), sigma, borderType=cv2.BORDER_REFLECT_101)
     img = cv2.warpAffine(rad, a, (out_w, out_h), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
                          borderMode=cv2.BORDER_REFLECT_101)
+
+    if capture.card_center_mm is not None:
+        img = _paste_card(img, capture)
 
     gain = np.float32(BASE_GAIN * capture.exposure) * np.asarray(capture.white_balance, np.float32)
     if capture.light_gradient > 0 or capture.vignetting > 0:
@@ -890,10 +900,40 @@ def true_roughness(skin: Skin, *, band="scar", border_mm: float = 6.0) -> dict[s
             "Sdq": float(np.sqrt(np.mean(gx[inner] ** 2 + gy[inner] ** 2)))}
 
 
+#: Reflectance of the card's paper white relative to its sRGB-encoded raster value 255 (matte office paper).
+CARD_PAPER_REFLECTANCE = 0.85
+
+
+def _paste_card(radiance: np.ndarray, capture: Capture) -> np.ndarray:
+    """Lay the printed calibration card flat on the skin (Lambertian paper, irradiance 1 like flat skin)."""
+    from .card import CARD_LAYOUT, card_image
+    from .colour import linearise
+
+    ss = 3  # render the card 3x finer than the photo, then area-sample it down
+    ppm = capture.px_per_mm
+    raster = card_image(px_per_mm=ppm * ss)
+    refl = linearise(raster.astype(np.float32) / 255.0) * np.float32(CARD_PAPER_REFLECTANCE)
+    refl = cv2.GaussianBlur(refl, (0, 0), 0.5 * ss)
+    cw, ch = CARD_LAYOUT.size_mm
+    th = math.radians(capture.card_rotation_deg)
+    c, s_ = math.cos(th) / ss, math.sin(th) / ss
+    # raster pixel (centre of the card at its middle) -> photo pixel; counter-clockwise on screen (y down)
+    rx, ry = (raster.shape[1] - 1) / 2, (raster.shape[0] - 1) / 2
+    ux, uy = capture.card_center_mm[0] * ppm - 0.5, capture.card_center_mm[1] * ppm - 0.5
+    m = np.array([[c, s_, ux - c * rx - s_ * ry], [-s_, c, uy + s_ * rx - c * ry]])
+    out_h, out_w = radiance.shape[:2]
+    card = cv2.warpAffine(refl, m, (out_w, out_h), flags=cv2.INTER_LINEAR, borderValue=(0, 0, 0))
+    cover = cv2.warpAffine(np.ones(raster.shape[:2], np.float32), m, (out_w, out_h), flags=cv2.INTER_LINEAR)
+    return (radiance * (1.0 - cover[..., None]) + card).astype(np.float32)
+
+
 # --------------------------------------------------------------------------------------------------- samples
 #: The demo patient of :func:`make_samples`.
 SAMPLE_SEED = 2024
 SAMPLE_SEVERITY = 0.6
+#: The demo photos show a 90 x 60 mm view at 30 px/mm with the calibration card in the lower right.
+SAMPLE_PATCH_MM = (100.0, 75.0)
+SAMPLE_CAPTURE = Capture(field_mm=90.0, out_px=(2700, 1800), card_center_mm=(60.0, 40.0), card_rotation_deg=-4.0)
 
 # (file stem, week, scar_depth_scale, freckle count, freckle strength, redness strength, capture seed)
 _COURSE = (
@@ -983,7 +1023,17 @@ def make_samples(out_dir) -> list[Path]:
         The written files, each JPEG followed by its sidecar.
     """
     out_dir = Path(out_dir)
-    base_skin = make_skin(seed=SAMPLE_SEED, severity=SAMPLE_SEVERITY)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    base_skin = make_skin(seed=SAMPLE_SEED, severity=SAMPLE_SEVERITY, size_mm=SAMPLE_PATCH_MM)
+
+    def visit_capture(seed: int) -> Capture:
+        rng = np.random.default_rng(seed)
+        cap = recapture(rng, base=SAMPLE_CAPTURE, size_mm=SAMPLE_PATCH_MM)
+        # the card is laid down anew at each visit
+        cx, cy = SAMPLE_CAPTURE.card_center_mm
+        return replace(cap, card_center_mm=(cx + rng.uniform(-3, 3), cy + rng.uniform(-2, 2)),
+                       card_rotation_deg=float(rng.uniform(-6, 6)))
+
     written: list[Path] = []
 
     def emit(stem, skin, cap, **extra):
@@ -997,11 +1047,11 @@ def make_samples(out_dir) -> list[Path]:
         skin = add_freckles(skin, seed=SAMPLE_SEED, count=n_fr, strength=s_fr)
         if red > 0:
             skin = add_redness(skin, strength=red, seed=SAMPLE_SEED + week)
-        cap = recapture(np.random.default_rng(cap_seed))
+        cap = visit_capture(cap_seed)
         emit(stem, skin, cap, week=week, capture_seed=cap_seed, freckles={"count": n_fr, "strength": s_fr},
              redness_strength=red)
     skin = add_freckles(base_skin, seed=SAMPLE_SEED, count=40, strength=1.0)
-    cap = replace(recapture(np.random.default_rng(1099)), blur_mm=0.25, exposure=2.5)
+    cap = replace(visit_capture(1099), blur_mm=0.25, exposure=2.5)
     emit("bad_blurry", skin, cap, week=0, capture_seed=1099, freckles={"count": 40, "strength": 1.0},
          redness_strength=0.0, expected="fails the quality gate: blur 0.25 mm and overexposure x2.5")
     return written

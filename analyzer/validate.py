@@ -18,8 +18,8 @@ import numpy as np
 from scipy.stats import spearmanr
 
 from . import synth
-from .compare import compare
-from .measure import measure
+from .comparison import compare
+from .measurement import measure
 
 __all__ = ["run_validation"]
 

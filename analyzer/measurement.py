@@ -23,7 +23,7 @@ from .relief import ANALYSIS_PX_PER_MM, ReliefMaps, relief_maps, to_analysis_gri
 from .scars import Pits, find_pits
 
 __all__ = ["DEFAULT_FIELD_WIDTH_MM", "Measurement", "Analysis", "measure", "analyse", "resolve_scale",
-           "valid_mask", "parse_roi", "prepare", "Prepared"]
+           "valid_mask", "skin_mask", "parse_roi", "prepare", "Prepared"]
 
 #: Without a given scale or a calibration card, a photo is assumed to span this width (a cheek close-up).
 DEFAULT_FIELD_WIDTH_MM = 60.0
@@ -56,13 +56,18 @@ class Measurement:
     px_per_mm : float
         Scale of the input photo (of the file's pixels when a path was given).
     scale_source : str
-        ``"given"``, ``"card"`` or ``"default"``.
+        ``"given"``, ``"card"``, ``"face"`` (eyes of a full-face photo) or ``"default"``.
     warnings : list of str
         Everything the practitioner should know (scale assumptions, quality advice).
     analysis : Analysis
         Maps on the analysis grid.
     card : object or None
         The calibration card detection, when a card was found.
+    regions : dict[str, dict]
+        Per-region metrics (``roughness_index``, ``fine_texture_index``, ``scar_density``, ``pore_density``,
+        ``area_cm2``) when regions were measured (face regions or boxes drawn by the practitioner).
+    region_outlines : dict[str, ndarray]
+        Each region's polygon (N, 2) in pixels of the photo as given.
     """
 
     roughness_index: float
@@ -74,6 +79,8 @@ class Measurement:
     warnings: list = field(default_factory=list)
     analysis: Analysis | None = field(default=None, repr=False)
     card: object = field(default=None, repr=False)
+    regions: dict = field(default_factory=dict)
+    region_outlines: dict = field(default_factory=dict, repr=False)
     algorithm_version: str = ALGORITHM_VERSION
 
     def to_dict(self) -> dict:
@@ -89,6 +96,7 @@ class Measurement:
             "scale_source": self.scale_source,
             "algorithm_version": self.algorithm_version,
             "card": self.card.to_dict() if self.card is not None else None,
+            "regions": self.regions,
         })
 
 
@@ -135,12 +143,12 @@ def resolve_scale(rgb: np.ndarray, *, px_per_mm: float | None, downscale: float 
     ``rgb`` px), a calibration card in the photo, or the documented default (the photo spans
     :data:`DEFAULT_FIELD_WIDTH_MM`).
     """
-    if px_per_mm is not None:
-        return _checked_scale(px_per_mm) / downscale, "given", None, []
     card = None
-    if use_card:
+    if use_card:  # searched even with a given scale: the card must be masked out of the skin
         from .card import detect_card
         card = detect_card(rgb)
+    if px_per_mm is not None:
+        return _checked_scale(px_per_mm) / downscale, "given", card, []
     if card is not None:
         return float(card.px_per_mm), "card", card, list(card.warnings)
     p = rgb.shape[1] / DEFAULT_FIELD_WIDTH_MM
@@ -209,6 +217,11 @@ def prepare(image_or_path, *, px_per_mm: float | None = None, use_card: bool = T
     return Prepared(rgb=rgb, px_per_mm=p, downscale=ds, source=source, card=card, warnings=warnings)
 
 
+def skin_mask(rgb: np.ndarray, card) -> np.ndarray | None:
+    """Pixels that are skin as far as the quality gate is concerned (everything but the card), or None."""
+    return None if card is None else ~card.mask(rgb.shape[:2], margin_mm=2.0)
+
+
 def valid_mask(rgb: np.ndarray, *, px_per_mm: float, card=None, glare_mm: float = 0.5) -> np.ndarray:
     """Pixels usable for relief: not inside clipped areas (glare, blown-out or black patches), not on the card.
 
@@ -274,7 +287,7 @@ def analyse(rgb_grid: np.ndarray, *, px_per_mm: float, valid: np.ndarray,
     return Analysis(metrics=metrics, maps=maps, pits=pits, separation=sep)
 
 
-def measure(image_or_path, *, px_per_mm: float | None = None, roi=None) -> Measurement:
+def measure(image_or_path, *, px_per_mm: float | None = None, roi=None, regions=None) -> Measurement:
     """Measure the skin relief in one photo.
 
     Parameters
@@ -286,6 +299,10 @@ def measure(image_or_path, *, px_per_mm: float | None = None, roi=None) -> Measu
         used when present, otherwise the documented default, with a warning.
     roi : (x, y, w, h) or "X,Y,W,H", optional
         Region to measure, in pixels of the photo.
+    regions : "face" or dict[str, (x, y, w, h)], optional
+        Measure named regions as well: ``"face"`` finds the face (full-face photo) and its standard regions
+        (cheeks, forehead, chin, temples; :mod:`analyzer.regions`); a dict gives boxes in photo pixels drawn by
+        the practitioner. The headline metrics are then computed over the union of the regions (skin only).
 
     Returns
     -------
@@ -307,14 +324,83 @@ def measure(image_or_path, *, px_per_mm: float | None = None, roi=None) -> Measu
         x, y, w, h = parse_roi(roi, (H, W))
         x, y, w, h = (int(round(v / downscale)) for v in (x, y, w, h))
         rgb = rgb[y:y + h, x:x + w]
-    quality = check_quality(rgb, px_per_mm=p)
+    quality = check_quality(rgb, px_per_mm=p, mask=skin_mask(rgb, card))
     warnings = warnings + list(quality.warnings)
+    named, face = _named_regions(regions, rgb, downscale, warnings) if regions is not None else ({}, None)
+    if face is not None and source == "default":
+        p, source, warnings = _face_scale(face, p, downscale, warnings)
     grid, gp = to_analysis_grid(rgb, px_per_mm=p)
     valid = valid_mask(grid, px_per_mm=gp, card=card if roi is None else None)
+    region_masks = {}
+    if named:
+        for name, reg in named.items():
+            region_masks[name] = reg.scaled(grid.shape[1] / rgb.shape[1]).mask(grid.shape[:2]) & valid
+        valid = valid & np.logical_or.reduce(list(region_masks.values()))
     analysis = analyse(grid, px_per_mm=gp, valid=valid)
     if not np.isfinite(analysis.metrics["roughness_index"]):
         warnings.append("too little usable skin to measure — frame more skin and avoid glare and dark shadows")
+    per_region = {name: region_metrics(analysis, m) for name, m in region_masks.items()}
     return Measurement(
         roughness_index=analysis.metrics["roughness_index"], metrics=analysis.metrics,
         scars=analysis.pits.scars, quality=quality, px_per_mm=p * downscale, scale_source=source,
-        warnings=warnings, analysis=analysis, card=card)
+        warnings=warnings, analysis=analysis, card=card, regions=per_region,
+        region_outlines={n: r.polygon * downscale for n, r in named.items()})
+
+
+#: Without a card, a full-face photo is scaled by the average adult interpupillary distance (Dodgson 2004).
+INTERPUPILLARY_MM = 63.0
+
+
+def _named_regions(regions, rgb: np.ndarray, downscale: float, warnings: list):
+    """``(regions, face)``: regions in working-image pixels — the face's standard regions, or boxes given in
+    photo pixels."""
+    from .regions import face_regions, find_face, region_from_box
+
+    if isinstance(regions, str):
+        if regions != "face":
+            raise OptionError(f"regions must be 'face' or a dict of name: (x, y, w, h), got {regions!r}")
+        face = find_face(rgb)
+        found = face_regions(rgb, face=face) if face is not None else None
+        if not found:
+            warnings.append("no face found — photograph the whole face from the front, or draw the region by hand")
+            return {}, None
+        return found, face
+    out = {}
+    H, W = (int(round(v * downscale)) for v in rgb.shape[:2])
+    for name, box in dict(regions).items():
+        x, y, w, h = parse_roi(box, (H, W))
+        out[str(name)] = region_from_box(str(name), x / downscale, y / downscale, w / downscale, h / downscale)
+    return out, None
+
+
+def _face_scale(face, p: float, downscale: float, warnings: list):
+    """Replace the close-up default scale by one from the eyes of the detected face (when they were found)."""
+    if face.eyes is None:
+        return p, "default", warnings
+    eyes = np.asarray(face.eyes, float)
+    ipd_px = float(np.hypot(*(eyes[1] - eyes[0])))
+    if ipd_px <= 0:
+        return p, "default", warnings
+    p_face = ipd_px / INTERPUPILLARY_MM
+    warnings = [w for w in warnings if not w.startswith("no scale given")] + [
+        f"no calibration card — scale taken from the eyes (average adult interpupillary distance "
+        f"{INTERPUPILLARY_MM:.0f} mm, {p_face * downscale:.1f} px/mm); use the card for exact sizes"]
+    return p_face, "face", warnings
+
+
+def region_metrics(analysis: Analysis, region_mask: np.ndarray) -> dict:
+    """Roughness, fine texture, scar and pore density inside one region of the analysis grid."""
+    maps, pits = analysis.maps, analysis.pits
+    m = region_mask & maps.mask
+    p = maps.px_per_mm
+    area_cm2 = float(m.sum()) / p**2 / 100.0
+    if m.sum() < 100:
+        return {"roughness_index": float("nan"), "fine_texture_index": float("nan"), "scar_density": float("nan"),
+                "pore_density": float("nan"), "area_cm2": area_cm2}
+    rms = {name: float(np.sqrt(np.mean(maps.slope[name][m] ** 2))) for name in BANDS}
+    in_region = [s for s in pits.scars if m[min(int(s["y_mm"] * p), m.shape[0] - 1),
+                                           min(int(s["x_mm"] * p), m.shape[1] - 1)]]
+    n_pores = cv2.connectedComponents((pits.pore_mask & m).astype(np.uint8))[0] - 1
+    return {"roughness_index": 100.0 * math.sqrt(2.0) * rms["scar"],
+            "fine_texture_index": 100.0 * math.sqrt(2.0) * rms["fine"],
+            "scar_density": len(in_region) / area_cm2, "pore_density": n_pores / area_cm2, "area_cm2": area_cm2}

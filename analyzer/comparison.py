@@ -23,7 +23,7 @@ import numpy as np
 from . import filters
 from .consistency import assess
 from .errors import ReliefError
-from .measure import Analysis, Measurement, _json_safe, analyse, prepare, valid_mask
+from .measurement import Analysis, Measurement, _json_safe, analyse, prepare, skin_mask, valid_mask
 from .quality import check_quality
 from .registration import Registration, register, warp_to
 from .registry import ALGORITHM_VERSION, METRICS
@@ -218,8 +218,8 @@ def compare(baseline, followup, *, px_per_mm: float | None = None,
                                               prep_b.card, prep_b.warnings)
     rgb_f, pf, ds_f, src_f, card_f, warn_f = (prep_f.rgb, prep_f.px_per_mm, prep_f.downscale, prep_f.source,
                                               prep_f.card, prep_f.warnings)
-    q_b = check_quality(rgb_b, px_per_mm=pb)
-    q_f = check_quality(rgb_f, px_per_mm=pf)
+    q_b = check_quality(rgb_b, px_per_mm=pb, mask=skin_mask(rgb_b, card_b))
+    q_f = check_quality(rgb_f, px_per_mm=pf, mask=skin_mask(rgb_f, card_f))
     grid_b, gpb = to_analysis_grid(rgb_b, px_per_mm=pb)
     grid_f, gpf = to_analysis_grid(rgb_f, px_per_mm=pf)
     valid_b = valid_mask(grid_b, px_per_mm=gpb, card=card_b)
