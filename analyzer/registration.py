@@ -328,7 +328,7 @@ def _ncc(fixed_bp: np.ndarray, moving_bp: np.ndarray, m: np.ndarray) -> float:
     return float(a @ b / den) if den > 0 else float("nan")
 
 
-def _features(z: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+def _features(z: np.ndarray, mask: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray | None]:
     """SIFT keypoints (N, 2) in the coordinates of ``z`` and their descriptors (N, 128) float32.
 
     SIFT doubles its input internally, so detecting on a copy of at most _DETECT_MAX_SIDE px still resolves
@@ -338,7 +338,11 @@ def _features(z: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
     f = min(1.0, _DETECT_MAX_SIDE / max(z.shape))
     small = _resize(z, f)
     sift = cv2.SIFT_create(nfeatures=_SIFT_FEATURES, contrastThreshold=0.02)
-    kps, desc = sift.detectAndCompute(_to_u8(small), None)
+    m8 = None
+    if mask is not None:
+        m8 = cv2.resize(mask.astype(np.uint8), (small.shape[1], small.shape[0]), interpolation=cv2.INTER_NEAREST)
+        m8 = cv2.erode(m8, np.ones((5, 5), np.uint8))  # no descriptor may straddle the excluded area
+    kps, desc = sift.detectAndCompute(_to_u8(small), m8)
     if desc is None or not kps:
         return np.zeros((0, 2), np.float32), None
     pts = np.float32([k.pt for k in kps])
@@ -347,7 +351,7 @@ def _features(z: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
     return pts, desc
 
 
-def _prepare(img: np.ndarray, f: float, sigma: float):
+def _prepare(img: np.ndarray, f: float, sigma: float, mask: np.ndarray | None = None):
     """Gray, downscaled, normalised and band-passed copies of one photo plus its features.
 
     Returns the full-resolution shape, the downscaled gray copy (None if it is not finite), the normalised
@@ -359,9 +363,14 @@ def _prepare(img: np.ndarray, f: float, sigma: float):
     if not np.isfinite(small).all():
         return gray.shape, None, None, None, None, None
     z = _normalise(small, sigma)
+    m_small = None
+    if mask is not None:  # excluded areas (e.g. the calibration card, which moves between visits) go neutral
+        m_small = cv2.resize(mask.astype(np.uint8), (z.shape[1], z.shape[0]),
+                             interpolation=cv2.INTER_NEAREST).astype(bool)
+        z = np.where(m_small, z, np.float32(0.0))
     # Band-passed copy for ECC and NCC: a light low-pass removes pixel noise and aliasing.
     bp = cv2.GaussianBlur(z, (0, 0), 1.0)
-    pts, desc = _features(z)
+    pts, desc = _features(z, m_small)
     return gray.shape, small, z, bp, pts, desc
 
 
@@ -398,7 +407,8 @@ def _ecc_refine(fixed_bp, moving_bp, m_work: np.ndarray) -> np.ndarray | None:
 
 
 def register(fixed: np.ndarray, moving: np.ndarray, *, px_per_mm: float,
-             max_side_px: int = 1000) -> Registration:
+             max_side_px: int = 1000, fixed_mask: np.ndarray | None = None,
+             moving_mask: np.ndarray | None = None) -> Registration:
     """Register a follow-up photo (moving) to the baseline photo (fixed) of the same skin area.
 
     Parameters
@@ -412,6 +422,9 @@ def register(fixed: np.ndarray, moving: np.ndarray, *, px_per_mm: float,
     max_side_px : int, keyword-only
         Both photos are reduced by one common factor so that the larger side is at most this many pixels
         before any work; the matrix is returned at full resolution.
+    fixed_mask, moving_mask : ndarray (H, W) bool, optional
+        Pixels that may be used (False = ignore, e.g. the calibration card, which is laid down anew at each
+        visit and would otherwise pull the alignment to itself).
 
     Returns
     -------
@@ -477,7 +490,7 @@ def register(fixed: np.ndarray, moving: np.ndarray, *, px_per_mm: float,
     # The two photos are prepared in parallel (OpenCV releases the GIL; SIFT is mostly single-threaded).
     with ThreadPoolExecutor(max_workers=2) as pool:
         (f_shape, fs, fz, fbp, kf, df), (m_shape, ms, mz, mbp, km, dm) = pool.map(
-            lambda img: _prepare(img, f, sigma), (fixed, moving))
+            lambda im: _prepare(im[0], f, sigma, im[1]), ((fixed, fixed_mask), (moving, moving_mask)))
     lap("prepare")
     if fs is None or ms is None:
         raise ImageError("an image contains NaN or infinite values — pass the photo as loaded, without masking")

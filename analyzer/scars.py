@@ -1,7 +1,8 @@
 """Atrophic scars and pores: pits in the height proxy.
 
 A pit is a connected region where the band-passed height proxy lies below a threshold set relative to the
-photo's own fine-texture level (so the detector adapts to noise and lighting but not to the scars themselves).
+band's robust spread (median absolute deviation, dominated by the skin between the sparse pits), so the detector
+adapts to the light's obliquity, which scales the whole proxy, but hardly to the scars themselves.
 Scars are pits of the scar band (0.5–5 mm), with an equivalent diameter of 0.3–5 mm; pores are pits of the fine
 band (0.1–0.5 mm) outside scars. Scar kinds follow the clinical classification of Jacob et al. (2001):
 
@@ -27,7 +28,7 @@ __all__ = ["Pits", "find_pits", "SCAR_MIN_MM", "SCAR_MAX_MM", "PORE_MIN_MM", "PO
 
 SCAR_MIN_MM, SCAR_MAX_MM = 0.3, 5.0
 PORE_MIN_MM, PORE_MAX_MM = 0.1, 0.5
-#: Pit threshold in units of the fine band's robust height spread.
+#: Pit thresholds in units of the band's robust height spread (scar band for scars, fine band for pores).
 SCAR_THRESHOLD = 4.0
 PORE_THRESHOLD = 2.5
 ICEPICK_MAX_MM = 1.2
@@ -79,16 +80,21 @@ def find_pits(maps: ReliefMaps, *, scar_threshold: float = SCAR_THRESHOLD,
     maps : ReliefMaps
         Output of :func:`analyzer.relief.relief_maps`.
     scar_threshold, pore_threshold : float
-        Depth thresholds in units of the fine band's robust height spread (MAD).
+        Depth thresholds in units of each band's robust height spread (MAD).
     """
     mask = maps.mask
     p = maps.px_per_mm
     area_cm2 = max(mask.sum() / p**2 / 100.0, 1e-9)
     fine = maps.height["fine"]
     scar_h = maps.height["scar"]
-    ref = robust_std(fine[mask]) if mask.any() else float("nan")
+    # Thresholds relative to the robust spread (MAD) of each band: pits are sparse, so the MAD follows the
+    # background texture, and the threshold cancels the unknown light obliquity that scales the height proxy.
+    ref = robust_std(scar_h[mask]) if mask.any() else float("nan")
+    ref_fine = robust_std(fine[mask]) if mask.any() else float("nan")
     if not np.isfinite(ref) or ref <= 0:
         ref = 1e-6
+    if not np.isfinite(ref_fine) or ref_fine <= 0:
+        ref_fine = 1e-6
 
     # Scars: scar-band pits deeper than the threshold; grown to half their depth for the outline.
     seeds = (scar_h < -scar_threshold * ref) & mask
@@ -118,7 +124,7 @@ def find_pits(maps: ReliefMaps, *, scar_threshold: float = SCAR_THRESHOLD,
     scar_labels = keep[labels]
 
     # Pores: fine-band pits of pore size, outside scars.
-    pores = (fine < -pore_threshold * ref) & mask & (scar_labels == 0)
+    pores = (fine < -pore_threshold * ref_fine) & mask & (scar_labels == 0)
     n2, labels2, stats2, _ = _components(pores)
     areas = stats2[1:, cv2.CC_STAT_AREA] / p**2
     d2 = 2 * np.sqrt(areas / np.pi)
