@@ -3,7 +3,8 @@
 On the first start with an empty data folder, :func:`seed_demo` creates "Demo patient" with the photos in
 ``sample_images/`` (rendered by :mod:`analyzer.synth` with known relief): a baseline at week 0 with a
 treatment, visits at weeks 1, 6 (with a second treatment) and 12. Every photo is measured for real with
-:func:`analyzer.measure` (at the scale its sidecar JSON records) and compared with the baseline, through the
+:func:`analyzer.measure` (scale from the calibration card in the photo, or the one its sidecar JSON records
+when no card is found) and compared with the baseline, through the
 same :func:`relief_app.visits.save_new_visit` the upload page uses.
 
 ``RELIEF_DEMO=0`` turns it off. Seeding is idempotent: it runs only when the store has no patient and the data
@@ -97,7 +98,9 @@ def seed_demo(store: Store, samples_dir: str | os.PathLike | None = None, *, tod
     for name, week, treated in COURSE:
         path = samples / name
         data = path.read_bytes()
-        analysis = analyse_photo(data, name, px_per_mm=_sidecar_scale(path))
+        analysis = analyse_photo(data, name)  # scale from the calibration card in the photo, as in a clinic
+        if analysis.scale_source == "default" and _sidecar_scale(path):
+            analysis = analyse_photo(data, name, px_per_mm=_sidecar_scale(path))  # no card found: the true scale
         saved = save_new_visit(
             store, patient.id, date=start + dt.timedelta(weeks=week), region=DEMO_REGION,
             uploads=[(data, name)], analyses={analysis.sha256: analysis},

@@ -22,14 +22,16 @@ from typing import Any
 import numpy as np
 
 import analyzer
-from analyzer.compare import compare as _compare
+from analyzer.comparison import compare as _compare
 from analyzer.errors import ImageError, OptionError, ReliefError
-from analyzer.measure import measure as _measure
+from analyzer.measurement import DEFAULT_FIELD_WIDTH_MM
+from analyzer.measurement import measure as _measure
 from storage import ComparisonRecord, NewMeasurement, NewPhoto, PhotoRecord, Store, VisitRecord
 
 __all__ = [
     "PhotoAnalysis", "SavedVisit", "ComparisonOutcome", "analyse_photo", "save_new_visit", "sha256",
     "compare_and_store", "run_compare", "comparison_values", "compare_views", "given_scale", "SCALE_LABELS",
+    "DEFAULT_FIELD_WIDTH_MM",
 ]
 
 #: How the scale of a photo was obtained, in words ("scale: card / given / assumed").

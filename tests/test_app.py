@@ -167,6 +167,10 @@ def test_demo_patient_is_seeded_on_first_start_and_listed(seeded_dir, store, dem
         visits_[i].date for i, (_, _, treated) in enumerate(demo.COURSE) if treated]
     points = store.progress(demo_id, demo.DEMO_REGION)
     assert all(p.roughness_index is not None for p in points)
+    for p in points:  # the demo photos carry the calibration card (or the true scale when it is not found)
+        m = store.get_measurement(demo_id, p.photo_id, visits.analyzer.ALGORITHM_VERSION)
+        assert m.scale_source in {"card", "given"}
+        assert m.px_per_mm == pytest.approx(_sidecar(store.photo(demo_id, p.photo_id).filename)["px_per_mm"], rel=0.03)
     assert all(p.change_pct is not None and p.ci_low is not None for p in points[1:])
     # Ground truth: the synthetic scars are shallower at week 12 (true Sdq ratio from the sidecars).
     truth = 100 * (_sidecar("week12.jpg")["true"]["scar"]["Sdq"] / _sidecar("week00_baseline.jpg")["true"]["scar"][

@@ -3,10 +3,9 @@ import datetime as dt
 
 import streamlit as st
 
-from analyzer.measure import DEFAULT_FIELD_WIDTH_MM
 from relief_app import images, services
 from relief_app.text import change_with_interval, metric_unit, significance_text
-from relief_app.visits import sha256
+from relief_app.visits import DEFAULT_FIELD_WIDTH_MM, sha256
 
 for key, default in (("patient_id", None), ("saved_uploads", {}), ("last_save", None)):
     if key not in st.session_state:
