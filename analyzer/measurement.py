@@ -154,7 +154,7 @@ def resolve_scale(rgb: np.ndarray, *, px_per_mm: float | None, downscale: float 
     p = rgb.shape[1] / DEFAULT_FIELD_WIDTH_MM
     return p, "default", None, [
         f"no scale given and no calibration card found — assumed the photo spans {DEFAULT_FIELD_WIDTH_MM:.0f} mm "
-        f"({p * downscale:.1f} px/mm); place the Relief card beside the area or pass --px-per-mm for absolute sizes"]
+        f"({p * downscale:.1f} px/mm); place the Relief card beside the area or give the scale (px per mm) for absolute sizes"]
 
 
 def _checked_scale(px_per_mm) -> float:

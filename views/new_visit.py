@@ -104,8 +104,8 @@ for data, name in uploads:
             st.success("Quality: good enough to measure.")
         else:
             st.warning("Quality: retake advised — " + ", ".join(a.codes) + ".")
-        for w in a.warnings:  # the library's advice names its command-line option; here it is the field above
-            st.markdown(f"- {w.replace('pass --px-per-mm', 'enter the scale (px/mm) above')}")
+        for w in a.warnings:
+            st.markdown(f"- {w}")
         st.markdown(f"Scale: **{a.scale_label}** ({a.px_per_mm:.1f} px/mm) · roughness index "
                     f"**{a.roughness_index:.2f} {ri_unit}**")
         if st.checkbox("Keep this photo" if a.quality_ok else "Keep it anyway", value=a.quality_ok,
