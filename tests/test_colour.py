@@ -1,0 +1,142 @@
+"""analyzer.colour: sRGB transfer function and the pigment/shading separation, against images built from known
+shading and pigment maps with the *renderer's* pigment vectors (which differ from colour's priors on purpose)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from analyzer import colour, filters, synth
+
+PX_PER_MM = 10.0
+SHAPE = (240, 320)
+
+
+def srgb_to_linear(v):
+    """IEC 61966-2-1, written out here (float64) so the tests do not lean on the code under test."""
+    v = np.asarray(v, np.float64)
+    return np.where(v <= 0.04045, v / 12.92, ((v + 0.055) / 1.055) ** 2.4)
+
+
+@pytest.mark.parametrize("srgb, linear", [(0.0, 0.0), (1.0, 1.0), (0.5, 0.2140), (0.04045, 0.04045 / 12.92),
+                                          (0.2, 0.0331), (0.8, 0.6038)])
+def test_linearise_gives_the_standard_values(srgb, linear):
+    assert float(colour.linearise(np.float32(srgb))) == pytest.approx(linear, abs=1e-4)
+
+
+def test_linearise_keeps_shape_and_gives_float32():
+    out = colour.linearise(np.zeros((4, 5, 3), np.uint8).astype(np.float32) + 0.5)
+    assert out.shape == (4, 5, 3) and out.dtype == np.float32
+
+
+def test_encode_srgb_inverts_linearise_over_the_whole_range():
+    v = np.linspace(0.0, 1.0, 10001, dtype=np.float32)
+    assert np.max(np.abs(colour.encode_srgb(colour.linearise(v)) - v)) < 1e-5
+    assert np.max(np.abs(colour.linearise(colour.encode_srgb(v)) - v)) < 1e-5
+
+
+def test_encode_srgb_clips_out_of_range_light():
+    assert colour.encode_srgb(np.array([-0.5, 2.0], np.float32)) == pytest.approx([0.0, 1.0], abs=1e-6)
+
+
+def test_log_rgb_equals_log_of_linearise_including_dark_values():
+    v = np.concatenate([np.linspace(0.0, 1.0, 4097), np.linspace(0.03, 0.05, 401), [1 / 255, 2 / 255, 1e-6]])
+    v = v.astype(np.float32).reshape(1, -1, 1).repeat(3, axis=2)
+    expected = np.log(np.maximum(srgb_to_linear(v), colour.LOG_FLOOR))
+    got = colour.log_rgb(v)
+    assert got.dtype == np.float32 and got.shape == v.shape
+    assert np.max(np.abs(got - expected)) < 1e-5
+
+
+def test_log_rgb_floors_black_instead_of_minus_infinity():
+    out = colour.log_rgb(np.zeros((2, 2, 3), np.float32))
+    assert np.all(np.isfinite(out))
+    assert np.allclose(out, np.log(colour.LOG_FLOOR))
+
+
+# --------------------------------------------------------------------------------------------- separation
+def smooth_field(rng, scale_mm: float, sd: float) -> np.ndarray:
+    noise = rng.standard_normal(SHAPE).astype(np.float32)
+    f = filters.gaussian(noise, scale_mm * PX_PER_MM / 2.5)
+    return (f / f.std() * sd).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def scene():
+    """Log-shading and pigment maps, independent random fields (fine + coarse), and the linear-light image
+    ``gain * albedo(melanin, haemoglobin) * exp(shading)`` with the renderer's Beer-Lambert albedo."""
+    rng = np.random.default_rng(7)
+    shading = smooth_field(rng, 1.0, 0.08) + smooth_field(rng, 8.0, 0.1)
+    melanin = 0.4 + smooth_field(rng, 2.0, 0.12) + smooth_field(rng, 10.0, 0.1)
+    haemoglobin = 0.3 + smooth_field(rng, 1.5, 0.1) + smooth_field(rng, 6.0, 0.1)
+    linear = 0.5 * synth.albedo(melanin, haemoglobin) * np.exp(shading)[..., None]
+    assert synth.MELANIN_OD.tolist() != colour.MELANIN_OD.tolist()  # the analyser must not know the renderer's
+    return {"shading": shading, "melanin": melanin, "haemoglobin": haemoglobin, "linear": linear}
+
+
+def highpass(x: np.ndarray) -> np.ndarray:
+    """Remove structures above 5 mm (what separate() leaves to the band-pass) and a 2 mm rim."""
+    x = x.astype(np.float32)
+    out = x - filters.gaussian(x, filters.size_to_sigma_px(5.0, PX_PER_MM))
+    return out[20:-20, 20:-20]
+
+
+def corr(a, b) -> float:
+    return float(np.corrcoef(np.ravel(a), np.ravel(b))[0, 1])
+
+
+def separate(linear, **kw):
+    return colour.separate(colour.encode_srgb(linear), px_per_mm=PX_PER_MM, **kw)
+
+
+def test_separated_shading_follows_the_true_log_shading(scene):
+    sep = separate(scene["linear"])
+    assert sep.shading.shape == SHAPE and sep.shading.dtype == np.float32
+    assert corr(highpass(sep.shading), highpass(scene["shading"])) > 0.98
+
+
+def test_separated_shading_is_not_the_plain_brightness(scene):
+    # Without the pigment correction the achromatic channel also carries the melanin and haemoglobin maps.
+    plain = np.log(scene["linear"]).mean(axis=-1)
+    sep = separate(scene["linear"])
+    assert corr(highpass(plain), highpass(scene["shading"])) < 0.9
+    assert corr(highpass(sep.shading), highpass(scene["shading"])) > corr(highpass(plain), highpass(scene["shading"]))
+
+
+def test_pigment_maps_follow_the_true_melanin_and_haemoglobin(scene):
+    sep = separate(scene["linear"])
+    assert corr(sep.melanin, scene["melanin"]) > 0.9
+    assert corr(sep.haemoglobin, scene["haemoglobin"]) > 0.9
+    # and each map is its own pigment, not the other one
+    assert abs(corr(sep.melanin, scene["haemoglobin"])) < 0.5
+    assert abs(corr(sep.haemoglobin, scene["melanin"])) < 0.5
+
+
+def test_pigment_maps_do_not_carry_the_shading(scene):
+    sep = separate(scene["linear"])
+    assert abs(corr(highpass(sep.melanin), highpass(scene["shading"]))) < 0.2
+    assert abs(corr(highpass(sep.haemoglobin), highpass(scene["shading"]))) < 0.2
+
+
+@pytest.mark.parametrize("white_balance, exposure", [((1.1, 1.0, 0.9), 1.0), ((1.0, 1.0, 1.0), 0.7),
+                                                     ((1.0, 1.0, 1.0), 1.3), ((0.9, 1.05, 1.15), 0.8)],
+                         ids=["wb-warm", "exposure0.7", "exposure1.3", "wb-cool-dark"])
+def test_white_balance_and_exposure_shift_the_shading_by_a_constant(scene, white_balance, exposure):
+    ref = separate(scene["linear"]).shading
+    cast = scene["linear"] * np.asarray(white_balance) * exposure
+    assert cast.max() < 1.0  # no clipping: the claim is about gains only
+    sh = separate(cast).shading
+    diff = (sh - sh.mean()) - (ref - ref.mean())
+    assert np.max(np.abs(diff)) < 1e-4
+    assert abs(float(np.mean(sh - ref))) > 1e-3 or exposure == 1.0  # the constant itself does move
+
+
+def test_masked_out_pixels_do_not_bias_the_leak_estimate(scene):
+    ref = separate(scene["linear"])
+    spoiled = scene["linear"].copy()
+    spoiled[60:140, 80:200] = (0.02, 0.6, 0.02)  # a saturated green sticker
+    mask = np.ones(SHAPE, bool)
+    mask[50:150, 70:210] = False
+    sep = separate(spoiled, mask=mask)
+    assert np.allclose(sep.leak, ref.leak, atol=0.05)
+    unmasked = separate(spoiled)
+    assert not np.allclose(unmasked.leak, ref.leak, atol=0.05)  # the mask is what protected the estimate
