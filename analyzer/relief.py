@@ -217,7 +217,8 @@ def relief_maps(shading: np.ndarray, *, px_per_mm: float, valid: np.ndarray | No
     # Shading fixes the light axis, not its sign; skin relief is dominated by pits (pores, scars): choose the
     # sign that makes the height proxy skew negative. Turning the azimuth by 180° exactly negates the integral.
     hv = sum(height.values())[mask]
-    skew = float(np.mean((hv - hv.mean()) ** 3)) if hv.size else 0.0
+    d = hv - hv.mean()
+    skew = float(np.mean(d * d * d)) if hv.size else 0.0  # (not d ** 3: numpy's power is ~20x slower)
     own = axis
     if skew > 0:
         own = (axis + 180.0) % 360.0
