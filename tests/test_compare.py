@@ -1,0 +1,185 @@
+"""analyzer.compare: change of the roughness index between a baseline and a follow-up, against skins rendered by
+analyzer.synth whose scars are made shallower or deeper by a known factor (synth.scale_scars)."""
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import numpy as np
+import pytest
+
+from analyzer import RegistrationError, ReliefError, compare, synth
+from analyzer.comparison import Comparison
+
+KEYS = {"baseline", "followup", "change_pct", "ci95_pct", "mdc_pct", "significant", "registration"}
+
+
+@pytest.fixture(scope="module")
+def cap(skin_small_capture):
+    return skin_small_capture
+
+
+@pytest.fixture(scope="module")
+def faithful(cap):
+    """The follow-up of a careful photographer: 0.6 mm off, camera turned by 2 degrees, another noise draw."""
+    return dataclasses.replace(cap, center_mm=(30.5, 22.8), rotation_deg=2.0)
+
+
+@pytest.fixture(scope="module")
+def skin(skin_make):
+    return skin_make(1, 0.6)
+
+
+@pytest.fixture(scope="module")
+def baseline(skin, skin_photo, cap):
+    return skin_photo(skin, cap, 1)
+
+
+def compare_to(skin_make, skin_photo, baseline, cap, faithful, depth) -> Comparison:
+    follow = skin_photo(skin_make(1, 0.6, depth=depth), faithful, 2)
+    return compare(baseline, follow, px_per_mm=cap.px_per_mm, followup_px_per_mm=faithful.px_per_mm)
+
+
+@pytest.fixture(scope="module")
+def smoother(skin_make, skin_photo, baseline, cap, faithful):
+    return compare_to(skin_make, skin_photo, baseline, cap, faithful, 0.7)
+
+
+@pytest.fixture(scope="module")
+def identical(baseline, cap):
+    return compare(baseline, baseline, px_per_mm=cap.px_per_mm, followup_px_per_mm=cap.px_per_mm)
+
+
+# ---------------------------------------------------------------------------------------------- no change
+def test_identical_photos_show_no_change(identical):
+    assert identical.registration.ok
+    assert abs(identical.change_pct) < 0.5
+    assert not identical.significant
+    assert identical.direction == "no measurable change"
+    assert all(s["status"] == "unchanged" for s in identical.scar_changes)
+
+
+def test_identical_photos_without_any_scale_show_no_change(baseline):
+    c = compare(baseline, baseline)
+    assert abs(c.change_pct) < 0.5 and not c.significant
+    assert c.baseline.scale_source == "default"
+
+
+def test_recaptures_of_unchanged_skin_stay_within_5_percent_and_are_not_significant(skin, skin_photo):
+    rng = np.random.default_rng(2024)
+    changes = []
+    for i in range(2):
+        a, b = synth.recapture(rng), synth.recapture(rng)
+        c = compare(skin_photo(skin, a, 1), skin_photo(skin, b, 2), px_per_mm=a.px_per_mm,
+                    followup_px_per_mm=b.px_per_mm)
+        changes.append(c.change_pct)
+        assert c.registration.ok
+        assert not c.significant, f"pair {i}: {c.change_pct:+.1f} % called significant"
+    assert max(abs(v) for v in changes) <= 5.0, changes
+
+
+WARP_BIAS = ("compare() warps the follow-up with bilinear interpolation on the 10 px/mm analysis grid, which "
+             "smooths it: any sub-pixel misalignment reads as ~2-3 % smoother (cubic warping removes it)")
+
+
+@pytest.mark.xfail(strict=True, reason=WARP_BIAS)
+def test_shifting_the_camera_alone_does_not_bias_the_change(skin, skin_photo, baseline, cap):
+    # half a pixel of the 10 px/mm analysis grid along x and y: where interpolation smooths most
+    shifted = dataclasses.replace(cap, center_mm=(30.05, 22.55))
+    c = compare(baseline, skin_photo(skin, shifted, 2), px_per_mm=cap.px_per_mm, followup_px_per_mm=cap.px_per_mm)
+    assert abs(c.change_pct) <= 1.0
+
+
+@pytest.mark.xfail(strict=True, reason=WARP_BIAS)
+def test_swapping_baseline_and_followup_negates_the_change(skin, skin_photo, baseline, cap, faithful):
+    follow = skin_photo(skin, faithful, 2)
+    ab = compare(baseline, follow, px_per_mm=cap.px_per_mm, followup_px_per_mm=faithful.px_per_mm)
+    ba = compare(follow, baseline, px_per_mm=faithful.px_per_mm, followup_px_per_mm=cap.px_per_mm)
+    assert abs(ab.change_pct + ba.change_pct) <= 1.5, (ab.change_pct, ba.change_pct)
+
+
+# ---------------------------------------------------------------------------------------------- real change
+def test_scars_30_percent_shallower_read_smoother_beyond_noise(smoother):
+    c = smoother
+    assert c.registration.ok
+    assert c.change_pct <= -15.0
+    assert c.significant
+    lo, hi = c.ci95_pct
+    assert lo < c.change_pct < hi and hi < 0
+    assert c.direction == "smoother"
+
+
+def test_scars_30_percent_deeper_read_rougher(skin_make, skin_photo, baseline, cap, faithful):
+    c = compare_to(skin_make, skin_photo, baseline, cap, faithful, 1.3)
+    assert c.change_pct >= 10.0
+    assert c.significant and c.ci95_pct[0] > 0
+    assert c.direction == "rougher"
+
+
+def test_change_follows_the_true_scar_band_slope_change(skin_make, smoother):
+    true = synth.true_roughness(skin_make(1, 0.6, depth=0.7))["Sdq"] / synth.true_roughness(skin_make(1, 0.6))["Sdq"]
+    assert smoother.change_pct == pytest.approx(100 * (true - 1), abs=8.0)
+
+
+def test_interval_contains_the_change_and_the_mdc_is_positive(identical, smoother):
+    for c in (identical, smoother):
+        lo, hi = c.ci95_pct
+        assert lo <= c.change_pct <= hi
+        assert c.mdc_pct > 0
+        assert hi - lo == pytest.approx(2 * c.mdc_pct, rel=1e-6)
+
+
+def test_to_dict_is_plain_json_with_the_documented_keys(smoother):
+    d = json.loads(json.dumps(smoother.to_dict(), allow_nan=False))
+    assert KEYS <= set(d)
+    assert isinstance(d["registration"]["ok"], bool) and d["registration"]["ok"]
+    assert len(d["ci95_pct"]) == 2
+    assert d["significant"] is True
+    assert d["change_pct"] == pytest.approx(smoother.change_pct)
+    assert "roughness_index" in d["baseline"] and "roughness_index" in d["followup"]
+
+
+def test_difference_map_lies_on_the_baseline_grid_and_is_mostly_negative_when_smoother(smoother):
+    d = smoother.difference_map
+    grid = smoother.baseline.analysis.maps.mask.shape
+    assert d.shape == grid == smoother.baseline_grid.shape[:2] == smoother.aligned_followup.shape[:2]
+    inside = np.isfinite(d)
+    assert np.array_equal(inside, smoother.overlap_mask)
+    assert inside.mean() > 0.5
+    assert np.mean(d[inside] < 0) > 0.7
+
+
+def test_scars_made_much_shallower_are_shallower_or_vanished(skin_make, skin_photo, baseline, cap, faithful):
+    c = compare_to(skin_make, skin_photo, baseline, cap, faithful, 0.3)
+    before = [s for s in c.scar_changes if s["baseline_id"] is not None]
+    assert len(before) >= 3
+    better = [s["status"] in ("shallower", "vanished") for s in before]
+    assert np.mean(better) >= 0.8
+    assert c.change_pct <= -40.0
+
+
+def test_metric_changes_cover_the_registry(smoother):
+    from analyzer.registry import METRICS
+
+    assert set(smoother.metric_changes) == set(METRICS)
+    assert smoother.metric_changes["roughness_index"] < 0
+
+
+# ---------------------------------------------------------------------------------------------- failures
+def test_unrelated_skins_raise_a_registration_error_with_one_line(skin_make, skin_photo, baseline, cap):
+    other = skin_photo(skin_make(99, 0.6), cap, 2)
+    with pytest.raises(RegistrationError) as err:
+        compare(baseline, other, px_per_mm=cap.px_per_mm)
+    assert isinstance(err.value, ReliefError)
+    msg = str(err.value)
+    assert msg and "\n" not in msg
+
+
+def test_files_compare_like_arrays(tmp_path, skin, skin_photo, baseline, cap, faithful, smoother, skin_make):
+    import cv2
+
+    a, b = tmp_path / "a.png", tmp_path / "b.png"
+    cv2.imwrite(str(a), np.ascontiguousarray(baseline[..., ::-1]))
+    cv2.imwrite(str(b), np.ascontiguousarray(skin_photo(skin_make(1, 0.6, depth=0.7), faithful, 2)[..., ::-1]))
+    c = compare(a, str(b), px_per_mm=cap.px_per_mm, followup_px_per_mm=faithful.px_per_mm)
+    assert c.change_pct == pytest.approx(smoother.change_pct, abs=0.5)
