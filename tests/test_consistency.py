@@ -1,0 +1,119 @@
+"""analyzer.consistency: was the follow-up taken like the baseline? Checked through ``compare(...).consistency`` on
+photos rendered by analyzer.synth with a known change of lamp, distance or framing, and on assess() directly."""
+from __future__ import annotations
+
+import dataclasses
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from analyzer import compare
+from analyzer.consistency import (EXPOSURE_TOLERANCE_PCT, LIGHT_TOLERANCE_DEG, MIN_ANISOTROPY, assess,
+                                  direction_words)
+from analyzer import synth
+
+
+@pytest.fixture(scope="module")
+def skin(skin_make):
+    return skin_make(1, 0.6)
+
+
+def verdict(skin_photo, skin, base: synth.Capture, follow: synth.Capture, **kw) -> dict:
+    c = compare(skin_photo(skin, base, 1), skin_photo(skin, follow, 2), **kw)
+    assert c.registration.ok
+    k = c.consistency
+    assert set(k) >= {"ok", "light_change_deg", "scale_change_pct", "rotation_deg", "exposure_change_pct", "advice"}
+    assert k["ok"] == (not k["advice"])
+    return k
+
+
+@pytest.mark.parametrize("scales", [False, True], ids=["default-scale", "given-scales"])
+def test_faithful_recapture_is_consistent_and_gets_no_advice(skin, skin_photo, skin_small_capture, scales):
+    follow = dataclasses.replace(skin_small_capture, center_mm=(30.3, 22.7))
+    kw = dict(px_per_mm=30.0, followup_px_per_mm=30.0) if scales else {}
+    k = verdict(skin_photo, skin, skin_small_capture, follow, **kw)
+    assert k["ok"] is True and k["advice"] == []
+    assert abs(k["light_change_deg"]) < LIGHT_TOLERANCE_DEG / 2
+    assert abs(k["scale_change_pct"]) < 2 and abs(k["rotation_deg"]) < 1 and abs(k["exposure_change_pct"]) < 5
+
+
+@pytest.mark.parametrize("turn", [30.0, 60.0, -60.0])
+def test_moved_light_is_flagged_with_its_angle(skin, skin_photo, turn):
+    base = synth.Capture()
+    follow = dataclasses.replace(base, light_azimuth_deg=base.light_azimuth_deg + turn)
+    k = verdict(skin_photo, skin, base, follow)
+    assert k["ok"] is False
+    assert any("light" in a for a in k["advice"])
+    assert k["light_change_deg"] == pytest.approx(turn, abs=12.0)
+    assert k["baseline_light_deg"] == pytest.approx(base.light_azimuth_deg, abs=15.0)
+
+
+@pytest.mark.parametrize("field_factor, word", [(0.85, "closer"), (1.15, "further away")])
+def test_changed_distance_is_flagged_closer_or_further(skin, skin_photo, skin_small_capture, field_factor, word):
+    follow = dataclasses.replace(skin_small_capture, field_mm=skin_small_capture.field_mm * field_factor)
+    k = verdict(skin_photo, skin, skin_small_capture, follow)
+    assert k["ok"] is False
+    assert any(word in a for a in k["advice"]), k["advice"]
+    assert k["scale_change_pct"] == pytest.approx(100 * (1 / field_factor - 1), abs=2.0)
+
+
+SCALE_BUG = ("assess() reads reg.scale as a change of camera distance, but compare() prepares a follow-up without "
+             "its own scale at the default 60 mm field while the baseline uses px_per_mm: identical photos "
+             "register at scale 0.5 and get 'photo taken about 100 % closer' (and a 0.65 % change)")
+
+
+@pytest.mark.xfail(strict=True, reason=SCALE_BUG)
+def test_identical_photos_with_only_the_baseline_scale_are_consistent(skin, skin_photo, skin_small_capture):
+    img = skin_photo(skin, skin_small_capture, 1)
+    c = compare(img, img, px_per_mm=skin_small_capture.px_per_mm)
+    assert c.consistency["advice"] == []
+    assert abs(c.change_pct) < 0.1
+
+
+@pytest.mark.parametrize("azimuth, words", [(0, "the right"), (90, "above"), (180, "the left"), (270, "below"),
+                                            (45, "the upper right"), (135, "the upper left"),
+                                            (225, "the lower left"), (315, "the lower right"), (360, "the right"),
+                                            (-90, "below"), (22.4, "the right"), (22.6, "the upper right")])
+def test_direction_words(azimuth, words):
+    assert direction_words(azimuth) == words
+
+
+# -------------------------------------------------------------------------------------- assess() directly
+def fake(azimuth_b=135.0, azimuth_f=135.0, aniso=0.4, scale=1.0, rotation=0.0):
+    an = lambda az: SimpleNamespace(maps=SimpleNamespace(light_azimuth_deg=az, light_anisotropy=aniso))  # noqa: E731
+    return an(azimuth_b), an(azimuth_f), SimpleNamespace(scale=scale, rotation_deg=rotation)
+
+
+def test_assess_without_differences_is_ok():
+    k = assess(*fake())
+    assert k["ok"] is True and k["advice"] == [] and k["light_change_deg"] == 0.0
+
+
+def test_assess_measures_the_light_change_across_360_degrees():
+    k = assess(*fake(azimuth_b=350.0, azimuth_f=20.0))
+    assert k["light_change_deg"] == pytest.approx(30.0)
+    assert "from the right" in k["advice"][0]
+
+
+def test_assess_says_when_the_light_is_too_diffuse_to_tell():
+    k = assess(*fake(aniso=MIN_ANISOTROPY / 2))
+    assert k["ok"] is False and np.isnan(k["light_change_deg"])
+    assert any("diffuse" in a for a in k["advice"])
+
+
+def test_assess_flags_a_turned_camera():
+    k = assess(*fake(rotation=-30.0))
+    assert k["ok"] is False and any("turned" in a and "30" in a for a in k["advice"])
+
+
+@pytest.mark.parametrize("gain, word", [(2.0, "brighter"), (0.4, "darker")])
+def test_assess_flags_a_large_exposure_change(gain, word):
+    rgb = np.full((50, 50, 3), 0.4, np.float32)
+    from analyzer.colour import encode_srgb, linearise
+
+    brighter = encode_srgb(linearise(rgb) * gain)
+    k = assess(*fake(), rgb_b=rgb, rgb_f=brighter, mask=np.ones((50, 50), bool))
+    assert k["exposure_change_pct"] == pytest.approx(100 * (gain - 1), rel=1e-3)
+    assert abs(k["exposure_change_pct"]) > EXPOSURE_TOLERANCE_PCT
+    assert any(word in a for a in k["advice"])
