@@ -235,7 +235,14 @@ def compare(baseline, followup, *, px_per_mm: float | None = None,
     if not reg.ok:
         raise RegistrationError(reg.message or "could not align the follow-up with the baseline — "
                                 "photograph the same area, with the same framing")
-    warped, inside = warp_to(grid_b.shape[:2], grid_f, reg.matrix)
+    # Resampling smooths: warping the follow-up on the analysis grid itself would make it read smoother than
+    # the untouched baseline. So the follow-up is warped at working resolution (about twice the grid's) with
+    # cubic interpolation into the baseline's working frame, and both then reach the grid the same way.
+    m_work = _grid_to_work(reg.matrix, grid_b.shape, rgb_b.shape, grid_f.shape, rgb_f.shape)
+    warped_work, inside_work = warp_to(rgb_b.shape[:2], rgb_f, m_work, order="cubic")
+    warped, _ = to_analysis_grid(np.clip(warped_work, 0.0, 1.0), px_per_mm=pb)
+    inside = cv2.resize(inside_work.astype(np.uint8), grid_b.shape[1::-1], interpolation=cv2.INTER_AREA) > 0
+    inside = cv2.erode(inside.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
     vf, _ = warp_to(grid_b.shape[:2], valid_f.astype(np.float32), reg.matrix)
     common = valid_b & inside & (vf > 0.99)
     if src_f != "card" and followup_px_per_mm is None:
@@ -281,3 +288,17 @@ def compare(baseline, followup, *, px_per_mm: float | None = None,
 def _not_card(card, grid: np.ndarray) -> np.ndarray | None:
     """Mask of everything but the calibration card (with a margin), or None without a card."""
     return None if card is None else ~card.mask(grid.shape[:2], margin_mm=3.0)
+
+
+def _pixel_scaler(src_shape, dst_shape) -> np.ndarray:
+    """3×3 map from pixel coordinates of an image to those of its resized copy (pixel centres aligned)."""
+    fx, fy = dst_shape[1] / src_shape[1], dst_shape[0] / src_shape[0]
+    return np.array([[fx, 0.0, 0.5 * fx - 0.5], [0.0, fy, 0.5 * fy - 0.5], [0.0, 0.0, 1.0]])
+
+
+def _grid_to_work(m_grid, grid_b_shape, work_b_shape, grid_f_shape, work_f_shape) -> np.ndarray:
+    """A follow-up→baseline matrix on the analysis grids, expressed on the working-resolution images."""
+    s_b = _pixel_scaler(work_b_shape, grid_b_shape)
+    s_f = _pixel_scaler(work_f_shape, grid_f_shape)
+    m = np.vstack([np.asarray(m_grid, float), [0.0, 0.0, 1.0]])
+    return (np.linalg.inv(s_b) @ m @ s_f)[:2]

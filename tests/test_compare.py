@@ -78,11 +78,6 @@ def test_recaptures_of_unchanged_skin_stay_within_5_percent_and_are_not_signific
     assert max(abs(v) for v in changes) <= 5.0, changes
 
 
-WARP_BIAS = ("compare() warps the follow-up with bilinear interpolation on the 10 px/mm analysis grid, which "
-             "smooths it: any sub-pixel misalignment reads as ~2-3 % smoother (cubic warping removes it)")
-
-
-@pytest.mark.xfail(strict=True, reason=WARP_BIAS)
 def test_shifting_the_camera_alone_does_not_bias_the_change(skin, skin_photo, baseline, cap):
     # half a pixel of the 10 px/mm analysis grid along x and y: where interpolation smooths most
     shifted = dataclasses.replace(cap, center_mm=(30.05, 22.55))
@@ -90,7 +85,6 @@ def test_shifting_the_camera_alone_does_not_bias_the_change(skin, skin_photo, ba
     assert abs(c.change_pct) <= 1.0
 
 
-@pytest.mark.xfail(strict=True, reason=WARP_BIAS)
 def test_swapping_baseline_and_followup_negates_the_change(skin, skin_photo, baseline, cap, faithful):
     follow = skin_photo(skin, faithful, 2)
     ab = compare(baseline, follow, px_per_mm=cap.px_per_mm, followup_px_per_mm=faithful.px_per_mm)
