@@ -4,7 +4,7 @@ import datetime as dt
 import streamlit as st
 
 from relief_app import images, services
-from relief_app.text import change_with_interval, metric_unit, significance_text
+from relief_app.text import change_with_interval, finite, metric_unit, significance_text
 from relief_app.visits import DEFAULT_FIELD_WIDTH_MM, sha256
 
 for key, default in (("patient_id", None), ("saved_uploads", {}), ("last_save", None)):
@@ -106,8 +106,8 @@ for data, name in uploads:
             st.warning("Quality: retake advised — " + ", ".join(a.codes) + ".")
         for w in a.warnings:
             st.markdown(f"- {w}")
-        st.markdown(f"Scale: **{a.scale_label}** ({a.px_per_mm:.1f} px/mm) · roughness index "
-                    f"**{a.roughness_index:.2f} {ri_unit}**")
+        ri = f"{a.roughness_index:.2f} {ri_unit}" if finite(a.roughness_index) else "not measurable"
+        st.markdown(f"Scale: **{a.scale_label}** ({a.px_per_mm:.1f} px/mm) · roughness index **{ri}**")
         if st.checkbox("Keep this photo" if a.quality_ok else "Keep it anyway", value=a.quality_ok,
                        key=f"keep_{a.sha256[:12]}"):
             keep.append((data, name))
