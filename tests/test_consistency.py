@@ -8,10 +8,9 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from analyzer import compare
+from analyzer import compare, synth
 from analyzer.consistency import (EXPOSURE_TOLERANCE_PCT, LIGHT_TOLERANCE_DEG, MIN_ANISOTROPY, assess,
                                   direction_words)
-from analyzer import synth
 
 
 @pytest.fixture(scope="module")
@@ -109,11 +108,11 @@ def test_assess_flags_a_turned_camera():
 
 @pytest.mark.parametrize("gain, word", [(2.0, "brighter"), (0.4, "darker")])
 def test_assess_flags_a_large_exposure_change(gain, word):
-    rgb = np.full((50, 50, 3), 0.4, np.float32)
     from analyzer.colour import encode_srgb, linearise
 
-    brighter = encode_srgb(linearise(rgb) * gain)
-    k = assess(*fake(), rgb_b=rgb, rgb_f=brighter, mask=np.ones((50, 50), bool))
+    rgb = np.full((50, 50, 3), 0.4, np.float32)
+    edited = encode_srgb(linearise(rgb) * gain)
+    k = assess(*fake(), rgb_b=rgb, rgb_f=edited, mask=np.ones((50, 50), bool))
     assert k["exposure_change_pct"] == pytest.approx(100 * (gain - 1), rel=1e-3)
     assert abs(k["exposure_change_pct"]) > EXPOSURE_TOLERANCE_PCT
     assert any(word in a for a in k["advice"])

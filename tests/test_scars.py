@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from analyzer import scars
+from analyzer import scars, synth
 from analyzer.relief import ReliefMaps
 
 P = 10.0  # px per mm of the hand-made maps
@@ -120,9 +120,6 @@ def test_pit_threshold_is_relative_to_the_background_texture(texture_um, found):
 
 
 # ------------------------------------------------------------------------------------ rendered ground truth
-from analyzer import synth  # noqa: E402
-
-
 def truth_on_grid(skin, capture, maps):
     """True scars mapped to the analysis grid: list of (ScarTruth, x_px, y_px) with centres on the mask."""
     h, w = maps.mask.shape
