@@ -44,21 +44,26 @@ def store_key() -> str:
 
 
 @st.cache_resource(show_spinner=False)
-def _open(key: str) -> Store:
+def _open(key: str, store_class: int) -> Store:
     data_dir, _, url = key.partition("|")
     return open_store(data_dir or None, url or None)
 
 
 def get_store() -> Store:
-    """The store for ``RELIEF_DATA_DIR`` / ``RELIEF_DATABASE_URL`` (opened and migrated once per process)."""
-    return _open(store_key())
+    """The store for ``RELIEF_DATA_DIR`` / ``RELIEF_DATABASE_URL`` (opened and migrated once per process).
+
+    Also keyed by the identity of the ``Store`` class: after an edit of the code, Streamlit's file watcher
+    re-imports the project's modules, and a store made of the old classes would return records that the
+    data caches cannot pickle ("not the same object as storage.records.…").
+    """
+    return _open(store_key(), id(Store))
 
 
 @st.cache_resource(show_spinner="Preparing the demo patient (first start only)…")
 def _seed_once(key: str, enabled: bool) -> int | None:
     if not enabled:
         return None
-    pid = demo.seed_demo(_open(key))
+    pid = demo.seed_demo(_open(key, id(Store)))
     if pid is not None:
         bump()
     return pid
