@@ -176,13 +176,7 @@ def test_exposure_and_white_balance_do_not_move_the_index_of_a_lossless_photo(sk
     assert abs(pct(index_of(skin_photo, skin, dataclasses.replace(lossless, **drift)), ref)) <= 1.0
 
 
-JPEG_BUG = ("colour.separate's pigment-leak estimate is unstable on JPEG photos (4:2:0 chroma): the same skin at "
-            "exposure 1.0 gets leak k2 = -3.1, at 0.7/1.3 about -1.3..-1.8, so the index moves 4-6 %")
-
-
-@pytest.mark.parametrize("drift", [pytest.param(DRIFT[0], marks=pytest.mark.xfail(strict=True, reason=JPEG_BUG)),
-                                   pytest.param(DRIFT[1], marks=pytest.mark.xfail(strict=True, reason=JPEG_BUG)),
-                                   DRIFT[2]], ids=DRIFT_IDS)
+@pytest.mark.parametrize("drift", DRIFT, ids=DRIFT_IDS)
 def test_exposure_and_white_balance_move_the_index_of_a_jpeg_photo_by_at_most_3_percent(skin, skin_photo,
                                                                                         skin_small_capture, base,
                                                                                         drift):
