@@ -69,7 +69,8 @@ st.subheader("Where the texture changed")
 st.plotly_chart(charts.difference_figure(view["difference"], px_per_mm=view["px_per_mm"]), key="difference_map",
                 config={"displaylogo": False})
 st.caption("Local change of relief roughness (3 mm neighbourhoods), in % of the before photo's mean: "
-           "blue = smoother, red = rougher, white = unchanged; blank = outside the area both photos show.")
+           "blue = smoother, red = rougher, white = unchanged; blank = outside the area both photos show "
+           "or under the calibration card (never measured).")
 
 st.subheader("Scar by scar")
 depth_unit = metric_unit("scar_depth_proxy")
