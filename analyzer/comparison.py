@@ -14,7 +14,9 @@ References
 """
 from __future__ import annotations
 
+import dataclasses
 import math
+import os
 from dataclasses import dataclass, field
 
 import cv2
@@ -22,6 +24,7 @@ import numpy as np
 
 from . import filters
 from .consistency import assess
+from .loading import read_image
 from .errors import ReliefError
 from .measurement import Analysis, Measurement, _json_safe, analyse, prepare, skin_mask, valid_mask
 from .quality import check_quality
@@ -217,8 +220,19 @@ def compare(baseline, followup, *, px_per_mm: float | None = None,
     RegistrationError
         When the photos cannot be aligned (different areas, or too little skin texture).
     """
+    if isinstance(followup, (str, os.PathLike)):
+        followup = read_image(followup)  # read once, even if it is prepared twice below
     prep_b = prepare(baseline, px_per_mm=px_per_mm)
     prep_f = prepare(followup, px_per_mm=followup_px_per_mm)
+    if prep_f.source == "default" and prep_b.source != "default":
+        # No scale of its own: assume the follow-up frames the same field as the baseline (prepared the same
+        # way, so both are resampled alike); the registration then measures the true relative scale.
+        width_b = prep_b.rgb.shape[1] * prep_b.downscale
+        width_f = prep_f.rgb.shape[1] * prep_f.downscale
+        guess = prep_b.px_per_mm * prep_b.downscale * width_f / width_b
+        card = prep_f.card
+        prep_f = dataclasses.replace(prepare(followup, px_per_mm=guess, use_card=False), source="registration",
+                                     card=card)
     rgb_b, pb, ds_b, src_b, card_b, warn_b = (prep_b.rgb, prep_b.px_per_mm, prep_b.downscale, prep_b.source,
                                               prep_b.card, prep_b.warnings)
     rgb_f, pf, ds_f, src_f, card_f, warn_f = (prep_f.rgb, prep_f.px_per_mm, prep_f.downscale, prep_f.source,
@@ -246,11 +260,13 @@ def compare(baseline, followup, *, px_per_mm: float | None = None,
     vf, _ = warp_to(grid_b.shape[:2], valid_f.astype(np.float32), reg.matrix)
     common = valid_b & inside & (vf > 0.99)
     if src_f != "card" and followup_px_per_mm is None:
-        # Follow-up scale follows from the registration (moving px × scale = baseline px).
-        pf = pb / reg.scale
-        src_f = src_b if src_b != "default" else "default"
-        warn_f = [w for w in warn_f if not w.startswith("no scale given")] + (
-            [] if src_b != "default" else warn_b)
+        # Without a card of its own the follow-up's scale follows from the registration
+        # (follow-up grid px × scale = baseline grid px).
+        pf = gpb / reg.scale * rgb_f.shape[1] / grid_f.shape[1]
+    # How much closer (+) or further (-) the follow-up was taken, as a change of the field of view.
+    fov_b = rgb_b.shape[1] / pb
+    fov_f = rgb_f.shape[1] / pf
+    scale_change = 100.0 * (fov_b / fov_f - 1.0)
 
     an_b = analyse(grid_b, px_per_mm=gpb, valid=common)
     an_f = analyse(warped, px_per_mm=gpb, valid=common, azimuth_deg=an_b.maps.light_azimuth_deg)
@@ -273,7 +289,8 @@ def compare(baseline, followup, *, px_per_mm: float | None = None,
         metric_changes[name] = 100.0 * (b / a - 1.0) if (np.isfinite(a) and np.isfinite(b) and a != 0) \
             else float("nan")
 
-    consistency = assess(an_b, an_f, reg, q_b, q_f, rgb_b=grid_b, rgb_f=warped, mask=mask)
+    consistency = assess(an_b, an_f, reg, q_b, q_f, rgb_b=grid_b, rgb_f=warped, mask=mask,
+                         scale_change_pct=scale_change)
     base_m = _measurement(an_b, quality=q_b, px_per_mm=pb * ds_b, source=src_b, warnings=warn_b + q_b.warnings,
                           card=card_b)
     follow_m = _measurement(an_f, quality=q_f, px_per_mm=pf * ds_f, source=src_f,

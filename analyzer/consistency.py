@@ -48,7 +48,8 @@ def _angle_diff(a: float, b: float) -> float:
     return 180.0 if d == -180.0 else d
 
 
-def assess(an_b, an_f, reg, q_b=None, q_f=None, *, rgb_b=None, rgb_f=None, mask=None) -> dict:
+def assess(an_b, an_f, reg, q_b=None, q_f=None, *, rgb_b=None, rgb_f=None, mask=None,
+           scale_change_pct: float | None = None) -> dict:
     """Consistency verdict of a follow-up against its baseline.
 
     Parameters
@@ -58,6 +59,9 @@ def assess(an_b, an_f, reg, q_b=None, q_f=None, *, rgb_b=None, rgb_f=None, mask=
     reg : analyzer.registration.Registration
     rgb_b, rgb_f : (H, W, 3) float32, optional
         The two photos on that grid, for the exposure check; ``mask`` = common area.
+    scale_change_pct : float, optional
+        Change of the field of view (+ = follow-up taken closer), from both photos' scales; by default from the
+        registration's scale (valid when both photos were brought to the grid with the same assumed scale).
 
     Returns
     -------
@@ -79,7 +83,10 @@ def assess(an_b, an_f, reg, q_b=None, q_f=None, *, rgb_b=None, rgb_f=None, mask=
         advice.append("the light is too frontal or diffuse to read the skin's relief reliably — use one side "
                       "light (a window or lamp at about 45°), as at the first visit")
 
-    scale_change = 100.0 * (1.0 / reg.scale - 1.0) if reg.scale > 0 else float("nan")
+    if scale_change_pct is not None:
+        scale_change = float(scale_change_pct)
+    else:
+        scale_change = 100.0 * (1.0 / reg.scale - 1.0) if reg.scale > 0 else float("nan")
     if abs(scale_change) > SCALE_TOLERANCE_PCT:
         how = "closer" if scale_change > 0 else "further away"
         advice.append(f"photo taken about {abs(scale_change):.0f} % {how} than at baseline — hold the camera at "

@@ -16,7 +16,7 @@ import numpy as np
 from . import colour, filters
 from .areal import areal_parameters
 from .errors import OptionError
-from .loading import as_rgb, read_image
+from .loading import LoadedImage, as_rgb, read_image
 from .quality import QualityReport, check_quality
 from .registry import ALGORITHM_VERSION, BANDS, METRICS
 from .relief import ANALYSIS_PX_PER_MM, ReliefMaps, relief_maps, to_analysis_grid
@@ -56,7 +56,8 @@ class Measurement:
     px_per_mm : float
         Scale of the input photo (of the file's pixels when a path was given).
     scale_source : str
-        ``"given"``, ``"card"``, ``"face"`` (eyes of a full-face photo) or ``"default"``.
+        ``"given"``, ``"card"``, ``"face"`` (eyes of a full-face photo), ``"default"``, or for a comparison's
+        follow-up without its own scale ``"registration"`` (relative to the baseline).
     warnings : list of str
         Everything the practitioner should know (scale assumptions, quality advice).
     analysis : Analysis
@@ -193,12 +194,16 @@ def _pow2_reduction(excess: float) -> float:
 
 
 def prepare(image_or_path, *, px_per_mm: float | None = None, use_card: bool = True) -> Prepared:
-    """Load or validate a photo, find its scale and reduce it to working resolution without full-size copies."""
+    """Load or validate a photo, find its scale and reduce it to working resolution without full-size copies.
+
+    ``image_or_path`` may be a path, an array, or a :class:`~analyzer.loading.LoadedImage` already read.
+    """
     if px_per_mm is not None:
         _checked_scale(px_per_mm)
     if isinstance(image_or_path, (str, os.PathLike)):
-        loaded = read_image(image_or_path)
-        raw, d0 = loaded.pixels, loaded.downscale
+        image_or_path = read_image(image_or_path)
+    if isinstance(image_or_path, LoadedImage):
+        raw, d0 = image_or_path.pixels, image_or_path.downscale
     else:
         raw, d0 = image_or_path, 1.0
     h, w = np.shape(raw)[:2] if np.ndim(raw) >= 2 else (0, 0)

@@ -205,7 +205,8 @@ def relief_maps(shading: np.ndarray, *, px_per_mm: float, valid: np.ndarray | No
     slope = {name: filters.band_pass(flat, px_per_mm=px_per_mm, min_mm=b.min_mm, max_mm=b.max_mm, mask=valid)
              for name, b in BANDS.items()}
     total = sum(slope.values())
-    axis, aniso = light_azimuth(total, mask=mask)
+    # Scar-band shading: round pits are isotropic, so its anisotropy is the light's; skin lines (fine band) are not.
+    axis, aniso = light_azimuth(slope["scar"], mask=mask)
 
     def heights(along: float) -> dict:
         # One integration of the flattened shading, then the same band-pass as the slopes (both are linear).

@@ -31,6 +31,8 @@ PORE_MIN_MM, PORE_MAX_MM = 0.1, 0.5
 #: Pit thresholds in units of the band's robust height spread (scar band for scars, fine band for pores).
 SCAR_THRESHOLD = 4.0
 PORE_THRESHOLD = 2.5
+#: A scar's outline: connected pixels below this many MADs around a seed (the band-pass rim is near 0).
+OUTLINE_THRESHOLD = 1.0
 ICEPICK_MAX_MM = 1.2
 ROLLING_MIN_MM = 3.0
 
@@ -96,9 +98,9 @@ def find_pits(maps: ReliefMaps, *, scar_threshold: float = SCAR_THRESHOLD,
     if not np.isfinite(ref_fine) or ref_fine <= 0:
         ref_fine = 1e-6
 
-    # Scars: scar-band pits deeper than the threshold; grown to half their depth for the outline.
+    # Scars: scar-band pits deeper than the threshold, outlined by the connected pixels below OUTLINE_THRESHOLD.
     seeds = (scar_h < -scar_threshold * ref) & mask
-    outline = (scar_h < -0.5 * scar_threshold * ref) & mask
+    outline = (scar_h < -OUTLINE_THRESHOLD * ref) & mask
     n, labels, stats, cents = _components(outline)
     has_seed = np.zeros(n, bool)
     has_seed[np.unique(labels[seeds])] = True

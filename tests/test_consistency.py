@@ -57,12 +57,6 @@ def test_changed_distance_is_flagged_closer_or_further(skin, skin_photo, skin_sm
     assert k["scale_change_pct"] == pytest.approx(100 * (1 / field_factor - 1), abs=2.0)
 
 
-SCALE_BUG = ("assess() reads reg.scale as a change of camera distance, but compare() prepares a follow-up without "
-             "its own scale at the default 60 mm field while the baseline uses px_per_mm: identical photos "
-             "register at scale 0.5 and get 'photo taken about 100 % closer' (and a 0.65 % change)")
-
-
-@pytest.mark.xfail(strict=True, reason=SCALE_BUG)
 def test_identical_photos_with_only_the_baseline_scale_are_consistent(skin, skin_photo, skin_small_capture):
     img = skin_photo(skin, skin_small_capture, 1)
     c = compare(img, img, px_per_mm=skin_small_capture.px_per_mm)
