@@ -47,6 +47,8 @@ __all__ = [
 ANALYSIS_PX_PER_MM = 10.0
 #: Light obliquity assumed when turning slopes into heights (tan 45° = 1, no ambient light).
 NOMINAL_TAN_ZENITH = 1.0
+#: Fewer valid pixels than this (after the border) and a photo has nothing to measure.
+_MIN_PIXELS = 100
 #: Regularisation of the directional integration (share of the across-light frequency kept).
 _EPS = 0.25
 
@@ -101,6 +103,8 @@ def light_azimuth(slope: np.ndarray, *, mask: np.ndarray | None = None) -> tuple
     gx = cv2.Sobel(slope, cv2.CV_32F, 1, 0, ksize=3)
     gy = cv2.Sobel(slope, cv2.CV_32F, 0, 1, ksize=3)
     w = np.ones(slope.shape, bool) if mask is None else mask
+    if not w.any():
+        return float("nan"), 0.0
     jxx, jyy, jxy = (float(np.mean(v[w])) for v in (gx * gx, gy * gy, gx * gy))
     theta = 0.5 * np.degrees(np.arctan2(2 * jxy, jxx - jyy))  # axis angle in (x, row) coordinates
     tr = jxx + jyy
@@ -204,7 +208,11 @@ def relief_maps(shading: np.ndarray, *, px_per_mm: float, valid: np.ndarray | No
     mask = _border_mask(valid, border)
     slope = {name: filters.band_pass(flat, px_per_mm=px_per_mm, min_mm=b.min_mm, max_mm=b.max_mm, mask=valid)
              for name, b in BANDS.items()}
-    total = sum(slope.values())
+    if mask.sum() < _MIN_PIXELS:  # nothing to measure: empty maps, no light estimate (the caller reports it)
+        zeros = {name: np.zeros(shading.shape, np.float32) for name in BANDS}
+        return ReliefMaps(px_per_mm=px_per_mm, mask=mask, slope=slope, height=zeros,
+                          light_azimuth_deg=float("nan"), light_anisotropy=0.0,
+                          integrated_along_deg=float("nan") if azimuth_deg is None else float(azimuth_deg))
     # Scar-band shading: round pits are isotropic, so its anisotropy is the light's; skin lines (fine band) are not.
     axis, aniso = light_azimuth(slope["scar"], mask=mask)
 

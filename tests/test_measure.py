@@ -82,9 +82,6 @@ def test_unmeasurable_metrics_become_none_in_json_with_a_warning():
     assert d["roughness_index"] is None
 
 
-@pytest.mark.xfail(strict=True, reason="a photo without usable skin leaks numpy RuntimeWarnings (empty-slice means in "
-                   "relief.light_azimuth/relief_maps, NaN azimuth into relief._integration_filter) instead of only "
-                   "the result's warning")
 def test_unmeasurable_photo_raises_no_numpy_warnings():
     import warnings
 
