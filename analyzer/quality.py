@@ -19,6 +19,7 @@ import numpy as np
 
 from .errors import OptionError
 from .loading import as_rgb
+from .relief import ANALYSIS_PX_PER_MM
 
 __all__ = [
     "QualityReport", "check_quality", "BLOCKING", "MIN_PX_PER_MM", "FOCUS_PX_PER_MM", "REBLUR_PX",
@@ -26,11 +27,11 @@ __all__ = [
     "CLIPPED_FRACTION_MAX", "GLARE_FRACTION_MAX", "UNEVEN_RATIO_MAX",
 ]
 
-#: Default minimum scale, px/mm: 0.1 mm pixels resolve the fine band (0.1–0.5 mm) and the analysis grid.
-MIN_PX_PER_MM = 10.0
-#: Focus is judged at this scale (px/mm): finer photos are reduced to it first, so the same blur in mm gives
+#: Default minimum scale, px/mm: the analysis grid's 0.1 mm pixels resolve the fine band (0.1–0.5 mm).
+MIN_PX_PER_MM = ANALYSIS_PX_PER_MM
+#: Focus is judged on the analysis grid: finer photos are reduced to it first, so the same blur in mm gives
 #: the same number whatever the camera distance.
-FOCUS_PX_PER_MM = 10.0
+FOCUS_PX_PER_MM = ANALYSIS_PX_PER_MM
 #: The focus image is divided by its local mean brightness over this scale (Gaussian sigma, mm).
 FOCUS_LOCAL_MM = 2.0
 #: Re-blur length of the blur-effect metric, px at FOCUS_PX_PER_MM (1.1 mm of skin).
