@@ -29,8 +29,7 @@ if "visit_lock" not in st.session_state:
 
 if st.session_state["visit_lock"] is not None:
     page = st.navigation(
-        [st.Page("views/visit_mode.py", title="Your progress", icon=":material/spa:", url_path="visit",
-                 default=True)],
+        [st.Page("views/visit_mode.py", title="Your progress", icon=":material/spa:", default=True)],
         position="hidden",
     )
     page.run()
@@ -68,8 +67,10 @@ with st.sidebar:
     else:
         st.caption("No patients yet — create one on the Patients page.")
 
+# The default page is served at "/" (Streamlit ignores its url_path, and "/patients" would be "Page not found"),
+# so it gets none.
 pages = [
-    st.Page("views/patients.py", title="Patients", icon=":material/groups:", url_path="patients", default=True),
+    st.Page("views/patients.py", title="Patients", icon=":material/groups:", default=True),
     st.Page("views/new_visit.py", title="New visit", icon=":material/add_a_photo:", url_path="new-visit"),
     st.Page("views/progress.py", title="Progress", icon=":material/show_chart:", url_path="progress"),
     st.Page("views/compare.py", title="Compare visits", icon=":material/compare:", url_path="compare"),

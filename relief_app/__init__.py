@@ -21,6 +21,15 @@ Visit mode
 navigation. A session that opened in visit mode stays locked to that patient. This is a presentation mode for
 a screen in the consultation room, not access control: anyone who can reach the server can open any URL.
 
+Face regions
+------------
+"Full-face photo" on the New visit page measures each photo with ``analyzer.measure(..., regions="face")``
+(forehead, cheeks, chin, temples; patient's left/right); without a face the practitioner draws one box by hand
+(``regions={name: (x, y, w, h)}``). The per-region numbers are stored with the photo's measurement as flat float
+metrics ``"region:<region name>:<metric>"`` (e.g. ``"region:left cheek:roughness_index"``; see
+:func:`relief_app.visits.flatten_regions`), so everything that reads metrics by name keeps working; what was
+asked (``"face"`` or the boxes) is kept in the photo's ``capture["regions"]`` for re-measurements.
+
 Stable widget keys (for AppTest and browser tests)
 --------------------------------------------------
 sidebar      ``sidebar_patient`` (patient picker)
@@ -29,8 +38,11 @@ Patients     ``patient_search``; form ``new_patient_name``, ``new_patient_code``
              ``edit_patient_code``, ``edit_patient_notes``, submit ``update_patient``
 New visit    ``visit_region``, ``visit_region_other``, ``visit_date``, ``visit_notes``, ``treatment_done``,
              ``needle_depth_mm``, ``treatment_area``, ``treatment_notes``, ``px_per_mm``, ``upload_photos``,
-             per photo ``keep_<sha256[:12]>``, ``save_visit``
+             ``full_face``; region by hand ``region_manual`` (shown when a face was found), ``region_name``,
+             ``region_x``, ``region_y``, ``region_w``, ``region_h`` (percent of the photo); per photo
+             ``keep_<sha256[:12]>`` and table ``regions_<sha256[:12]>``; ``save_visit``
 Progress     ``progress_region``, ``progress_metric``, chart ``progress_chart``
-Compare      ``compare_region``, ``compare_a``, ``compare_b``, ``overlay_opacity``, chart ``difference_map``
+Compare      ``compare_region``, ``compare_a``, ``compare_b``, ``overlay_opacity``, chart ``difference_map``,
+             ``compare_region_metric``, tables ``scar_table``, ``region_table``
 Visit mode   ``visit_region_pick``, chart ``visit_chart``
 """

@@ -1,4 +1,4 @@
-"""Pictures for the dashboard: thumbnails, the 50 % ghost of the baseline, before/after overlays.
+"""Pictures for the dashboard: thumbnails, the 50 % ghost of the baseline, before/after overlays, region outlines.
 
 Everything returns ``uint8`` arrays that ``st.image`` shows as they are. Decoding goes through Pillow with the
 HEIC opener that :mod:`analyzer.loading` registers, so every format the library reads can be previewed.
@@ -7,12 +7,21 @@ from __future__ import annotations
 
 import io
 
+from collections.abc import Mapping
+
+import cv2
 import numpy as np
 from PIL import Image, ImageOps
 
 import analyzer.loading  # noqa: F401  (registers the HEIC/HEIF opener with Pillow)
 
-__all__ = ["thumbnail", "ghost", "blend", "to_uint8"]
+__all__ = ["thumbnail", "ghost", "blend", "to_uint8", "draw_regions", "box_outline", "outside_warp",
+           "fill", "NEUTRAL_GREY"]
+
+#: Colour of the area outside what both photos of a comparison show (neutral, mid-light grey).
+NEUTRAL_GREY = (200, 200, 200)
+#: Outline colours of the regions drawn on a photo (RGB), in turn.
+_REGION_COLOURS = ((255, 214, 0), (0, 200, 255), (255, 80, 200), (120, 255, 80), (255, 140, 0), (170, 120, 255))
 
 
 def thumbnail(data: bytes, *, max_side: int = 640) -> np.ndarray | None:
@@ -59,3 +68,78 @@ def blend(before: np.ndarray, after: np.ndarray, *, opacity: float) -> np.ndarra
         raise ValueError(f"before {b.shape} and after {f.shape} differ; align the photos first")
     t = float(np.clip(opacity, 0.0, 1.0))
     return ((1.0 - t) * b + t * f + 0.5).astype(np.uint8)
+
+
+def box_outline(box: tuple[float, float, float, float]) -> np.ndarray:
+    """The outline (4, 2) of an ``(x, y, w, h)`` pixel box, edges half a pixel outside its first/last pixels."""
+    x, y, w, h = (float(v) for v in box)
+    return np.array([[x - 0.5, y - 0.5], [x + w - 0.5, y - 0.5], [x + w - 0.5, y + h - 0.5], [x - 0.5, y + h - 0.5]])
+
+
+def draw_regions(rgb: np.ndarray, outlines: Mapping[str, np.ndarray], *, scale: float,
+                 labels: bool = True) -> np.ndarray:
+    """A copy of a (thumbnail) picture with named region outlines drawn on it (``cv2.polylines``).
+
+    Parameters
+    ----------
+    rgb : (H, W, 3) uint8 or float
+        The picture, e.g. a thumbnail of the photo.
+    outlines : mapping name -> (N, 2) array
+        Polygons in pixels of the full photo (x, y), as ``Measurement.region_outlines`` gives them.
+    scale : float
+        Picture pixels per photo pixel (thumbnail width / photo width).
+    labels : bool
+        Write each region's name beside its outline.
+    """
+    out = np.ascontiguousarray(to_uint8(rgb)[..., :3]).copy()
+    thick = max(1, int(round(max(out.shape[:2]) / 320)))
+    font = 0.35 * thick + 0.05
+    for i, (name, poly) in enumerate(outlines.items()):
+        p = (np.asarray(poly, float).reshape(-1, 2) + 0.5) * float(scale) - 0.5
+        if not np.all(np.isfinite(p)) or len(p) < 2:
+            continue
+        colour = _REGION_COLOURS[i % len(_REGION_COLOURS)]
+        pts = np.round(p * 16).astype(np.int32).reshape(-1, 1, 2)  # 4 fractional bits: sub-pixel outlines
+        cv2.polylines(out, [pts], True, colour, thick, cv2.LINE_AA, shift=4)
+        if labels and name:
+            (tw, th), _ = cv2.getTextSize(name, cv2.FONT_HERSHEY_SIMPLEX, font, 1)
+            cx, cy = p.mean(0)
+            org = (int(np.clip(cx - tw / 2, 0, max(out.shape[1] - tw, 0))),
+                   int(np.clip(cy + th / 2, th, out.shape[0] - 1)))
+            cv2.putText(out, name, org, cv2.FONT_HERSHEY_SIMPLEX, font, (0, 0, 0), thick + 2, cv2.LINE_AA)
+            cv2.putText(out, name, org, cv2.FONT_HERSHEY_SIMPLEX, font, colour, 1, cv2.LINE_AA)
+    return out
+
+
+def outside_warp(aligned: np.ndarray, keep: np.ndarray | None = None, *, seam_px: int = 2) -> np.ndarray:
+    """Pixels of an aligned (warped) photo that lie outside the original photo: the black wedges of the warp.
+
+    They are the pixels that are exactly black in every channel and connected to the picture's border (a
+    black patch inside the photo is kept), widened by ``seam_px`` for the interpolated edge; pixels in
+    ``keep`` (e.g. the measured overlap) are never included.
+
+    Returns
+    -------
+    (H, W) bool
+    """
+    a = np.asarray(aligned)
+    zero = (a.max(axis=-1) if a.ndim == 3 else a) <= 0
+    out = np.zeros(zero.shape, bool)
+    if zero.any():
+        n, labels = cv2.connectedComponents(zero.astype(np.uint8), connectivity=4)
+        edge = np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]))
+        edge = edge[edge > 0]
+        out = np.isin(labels, edge)
+        if seam_px > 0 and out.any():
+            k = np.ones((2 * seam_px + 1,) * 2, np.uint8)
+            out = cv2.dilate(out.astype(np.uint8), k).astype(bool)
+    if keep is not None:
+        out &= ~np.asarray(keep, bool)
+    return out
+
+
+def fill(rgb: np.ndarray, where: np.ndarray, colour=NEUTRAL_GREY) -> np.ndarray:
+    """A ``uint8`` copy of the picture with the pixels ``where`` set to ``colour`` (RGB, 0–255)."""
+    out = to_uint8(rgb).copy()
+    out[np.asarray(where, bool)] = np.asarray(colour, np.uint8)
+    return out

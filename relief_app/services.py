@@ -29,8 +29,9 @@ from . import demo, images, visits
 
 __all__ = [
     "get_store", "store_key", "ensure_demo", "revision", "bump", "show_errors", "require_patient",
-    "list_patients", "patient", "progress", "baseline_photo", "standard_regions", "compute_missing", "treatments", "visits_of", "regions", "photos",
-    "analyse_upload", "thumbnail", "compare_views", "save_visit", "create_patient", "update_patient",
+    "list_patients", "patient", "progress", "baseline_photo", "standard_regions", "compute_missing", "treatments",
+    "visits_of", "regions", "photos", "analyse_upload", "thumbnail", "thumbnail_of_bytes", "compare_views",
+    "region_values", "save_visit", "create_patient", "update_patient",
 ]
 
 _TTL = 30  # seconds: reads cached across reruns; writes by another process show up after at most this
@@ -197,13 +198,23 @@ def standard_regions() -> tuple[str, ...]:
 
 # -------------------------------------------------------------------------------- analyses, pictures
 @st.cache_data(show_spinner=False, max_entries=256)
-def _analyse(sha: str, filename: str, px_per_mm: float | None, version: str, _data: bytes):
-    return visits.analyse_photo(_data, filename, px_per_mm=px_per_mm)
+def _analyse(sha: str, filename: str, px_per_mm: float | None, version: str, regions_key, _data: bytes):
+    regions = regions_key if isinstance(regions_key, str) else ({n: box for n, box in regions_key}
+                                                                 if regions_key else None)
+    return visits.analyse_photo(_data, filename, px_per_mm=px_per_mm, regions=regions)
 
 
-def analyse_upload(data: bytes, filename: str, px_per_mm: float | None = None) -> visits.PhotoAnalysis:
-    """:func:`relief_app.visits.analyse_photo`, cached by the file's SHA-256, scale and algorithm version."""
-    return _analyse(visits.sha256(data), filename, px_per_mm or None, analyzer.ALGORITHM_VERSION, data)
+def analyse_upload(data: bytes, filename: str, px_per_mm: float | None = None,
+                   regions=None) -> visits.PhotoAnalysis:
+    """:func:`relief_app.visits.analyse_photo`, cached by the file's SHA-256, scale, regions and algorithm version.
+
+    ``regions``: ``None``, ``"face"`` or ``{name: (x, y, w, h)}`` in the photo's pixels.
+    """
+    if isinstance(regions, str) or not regions:
+        key = regions or None
+    else:
+        key = tuple((str(n), tuple(int(v) for v in box)) for n, box in dict(regions).items())
+    return _analyse(visits.sha256(data), filename, px_per_mm or None, analyzer.ALGORITHM_VERSION, key, data)
 
 
 @st.cache_data(show_spinner=False, max_entries=512)
@@ -238,6 +249,17 @@ def compare_views(patient_id: int, baseline, followup) -> dict[str, Any]:
                           patient_id, baseline.id, followup.id)
 
 
+@st.cache_data(ttl=_TTL, show_spinner=False, max_entries=256)
+def _region_values(key: str, sha: str, version: str, rev: int, _patient_id: int, _photo_id: int):
+    m = get_store().get_measurement(_patient_id, _photo_id, version)
+    return visits.regions_from_metrics(m.metrics) if m is not None else {}
+
+
+def region_values(patient_id: int, photo) -> dict[str, dict[str, float]]:
+    """Per-region numbers stored with a photo's measurement (``{}`` when it was measured as a whole)."""
+    return _region_values(store_key(), photo.sha256, analyzer.ALGORITHM_VERSION, revision(), patient_id, photo.id)
+
+
 def compute_missing(patient_id: int, region: str, points: Sequence) -> list[str]:
     """Measure/compare the visits of a region that have no result for the current algorithm version.
 
@@ -264,8 +286,11 @@ def compute_missing(patient_id: int, region: str, points: Sequence) -> list[str]
 
 def _measure_stored(store: Store, patient_id: int, photo_id: int):
     rec = store.photo(patient_id, photo_id)
-    given = (rec.capture or {}).get("px_per_mm") if (rec.capture or {}).get("scale_source") == "given" else None
-    a = visits.analyse_photo(store.photo_bytes(patient_id, photo_id), rec.filename, px_per_mm=given)
+    capture = rec.capture or {}
+    given = capture.get("px_per_mm") if capture.get("scale_source") == "given" else None
+    # The regions it was measured with when saved (full face or a box drawn by hand), measured again.
+    a = visits.analyse_photo(store.photo_bytes(patient_id, photo_id), rec.filename, px_per_mm=given,
+                             regions=capture.get("regions"))
     if a.measurement is None:
         raise analyzer.ImageError(a.error or f"stored photo {rec.filename} cannot be measured; upload it again")
     return a.measurement

@@ -11,6 +11,7 @@ from analyzer.registry import METRICS
 __all__ = [
     "MINUS", "PROGRESS_METRICS", "NEGATIVE_IS_SMOOTHER", "metric_label", "metric_unit", "metric_meaning",
     "signed", "change_text", "change_with_interval", "significance_text", "visit_sentence", "finite",
+    "REGION_COLUMNS", "region_rows", "region_change_rows",
 ]
 
 MINUS = "\u2212"
@@ -40,6 +41,49 @@ def metric_label(name: str) -> str:
     m = METRICS[name]
     words = m.name.replace(".", " ").replace("_", " ")
     return words[:1].upper() + words[1:]
+
+
+#: Per-region numbers shown in the region tables, in this order (all in the registry); area is added apart.
+REGION_COLUMNS = tuple(n for n in ("roughness_index", "fine_texture_index", "scar_density", "pore_density")
+                       if n in METRICS)
+AREA_LABEL = "Skin area (cm²)"
+
+
+def _rounded(x, digits: int = 2):
+    return round(float(x), digits) if finite(x) else None
+
+
+def region_rows(regions) -> list[dict]:
+    """Rows of the per-region table of one photo: region, then each of :data:`REGION_COLUMNS` with its unit.
+
+    ``regions`` maps region name -> ``{metric: value}`` (``Measurement.regions``); a value that could not be
+    computed (too little skin in the region) is ``None``.
+    """
+    rows = []
+    for name, values in regions.items():
+        row = {"Region": name}
+        for m in REGION_COLUMNS:
+            row[f"{metric_label(m)} ({metric_unit(m)})"] = _rounded(values.get(m))
+        row[AREA_LABEL] = _rounded(values.get("area_cm2"))
+        rows.append(row)
+    return rows
+
+
+def region_change_rows(before, after, metric: str = "roughness_index") -> list[dict]:
+    """Rows comparing the regions two photos have in common: region, before, after, change (``"−18 %"``).
+
+    The change is ``100 × (after / before − 1)`` of the two photos' own values (no interval).
+    """
+    unit = metric_unit(metric)
+    rows = []
+    for name in before:
+        if name not in after:
+            continue
+        a, b = before[name].get(metric), after[name].get(metric)
+        change = 100.0 * (float(b) / float(a) - 1.0) if finite(a) and finite(b) and float(a) != 0 else None
+        rows.append({"Region": name, f"Before ({unit})": _rounded(a), f"After ({unit})": _rounded(b),
+                     "Change": change_text(change)})
+    return rows
 
 
 def metric_unit(name: str) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import io
 import math
 import os
 import re
@@ -31,11 +32,22 @@ from storage import ComparisonRecord, NewMeasurement, NewPhoto, PhotoRecord, Sto
 __all__ = [
     "PhotoAnalysis", "SavedVisit", "ComparisonOutcome", "analyse_photo", "save_new_visit", "sha256",
     "compare_and_store", "run_compare", "comparison_values", "compare_views", "given_scale", "SCALE_LABELS",
-    "DEFAULT_FIELD_WIDTH_MM",
+    "DEFAULT_FIELD_WIDTH_MM", "REGION_PREFIX", "REGION_METRICS", "flatten_regions", "regions_from_metrics",
+    "region_spec_json", "photo_size", "box_from_percent", "NO_FACE",
 ]
 
 #: How the scale of a photo was obtained, in words ("scale: card / given / assumed").
-SCALE_LABELS = {"card": "card", "given": "given", "default": "assumed"}
+SCALE_LABELS = {"card": "card", "given": "given", "default": "assumed", "face": "from the eyes",
+                "registration": "from the baseline"}
+
+#: Per-region metrics are stored flat in the measurement's ``metrics`` dict, one float per key
+#: ``"region:<region name>:<metric>"`` (e.g. ``"region:left cheek:roughness_index"``), so that every reader
+#: that looks metrics up by name (progress chart, storage's NaN handling) keeps working unchanged.
+REGION_PREFIX = "region:"
+#: The per-region numbers :func:`analyzer.measure` reports (``area_cm2`` is the measured skin area).
+REGION_METRICS = ("roughness_index", "fine_texture_index", "scar_density", "pore_density", "area_cm2")
+#: The start of the library's warning when ``regions="face"`` finds no face.
+NO_FACE = "no face found"
 
 
 def sha256(data: bytes) -> str:
@@ -61,10 +73,19 @@ class PhotoAnalysis:
     px_per_mm: float | None = None
     roughness_index: float = float("nan")
     measurement: NewMeasurement | None = field(default=None, repr=False)
+    regions: dict = field(default_factory=dict)
+    region_outlines: dict = field(default_factory=dict, repr=False)
+    region_spec: Any = None
+    size: tuple[int, int] | None = None
 
     @property
     def readable(self) -> bool:
         return self.error is None and self.measurement is not None
+
+    @property
+    def no_face(self) -> bool:
+        """Measured as a full-face photo (``regions="face"``) but no face was found in it."""
+        return self.region_spec == "face" and any(w.startswith(NO_FACE) for w in self.warnings)
 
     @property
     def scale_label(self) -> str:
@@ -77,12 +98,99 @@ def _safe_name(filename: str) -> str:
     return name if name not in {".", ".."} else "photo"
 
 
-def analyse_photo(data: bytes, filename: str, *, px_per_mm: float | None = None) -> PhotoAnalysis:
+def flatten_regions(regions: Mapping[str, Mapping[str, float]]) -> dict[str, float]:
+    """``{"left cheek": {"roughness_index": 4.1, …}}`` -> ``{"region:left cheek:roughness_index": 4.1, …}``.
+
+    Values become plain floats (NaN where the library could not compute one).
+    """
+    out = {}
+    for name, values in (regions or {}).items():
+        for metric, v in (values or {}).items():
+            try:
+                out[f"{REGION_PREFIX}{name}:{metric}"] = float("nan") if v is None else float(v)
+            except (TypeError, ValueError):
+                continue
+    return out
+
+
+def regions_from_metrics(metrics: Mapping[str, Any] | None) -> dict[str, dict[str, float]]:
+    """The inverse of :func:`flatten_regions`, read from a stored measurement's ``metrics`` (other keys ignored).
+
+    Region names may contain ``:``; metric names never do.
+    """
+    out: dict[str, dict[str, float]] = {}
+    for key, v in (metrics or {}).items():
+        if not isinstance(key, str) or not key.startswith(REGION_PREFIX):
+            continue
+        name, sep, metric = key[len(REGION_PREFIX):].rpartition(":")
+        if not sep or not name:
+            continue
+        out.setdefault(name, {})[metric] = float("nan") if v is None else float(v)
+    return out
+
+
+def region_spec_json(regions) -> Any:
+    """The ``regions`` option as JSON (kept in the photo's capture so a re-measurement asks the same).
+
+    ``"face"`` stays ``"face"``; boxes become ``{name: [x, y, w, h]}``; anything empty is ``None``.
+    """
+    if not regions:
+        return None
+    if isinstance(regions, str):
+        return regions
+    return {str(n): [int(v) for v in box] for n, box in dict(regions).items()}
+
+
+def photo_size(data: bytes) -> tuple[int, int] | None:
+    """``(width, height)`` of a photo file as the library sees it (upright, EXIF orientation applied).
+
+    Read from the header only; ``None`` when it cannot be read.
+    """
+    try:
+        from PIL import Image
+
+        import analyzer.loading  # noqa: F401  (registers the HEIC/HEIF opener with Pillow)
+
+        with Image.open(io.BytesIO(data)) as im:
+            w, h = im.size
+            try:
+                turned = int(im.getexif().get(0x0112, 1)) in (5, 6, 7, 8)
+            except Exception:  # a broken EXIF block: the library ignores it too
+                turned = False
+            return (h, w) if turned and im.format != "TIFF" else (w, h)
+    except Exception:
+        return None
+
+
+def box_from_percent(x: float, y: float, w: float, h: float, size: tuple[int, int]) -> tuple[int, int, int, int]:
+    """A box given in percent of a photo (left, top, width, height) in the photo's pixels, kept inside it.
+
+    A width or height reaching past the photo's edge is shortened to end at it (two pixels inside, so a
+    photo decoded at reduced size still holds the whole box). At least 1 × 1 px.
+    """
+    W, H = (int(v) for v in size)
+    x0 = int(np.clip(float(x), 0.0, 100.0) / 100.0 * W)
+    y0 = int(np.clip(float(y), 0.0, 100.0) / 100.0 * H)
+    x0, y0 = min(x0, max(W - 3, 0)), min(y0, max(H - 3, 0))
+    bw = int(np.clip(float(w), 0.0, 100.0) / 100.0 * W)
+    bh = int(np.clip(float(h), 0.0, 100.0) / 100.0 * H)
+    bw = max(1, min(bw, W - 2 - x0))
+    bh = max(1, min(bh, H - 2 - y0))
+    return x0, y0, bw, bh
+
+
+def analyse_photo(data: bytes, filename: str, *, px_per_mm: float | None = None, regions=None) -> PhotoAnalysis:
     """Measure one uploaded file with :func:`analyzer.measure`.
 
     Never raises for a bad photo: an unreadable, empty or absurd file comes back with ``error`` set to the
     library's one-line message (which names the file). ``px_per_mm`` (of the file's pixels) overrides the
     card / default scale; ``None`` or 0 means "not given".
+
+    ``regions`` is passed on to :func:`analyzer.measure`: ``"face"`` (a full-face photo: forehead, cheeks,
+    chin, temples) or ``{name: (x, y, w, h)}`` boxes in the photo's pixels. The per-region numbers come back
+    in ``regions`` / ``region_outlines`` and go into the measurement's ``metrics`` as
+    ``"region:<name>:<metric>"`` floats (:func:`flatten_regions`); the headline numbers are then those of the
+    regions together. An impossible box is reported like an unreadable photo (``error``).
     """
     digest = sha256(data or b"")
     name = _safe_name(filename)
@@ -94,7 +202,7 @@ def analyse_photo(data: bytes, filename: str, *, px_per_mm: float | None = None)
         path = Path(tmp) / name  # the library's messages name the file the practitioner uploaded
         path.write_bytes(data)
         try:
-            m = _measure(path, px_per_mm=px)
+            m = _measure(path, px_per_mm=px, regions=regions or None)
         except ReliefError as err:
             # The practitioner knows the file by its name, not by our temporary folder.
             message = str(err).replace(str(path), name).replace(tmp + os.sep, "")
@@ -102,15 +210,18 @@ def analyse_photo(data: bytes, filename: str, *, px_per_mm: float | None = None)
                 message = f"{name}: {message}"
             return PhotoAnalysis(filename=name, sha256=digest, error=message)
     q = m.to_dict()["quality"]  # quality gate + every warning (scale assumption included), JSON-safe
+    per_region = {str(n): {k: float(v) for k, v in vals.items()} for n, vals in (m.regions or {}).items()}
     nm = NewMeasurement(
         algorithm_version=m.algorithm_version, roughness_index=float(m.roughness_index),
-        metrics=dict(m.metrics), scars=list(m.scars), px_per_mm=float(m.px_per_mm),
-        scale_source=m.scale_source, quality=q,
+        metrics={**dict(m.metrics), **flatten_regions(per_region)}, scars=list(m.scars),
+        px_per_mm=float(m.px_per_mm), scale_source=m.scale_source, quality=q,
     )
     return PhotoAnalysis(
         filename=name, sha256=digest, quality_ok=bool(m.quality.ok), warnings=tuple(m.warnings),
         codes=tuple(m.quality.codes), scale_source=m.scale_source, px_per_mm=float(m.px_per_mm),
-        roughness_index=float(m.roughness_index), measurement=nm,
+        roughness_index=float(m.roughness_index), measurement=nm, regions=per_region,
+        region_outlines={str(n): np.asarray(p, float) for n, p in (m.region_outlines or {}).items()},
+        region_spec=region_spec_json(regions), size=photo_size(data),
     )
 
 
@@ -142,6 +253,7 @@ def save_new_visit(
     notes: str = "",
     px_per_mm: float | None = None,
     compare: bool = True,
+    regions=None,
 ) -> SavedVisit:
     """Save a visit with its photos (and a treatment), all or nothing, then compare with the region's baseline.
 
@@ -162,6 +274,10 @@ def save_new_visit(
         Scale of the photos when known (file pixels); else card or default.
     compare : bool
         Compare each new photo with the region's baseline and store the result (``store.comparison_for``).
+    regions : "face" or dict, optional
+        For photos without an analysis: measure these regions too (see :func:`analyse_photo`). What each
+        photo was measured with is kept in its capture metadata (``capture["regions"]``), so a re-measurement
+        under a new algorithm version measures the same regions.
 
     Returns
     -------
@@ -181,14 +297,16 @@ def save_new_visit(
     analyses = dict(analyses or {})
     photos = []
     for data, filename in uploads:
-        a = analyses.get(sha256(data or b"")) or analyse_photo(data, filename, px_per_mm=px_per_mm)
+        a = analyses.get(sha256(data or b"")) or analyse_photo(data, filename, px_per_mm=px_per_mm,
+                                                                 regions=regions)
         if not a.readable:
             raise ImageError(a.error or f"{filename} could not be measured — upload another photo")
-        photos.append(NewPhoto(
-            data=data, filename=a.filename, region=region, measurement=a.measurement,
-            capture={"scale_source": a.scale_source, "px_per_mm": a.px_per_mm,
-                     "quality_ok": a.quality_ok, "kept_despite_quality": not a.quality_ok},
-        ))
+        capture = {"scale_source": a.scale_source, "px_per_mm": a.px_per_mm,
+                   "quality_ok": a.quality_ok, "kept_despite_quality": not a.quality_ok}
+        if a.region_spec is not None:
+            capture["regions"] = a.region_spec
+        photos.append(NewPhoto(data=data, filename=a.filename, region=region, measurement=a.measurement,
+                               capture=capture))
     visit = store.save_visit(patient_id, date=date, notes=notes, photos=photos, treatment=treatment)
     outcomes = []
     if compare:
@@ -260,11 +378,11 @@ def compare_views(store: Store, patient_id: int, baseline_id: int, followup_id: 
     """Everything the Compare page shows: the stored numbers plus the maps (which are not stored).
 
     Returns a dict with ``values`` (as :func:`comparison_values`), ``baseline`` and ``followup`` (uint8 RGB on
-    the baseline's analysis grid), ``difference`` (float32 % local change, NaN outside the overlap) and
+    the baseline's analysis grid, neutral grey where the aligned follow-up shows nothing), ``difference`` (float32 % local change, NaN outside the overlap) and
     ``px_per_mm`` of that grid (10 px/mm or the photo's own when coarser). Also stores the comparison when it
     was not stored yet, so the numbers are computed once.
     """
-    from .images import to_uint8
+    from .images import fill, outside_warp
 
     c = run_compare(store, patient_id, baseline_id, followup_id)
     values = comparison_values(c)
@@ -277,6 +395,9 @@ def compare_views(store: Store, patient_id: int, baseline_id: int, followup_id: 
     else:
         ys, xs = np.nonzero(area)
         rows, cols = slice(ys.min(), ys.max() + 1), slice(xs.min(), xs.max() + 1)
-    return dict(values=values, baseline=to_uint8(c.baseline_grid[rows, cols]),
-                followup=to_uint8(c.aligned_followup[rows, cols]),
+    # Inside that box the warp leaves black wedges where the follow-up shows nothing: both pictures get neutral
+    # grey there, so they show the same area and no black corners.
+    outside = outside_warp(c.aligned_followup, c.overlap_mask)[rows, cols]
+    return dict(values=values, baseline=fill(c.baseline_grid[rows, cols], outside),
+                followup=fill(c.aligned_followup[rows, cols], outside),
                 difference=c.difference_map[rows, cols].astype(np.float32), px_per_mm=grid_px)

@@ -432,3 +432,217 @@ def test_visit_mode_of_the_other_patient_shows_nothing_of_the_demo(data_dir, sto
     at = _app(mode="visit", patient=999999).run()
     _no_exception(at)
     assert demo.DEMO_NAME not in _texts(at)
+
+
+# -------------------------------------------------------------------------------------------- face regions
+def test_region_metrics_are_stored_as_flat_floats_and_read_back():
+    regions = {"left cheek": {"roughness_index": 4.5, "area_cm2": 3.0},
+               "scar: lower edge": {"roughness_index": float("nan")}}
+    flat = visits.flatten_regions(regions)
+    assert flat == {"region:left cheek:roughness_index": 4.5, "region:left cheek:area_cm2": 3.0,
+                    "region:scar: lower edge:roughness_index": pytest.approx(float("nan"), nan_ok=True)}
+    assert all(isinstance(v, float) for v in flat.values())
+    back = visits.regions_from_metrics({**flat, "roughness_index": 4.0, "scar.Sq": 1.0})
+    assert back["left cheek"] == regions["left cheek"]
+    assert set(back) == {"left cheek", "scar: lower edge"}
+    # Storage returns JSON null as NaN (or None): both read back as NaN.
+    assert np.isnan(visits.regions_from_metrics({"region:chin:pore_density": None})["chin"]["pore_density"])
+
+
+@pytest.mark.parametrize("percent, size, box", [
+    ((25, 25, 50, 50), (2000, 1000), (500, 250, 1000, 500)),
+    ((0, 0, 100, 100), (2000, 1000), (0, 0, 1998, 998)),  # stops two pixels inside the edge
+    ((90, 95, 50, 50), (1000, 1000), (900, 950, 98, 48)),  # reaching past the edge: shortened
+], ids=["centre", "whole", "past-the-edge"])
+def test_box_in_percent_becomes_pixels_inside_the_photo(percent, size, box):
+    assert visits.box_from_percent(*percent, size) == box
+
+
+def test_photo_size_is_upright_as_the_library_reads_it():
+    buf = io.BytesIO()
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotated 90°: a 300 × 200 file is shown 200 × 300
+    Image.fromarray(np.full((200, 300, 3), 128, np.uint8)).save(buf, "JPEG", exif=exif)
+    assert visits.photo_size(buf.getvalue()) == (200, 300)
+    assert visits.photo_size(_png(40, 30)) == (40, 30)
+    assert visits.photo_size(b"not a photo") is None
+
+
+def test_region_outlines_are_drawn_where_the_regions_are():
+    from relief_app import images
+
+    thumb = np.zeros((100, 200, 3), np.uint8)  # a 400 × 200 px photo shown at half size
+    out = images.draw_regions(thumb, {"box": images.box_outline((100, 40, 200, 100))}, scale=0.5, labels=False)
+    assert thumb.max() == 0  # the picture itself is not drawn on
+    drawn = out.max(axis=-1) > 0
+    assert drawn[20, 50:150].mean() > 0.9 and drawn[69, 50:150].mean() > 0.9  # top and bottom edges
+    assert drawn[20:70, 50].mean() > 0.9 and drawn[20:70, 149].mean() > 0.9  # left and right edges
+    assert not drawn[30:60, 60:140].any() and not drawn[:15].any() and not drawn[:, :45].any()
+
+
+def test_warp_wedges_turn_grey_but_black_inside_the_photo_stays():
+    import cv2
+
+    from relief_app import images
+
+    rng = np.random.default_rng(3)
+    photo = rng.uniform(0.3, 0.8, (120, 160, 3)).astype(np.float32)
+    photo[50:60, 70:80] = 0.0  # a black patch inside the photo (e.g. a card's marker)
+    m = cv2.getRotationMatrix2D((80, 60), 12, 1.0)
+    warped = cv2.warpAffine(photo, m, (160, 120), flags=cv2.INTER_LINEAR, borderValue=0)
+    outside = images.outside_warp(warped)
+    corners = [outside[0, 0], outside[0, -1], outside[-1, 0], outside[-1, -1]]
+    assert all(corners)
+    assert not outside[52:58, 72:78].any()  # the inner black patch is kept
+    inside = cv2.warpAffine(np.ones((120, 160), np.float32), m, (160, 120), flags=cv2.INTER_NEAREST) > 0
+    deep_inside = cv2.erode(inside.astype(np.uint8), np.ones((7, 7), np.uint8)).astype(bool)
+    assert not (outside & deep_inside).any()  # of the photo itself only the 2-px seam at its edge
+    near_photo = cv2.dilate(inside.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
+    assert outside[~near_photo].all()  # every pixel the photo does not reach
+    filled = images.fill(warped, outside)
+    assert (filled[outside] == images.NEUTRAL_GREY).all()
+    assert (filled.max(axis=-1)[~outside] == images.to_uint8(warped).max(axis=-1)[~outside]).all()
+    keep = np.zeros(outside.shape, bool)
+    keep[:10, :10] = True
+    assert not images.outside_warp(warped, keep)[:10, :10].any()
+
+
+def test_aligned_before_and_after_have_no_black_corners(store, demo_id):
+    from relief_app import images
+
+    first, *_, last = store.photos(demo_id, region=demo.DEMO_REGION)
+    view = visits.compare_views(store, demo_id, first.id, last.id)
+    for pic in (view["baseline"], view["followup"]):
+        border = np.concatenate([pic[0], pic[-1], pic[:, 0], pic[:, -1]])
+        assert not (border.max(axis=-1) == 0).any()
+    grey_after = (view["followup"] == images.NEUTRAL_GREY).all(axis=-1)
+    grey_before = (view["baseline"] == images.NEUTRAL_GREY).all(axis=-1)
+    assert grey_after.any()  # the demo's follow-up is rotated: its wedges are grey, in both pictures alike
+    assert grey_before[grey_after].all()
+
+
+def test_default_page_has_no_url_path_of_its_own():
+    # Streamlit serves the default page at "/" and ignores its url_path: "/patients" would be "Page not found".
+    import ast
+
+    tree = ast.parse((REPO / "app.py").read_text())
+    pages = [n for n in ast.walk(tree) if isinstance(n, ast.Call) and getattr(n.func, "attr", "") == "Page"]
+    defaults = [p for p in pages if any(k.arg == "default" for k in p.keywords)]
+    assert len(defaults) == 2  # practitioner mode and visit mode
+    assert all(not any(k.arg == "url_path" for k in p.keywords) for p in defaults)
+
+
+def test_save_new_visit_stores_the_regions_with_the_measurement(store):
+    p = store.create_patient("Box Drawn")
+    data = (SAMPLES / "week06.jpg").read_bytes()
+    box = (300, 200, 1200, 900)
+    a = visits.analyse_photo(data, "week06.jpg", regions={"scar patch": box})
+    assert a.readable and set(a.regions) == {"scar patch"} and a.region_spec == {"scar patch": list(box)}
+    # One box: the headline numbers are those of the box.
+    assert a.regions["scar patch"]["roughness_index"] == pytest.approx(a.roughness_index, rel=1e-6)
+    assert a.regions["scar patch"]["area_cm2"] > 0
+    np.testing.assert_allclose(a.region_outlines["scar patch"].min(0), np.array(box[:2]) - 0.5, atol=1.0)
+    saved = visits.save_new_visit(store, p.id, date=dt.date(2025, 2, 1), region="left cheek",
+                                  uploads=[(data, "week06.jpg")], analyses={a.sha256: a}, compare=False)
+    [ph] = saved.visit.photos
+    m = store.get_measurement(p.id, ph.id, visits.analyzer.ALGORITHM_VERSION)
+    assert visits.regions_from_metrics(m.metrics)["scar patch"]["roughness_index"] == pytest.approx(
+        a.roughness_index)
+    assert m.metrics["roughness_index"] == pytest.approx(a.roughness_index)
+    assert ph.capture["regions"] == {"scar patch": list(box)}
+
+
+def _upload(at: AppTest, name: str, data: bytes) -> AppTest:
+    at.file_uploader(key="upload_photos").set_value([(name, data, "image/jpeg")])
+    return at
+
+
+def _region_table(at: AppTest):
+    """The one table with a "Region" column (AppTest does not expose the key of a read-only st.dataframe)."""
+    [table] = [d.value for d in at.dataframe if "Region" in d.value.columns]
+    return table
+
+
+def test_full_face_photo_shows_the_face_regions_and_saves_them(data_dir, store, demo_id, tmp_path):
+    import skimage.data
+
+    path = tmp_path / "astronaut.jpg"
+    Image.fromarray(skimage.data.astronaut()).save(path, quality=92)
+    data = path.read_bytes()
+    p = store.create_patient("Full Face")
+    at = _to_new_visit(demo_id, p.id)
+    if not _uploader_supported(at):
+        pytest.skip("this Streamlit's AppTest cannot drive st.file_uploader")
+    at.selectbox(key="visit_region").set_value("full face")
+    at.checkbox(key="full_face").check()
+    _upload(at, "astronaut.jpg", data).run()
+    _no_exception(at)
+    table = _region_table(at)
+    assert {"left cheek", "right cheek", "forehead", "chin"} <= set(table["Region"])
+    assert table.columns[1] == f"{text.metric_label('roughness_index')} ({text.metric_unit('roughness_index')})"
+    assert any("Regions found on the face" in c for c in _image_captions(at))
+    with pytest.raises(KeyError):
+        at.slider(key="region_x")  # a face was found: no box to draw unless asked for
+    at.checkbox(key=f"keep_{visits.sha256(data)[:12]}").check()  # a portrait, not a skin close-up: fails the gate
+    at.button(key="save_visit").click().run()
+    _no_exception(at)
+    [visit] = store.visits(p.id)
+    m = store.get_measurement(p.id, visit.photos[0].id, visits.analyzer.ALGORITHM_VERSION)
+    stored = visits.regions_from_metrics(m.metrics)
+    assert set(stored) == set(table["Region"])
+    assert visit.photos[0].capture["regions"] == "face" and visit.photos[0].region == "full face"
+
+
+@pytest.mark.parametrize("sample", ["week01.jpg", "week06.jpg"])
+def test_region_drawn_by_hand_on_a_close_up_is_measured(data_dir, store, demo_id, sample):
+    data = (SAMPLES / sample).read_bytes()
+    at = _to_new_visit(demo_id)
+    if not _uploader_supported(at):
+        pytest.skip("this Streamlit's AppTest cannot drive st.file_uploader")
+    at.checkbox(key="full_face").check()
+    _upload(at, sample, data).run()
+    _no_exception(at)
+    if not any("No face found" in i.value for i in at.info):
+        # The face detector sees a "face" in some synthetic skin textures: the practitioner overrides it.
+        assert sample != "week01.jpg"
+        at.checkbox(key="region_manual").check().run()
+    assert at.text_input(key="region_name").value == demo.DEMO_REGION  # the visit's region by default
+    at.text_input(key="region_name").set_value("scar patch")
+    for key, v in (("region_x", 10), ("region_y", 20), ("region_w", 60), ("region_h", 50)):
+        at.slider(key=key).set_value(v)
+    at.run()
+    _no_exception(at)
+    table = _region_table(at)
+    assert list(table["Region"]) == ["scar patch"]
+    assert any(c == "Drawn by hand" for c in _image_captions(at))
+    # The box measured is the one drawn, in the photo's pixels.
+    box = visits.box_from_percent(10, 20, 60, 50, visits.photo_size(data))
+    a = visits.analyse_photo(data, sample, regions={"scar patch": box})
+    assert table.iloc[0, 1] == pytest.approx(round(a.regions["scar patch"]["roughness_index"], 2))
+    assert table.iloc[0, -1] == pytest.approx(round(a.regions["scar patch"]["area_cm2"], 2))
+
+
+def test_compare_page_shows_the_regions_both_photos_have(data_dir, store, demo_id):
+    p = store.create_patient("Regions Compared")
+    box = {"left cheek": (200, 150, 1400, 1000)}
+    for day, name in ((dt.date(2025, 1, 6), "week00_baseline.jpg"), (dt.date(2025, 3, 31), "week12.jpg")):
+        data = (SAMPLES / name).read_bytes()
+        a = visits.analyse_photo(data, name, regions=box)
+        visits.save_new_visit(store, p.id, date=day, region="left cheek", uploads=[(data, name)],
+                              analyses={a.sha256: a}, compare=False)
+    at = _app().run()
+    at.session_state["patient_id"] = p.id
+    at.switch_page("views/compare.py").run()
+    _no_exception(at)
+    table = _region_table(at)
+    assert list(table["Region"]) == ["left cheek"]
+    before, after = (store.get_measurement(p.id, ph.id, visits.analyzer.ALGORITHM_VERSION)
+                     for ph in store.photos(p.id))
+    ri_b = before.metrics["region:left cheek:roughness_index"]
+    ri_a = after.metrics["region:left cheek:roughness_index"]
+    assert table.iloc[0, 1] == pytest.approx(round(ri_b, 2)) and table.iloc[0, 2] == pytest.approx(round(ri_a, 2))
+    assert table.iloc[0, 3] == text.change_text(100 * (ri_a / ri_b - 1))
+    assert table.iloc[0, 3].startswith("\u2212")  # ground truth: the week-12 scars are 30 % shallower
+    at.selectbox(key="compare_region_metric").set_value("scar_density").run()
+    _no_exception(at)
+    assert _region_table(at).columns[1].endswith(f"({text.metric_unit('scar_density')})")

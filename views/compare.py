@@ -2,8 +2,8 @@
 import streamlit as st
 
 from relief_app import charts, images, services
-from relief_app.text import NEGATIVE_IS_SMOOTHER, change_text, change_with_interval, finite, metric_unit
-from relief_app.text import significance_text
+from relief_app.text import NEGATIVE_IS_SMOOTHER, REGION_COLUMNS, change_text, change_with_interval, finite
+from relief_app.text import metric_label, metric_unit, region_change_rows, significance_text
 
 if "patient_id" not in st.session_state:
     st.session_state["patient_id"] = None
@@ -70,7 +70,8 @@ st.plotly_chart(charts.difference_figure(view["difference"], px_per_mm=view["px_
                 config={"displaylogo": False})
 st.caption("Local change of relief roughness (3 mm neighbourhoods), in % of the before photo's mean: "
            "blue = smoother, red = rougher, white = unchanged; blank = outside the area both photos show "
-           "or under the calibration card (never measured).")
+           "or under the calibration card (never measured). In the photos above, grey = outside the area the "
+           "after photo shows.")
 
 st.subheader("Scar by scar")
 depth_unit = metric_unit("scar_depth_proxy")
@@ -96,3 +97,17 @@ if rows:
                "photo.")
 else:
     st.info("No scars were detected in these photos.")
+
+# --- region by region: when both photos were measured by regions (full face, or a box drawn by hand) ----------
+with services.show_errors(stop=False):
+    regions_a = services.region_values(pid, by_id[a_id])
+    regions_b = services.region_values(pid, by_id[b_id])
+    if any(n in regions_b for n in regions_a):
+        st.subheader("Region by region")
+        rc, _ = st.columns([2, 3])
+        rmetric = rc.selectbox("Measure", REGION_COLUMNS, key="compare_region_metric",
+                               format_func=lambda n: f"{metric_label(n)} ({metric_unit(n)})")
+        st.dataframe(region_change_rows(regions_a, regions_b, rmetric), hide_index=True, key="region_table")
+        st.caption("Each region as measured in each photo on its own (not aligned with each other): change = "
+                   "after ÷ before − 1, without an interval; negative = less (smoother, fewer scars or pores). Left and right are the "
+                   "patient's.")

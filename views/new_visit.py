@@ -4,8 +4,10 @@ import datetime as dt
 import streamlit as st
 
 from relief_app import images, services
-from relief_app.text import change_with_interval, finite, metric_unit, significance_text
-from relief_app.visits import DEFAULT_FIELD_WIDTH_MM, sha256
+from relief_app.text import change_with_interval, finite, metric_unit, region_rows, significance_text
+from relief_app.visits import DEFAULT_FIELD_WIDTH_MM, box_from_percent, sha256
+
+FULL_FACE = "full face"  # the visit region offered for full-face photos
 
 for key, default in (("patient_id", None), ("saved_uploads", {}), ("last_save", None)):
     if key not in st.session_state:
@@ -21,7 +23,7 @@ st.caption(f"Patient: **{patient.name}**")
 # --- the visit -----------------------------------------------------------------------------------------------
 c1, c2, c3 = st.columns([2, 1, 1])
 with c1:
-    options = list(known) + [r for r in services.standard_regions() if r not in known]
+    options = list(known) + [r for r in (*services.standard_regions(), FULL_FACE) if r not in known]
     picked = st.selectbox("Face region", options, key="visit_region",
                           help="Regions already photographed for this patient come first.")
     other = st.text_input("…or type another region", key="visit_region_other", placeholder="e.g. jaw line")
@@ -66,6 +68,11 @@ with up_col:
         type=["jpg", "jpeg", "png", "webp", "heic", "heif", "tif", "tiff"],
         help="Close-ups of the skin, in focus, with even light and no flash glare. "
              "Put the Relief card beside the area for sizes in mm.")
+    full_face = st.checkbox(
+        "Full-face photo", key="full_face",
+        help="Find the face and measure the forehead, cheeks, chin and temples one by one (left and right are "
+             f"the patient's). Save such photos under a region like “{FULL_FACE}” so they are compared with "
+             "each other. Without a face in the photo, draw the region by hand.")
 
 uploads, seen = [], set()
 for f in files or []:
@@ -81,10 +88,39 @@ analyses, bad = {}, []
 with st.status(f"Analysing {len(uploads)} photo(s)…", expanded=False) as status:
     bar = st.progress(0.0)
     for i, (data, name) in enumerate(uploads):
-        a = services.analyse_upload(data, name, px)
+        a = services.analyse_upload(data, name, px, regions="face" if full_face else None)
         analyses[a.sha256] = a
         bar.progress((i + 1) / len(uploads), text=name)
     status.update(label=f"Analysed {len(uploads)} photo(s)", state="complete")
+
+# --- full face: regions found on the face, or one region drawn by hand ------------------------------------
+boxes = {}  # sha256 -> the box drawn by hand (photo pixels), for the photos measured with it
+if full_face:
+    readable = [a for a in analyses.values() if a.readable]
+    no_face = [a for a in readable if a.no_face]
+    by_hand = bool(no_face)
+    if no_face:
+        st.info("No face found in " + ", ".join(a.filename for a in no_face) + " — draw the region to measure "
+                "by hand below (in % of the photo), or photograph the whole face from the front.")
+    elif readable:
+        by_hand = st.checkbox("The regions are wrong — draw the region by hand", key="region_manual",
+                              help="For a close-up, or when the outlines do not sit on the face.")
+    if by_hand:
+        n1, n2, n3, n4, n5 = st.columns([2, 1, 1, 1, 1])
+        box_name = n1.text_input("Region name", value=region, key="region_name").strip() or region or "region"
+        bx = n2.slider("Left edge (%)", 0, 95, 25, key="region_x")
+        by = n3.slider("Top edge (%)", 0, 95, 25, key="region_y")
+        bw = n4.slider("Width (%)", 5, 100, 50, key="region_w")
+        bh = n5.slider("Height (%)", 5, 100, 50, key="region_h")
+        st.caption("The box is drawn on each photo below and measured on its own; width and height stop at the "
+                   "photo's edge.")
+        for a in (no_face or readable):
+            if a.size is None:
+                continue
+            data = next(d for d, _ in uploads if sha256(d) == a.sha256)
+            box = box_from_percent(bx, by, bw, bh, a.size)
+            boxes[a.sha256] = box
+            analyses[a.sha256] = services.analyse_upload(data, a.filename, px, regions={box_name: box})
 
 keep = []
 ri_unit = metric_unit("roughness_index")
@@ -94,7 +130,13 @@ for data, name in uploads:
     img_col, info_col = st.columns([2, 3])
     thumb = services.thumbnail_of_bytes(data, 480)
     if thumb is not None:
-        img_col.image(thumb, width="stretch")
+        outlines = a.region_outlines or ({"": images.box_outline(boxes[a.sha256])} if a.sha256 in boxes else {})
+        if outlines and a.size:
+            img_col.image(images.draw_regions(thumb, outlines, scale=thumb.shape[1] / a.size[0]), width="stretch",
+                          caption="Drawn by hand" if a.sha256 in boxes else
+                          "Regions found on the face (left and right are the patient's)")
+        else:
+            img_col.image(thumb, width="stretch")
     with info_col:
         if not a.readable:
             st.error(a.error)
@@ -107,7 +149,10 @@ for data, name in uploads:
         for w in a.warnings:
             st.markdown(f"- {w}")
         ri = f"{a.roughness_index:.2f} {ri_unit}" if finite(a.roughness_index) else "not measurable"
-        st.markdown(f"Scale: **{a.scale_label}** ({a.px_per_mm:.1f} px/mm) · roughness index **{ri}**")
+        st.markdown(f"Scale: **{a.scale_label}** ({a.px_per_mm:.1f} px/mm) · roughness index **{ri}**"
+                    + (" (of the regions together)" if a.regions else ""))
+        if a.regions:
+            st.dataframe(region_rows(a.regions), hide_index=True, key=f"regions_{a.sha256[:12]}")
         if st.checkbox("Keep this photo" if a.quality_ok else "Keep it anyway", value=a.quality_ok,
                        key=f"keep_{a.sha256[:12]}"):
             keep.append((data, name))
