@@ -43,7 +43,7 @@ def severity_ranking(*, n: int = 8, seed: int = 100) -> dict:
     return {"severity": sev.tolist(), "true_Sdq": truth, "index": index, "spearman": rho}
 
 
-def recapture_spread(*, n: int = 6, seed: int = 200, severity: float = 0.6) -> dict:
+def recapture_spread(*, n: int = 20, seed: int = 900, severity: float = 0.6) -> dict:
     """Compare two recaptures of the same, unchanged skin; n pairs."""
     rng = np.random.default_rng(seed)
     changes, sig = [], 0
@@ -117,7 +117,7 @@ def run_validation(*, quick: bool = False) -> dict:
     t = time.perf_counter()
     res = {
         "severity_ranking": severity_ranking(n=6 if quick else 10),
-        "recapture": recapture_spread(n=3 if quick else 8),
+        "recapture": recapture_spread(n=3 if quick else 20),
         "shallower_30pct": shallower_detection(n=2 if quick else 5),
         "pigment_only_pct": pigment_invariance(),
         "single_drift_pct": drift_sensitivity(),
