@@ -16,12 +16,14 @@ from PIL import Image, ImageOps
 import analyzer.loading  # noqa: F401  (registers the HEIC/HEIF opener with Pillow)
 
 __all__ = ["thumbnail", "ghost", "blend", "to_uint8", "draw_regions", "box_outline", "outside_warp",
-           "fill", "NEUTRAL_GREY"]
+           "fill", "NEUTRAL_GREY",
+           "REGION_COLOURS", "region_colours"]
 
 #: Colour of the area outside what both photos of a comparison show (neutral, mid-light grey).
 NEUTRAL_GREY = (200, 200, 200)
-#: Outline colours of the regions drawn on a photo (RGB), in turn.
-_REGION_COLOURS = ((255, 214, 0), (0, 200, 255), (255, 80, 200), (120, 255, 80), (255, 140, 0), (170, 120, 255))
+#: Outline colours of the regions drawn on a photo, in turn: Streamlit's text colour name and its RGB.
+REGION_COLOURS = (("orange", (255, 164, 33)), ("blue", (28, 131, 225)), ("violet", (128, 61, 245)),
+                  ("green", (33, 195, 84)), ("red", (255, 75, 75)), ("yellow", (250, 202, 43)))
 
 
 def thumbnail(data: bytes, *, max_side: int = 640) -> np.ndarray | None:
@@ -76,8 +78,17 @@ def box_outline(box: tuple[float, float, float, float]) -> np.ndarray:
     return np.array([[x - 0.5, y - 0.5], [x + w - 0.5, y - 0.5], [x + w - 0.5, y + h - 0.5], [x - 0.5, y + h - 0.5]])
 
 
-def draw_regions(rgb: np.ndarray, outlines: Mapping[str, np.ndarray], *, scale: float,
-                 labels: bool = True) -> np.ndarray:
+def region_colours(n: int) -> list[tuple[str, tuple[int, int, int]]]:
+    """``n`` outline colours in the order :func:`draw_regions` uses them: (Streamlit colour name, RGB).
+
+    The names are those of Streamlit's coloured text (``:orange[…]``), so a caption can name each region in
+    the colour of its outline.
+    """
+    return [REGION_COLOURS[i % len(REGION_COLOURS)] for i in range(n)]
+
+
+def draw_regions(rgb: np.ndarray, outlines: Mapping[str, np.ndarray], *, scale: float, labels: bool = False,
+                 crop: float | None = None) -> np.ndarray:
     """A copy of a (thumbnail) picture with named region outlines drawn on it (``cv2.polylines``).
 
     Parameters
@@ -85,20 +96,25 @@ def draw_regions(rgb: np.ndarray, outlines: Mapping[str, np.ndarray], *, scale: 
     rgb : (H, W, 3) uint8 or float
         The picture, e.g. a thumbnail of the photo.
     outlines : mapping name -> (N, 2) array
-        Polygons in pixels of the full photo (x, y), as ``Measurement.region_outlines`` gives them.
+        Polygons in pixels of the full photo (x, y), as ``Measurement.region_outlines`` gives them; drawn in
+        the colours of :func:`region_colours`, in order.
     scale : float
         Picture pixels per photo pixel (thumbnail width / photo width).
     labels : bool
-        Write each region's name beside its outline.
+        Also write each region's name at its centre (legible only when the regions are large in the picture).
+    crop : float, optional
+        Cut the picture down to the regions' bounding box, widened by this fraction of its size on each side
+        (e.g. 0.3: the face of a portrait, not the whole photo).
     """
     out = np.ascontiguousarray(to_uint8(rgb)[..., :3]).copy()
     thick = max(1, int(round(max(out.shape[:2]) / 320)))
     font = 0.35 * thick + 0.05
-    for i, (name, poly) in enumerate(outlines.items()):
+    drawn = []
+    for (name, poly), (_, colour) in zip(outlines.items(), region_colours(len(outlines))):
         p = (np.asarray(poly, float).reshape(-1, 2) + 0.5) * float(scale) - 0.5
         if not np.all(np.isfinite(p)) or len(p) < 2:
             continue
-        colour = _REGION_COLOURS[i % len(_REGION_COLOURS)]
+        drawn.append(p)
         pts = np.round(p * 16).astype(np.int32).reshape(-1, 1, 2)  # 4 fractional bits: sub-pixel outlines
         cv2.polylines(out, [pts], True, colour, thick, cv2.LINE_AA, shift=4)
         if labels and name:
@@ -108,6 +124,15 @@ def draw_regions(rgb: np.ndarray, outlines: Mapping[str, np.ndarray], *, scale: 
                    int(np.clip(cy + th / 2, th, out.shape[0] - 1)))
             cv2.putText(out, name, org, cv2.FONT_HERSHEY_SIMPLEX, font, (0, 0, 0), thick + 2, cv2.LINE_AA)
             cv2.putText(out, name, org, cv2.FONT_HERSHEY_SIMPLEX, font, colour, 1, cv2.LINE_AA)
+    if crop is not None and drawn:
+        pts = np.concatenate(drawn)
+        (x0, y0), (x1, y1) = pts.min(0), pts.max(0)
+        mx, my = crop * (x1 - x0), crop * (y1 - y0)
+        H, W = out.shape[:2]
+        c0, c1 = int(max(0, np.floor(x0 - mx))), int(min(W, np.ceil(x1 + mx) + 1))
+        r0, r1 = int(max(0, np.floor(y0 - my))), int(min(H, np.ceil(y1 + my) + 1))
+        if c1 > c0 and r1 > r0:
+            out = np.ascontiguousarray(out[r0:r1, c0:c1])
     return out
 
 

@@ -95,6 +95,7 @@ with st.status(f"Analysing {len(uploads)} photo(s)…", expanded=False) as statu
 
 # --- full face: regions found on the face, or one region drawn by hand ------------------------------------
 boxes = {}  # sha256 -> the box drawn by hand (photo pixels), for the photos measured with it
+box_name = region
 if full_face:
     readable = [a for a in analyses.values() if a.readable]
     no_face = [a for a in readable if a.no_face]
@@ -128,14 +129,21 @@ for data, name in uploads:
     a = analyses[sha256(data)]
     st.markdown(f"#### {a.filename}")
     img_col, info_col = st.columns([2, 3])
-    thumb = services.thumbnail_of_bytes(data, 480)
-    if thumb is not None:
-        outlines = a.region_outlines or ({"": images.box_outline(boxes[a.sha256])} if a.sha256 in boxes else {})
-        if outlines and a.size:
-            img_col.image(images.draw_regions(thumb, outlines, scale=thumb.shape[1] / a.size[0]), width="stretch",
-                          caption="Drawn by hand" if a.sha256 in boxes else
+    drawn_by_hand = a.sha256 in boxes
+    outlines = a.region_outlines or ({box_name: images.box_outline(boxes[a.sha256])} if drawn_by_hand else {})
+    if outlines and a.size:
+        # Face regions: the face cut out of a finer preview; a box drawn by hand: the whole photo, to place it.
+        thumb = services.thumbnail_of_bytes(data, 480 if drawn_by_hand else 960)
+        if thumb is not None:
+            img_col.image(images.draw_regions(thumb, outlines, scale=thumb.shape[1] / a.size[0],
+                                              crop=None if drawn_by_hand else 0.35), width="stretch",
+                          caption="Drawn by hand" if drawn_by_hand else
                           "Regions found on the face (left and right are the patient's)")
-        else:
+            img_col.caption(" · ".join(f":{colour}[■ {n}]" for n, (colour, _) in
+                                       zip(outlines, images.region_colours(len(outlines)))))
+    else:
+        thumb = services.thumbnail_of_bytes(data, 480)
+        if thumb is not None:
             img_col.image(thumb, width="stretch")
     with info_col:
         if not a.readable:
@@ -151,11 +159,11 @@ for data, name in uploads:
         ri = f"{a.roughness_index:.2f} {ri_unit}" if finite(a.roughness_index) else "not measurable"
         st.markdown(f"Scale: **{a.scale_label}** ({a.px_per_mm:.1f} px/mm) · roughness index **{ri}**"
                     + (" (of the regions together)" if a.regions else ""))
-        if a.regions:
-            st.dataframe(region_rows(a.regions), hide_index=True, key=f"regions_{a.sha256[:12]}")
         if st.checkbox("Keep this photo" if a.quality_ok else "Keep it anyway", value=a.quality_ok,
                        key=f"keep_{a.sha256[:12]}"):
             keep.append((data, name))
+    if a.regions:
+        st.dataframe(region_rows(a.regions), hide_index=True, key=f"regions_{a.sha256[:12]}")
 
 fingerprint = (pid, str(visit_date), region, tuple(sorted(sha256(d) for d, _ in keep)))
 already = st.session_state["saved_uploads"].get(fingerprint)
