@@ -156,8 +156,11 @@ def separate(rgb: np.ndarray, *, px_per_mm: float, mask: np.ndarray | None = Non
     Separation
     """
     logs = log_rgb(rgb)
-    achro = logs @ _ACHRO.astype(np.float32)
-    chroma = logs @ _CHROMA.T.astype(np.float32)  # (H, W, 2)
+    # Channel arithmetic rather than `logs @ basis`: a (N, 3) @ (3, k) product goes through threaded BLAS,
+    # which stalls for tens of ms on a busy machine for no gain.
+    l0, l1, l2 = logs[..., 0], logs[..., 1], logs[..., 2]
+    achro = (l0 + l1 + l2) * np.float32(1 / 3)
+    chroma = np.stack([(l0 - l1) * np.float32(_C1[0]), (l0 + l1 - 2 * l2) * np.float32(_C2[0])], -1)  # (H, W, 2)
 
     # Regression in the scar band (0.5-5 mm): pigment patches (freckles, blotches of redness) live there, while
     # the finest scales carry JPEG's subsampled chroma and sensor noise, which would bias k. The ridge pulls k to
@@ -170,9 +173,9 @@ def separate(rgb: np.ndarray, *, px_per_mm: float, mask: np.ndarray | None = Non
     sel = sel[::step, ::step]
     X = c_hp[::step, ::step][sel].astype(np.float64)
     y = a_hp[::step, ::step][sel].astype(np.float64)
-    xtx = X.T @ X
+    xtx = np.einsum("ni,nj->ij", X, X)
     lam = np.diag(ridge * np.diag(xtx) + len(y) * CHROMA_FLOOR**2 + 1e-9)  # per chroma axis
-    k = np.linalg.solve(xtx + lam, X.T @ y + lam @ _K_PRIOR)
+    k = np.linalg.solve(xtx + lam, np.einsum("ni,n->i", X, y) + lam @ _K_PRIOR)
 
     # Correct only where there is a pigment pattern. Between pigment patches the band-passed chroma is JPEG's
     # quantised, subsampled chroma and sensor noise; subtracting k·chroma there would add that noise to the
@@ -189,6 +192,7 @@ def separate(rgb: np.ndarray, *, px_per_mm: float, mask: np.ndarray | None = Non
     weight = cv2.dilate(weight, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1)))
     weight = filters.gaussian(weight, r / 2.0)
     pattern = low + band * weight[..., None]
-    shading = achro - pattern @ k.astype(np.float32)
-    pig = chroma @ _UNMIX.astype(np.float32)
-    return Separation(shading=shading.astype(np.float32), melanin=pig[..., 0], haemoglobin=pig[..., 1], leak=k)
+    shading = achro - pattern[..., 0] * np.float32(k[0]) - pattern[..., 1] * np.float32(k[1])
+    u = _UNMIX.astype(np.float32)
+    pig = [chroma[..., 0] * u[0, j] + chroma[..., 1] * u[1, j] for j in range(2)]
+    return Separation(shading=shading.astype(np.float32), melanin=pig[0], haemoglobin=pig[1], leak=k)
