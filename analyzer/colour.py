@@ -107,6 +107,8 @@ _K_PRIOR = _prior_leak()
 #: chroma around sharp relief edges) reaches ~0.02 on plain skin; freckles, spots and blotches of redness reach
 #: 0.03-0.1 and get the full correction over their whole extent plus PIGMENT_MARGIN_MM.
 CHROMA_NOISE = 0.025
+#: Pixels sampled for the pigment-leak regression (a strided subset; the fit has two unknowns).
+_REGRESSION_SAMPLES = 60_000
 #: Pigment patterns get the full correction this far (mm) beyond their detected edge.
 PIGMENT_MARGIN_MM = 1.5
 
@@ -160,19 +162,18 @@ def separate(rgb: np.ndarray, *, px_per_mm: float, mask: np.ndarray | None = Non
     # which stalls for tens of ms on a busy machine for no gain.
     l0, l1, l2 = logs[..., 0], logs[..., 1], logs[..., 2]
     achro = (l0 + l1 + l2) * np.float32(1 / 3)
-    chroma = np.stack([(l0 - l1) * np.float32(_C1[0]), (l0 + l1 - 2 * l2) * np.float32(_C2[0])], -1)  # (H, W, 2)
+    chroma = [(l0 - l1) * np.float32(_C1[0]), (l0 + l1 - 2 * l2) * np.float32(_C2[0])]  # two (H, W) maps
 
     # Regression in the scar band (0.5-5 mm): pigment patches (freckles, blotches of redness) live there, while
     # the finest scales carry JPEG's subsampled chroma and sensor noise, which would bias k. The ridge pulls k to
     # the prior when the photo has little pigment contrast (chroma spread near CHROMA_FLOOR).
-    a_hp = filters.band_pass(achro, px_per_mm=px_per_mm, min_mm=0.5, max_mm=highpass_mm, mask=mask)
-    c_hp = np.stack([filters.band_pass(chroma[..., i], px_per_mm=px_per_mm, min_mm=0.5, max_mm=highpass_mm,
-                                       mask=mask) for i in range(2)], -1)
-    step = max(1, int(min(a_hp.shape) // 300))
-    sel = np.ones(a_hp.shape, bool) if mask is None else mask.copy()
-    sel = sel[::step, ::step]
-    X = c_hp[::step, ::step][sel].astype(np.float64)
-    y = a_hp[::step, ::step][sel].astype(np.float64)
+    def scar_band(x):
+        return filters.band_pass(x, px_per_mm=px_per_mm, min_mm=0.5, max_mm=highpass_mm, mask=mask)
+
+    step = max(1, int(np.sqrt(achro.size / _REGRESSION_SAMPLES)))
+    sel = (np.ones(achro.shape, bool) if mask is None else mask)[::step, ::step]
+    y = scar_band(achro)[::step, ::step][sel].astype(np.float64)
+    X = np.stack([scar_band(c)[::step, ::step][sel] for c in chroma], -1).astype(np.float64)
     xtx = np.einsum("ni,nj->ij", X, X)
     lam = np.diag(ridge * np.diag(xtx) + len(y) * CHROMA_FLOOR**2 + 1e-9)  # per chroma axis
     k = np.linalg.solve(xtx + lam, np.einsum("ni,n->i", X, y) + lam @ _K_PRIOR)
@@ -182,17 +183,17 @@ def separate(rgb: np.ndarray, *, px_per_mm: float, mask: np.ndarray | None = Non
     # shading (|k| ~ 1.5). Pigment patches (freckles, spots, blotches of redness) stand several noise levels
     # above it: they, plus a margin of PIGMENT_MARGIN_MM, get the full correction, with soft edges.
     sigma_form = filters.size_to_sigma_px(highpass_mm, px_per_mm)
-    low = np.stack([filters.gaussian(chroma[..., i], sigma_form, mask=mask) for i in range(2)], -1)
-    band = chroma - low
-    smooth = np.stack([filters.gaussian(band[..., i], filters.size_to_sigma_px(0.5, px_per_mm)) for i in range(2)], -1)
-    strength = np.sqrt((smooth * smooth).sum(-1))
-    tau = CHROMA_NOISE
-    weight = np.clip(strength / max(tau, 1e-6) - 1.0, 0.0, 1.0).astype(np.float32)
+    sigma_half = filters.size_to_sigma_px(0.5, px_per_mm)
+    low = [filters.gaussian(c, sigma_form, mask=mask) for c in chroma]
+    band = [c - lo for c, lo in zip(chroma, low)]
+    s0, s1 = (filters.gaussian(b, sigma_half) for b in band)
+    weight = np.clip(np.sqrt(s0 * s0 + s1 * s1) * np.float32(1 / CHROMA_NOISE) - 1.0, 0.0, 1.0)
     r = max(1, int(round(PIGMENT_MARGIN_MM * px_per_mm)))
-    weight = cv2.dilate(weight, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1)))
+    weight = cv2.dilate(weight.astype(np.float32), np.ones((2 * r + 1, 2 * r + 1), np.uint8))  # separable: fast
     weight = filters.gaussian(weight, r / 2.0)
-    pattern = low + band * weight[..., None]
-    shading = achro - pattern[..., 0] * np.float32(k[0]) - pattern[..., 1] * np.float32(k[1])
+    shading = achro
+    for i in range(2):
+        shading = shading - (low[i] + band[i] * weight) * np.float32(k[i])
     u = _UNMIX.astype(np.float32)
-    pig = [chroma[..., 0] * u[0, j] + chroma[..., 1] * u[1, j] for j in range(2)]
+    pig = [chroma[0] * u[0, j] + chroma[1] * u[1, j] for j in range(2)]
     return Separation(shading=shading.astype(np.float32), melanin=pig[0], haemoglobin=pig[1], leak=k)
