@@ -378,9 +378,9 @@ def compare_views(store: Store, patient_id: int, baseline_id: int, followup_id: 
     """Everything the Compare page shows: the stored numbers plus the maps (which are not stored).
 
     Returns a dict with ``values`` (as :func:`comparison_values`), ``baseline`` and ``followup`` (uint8 RGB on
-    the baseline's analysis grid, neutral grey where the aligned follow-up shows nothing), ``difference`` (float32 % local change, NaN outside the overlap) and
-    ``px_per_mm`` of that grid (10 px/mm or the photo's own when coarser). Also stores the comparison when it
-    was not stored yet, so the numbers are computed once.
+    the baseline's analysis grid, neutral grey where the aligned follow-up shows nothing), ``difference``
+    (float32 % local change, NaN outside the overlap) and ``px_per_mm`` of that grid (10 px/mm or the photo's
+    own when coarser). Also stores the comparison when it was not stored yet, so the numbers are computed once.
     """
     from .images import fill, outside_warp
 

@@ -109,5 +109,5 @@ with services.show_errors(stop=False):
                                format_func=lambda n: f"{metric_label(n)} ({metric_unit(n)})")
         st.dataframe(region_change_rows(regions_a, regions_b, rmetric), hide_index=True, key="region_table")
         st.caption("Each region as measured in each photo on its own (not aligned with each other): change = "
-                   "after ÷ before − 1, without an interval; negative = less (smoother, fewer scars or pores). Left and right are the "
-                   "patient's.")
+                   "after ÷ before − 1, without an interval; negative = less (smoother, fewer scars or pores). "
+                   "Left and right are the patient's.")
