@@ -28,6 +28,8 @@ __all__ = ["DEFAULT_FIELD_WIDTH_MM", "Measurement", "Analysis", "measure", "anal
 #: Without a given scale or a calibration card, a photo is assumed to span this width (a cheek close-up).
 DEFAULT_FIELD_WIDTH_MM = 60.0
 _AREAL_KEYS = ("Sa", "Sq", "Sz", "Ssk", "Sku", "Sdq", "Sdr")
+#: A band whose largest features span fewer pixels than this is not measurable on the photo (NaN).
+_MIN_BAND_PX = 3.0
 
 
 @dataclass(frozen=True)
@@ -276,7 +278,9 @@ def analyse(rgb_grid: np.ndarray, *, px_per_mm: float, valid: np.ndarray,
     mask = maps.mask
     metrics: dict[str, float] = {name: float("nan") for name in METRICS}
     if mask.sum() >= 100:
-        for name in BANDS:
+        for name, band in BANDS.items():
+            if band.max_mm * px_per_mm < _MIN_BAND_PX:  # the photo is too coarse to hold this band at all
+                continue
             rms = float(np.sqrt(np.mean(maps.slope[name][mask] ** 2)))
             index = 100.0 * math.sqrt(2.0) * rms
             metrics["roughness_index" if name == "scar" else "fine_texture_index"] = index
@@ -365,6 +369,9 @@ def _named_regions(regions, rgb: np.ndarray, downscale: float, warnings: list):
         if regions != "face":
             raise OptionError(f"regions must be 'face' or a dict of name: (x, y, w, h), got {regions!r}")
         face = find_face(rgb)
+        # A Haar box without an eye pair is too often a false face on a close-up of skin: insist on the eyes.
+        if face is not None and face.eyes is None:
+            face = None
         found = face_regions(rgb, face=face) if face is not None else None
         if not found:
             warnings.append("no face found — photograph the whole face from the front, or draw the region by hand")

@@ -1,6 +1,8 @@
 """Compare two visits of a region: aligned before/after, overlay, difference map and scar-by-scar changes."""
 import streamlit as st
 
+from analyzer.comparison import SCAR_DEPTH_CHANGE_PCT
+
 from relief_app import charts, images, services
 from relief_app.text import NEGATIVE_IS_SMOOTHER, REGION_COLUMNS, change_text, change_with_interval, finite
 from relief_app.text import metric_label, metric_unit, region_change_rows, significance_text
@@ -92,8 +94,9 @@ if rows:
                                                                  "new")}
     st.markdown(" · ".join(f"**{n}** {k}" for k, n in counts.items() if n))
     st.dataframe(rows, hide_index=True, key="scar_table")
-    st.caption(f"Depths are the relief proxy ({depth_unit}: relative units unless a calibration card was used). "
-               "Shallower/deeper = more than 10 % change; vanished = no longer detected; new = not in the before "
+    st.caption(f"Depths are the relief proxy ({depth_unit}: micrometres for a nominal 45° light — relative, so compare "
+               "photos taken with the same light). "
+               f"Shallower/deeper = more than {SCAR_DEPTH_CHANGE_PCT:.0f} % change (a single scar's repeatability); vanished = no longer detected; new = not in the before "
                "photo.")
 else:
     st.info("No scars were detected in these photos.")
