@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import cv2
@@ -222,8 +223,12 @@ def compare(baseline, followup, *, px_per_mm: float | None = None,
     """
     if isinstance(followup, (str, os.PathLike)):
         followup = read_image(followup)  # read once, even if it is prepared twice below
-    prep_b = prepare(baseline, px_per_mm=px_per_mm)
-    prep_f = prepare(followup, px_per_mm=followup_px_per_mm)
+    # The two photos are independent until registration: prepared side by side (OpenCV and numpy release the
+    # GIL for the heavy parts, so this uses both cores).
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        fut_f = pool.submit(prepare, followup, px_per_mm=followup_px_per_mm)
+        prep_b = prepare(baseline, px_per_mm=px_per_mm)
+        prep_f = fut_f.result()
     if prep_f.source == "default" and prep_b.source != "default":
         # No scale of its own: assume the follow-up frames the same field as the baseline (prepared the same
         # way, so both are resampled alike); the registration then measures the true relative scale.
@@ -268,8 +273,11 @@ def compare(baseline, followup, *, px_per_mm: float | None = None,
     fov_f = rgb_f.shape[1] / pf
     scale_change = 100.0 * (fov_b / fov_f - 1.0)
 
-    an_b = analyse(grid_b, px_per_mm=gpb, valid=common)
-    an_f = analyse(warped, px_per_mm=gpb, valid=common, azimuth_deg=an_b.maps.light_azimuth_deg)
+    # Each photo's shading is the slope along its *own* light, so each is integrated along its own azimuth.
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        fut_f = pool.submit(analyse, warped, px_per_mm=gpb, valid=common)
+        an_b = analyse(grid_b, px_per_mm=gpb, valid=common)
+        an_f = fut_f.result()
     mask = an_b.maps.mask & an_f.maps.mask
 
     sb, sf = an_b.maps.slope["scar"], an_f.maps.slope["scar"]
