@@ -112,6 +112,29 @@ def drift_sensitivity(*, seed: int = 500, severity: float = 0.6) -> dict:
     return out
 
 
+def capture_checks(*, seed: int = 600, severity: float = 0.6) -> dict:
+    """Consistency verdicts: a faithful recapture, the light turned 30°, the camera 15 % closer; and the scale
+    read from the calibration card laid on the skin (in-plane rotation; tilt is covered by tests/test_card.py)."""
+    skin = synth.make_skin(seed=seed, severity=severity, size_mm=synth.SAMPLE_PATCH_MM)
+    cap = synth.SAMPLE_CAPTURE
+    base = synth.render(skin, cap, seed=1)
+    faithful = synth.recapture(np.random.default_rng(seed), base=cap, light_azimuth_jitter_deg=5.0,
+                               size_mm=synth.SAMPLE_PATCH_MM)
+    cases = {
+        "faithful recapture": faithful,
+        "light turned 30 deg": dataclasses.replace(cap, light_azimuth_deg=cap.light_azimuth_deg + 30),
+        "15 % closer": dataclasses.replace(cap, field_mm=cap.field_mm * 0.85, card_center_mm=(48.0, 34.0)),
+    }
+    out = {}
+    for name, c in cases.items():
+        k = compare(base, synth.render(skin, c, seed=2)).consistency
+        out[name] = {"ok": k["ok"], "light_change_deg": k["light_change_deg"],
+                     "scale_change_pct": k["scale_change_pct"], "advice": k["advice"]}
+    m = measure(base)
+    out["card scale error %"] = 100 * (m.px_per_mm / cap.px_per_mm - 1) if m.scale_source == "card" else float("nan")
+    return out
+
+
 def run_validation(*, quick: bool = False) -> dict:
     """All figures; ``quick`` uses fewer renders (for tests)."""
     t = time.perf_counter()
@@ -121,6 +144,7 @@ def run_validation(*, quick: bool = False) -> dict:
         "shallower_30pct": shallower_detection(n=2 if quick else 5),
         "pigment_only_pct": pigment_invariance(),
         "single_drift_pct": drift_sensitivity(),
+        "capture_checks": capture_checks(),
     }
     res["seconds"] = time.perf_counter() - t
     return res
@@ -146,6 +170,13 @@ def _report(r: dict) -> None:
     print("5. One drift at a time (index change):")
     for k, v in r["single_drift_pct"].items():
         print(f"   {k:32s} {v:+6.2f} %")
+    print("6. Capture consistency (compare -> consistency) and the card's scale:")
+    for name, v in r["capture_checks"].items():
+        if isinstance(v, dict):
+            print(f"   {name:22s} ok={v['ok']!s:5s} light change {v['light_change_deg']:+.0f} deg, field "
+                  f"{v['scale_change_pct']:+.1f} %" + (f"; advice: {v['advice'][0]}" if v["advice"] else ""))
+        else:
+            print(f"   {name:22s} {v:+.2f} %")
     print(f"({r['seconds']:.0f} s)")
 
 
