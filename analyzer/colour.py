@@ -137,7 +137,7 @@ class Separation:
 
 
 def separate(rgb: np.ndarray, *, px_per_mm: float, mask: np.ndarray | None = None,
-             highpass_mm: float = 5.0, ridge: float = 0.05) -> Separation:
+             highpass_mm: float = 5.0, ridge: float = 0.05, white_balance=None) -> Separation:
     """Split a photo into pigment-free shading and pigment concentration maps.
 
     Parameters
@@ -152,6 +152,10 @@ def separate(rgb: np.ndarray, *, px_per_mm: float, mask: np.ndarray | None = Non
         Structures larger than this (illumination, facial form) are ignored when estimating the pigment leak.
     ridge : float
         Strength of the pull of ``k`` towards the literature prior, relative to the chroma variance.
+    white_balance : (r, g, b), optional
+        Linear gains that make the photo neutral (from the calibration card). They only shift the pigment maps
+        by a constant (exactly, in this log domain), making the erythema index comparable between photos; the
+        shading does not depend on them.
 
     Returns
     -------
@@ -196,4 +200,7 @@ def separate(rgb: np.ndarray, *, px_per_mm: float, mask: np.ndarray | None = Non
         shading = shading - (low[i] + band[i] * weight) * np.float32(k[i])
     u = _UNMIX.astype(np.float32)
     pig = [chroma[0] * u[0, j] + chroma[1] * u[1, j] for j in range(2)]
+    if white_balance is not None:  # a gain g adds log(g) to each log channel: its chroma, unmixed
+        shift = (_CHROMA @ np.log(np.asarray(white_balance, np.float64))) @ _UNMIX
+        pig = [pig[j] + np.float32(shift[j]) for j in range(2)]
     return Separation(shading=shading.astype(np.float32), melanin=pig[0], haemoglobin=pig[1], leak=k)

@@ -27,7 +27,7 @@ from . import filters
 from .consistency import assess
 from .loading import read_image
 from .errors import ReliefError
-from .measurement import Analysis, Measurement, _json_safe, analyse, prepare, skin_mask, valid_mask
+from .measurement import Analysis, Measurement, _json_safe, analyse, card_gains, prepare, skin_mask, valid_mask
 from .quality import check_quality
 from .registration import Registration, register, warp_to
 from .registry import ALGORITHM_VERSION, METRICS
@@ -275,8 +275,8 @@ def compare(baseline, followup, *, px_per_mm: float | None = None,
 
     # Each photo's shading is the slope along its *own* light, so each is integrated along its own azimuth.
     with ThreadPoolExecutor(max_workers=2) as pool:
-        fut_f = pool.submit(analyse, warped, px_per_mm=gpb, valid=common)
-        an_b = analyse(grid_b, px_per_mm=gpb, valid=common)
+        fut_f = pool.submit(analyse, warped, px_per_mm=gpb, valid=common, white_balance=card_gains(card_f))
+        an_b = analyse(grid_b, px_per_mm=gpb, valid=common, white_balance=card_gains(card_b))
         an_f = fut_f.result()
     mask = an_b.maps.mask & an_f.maps.mask
 

@@ -157,7 +157,8 @@ def resolve_scale(rgb: np.ndarray, *, px_per_mm: float | None, downscale: float 
     p = rgb.shape[1] / DEFAULT_FIELD_WIDTH_MM
     return p, "default", None, [
         f"no scale given and no calibration card found — assumed the photo spans {DEFAULT_FIELD_WIDTH_MM:.0f} mm "
-        f"({p * downscale:.1f} px/mm); place the Relief card beside the area or give the scale (px per mm) for absolute sizes"]
+        f"({p * downscale:.1f} px/mm); place the Relief card beside the area or give the scale (px per mm) "
+        "for absolute sizes"]
 
 
 def _checked_scale(px_per_mm) -> float:
@@ -224,6 +225,14 @@ def prepare(image_or_path, *, px_per_mm: float | None = None, use_card: bool = T
     return Prepared(rgb=rgb, px_per_mm=p, downscale=ds, source=source, card=card, warnings=warnings)
 
 
+def card_gains(card):
+    """The card's white-balance gains, or None (no card, or gains that could not be measured)."""
+    if card is None:
+        return None
+    g = np.asarray(card.white_balance_gains, float)
+    return tuple(g) if g.shape == (3,) and np.all(np.isfinite(g)) and np.all(g > 0) else None
+
+
 def skin_mask(rgb: np.ndarray, card) -> np.ndarray | None:
     """Pixels that are skin as far as the quality gate is concerned (everything but the card), or None."""
     return None if card is None else ~card.mask(rgb.shape[:2], margin_mm=2.0)
@@ -259,7 +268,7 @@ def _pigment_metrics(sep: colour.Separation, *, px_per_mm: float, mask: np.ndarr
 
 
 def analyse(rgb_grid: np.ndarray, *, px_per_mm: float, valid: np.ndarray,
-            azimuth_deg: float | None = None) -> Analysis:
+            azimuth_deg: float | None = None, white_balance=None) -> Analysis:
     """All metrics of a photo already on the analysis grid.
 
     Parameters
@@ -272,8 +281,10 @@ def analyse(rgb_grid: np.ndarray, *, px_per_mm: float, valid: np.ndarray,
         Pixels to measure (skin, not clipped; for comparisons the common overlap).
     azimuth_deg : float, optional
         Light azimuth to integrate along; estimated when omitted.
+    white_balance : (r, g, b), optional
+        Linear gains from the calibration card (pigment metrics only; see :func:`analyzer.colour.separate`).
     """
-    sep = colour.separate(rgb_grid, px_per_mm=px_per_mm, mask=valid)
+    sep = colour.separate(rgb_grid, px_per_mm=px_per_mm, mask=valid, white_balance=white_balance)
     maps = relief_maps(sep.shading, px_per_mm=px_per_mm, valid=valid, azimuth_deg=azimuth_deg)
     mask = maps.mask
     metrics: dict[str, float] = {name: float("nan") for name in METRICS}
@@ -345,7 +356,7 @@ def measure(image_or_path, *, px_per_mm: float | None = None, roi=None, regions=
         for name, reg in named.items():
             region_masks[name] = reg.scaled(grid.shape[1] / rgb.shape[1]).mask(grid.shape[:2]) & valid
         valid = valid & np.logical_or.reduce(list(region_masks.values()))
-    analysis = analyse(grid, px_per_mm=gp, valid=valid)
+    analysis = analyse(grid, px_per_mm=gp, valid=valid, white_balance=card_gains(card))
     if not np.isfinite(analysis.metrics["roughness_index"]):
         warnings.append("too little usable skin to measure — frame more skin and avoid glare and dark shadows")
     per_region = {name: region_metrics(analysis, m) for name, m in region_masks.items()}

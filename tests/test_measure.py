@@ -234,3 +234,14 @@ def test_a_files_px_per_mm_refers_to_the_file_pixels(tmp_path, photo, base):
     # a roi is in file pixels too: the left half of the big file is the left half of the skin
     half = measure(path, px_per_mm=60.0, roi=(0, 0, big.shape[1] // 2, big.shape[0]))
     assert half.analysis.maps.mask.shape[1] == pytest.approx(base.analysis.maps.mask.shape[1] / 2, abs=1)
+
+
+def test_card_white_balance_makes_the_erythema_index_independent_of_a_colour_cast():
+    # the calibration card's grey wedge gives the white balance; redness then reads the same under a 10 % cast
+    skin = synth.make_skin(seed=3, severity=0.5, size_mm=synth.SAMPLE_PATCH_MM)
+    cap = synth.SAMPLE_CAPTURE
+    neutral = measure(synth.render(skin, cap, seed=1))
+    cast = measure(synth.render(skin, dataclasses.replace(cap, white_balance=(1.1, 1.0, 0.9)), seed=1))
+    assert neutral.scale_source == cast.scale_source == "card"
+    assert cast.metrics["erythema_index"] == pytest.approx(neutral.metrics["erythema_index"], rel=0.01)
+    assert cast.roughness_index == pytest.approx(neutral.roughness_index, rel=0.01)
