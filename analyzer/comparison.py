@@ -37,9 +37,11 @@ __all__ = ["Comparison", "compare", "RegistrationError", "REPEATABILITY_SD_PCT",
 
 #: SD (percentage points) of the roughness-index change between two recaptures of unchanged skin with the
 #: protocol's drift (``synth.recapture``: exposure, white balance, framing, zoom, light azimuth ±20° and height
-#: ±0.5°, gradient, blur, noise, JPEG). Measured on the synthetic ground truth: 2.24 % over 20 pairs
-#: (``analyzer.validate.recapture_spread(n=20, seed=900)``), rounded up. Re-measure when the algorithm changes.
-REPEATABILITY_SD_PCT = 2.3
+#: ±0.5°, gradient, blur, noise, JPEG). Measured on the synthetic ground truth: 2.26 % over 20 pairs
+#: (``analyzer.validate.recapture_spread()``). We use the upper 95 % confidence limit of that estimate,
+#: 2.26 · sqrt(19 / χ²₀.₀₅,₁₉) = 3.1 %, so a finite calibration sample cannot make the test too eager.
+#: Re-measure when the algorithm changes.
+REPEATABILITY_SD_PCT = 3.1
 #: Tile size of the spatial block bootstrap (about one scar's neighbourhood).
 TILE_MM = 5.0
 _BOOTSTRAP = 2000
