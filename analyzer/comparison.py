@@ -44,7 +44,7 @@ __all__ = ["Comparison", "compare", "RegistrationError", "REPEATABILITY_SD_PCT",
 REPEATABILITY_SD_PCT = 3.1
 #: Tile size of the spatial block bootstrap (about one scar's neighbourhood).
 TILE_MM = 5.0
-_BOOTSTRAP = 2000
+_BOOTSTRAP = 1000
 #: A single scar's depth proxy repeats within about this much between recaptures of unchanged skin (synthetic
 #: ground truth); smaller changes are reported as "unchanged".
 SCAR_DEPTH_CHANGE_PCT = 25.0

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import cv2
@@ -344,22 +345,25 @@ def measure(image_or_path, *, px_per_mm: float | None = None, roi=None, regions=
         x, y, w, h = parse_roi(roi, (H, W))
         x, y, w, h = (int(round(v / downscale)) for v in (x, y, w, h))
         rgb = rgb[y:y + h, x:x + w]
-    quality = check_quality(rgb, px_per_mm=p, mask=skin_mask(rgb, card))
-    warnings = warnings + list(quality.warnings)
     named, face = _named_regions(regions, rgb, downscale, warnings) if regions is not None else ({}, None)
     if face is not None and source == "default":
         p, source, warnings = _face_scale(face, p, downscale, warnings)
-    grid, gp = to_analysis_grid(rgb, px_per_mm=p)
-    valid = valid_mask(grid, px_per_mm=gp, card=card if roi is None else None)
-    region_masks = {}
-    if named:
-        for name, reg in named.items():
-            region_masks[name] = reg.scaled(grid.shape[1] / rgb.shape[1]).mask(grid.shape[:2]) & valid
-        valid = valid & np.logical_or.reduce(list(region_masks.values()))
-    analysis = analyse(grid, px_per_mm=gp, valid=valid, white_balance=card_gains(card))
+    # The quality gate is independent of the analysis: it runs on the other core meanwhile.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        quality_job = pool.submit(check_quality, rgb, px_per_mm=p, mask=skin_mask(rgb, card))
+        grid, gp = to_analysis_grid(rgb, px_per_mm=p)
+        valid = valid_mask(grid, px_per_mm=gp, card=card if roi is None else None)
+        region_masks = {}
+        if named:
+            for name, reg in named.items():
+                region_masks[name] = reg.scaled(grid.shape[1] / rgb.shape[1]).mask(grid.shape[:2]) & valid
+            valid = valid & np.logical_or.reduce(list(region_masks.values()))
+        analysis = analyse(grid, px_per_mm=gp, valid=valid, white_balance=card_gains(card))
+        per_region = {name: region_metrics(analysis, m) for name, m in region_masks.items()}
+        quality = quality_job.result()
+    warnings = warnings + list(quality.warnings)
     if not np.isfinite(analysis.metrics["roughness_index"]):
         warnings.append("too little usable skin to measure — frame more skin and avoid glare and dark shadows")
-    per_region = {name: region_metrics(analysis, m) for name, m in region_masks.items()}
     return Measurement(
         roughness_index=analysis.metrics["roughness_index"], metrics=analysis.metrics,
         scars=analysis.pits.scars, quality=quality, px_per_mm=p * downscale, scale_source=source,
