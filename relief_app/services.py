@@ -112,6 +112,24 @@ def require_patient() -> int:
     return int(pid)
 
 
+def patient_page(title: str, *, without_photos: str | None = None):
+    """The common head of a patient's page: title, selected patient and its regions.
+
+    Returns ``(patient_id, patient, regions)``. With ``without_photos``, a patient with no photos yet gets that
+    message in an info box and the page ends.
+    """
+    st.title(title)
+    pid = require_patient()
+    with show_errors():
+        record = patient(pid)
+        known = regions(pid)
+    st.caption(f"Patient: **{record.name}**")
+    if without_photos is not None and not known:
+        st.info(without_photos)
+        st.stop()
+    return pid, record, known
+
+
 # -------------------------------------------------------------------------------------------- reads
 @st.cache_data(ttl=_TTL, show_spinner=False)
 def _list_patients(key: str, search: str, version: str, rev: int):

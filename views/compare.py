@@ -10,15 +10,7 @@ from relief_app.text import metric_label, metric_unit, region_change_rows, signi
 if "patient_id" not in st.session_state:
     st.session_state["patient_id"] = None
 
-st.title("Compare visits")
-pid = services.require_patient()
-with services.show_errors():
-    patient = services.patient(pid)
-    regions = services.regions(pid)
-st.caption(f"Patient: **{patient.name}**")
-if not regions:
-    st.info("No photos yet — record visits on the **New visit** page.")
-    st.stop()
+pid, _, regions = services.patient_page("Compare visits", without_photos="No photos yet — record visits on the **New visit** page.")
 
 region = st.selectbox("Region", regions, key="compare_region")
 with services.show_errors():

@@ -13,12 +13,7 @@ for key, default in (("patient_id", None), ("saved_uploads", {}), ("last_save", 
     if key not in st.session_state:
         st.session_state[key] = default
 
-st.title("New visit")
-pid = services.require_patient()
-with services.show_errors():
-    patient = services.patient(pid)
-    known = services.regions(pid)
-st.caption(f"Patient: **{patient.name}**")
+pid, _, known = services.patient_page("New visit")
 
 # --- the visit -----------------------------------------------------------------------------------------------
 c1, c2, c3 = st.columns([2, 1, 1])

@@ -9,15 +9,7 @@ for key, default in (("patient_id", None), ("progress_computed", set())):
     if key not in st.session_state:
         st.session_state[key] = default
 
-st.title("Progress")
-pid = services.require_patient()
-with services.show_errors():
-    patient = services.patient(pid)
-    regions = services.regions(pid)
-st.caption(f"Patient: **{patient.name}**")
-if not regions:
-    st.info("No photos yet — record the first visit on the **New visit** page.")
-    st.stop()
+pid, _, regions = services.patient_page("Progress", without_photos="No photos yet — record the first visit on the **New visit** page.")
 
 c1, c2 = st.columns(2)
 region = c1.selectbox("Region", regions, key="progress_region")
