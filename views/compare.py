@@ -10,7 +10,8 @@ from relief_app.text import metric_label, metric_unit, region_change_rows, signi
 if "patient_id" not in st.session_state:
     st.session_state["patient_id"] = None
 
-pid, _, regions = services.patient_page("Compare visits", without_photos="No photos yet — record visits on the **New visit** page.")
+pid, _, regions = services.patient_page(
+    "Compare visits", without_photos="No photos yet — record visits on the **New visit** page.")
 
 region = st.selectbox("Region", regions, key="compare_region")
 with services.show_errors():

@@ -9,7 +9,8 @@ for key, default in (("patient_id", None), ("progress_computed", set())):
     if key not in st.session_state:
         st.session_state[key] = default
 
-pid, _, regions = services.patient_page("Progress", without_photos="No photos yet — record the first visit on the **New visit** page.")
+pid, _, regions = services.patient_page(
+    "Progress", without_photos="No photos yet — record the first visit on the **New visit** page.")
 
 c1, c2 = st.columns(2)
 region = c1.selectbox("Region", regions, key="progress_region")
