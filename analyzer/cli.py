@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import sys
 
 from .errors import ReliefError
@@ -63,8 +64,11 @@ def _print_measure(m) -> None:
 
 def _print_compare(c) -> None:
     lo, hi = c.ci95_pct
-    print(f"Change of roughness: {c.change_pct:+.1f} %  (95 % interval {lo:+.1f} to {hi:+.1f} %; "
-          f"minimal detectable change {c.mdc_pct:.1f} %)")
+    if not math.isfinite(c.change_pct):
+        print("Change of roughness: could not be measured (too little common skin in the two photos)")
+    else:
+        print(f"Change of roughness: {c.change_pct:+.1f} %  (95 % interval {lo:+.1f} to {hi:+.1f} %; "
+              f"minimal detectable change {c.mdc_pct:.1f} %)")
     print(f"Verdict: {c.direction}" + (" (beyond measurement noise)" if c.significant else ""))
     r = c.registration
     print(f"Alignment: {'OK' if r.ok else 'FAILED'} ({r.inliers} matches, scale {r.scale:.3f}, "
@@ -102,11 +106,18 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         return EXIT_ERROR
+    except BrokenPipeError:  # the reader (e.g. `| head`) closed the pipe: not an error of the photo
+        try:
+            sys.stdout = open(os.devnull, "w")
+        except OSError:
+            pass
+        return 0
     except MemoryError:
         print("error: the photo needs more memory than is available — export a smaller copy", file=sys.stderr)
         return EXIT_ERROR
     except OSError as err:
-        print(f"error: {err.strerror or err} — check the path and permissions", file=sys.stderr)
+        where = f": {err.filename}" if getattr(err, "filename", None) else ""
+        print(f"error: {err.strerror or err}{where} — check the path and permissions", file=sys.stderr)
         return EXIT_ERROR
     except Exception as err:  # noqa: BLE001 — last resort: never a traceback to a user
         print(f"error: internal error ({type(err).__name__}: {err}) — please report it with the photo",

@@ -100,7 +100,9 @@ class Comparison:
 
     @property
     def direction(self) -> str:
-        """Plain-language verdict: "smoother", "rougher" or "no measurable change"."""
+        """Plain-language verdict: "smoother", "rougher", "no measurable change" or "could not be measured"."""
+        if not math.isfinite(self.change_pct):
+            return "could not be measured"
         if not self.significant:
             return "no measurable change"
         return "smoother" if self.change_pct < 0 else "rougher"
@@ -232,11 +234,9 @@ def compare(baseline, followup, *, px_per_mm: float | None = None,
         prep_b = prepare(baseline, px_per_mm=px_per_mm)
         prep_f = fut_f.result()
     if prep_f.source == "default" and prep_b.source != "default":
-        # No scale of its own: assume the follow-up frames the same field as the baseline (prepared the same
+        # No scale of its own: assume the follow-up frames the same area as the baseline (prepared the same
         # way, so both are resampled alike); the registration then measures the true relative scale.
-        width_b = prep_b.rgb.shape[1] * prep_b.downscale
-        width_f = prep_f.rgb.shape[1] * prep_f.downscale
-        guess = prep_b.px_per_mm * prep_b.downscale * width_f / width_b
+        guess = prep_b.px_per_mm * prep_b.downscale * _side(prep_f) / _side(prep_b)
         card = prep_f.card
         prep_f = dataclasses.replace(prepare(followup, px_per_mm=guess, use_card=False), source="registration",
                                      card=card)
@@ -244,8 +244,10 @@ def compare(baseline, followup, *, px_per_mm: float | None = None,
                                               prep_b.card, prep_b.warnings)
     rgb_f, pf, ds_f, src_f, card_f, warn_f = (prep_f.rgb, prep_f.px_per_mm, prep_f.downscale, prep_f.source,
                                               prep_f.card, prep_f.warnings)
-    q_b = check_quality(rgb_b, px_per_mm=pb, mask=skin_mask(rgb_b, card_b))
-    q_f = check_quality(rgb_f, px_per_mm=pf, mask=skin_mask(rgb_f, card_f))
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        fut_q = pool.submit(check_quality, rgb_f, px_per_mm=pf, mask=skin_mask(rgb_f, card_f))
+        q_b = check_quality(rgb_b, px_per_mm=pb, mask=skin_mask(rgb_b, card_b))
+        q_f = fut_q.result()
     grid_b, gpb = to_analysis_grid(rgb_b, px_per_mm=pb)
     grid_f, gpf = to_analysis_grid(rgb_f, px_per_mm=pf)
     valid_b = valid_mask(grid_b, px_per_mm=gpb, card=card_b)
@@ -270,9 +272,10 @@ def compare(baseline, followup, *, px_per_mm: float | None = None,
         # Without a card of its own the follow-up's scale follows from the registration
         # (follow-up grid px × scale = baseline grid px).
         pf = gpb / reg.scale * rgb_f.shape[1] / grid_f.shape[1]
-    # How much closer (+) or further (-) the follow-up was taken, as a change of the field of view.
-    fov_b = rgb_b.shape[1] / pb
-    fov_f = rgb_f.shape[1] / pf
+    # How much closer (+) or further (-) the follow-up was taken: the change of the field of view's linear size
+    # (geometric mean of width and height, so a camera turned by 90° is not "closer").
+    fov_b = math.sqrt(rgb_b.shape[0] * rgb_b.shape[1]) / pb
+    fov_f = math.sqrt(rgb_f.shape[0] * rgb_f.shape[1]) / pf
     scale_change = 100.0 * (fov_b / fov_f - 1.0)
 
     # Each photo's shading is the slope along its *own* light, so each is integrated along its own azimuth.
@@ -329,3 +332,8 @@ def _grid_to_work(m_grid, grid_b_shape, work_b_shape, grid_f_shape, work_f_shape
     s_f = _pixel_scaler(work_f_shape, grid_f_shape)
     m = np.vstack([np.asarray(m_grid, float), [0.0, 0.0, 1.0]])
     return (np.linalg.inv(s_b) @ m @ s_f)[:2]
+
+
+def _side(prep) -> float:
+    """Linear size of a prepared photo in original pixels (geometric mean of width and height)."""
+    return math.sqrt(prep.rgb.shape[0] * prep.rgb.shape[1]) * prep.downscale

@@ -17,7 +17,7 @@ import numpy as np
 from . import colour, filters
 from .areal import areal_parameters
 from .errors import OptionError
-from .loading import LoadedImage, as_rgb, read_image
+from .loading import MIN_SIDE_PX, LoadedImage, as_rgb, read_image
 from .quality import QualityReport, check_quality
 from .registry import ALGORITHM_VERSION, BANDS, METRICS
 from .relief import ANALYSIS_PX_PER_MM, ReliefMaps, relief_maps, to_analysis_grid
@@ -128,14 +128,20 @@ def parse_roi(roi, shape) -> tuple[int, int, int, int] | None:
     if isinstance(roi, str):
         try:
             roi = tuple(int(float(v)) for v in roi.split(","))
-        except ValueError:
+        except (ValueError, OverflowError):
             raise OptionError(f"ROI {roi!r} is not four numbers — write it as X,Y,WIDTH,HEIGHT in pixels") from None
     if len(roi) != 4:
         raise OptionError("ROI needs four numbers: X,Y,WIDTH,HEIGHT in pixels")
-    x, y, w, h = (int(v) for v in roi)
+    try:
+        x, y, w, h = (int(v) for v in roi)
+    except (TypeError, ValueError, OverflowError):
+        raise OptionError(f"ROI {roi!r} is not four whole numbers — write it as X,Y,WIDTH,HEIGHT in pixels") from None
     H, W = shape[:2]
     if w <= 0 or h <= 0 or x < 0 or y < 0 or x + w > W or y + h > H:
         raise OptionError(f"ROI {x},{y},{w},{h} lies outside the {W}×{H} px photo — pick a region inside it")
+    if min(w, h) < MIN_SIDE_PX:
+        raise OptionError(f"ROI {x},{y},{w},{h} is {w}×{h} px; at least {MIN_SIDE_PX}×{MIN_SIDE_PX} px of skin are "
+                          "needed — draw a larger region")
     return x, y, w, h
 
 
@@ -162,10 +168,17 @@ def resolve_scale(rgb: np.ndarray, *, px_per_mm: float | None, downscale: float 
         "for absolute sizes"]
 
 
+#: No camera resolves more than this (a microscope would): larger scales are typing errors.
+MAX_PX_PER_MM = 1000.0
+
+
 def _checked_scale(px_per_mm) -> float:
     if isinstance(px_per_mm, bool) or not isinstance(px_per_mm, (int, float, np.floating)) \
             or not math.isfinite(px_per_mm) or px_per_mm <= 0:
         raise OptionError(f"px_per_mm must be a positive number of pixels per millimetre, got {px_per_mm!r}")
+    if px_per_mm > MAX_PX_PER_MM:
+        raise OptionError(f"px_per_mm {px_per_mm:g} is more than a camera resolves ({MAX_PX_PER_MM:g} px/mm) — "
+                          "check the scale, e.g. 30 for a phone close-up")
     return float(px_per_mm)
 
 
@@ -219,6 +232,15 @@ def prepare(image_or_path, *, px_per_mm: float | None = None, use_card: bool = T
     rgb = as_rgb(raw, reduce=reduce)
     ds = d0 * w / rgb.shape[1] if rgb.shape[1] else d0
     p, source, card, warnings = resolve_scale(rgb, px_per_mm=px_per_mm, downscale=ds, use_card=use_card)
+    if px_per_mm is None:
+        # The card search reduced by the long side; now that the scale is known, reduce the photo by what the
+        # analysis needs instead (a wide or elongated photo would otherwise be judged too coarse).
+        wanted = _pow2_reduction((p * ds / d0) / (1.5 * ANALYSIS_PX_PER_MM))
+        if wanted > reduce:
+            rgb = as_rgb(raw, reduce=wanted)
+            ds_new = d0 * w / rgb.shape[1]
+            p *= ds / ds_new  # px per mm of the finer copy
+            ds = ds_new
     if p > WORKING_PX_PER_MM * 1.05:
         small, p2 = to_analysis_grid(rgb, px_per_mm=p, target_px_per_mm=WORKING_PX_PER_MM)
         ds *= rgb.shape[1] / small.shape[1]

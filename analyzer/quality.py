@@ -62,7 +62,7 @@ GLARE_FRACTION_MAX = 0.01
 UNEVEN_RATIO_MAX = 2.0
 _GAMMA = 2.2
 #: Codes that make ``ok`` False.
-BLOCKING = frozenset({"blur", "overexposed", "underexposed", "clipping", "glare", "low_resolution"})
+BLOCKING = frozenset({"blur", "no_texture", "overexposed", "underexposed", "clipping", "glare", "low_resolution"})
 
 _STATS_PIXELS = 100_000  # exposure/glare statistics use an unblended strided sample of about this size
 _FOCUS_MAX_SIDE = 320  # focus is judged on a central crop of at most this many px (32 mm at FOCUS_PX_PER_MM)
@@ -272,7 +272,10 @@ def check_quality(rgb: np.ndarray, *, px_per_mm: float, min_px_per_mm: float = M
         flag("low_resolution",
              f"photo has {px_per_mm:.1f} px/mm; at least {min_px_per_mm:g} px/mm are needed — "
              "move closer or use the main camera at full resolution")
-    if np.isfinite(sharpness) and sharpness < SHARPNESS_MIN:
+    if not np.isfinite(sharpness):
+        flag("no_texture", "the photo shows no skin texture (blank, black or burnt out) — photograph the skin in "
+             "focus, filling the frame")
+    elif sharpness < SHARPNESS_MIN:
         flag("blur", "photo is out of focus — hold still and tap to focus on the skin before taking it")
     if median_luma < UNDEREXPOSED_MEDIAN:
         flag("underexposed", "photo is too dark — add light or tap the skin to set the exposure")

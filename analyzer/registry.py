@@ -74,7 +74,7 @@ for _band in BANDS.values():
         _M(f"{_band.name}.Sdr", "%", _band.name, "developed interfacial area ratio of the relief proxy"),
     )
 _register(
-    _M("scar_density", "1/cm²", "scar", "atrophic scars (0.5–4 mm pits) per square centimetre"),
+    _M("scar_density", "1/cm²", "scar", "atrophic scars (0.3–5 mm pits) per square centimetre"),
     _M("scar_area_fraction", "%", "scar", "percentage of the skin area covered by scars"),
     _M("scar_depth_proxy", "µm*", "scar", "mean depth proxy of detected scars"),
     _M("pore_density", "1/cm²", "fine", "visible pores per square centimetre"),

@@ -94,7 +94,11 @@ class PhotoAnalysis:
 
 def _safe_name(filename: str) -> str:
     name = os.path.basename(str(filename or "").replace("\\", "/")) or "photo"
-    name = re.sub(r"[^\w.\- ]+", "_", name)[:120]
+    name = re.sub(r"[^\w.\- ]+", "_", name)
+    stem, dot, ext = name.rpartition(".")
+    if len(name.encode()) > 120:  # file systems count bytes (255), and non-ASCII letters take several
+        keep = (stem if dot else name).encode()[:100].decode(errors="ignore")
+        name = f"{keep}.{ext[:10]}" if dot else keep
     return name if name not in {".", ".."} else "photo"
 
 
@@ -197,11 +201,15 @@ def analyse_photo(data: bytes, filename: str, *, px_per_mm: float | None = None,
     if not data:
         return PhotoAnalysis(filename=name, sha256=digest,
                              error=f"{name} is empty (0 bytes) — upload the photo again")
-    px = float(px_per_mm) if px_per_mm else None
+    try:
+        px = float(px_per_mm) if px_per_mm else None
+    except (TypeError, ValueError):
+        return PhotoAnalysis(filename=name, sha256=digest,
+                             error=f"scale {px_per_mm!r} is not a number — enter pixels per millimetre, e.g. 30")
     with tempfile.TemporaryDirectory(prefix="relief-upload-") as tmp:
         path = Path(tmp) / name  # the library's messages name the file the practitioner uploaded
-        path.write_bytes(data)
         try:
+            path.write_bytes(data)
             m = _measure(path, px_per_mm=px, regions=regions or None)
         except ReliefError as err:
             # The practitioner knows the file by its name, not by our temporary folder.
@@ -209,6 +217,13 @@ def analyse_photo(data: bytes, filename: str, *, px_per_mm: float | None = None,
             if name not in message:
                 message = f"{name}: {message}"
             return PhotoAnalysis(filename=name, sha256=digest, error=message)
+        except MemoryError:
+            return PhotoAnalysis(filename=name, sha256=digest,
+                                 error=f"{name} needs more memory than is available — upload a smaller copy")
+        except (OSError, ValueError, OverflowError) as err:  # never a traceback on the page
+            return PhotoAnalysis(filename=name, sha256=digest,
+                                 error=f"{name} could not be measured ({type(err).__name__}: {err}) — "
+                                       "check the photo and the options")
     q = m.to_dict()["quality"]  # quality gate + every warning (scale assumption included), JSON-safe
     per_region = {str(n): {k: float(v) for k, v in vals.items()} for n, vals in (m.regions or {}).items()}
     nm = NewMeasurement(

@@ -490,12 +490,23 @@ class Store:
             return out
 
     def baseline_photo(self, patient_id: int, region: str) -> PhotoRecord | None:
-        """The region's photo from the earliest visit (first uploaded if several), or ``None``."""
+        """The region's photo from the earliest visit (first uploaded if several), or ``None``.
+
+        A photo whose measurements all came out unmeasurable (kept despite failing the quality gate: black,
+        blank, all glare) is skipped: it must not become the reference every later visit is compared with.
+        """
+        def measured(has_value: bool):
+            value = Measurement.roughness_index
+            return (select(Measurement.id)
+                    .where(Measurement.photo_id == Photo.id, value.is_not(None) if has_value else value.is_(None))
+                    .exists())
+
+        measurable = or_(measured(True), ~measured(False))  # not yet measured still counts
         with self._tx() as s:
             row = s.execute(
                 select(Photo, Visit.date)
                 .join(Visit, Visit.id == Photo.visit_id)
-                .where(Photo.patient_id == patient_id, Photo.region == region)
+                .where(Photo.patient_id == patient_id, Photo.region == region, measurable)
                 .order_by(Visit.date, Visit.id, Photo.id)
                 .limit(1)
             ).first()

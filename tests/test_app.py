@@ -646,3 +646,13 @@ def test_compare_page_shows_the_regions_both_photos_have(data_dir, store, demo_i
     at.selectbox(key="compare_region_metric").set_value("scar_density").run()
     _no_exception(at)
     assert _region_table(at).columns[1].endswith(f"({text.metric_unit('scar_density')})")
+
+
+
+@pytest.mark.parametrize("name, px", [("照" * 120 + ".jpg", None), ("a.jpg", "abc"), ("a.jpg", 1e9)])
+def test_odd_names_and_scales_give_a_one_line_error_not_a_traceback(name, px):
+    a = visits.analyse_photo((SAMPLES / "week06.jpg").read_bytes(), name, px_per_mm=px)
+    if px is None:
+        assert a.readable  # a very long non-ASCII name is shortened, the photo still measured
+    else:
+        assert not a.readable and a.error and "\n" not in a.error

@@ -130,6 +130,9 @@ ERRORS = {
     "px-per-mm zero": (lambda f: ["measure", f["base"], "--px-per-mm", "0"], "px_per_mm"),
     "px-per-mm negative": (lambda f: ["measure", f["base"], "--px-per-mm", "-1"], "px_per_mm"),
     "px-per-mm nan": (lambda f: ["measure", f["base"], "--px-per-mm", "nan"], "px_per_mm"),
+    "px-per-mm absurd": (lambda f: ["measure", f["base"], "--px-per-mm", "1e9"], "px_per_mm"),
+    "roi too small": (lambda f: ["measure", f["base"], "--roi", "0,0,10,10"], "200"),
+    "roi infinite": (lambda f: ["measure", f["base"], "--roi", "inf,0,10,10"], "ROI"),
     "unknown subcommand": (lambda f: ["measur", f["base"]], "measur"),
     "no subcommand": (lambda f: [], "error"),
     "missing photo argument": (lambda f: ["measure"], "photo"),
@@ -144,3 +147,9 @@ def test_mistakes_give_one_line_naming_the_problem_and_exit_code_2(files, case):
     res = run(*args(files))
     assert_one_line_error(res)
     assert words in res.stderr
+
+
+def test_a_reader_closing_the_pipe_is_not_an_error():
+    res = subprocess.run(f"{sys.executable} -m analyzer measure sample_images/week06.jpg | head -1", shell=True,
+                         cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert res.stdout.startswith("Roughness index") and "error" not in res.stderr

@@ -110,3 +110,13 @@ def test_assess_flags_a_large_exposure_change(gain, word):
     assert k["exposure_change_pct"] == pytest.approx(100 * (gain - 1), rel=1e-3)
     assert abs(k["exposure_change_pct"]) > EXPOSURE_TOLERANCE_PCT
     assert any(word in a for a in k["advice"])
+
+
+
+def test_a_camera_turned_by_90_degrees_is_not_read_as_closer(skin, skin_photo):
+    base = synth.Capture()
+    img = skin_photo(skin, base, 1)
+    turned = np.ascontiguousarray(np.rot90(img))
+    c = compare(img, turned, px_per_mm=base.px_per_mm)
+    assert abs(c.consistency["scale_change_pct"]) < 3
+    assert not any("closer" in a or "further" in a for a in c.consistency["advice"])

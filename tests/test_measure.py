@@ -245,3 +245,14 @@ def test_card_white_balance_makes_the_erythema_index_independent_of_a_colour_cas
     assert neutral.scale_source == cast.scale_source == "card"
     assert cast.metrics["erythema_index"] == pytest.approx(neutral.metrics["erythema_index"], rel=0.01)
     assert cast.roughness_index == pytest.approx(neutral.roughness_index, rel=0.01)
+
+
+
+def test_a_wide_photo_with_the_card_keeps_the_resolution_the_card_measures():
+    # 2600 px wide at 12.8 px/mm: the card search works on a halved copy, the measurement must not
+    skin = synth.make_skin(seed=5, severity=0.5, size_mm=(220, 170), px_per_mm=20)
+    cap = synth.Capture(field_mm=2600 / 12.8, out_px=(2600, 1950), card_center_mm=(100, 80))
+    m = measure(synth.render(skin, cap, seed=1))
+    assert m.scale_source == "card"
+    assert m.px_per_mm == pytest.approx(12.8, rel=0.01)
+    assert "low_resolution" not in m.quality.codes

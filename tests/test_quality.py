@@ -205,3 +205,12 @@ def test_twelve_megapixel_photo_is_checked_fast():
             times.append(time.perf_counter() - t0)
         # Best of 3 per scale: the budget is 100 ms on a quiet machine; allow for a busy CI runner.
         assert min(times[-3:]) < 0.15, times
+
+
+@pytest.mark.parametrize("value", [0.0, 0.5, 1.0])
+def test_a_blank_photo_is_refused_for_showing_no_texture(value):
+    report = check_quality(np.full((400, 600, 3), value, np.float32), px_per_mm=20.0)
+    assert not report.ok
+    assert "no_texture" in report.codes or {"underexposed", "overexposed", "clipping"} & set(report.codes)
+    if value == 0.5:
+        assert "no_texture" in report.codes and any("texture" in w for w in report.warnings)

@@ -634,3 +634,14 @@ def test_public_api_is_documented():
         assert name in doc
     for name in storage.__all__:
         assert getattr(storage, name)
+
+
+def test_a_photo_with_nothing_measurable_never_becomes_the_baseline(store):
+    # a black photo kept despite the quality gate (roughness NaN) must not be the reference for later visits
+    pid = store.create_patient("Nan Baseline").id
+    black = NewPhoto(b"black-photo-bytes", "black.png", "chin",
+                     measurement=NewMeasurement("v1", roughness_index=float("nan")))
+    good = NewPhoto(b"good-photo-bytes", "good.png", "chin", measurement=NewMeasurement("v1", roughness_index=4.2))
+    store.save_visit(pid, date=dt.date(2026, 1, 5), photos=[black])
+    store.save_visit(pid, date=dt.date(2026, 1, 12), photos=[good])
+    assert store.baseline_photo(pid, "chin").filename == "good.png"
