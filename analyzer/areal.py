@@ -103,8 +103,8 @@ def areal_parameters(
     period).
 
     **Developed area (Sdr) — discretisation.** The same scheme as surfalize (``Surface.surface_area``,
-    which cites ISO 25178-2:2021, annex D, eq. D.15): each grid cell ABCD is split into two triangles along one diagonal and
-    along the other, and the two areas are averaged, which equals half the sum of the four corner
+    which cites ISO 25178-2:2021, annex D, eq. D.15): each grid cell ABCD is split into two triangles along one
+    diagonal and along the other, and the two areas are averaged, which equals half the sum of the four corner
     triangles spanned by the cell's x edge and y edge at each corner. A cell counts only when its four
     corner pixels are valid; :math:`S_{dr} = 100\\,(\\sum A_\\text{cell} / (n_\\text{cells} h^2) - 1)`. A plane
     :math:`z = a x` gives exactly :math:`100(\\sqrt{1+a^2} - 1)`.

@@ -67,7 +67,8 @@ for _band in BANDS.values():
     _register(
         _M(f"{_band.name}.Sq", "µm*", _band.name, f"root-mean-square height of the relief proxy ({_band.meaning})"),
         _M(f"{_band.name}.Sa", "µm*", _band.name, f"arithmetic mean height of the relief proxy ({_band.meaning})"),
-        _M(f"{_band.name}.Sz", "µm*", _band.name, f"maximum height (peak to pit) of the relief proxy ({_band.meaning})"),
+        _M(f"{_band.name}.Sz", "µm*", _band.name,
+           f"maximum height (peak to pit) of the relief proxy ({_band.meaning})"),
         _M(f"{_band.name}.Ssk", "1", _band.name, "skewness of the relief proxy; negative = dominated by pits", "none"),
         _M(f"{_band.name}.Sku", "1", _band.name, "kurtosis of the relief proxy; >3 = sharp isolated pits", "none"),
         _M(f"{_band.name}.Sdq", "1", _band.name, "root-mean-square slope of the relief proxy"),

@@ -167,7 +167,8 @@ def albedo(melanin, haemoglobin) -> np.ndarray:
     return BASE_SKIN_RGB * np.exp(-(m * MELANIN_OD + b * HAEMOGLOBIN_OD))
 
 
-#: Exposure gain that puts typical skin (background pigment, flat, E = 1) at a mean of 0.30 linear (mid-grey-ish, as a camera meters skin: leaves headroom for bright walls and drift).
+#: Exposure gain that puts typical skin (background pigment, flat, E = 1) at a mean of 0.30 linear: mid-grey-ish,
+#: as a camera meters skin, leaving headroom for bright scar walls and exposure drift.
 BASE_GAIN = float(0.30 / albedo(BACKGROUND_MELANIN, BACKGROUND_HAEMOGLOBIN).mean())
 
 
@@ -785,7 +786,8 @@ def recapture(rng: np.random.Generator, *, base: Capture = Capture(), light_azim
     ``analyzer.validate``'s single-drift table); view centre shifted +- ``shift_mm`` (3) along x and y from
     ``base.center_mm`` (or the centre of a patch of ``size_mm``, the :func:`make_skin` default); rotation
     +- ``rotation_jitter_deg`` (8); ``field_mm`` x (1 +- ``zoom_jitter``) (8 %); ``light_gradient`` 0 to
-    ``max_light_gradient`` (0.15); ``blur_mm`` in ``blur_mm_range`` (0.01-0.03 mm: in focus; the quality gate sends clearly soft photos back); ``noise`` in ``noise_range``
+    ``max_light_gradient`` (0.15); ``blur_mm`` in ``blur_mm_range`` (0.01-0.03 mm: in focus; the quality gate
+    sends clearly soft photos back); ``noise`` in ``noise_range``
     (0.003-0.01); ``jpeg_quality`` an integer in ``jpeg_quality_range`` (80-95, inclusive). Ambient, glare,
     vignetting and ``out_px`` are kept from ``base``. With the defaults the view stays inside a 60 x 45 mm patch.
 

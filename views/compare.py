@@ -89,7 +89,8 @@ if rows:
     st.dataframe(rows, hide_index=True, key="scar_table")
     st.caption(f"Depths are the relief proxy ({depth_unit}: micrometres for a nominal 45° light — relative, so compare "
                "photos taken with the same light). "
-               f"Shallower/deeper = more than {SCAR_DEPTH_CHANGE_PCT:.0f} % change (a single scar's repeatability); vanished = no longer detected; new = not in the before "
+               f"Shallower/deeper = more than {SCAR_DEPTH_CHANGE_PCT:.0f} % change (a single scar's repeatability); "
+               "vanished = no longer detected; new = not in the before "
                "photo.")
 else:
     st.info("No scars were detected in these photos.")
