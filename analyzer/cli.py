@@ -28,11 +28,15 @@ def _parser() -> argparse.ArgumentParser:
     m.add_argument("photo")
     m.add_argument("--px-per-mm", type=float, default=None, help="pixels per millimetre of the photo")
     m.add_argument("--roi", default=None, help="region X,Y,W,H in pixels")
+    m.add_argument("--face", action="store_true",
+                   help="full-face photo: also measure the standard face regions (cheeks, forehead, chin, temples)")
     m.add_argument("--json", action="store_true", help="print one JSON object")
     c = sub.add_parser("compare", help="compare a follow-up with its baseline")
     c.add_argument("baseline")
     c.add_argument("followup")
     c.add_argument("--px-per-mm", type=float, default=None, help="pixels per millimetre of the baseline")
+    c.add_argument("--face", action="store_true",
+                   help="full-face photos: compare the standard face regions only (cheeks, forehead, chin, temples)")
     c.add_argument("--json", action="store_true", help="print one JSON object")
     k = sub.add_parser("card", help="write the printable calibration card")
     k.add_argument("--out", default="relief-card.pdf", help="output PDF (print at 100 %%)")
@@ -55,6 +59,8 @@ def _print_measure(m) -> None:
     print("Metrics:")
     for name, spec in METRICS.items():
         print(f"  {name:24s} {_fmt(d['metrics'].get(name), spec.unit):>14s}  {spec.meaning.split(';')[0]}")
+    for name, vals in m.regions.items():
+        print(f"  {name:14s} roughness {_fmt(vals['roughness_index'], '%')}, {_fmt(vals['area_cm2'], 'cm²')} measured")
     if m.scars:
         kinds = {}
         for s in m.scars:
@@ -78,6 +84,8 @@ def _print_compare(c) -> None:
     for which, m in (("baseline", c.baseline), ("follow-up", c.followup)):
         for w in m.warnings:
             print(f"  ! {which}: {w}")
+    for name, rc in c.region_changes.items():
+        print(f"  {name:14s} {_fmt(rc['change_pct'], '%')}" + ("  (beyond noise)" if rc["significant"] else ""))
     gone = sum(1 for s in c.scar_changes if s["status"] == "vanished")
     shallower = sum(1 for s in c.scar_changes if s["status"] == "shallower")
     if c.scar_changes:
@@ -90,11 +98,12 @@ def main(argv=None) -> int:
     try:
         if args.command == "measure":
             from .measurement import measure
-            m = measure(args.photo, px_per_mm=args.px_per_mm, roi=args.roi)
+            m = measure(args.photo, px_per_mm=args.px_per_mm, roi=args.roi, regions="face" if args.face else None)
             print(json.dumps(m.to_dict())) if args.json else _print_measure(m)
         elif args.command == "compare":
             from .comparison import compare
-            c = compare(args.baseline, args.followup, px_per_mm=args.px_per_mm)
+            c = compare(args.baseline, args.followup, px_per_mm=args.px_per_mm,
+                        regions="face" if args.face else None)
             print(json.dumps(c.to_dict())) if args.json else _print_compare(c)
         elif args.command == "card":
             from .card import write_card_pdf

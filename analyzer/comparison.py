@@ -27,7 +27,7 @@ from . import filters
 from .consistency import assess
 from .loading import read_image
 from .errors import ReliefError
-from .measurement import Analysis, Measurement, _json_safe, analyse, card_gains, prepare, skin_mask, valid_mask
+from .measurement import Analysis, Measurement, _json_safe, _named_regions, analyse, card_gains, prepare, skin_mask, valid_mask
 from .quality import check_quality
 from .registration import Registration, register, warp_to
 from .registry import ALGORITHM_VERSION, METRICS
@@ -80,6 +80,8 @@ class Comparison:
         Baseline scars matched to follow-up scars: depth change or ``"vanished"``.
     aligned_followup : (H, W, 3) float32
         Follow-up on the baseline's analysis grid (for before/after views); ``baseline_grid`` likewise.
+    region_changes : dict[str, dict]
+        With ``regions``: per region ``change_pct``, ``ci95_pct``, ``mdc_pct``, ``significant``.
     """
 
     baseline: Measurement
@@ -96,6 +98,7 @@ class Comparison:
     aligned_followup: np.ndarray | None = field(default=None, repr=False)
     overlap_mask: np.ndarray | None = field(default=None, repr=False)
     consistency: dict = field(default_factory=dict)
+    region_changes: dict = field(default_factory=dict)
     algorithm_version: str = ALGORITHM_VERSION
 
     @property
@@ -121,6 +124,7 @@ class Comparison:
             "registration": self.registration.to_dict(),
             "scar_changes": self.scar_changes,
             "consistency": self.consistency,
+            "region_changes": self.region_changes,
             "algorithm_version": self.algorithm_version,
         })
 
@@ -203,7 +207,7 @@ def _measurement(analysis: Analysis, *, quality, px_per_mm, source, warnings, ca
 
 
 def compare(baseline, followup, *, px_per_mm: float | None = None,
-            followup_px_per_mm: float | None = None) -> Comparison:
+            followup_px_per_mm: float | None = None, regions=None) -> Comparison:
     """Compare a follow-up photo of a skin area with its baseline.
 
     Parameters
@@ -215,6 +219,11 @@ def compare(baseline, followup, *, px_per_mm: float | None = None,
         from its own card, or from the registration (relative to the baseline).
     followup_px_per_mm : float, optional
         Scale of the follow-up when known independently.
+    regions : "face" or dict[str, (x, y, w, h)], optional
+        Compare only these regions of the baseline (the follow-up is aligned to it): ``"face"`` finds the
+        face's standard regions on the baseline, a dict gives boxes in the baseline's pixels. The headline
+        change is then over the regions together (skin only, no hair or background) and
+        ``region_changes`` holds each region's change.
 
     Returns
     -------
@@ -268,6 +277,13 @@ def compare(baseline, followup, *, px_per_mm: float | None = None,
     inside = cv2.erode(inside.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
     vf, _ = warp_to(grid_b.shape[:2], valid_f.astype(np.float32), reg.matrix)
     common = valid_b & inside & (vf > 0.99)
+    region_masks = {}
+    if regions is not None:
+        named, _face = _named_regions(regions, rgb_b, ds_b, warn_b)
+        region_masks = {name: r.scaled(grid_b.shape[1] / rgb_b.shape[1]).mask(grid_b.shape[:2])
+                        for name, r in named.items()}
+        if region_masks:
+            common &= np.logical_or.reduce(list(region_masks.values()))
     if src_f != "card" and followup_px_per_mm is None:
         # Without a card of its own the follow-up's scale follows from the registration
         # (follow-up grid px × scale = baseline grid px).
@@ -292,6 +308,14 @@ def compare(baseline, followup, *, px_per_mm: float | None = None,
     mdc = 1.96 * se
     significant = bool(np.isfinite(change) and abs(change) > mdc and (ci[0] > 0 or ci[1] < 0))
 
+    region_changes = {}
+    for name, rm in region_masks.items():
+        r_change, r_se = change_interval(sb * sb, sf * sf, mask & rm, px_per_mm=gpb)
+        r_se = math.sqrt(r_se**2 + REPEATABILITY_SD_PCT**2) if np.isfinite(r_se) else float("nan")
+        region_changes[name] = {"change_pct": r_change, "ci95_pct": (r_change - 1.96 * r_se, r_change + 1.96 * r_se),
+                                "mdc_pct": 1.96 * r_se,
+                                "significant": bool(np.isfinite(r_change) and abs(r_change) > 1.96 * r_se)}
+
     lb, lf = _local_rms(sb, mask, gpb), _local_rms(sf, mask, gpb)
     ref = float(np.mean(lb[mask])) if mask.any() else float("nan")
     diff = np.where(mask, 100.0 * (lf - lb) / ref, np.nan).astype(np.float32)
@@ -312,7 +336,7 @@ def compare(baseline, followup, *, px_per_mm: float | None = None,
         baseline=base_m, followup=follow_m, change_pct=change, ci95_pct=ci, mdc_pct=mdc,
         significant=significant, metric_changes=metric_changes, registration=reg, difference_map=diff,
         scar_changes=_match_scars(an_b.pits.scars, an_f.pits.scars), baseline_grid=grid_b,
-        aligned_followup=warped, overlap_mask=mask, consistency=consistency)
+        aligned_followup=warped, overlap_mask=mask, consistency=consistency, region_changes=region_changes)
 
 
 def _not_card(card, grid: np.ndarray) -> np.ndarray | None:

@@ -357,10 +357,14 @@ def run_compare(store: Store, patient_id: int, baseline_id: int, followup_id: in
         raise OptionError("the two photos are the same; pick two different visits")
     path_a = store.photo_path(patient_id, baseline_id)
     path_b = store.photo_path(patient_id, followup_id)
+    # Photos measured by region (full face, or a box drawn by hand) are compared on the baseline's regions only,
+    # so hair and background never enter the change.
+    spec = (store.photo(patient_id, baseline_id).capture or {}).get("regions")
     return _compare(
         path_a, path_b,
         px_per_mm=given_scale(store, patient_id, baseline_id),
         followup_px_per_mm=given_scale(store, patient_id, followup_id),
+        regions=spec or None,
     )
 
 

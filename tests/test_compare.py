@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -177,3 +178,14 @@ def test_files_compare_like_arrays(tmp_path, skin, skin_photo, baseline, cap, fa
     cv2.imwrite(str(b), np.ascontiguousarray(skin_photo(skin_make(1, 0.6, depth=0.7), faithful, 2)[..., ::-1]))
     c = compare(a, str(b), px_per_mm=cap.px_per_mm, followup_px_per_mm=faithful.px_per_mm)
     assert c.change_pct == pytest.approx(smoother.change_pct, abs=0.5)
+
+
+def test_regions_restrict_the_comparison_and_report_each_region():
+    root = Path(__file__).resolve().parents[1] / "sample_images"
+    boxes = {"upper left": (150, 150, 800, 500), "lower left": (150, 1000, 800, 500)}
+    c = compare(root / "week00_baseline.jpg", root / "week12.jpg", regions=boxes)
+    assert set(c.region_changes) == set(boxes)
+    for name, rc in c.region_changes.items():
+        lo, hi = rc["ci95_pct"]
+        assert rc["change_pct"] < -10 and lo < rc["change_pct"] < hi, name  # week 12: scars 35 % shallower
+    assert json.loads(json.dumps(c.to_dict()))["region_changes"].keys() == boxes.keys()
