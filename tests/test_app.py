@@ -558,8 +558,15 @@ def _upload(at: AppTest, name: str, data: bytes) -> AppTest:
 
 
 def _region_table(at: AppTest):
-    """The one table with a "Region" column (AppTest does not expose the key of a read-only st.dataframe)."""
-    [table] = [d.value for d in at.dataframe if "Region" in d.value.columns]
+    """The per-photo region table (AppTest does not expose the key of a read-only st.dataframe)."""
+    [table] = [d.value for d in at.dataframe
+               if "Region" in d.value.columns and "Texture change (95 % interval)" not in d.value.columns]
+    return table
+
+
+def _aligned_region_table(at: AppTest):
+    """The aligned region-by-region change table, with intervals."""
+    [table] = [d.value for d in at.dataframe if "Texture change (95 % interval)" in d.value.columns]
     return table
 
 
@@ -643,6 +650,10 @@ def test_compare_page_shows_the_regions_both_photos_have(data_dir, store, demo_i
     assert table.iloc[0, 1] == pytest.approx(round(ri_b, 2)) and table.iloc[0, 2] == pytest.approx(round(ri_a, 2))
     assert table.iloc[0, 3] == text.change_text(100 * (ri_a / ri_b - 1))
     assert table.iloc[0, 3].startswith("\u2212")  # ground truth: the week-12 scars are 30 % shallower
+    aligned = _aligned_region_table(at)  # the baseline's region compared on the aligned pair, with its interval
+    assert list(aligned["Region"]) == ["left cheek"]
+    change = aligned.iloc[0, 1]
+    assert change.startswith("\u2212") and " to " in change and aligned.iloc[0, 2] == "significant"
     at.selectbox(key="compare_region_metric").set_value("scar_density").run()
     _no_exception(at)
     assert _region_table(at).columns[1].endswith(f"({text.metric_unit('scar_density')})")

@@ -95,7 +95,18 @@ if rows:
 else:
     st.info("No scars were detected in these photos.")
 
-# --- region by region: when both photos were measured by regions (full face, or a box drawn by hand) ----------
+# --- region by region: the aligned comparison of each region of the baseline, with its uncertainty ----------
+aligned_regions = (v.get("result") or {}).get("region_changes") or {}
+if aligned_regions:
+    st.subheader("Texture change by region")
+    st.dataframe([{"Region": name,
+                   "Texture change (95 % interval)": change_with_interval(r.get("change_pct"), *(r.get("ci95_pct")
+                                                                                                  or (None, None))),
+                   "Verdict": significance_text(r.get("significant"))}
+                  for name, r in aligned_regions.items()], hide_index=True, key="region_change_table")
+    st.caption("Each region of the before photo, with the after photo aligned onto it. " + NEGATIVE_IS_SMOOTHER)
+
+# --- per photo: when both photos were measured by regions (full face, or a box drawn by hand) ----------
 with services.show_errors(stop=False):
     regions_a = services.region_values(pid, by_id[a_id])
     regions_b = services.region_values(pid, by_id[b_id])
