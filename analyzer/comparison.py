@@ -27,7 +27,8 @@ from . import filters
 from .consistency import assess
 from .loading import read_image
 from .errors import ReliefError
-from .measurement import Analysis, Measurement, _json_safe, _named_regions, analyse, card_gains, prepare, skin_mask, valid_mask
+from .measurement import (Analysis, Measurement, _json_safe, _named_regions, analyse, card_gains, prepare,
+                          skin_mask, valid_mask)
 from .quality import check_quality
 from .registration import Registration, register, warp_to
 from .registry import ALGORITHM_VERSION, METRICS
