@@ -27,7 +27,7 @@ from . import filters
 from .consistency import assess
 from .loading import read_image
 from .errors import ReliefError
-from .measurement import (Analysis, Measurement, _json_safe, _named_regions, analyse, card_gains, prepare,
+from .measurement import (Analysis, Measurement, json_safe, named_regions, analyse, card_gains, prepare,
                           skin_mask, valid_mask)
 from .quality import check_quality
 from .registration import Registration, register, warp_to
@@ -113,7 +113,7 @@ class Comparison:
 
     def to_dict(self) -> dict:
         """JSON-safe dict as printed by ``python -m analyzer compare --json``."""
-        return _json_safe({
+        return json_safe({
             "baseline": self.baseline.to_dict(),
             "followup": self.followup.to_dict(),
             "change_pct": self.change_pct,
@@ -280,7 +280,7 @@ def compare(baseline, followup, *, px_per_mm: float | None = None,
     common = valid_b & inside & (vf > 0.99)
     region_masks = {}
     if regions is not None:
-        named, _face = _named_regions(regions, rgb_b, ds_b, warn_b)
+        named, _face = named_regions(regions, rgb_b, ds_b, warn_b)
         region_masks = {name: r.scaled(grid_b.shape[1] / rgb_b.shape[1]).mask(grid_b.shape[:2])
                         for name, r in named.items()}
         if region_masks:

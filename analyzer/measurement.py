@@ -91,7 +91,7 @@ class Measurement:
         """JSON-safe dict (NaN → None) as printed by ``python -m analyzer measure --json``."""
         q = self.quality.to_dict()
         q["warnings"] = list(self.warnings)
-        return _json_safe({
+        return json_safe({
             "roughness_index": self.roughness_index,
             "metrics": self.metrics,
             "scars": self.scars,
@@ -104,11 +104,11 @@ class Measurement:
         })
 
 
-def _json_safe(obj):
+def json_safe(obj):
     if isinstance(obj, dict):
-        return {str(k): _json_safe(v) for k, v in obj.items()}
+        return {str(k): json_safe(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
-        return [_json_safe(v) for v in obj]
+        return [json_safe(v) for v in obj]
     if isinstance(obj, (np.floating, float)):
         f = float(obj)
         return f if math.isfinite(f) else None
@@ -117,7 +117,7 @@ def _json_safe(obj):
     if isinstance(obj, np.bool_):
         return bool(obj)
     if isinstance(obj, np.ndarray):
-        return _json_safe(obj.tolist())
+        return json_safe(obj.tolist())
     return obj
 
 
@@ -367,7 +367,7 @@ def measure(image_or_path, *, px_per_mm: float | None = None, roi=None, regions=
         x, y, w, h = parse_roi(roi, (H, W))
         x, y, w, h = (int(round(v / downscale)) for v in (x, y, w, h))
         rgb = rgb[y:y + h, x:x + w]
-    named, face = _named_regions(regions, rgb, downscale, warnings) if regions is not None else ({}, None)
+    named, face = named_regions(regions, rgb, downscale, warnings) if regions is not None else ({}, None)
     if face is not None and source == "default":
         p, source, warnings = _face_scale(face, p, downscale, warnings)
     # The quality gate is independent of the analysis: it runs on the other core meanwhile.
@@ -397,7 +397,7 @@ def measure(image_or_path, *, px_per_mm: float | None = None, roi=None, regions=
 INTERPUPILLARY_MM = 63.0
 
 
-def _named_regions(regions, rgb: np.ndarray, downscale: float, warnings: list):
+def named_regions(regions, rgb: np.ndarray, downscale: float, warnings: list):
     """``(regions, face)``: regions in working-image pixels — the face's standard regions, or boxes given in
     photo pixels."""
     from .regions import face_regions, find_face, region_from_box
