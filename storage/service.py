@@ -600,32 +600,40 @@ class Store:
     def _put_measurement(
         self, patient_id: int, photo_id: int, m: NewMeasurement, *, replace: bool
     ) -> MeasurementRecord:
-        for attempt in (1, 2):
-            try:
-                with self._tx() as s:
-                    photo, _ = _get_photo(s, patient_id, photo_id)
-                    row = s.scalar(
-                        select(Measurement).where(
-                            Measurement.photo_id == photo_id, Measurement.algorithm_version == m.algorithm_version
-                        )
-                    )
-                    if row is not None and not replace:
-                        return _measurement_rec(row)
-                    if row is None:
-                        row = _measurement_row(patient_id, photo_id, m)
-                        s.add(row)
-                    else:
-                        _fill_measurement(row, m)
-                    if m.quality is not None:
-                        photo.quality = _json(dict(m.quality))
-                    s.flush()
-                    return _measurement_rec(row)
-            except IntegrityError:
-                if attempt == 2:
-                    raise
-                # Another writer inserted the same (photo, version) between our read and insert: retry,
-                # which now finds that row.
-        raise AssertionError("unreachable")
+        def write(s):
+            photo, _ = _get_photo(s, patient_id, photo_id)
+            row = s.scalar(
+                select(Measurement).where(
+                    Measurement.photo_id == photo_id, Measurement.algorithm_version == m.algorithm_version
+                )
+            )
+            if row is not None and not replace:
+                return _measurement_rec(row)
+            if row is None:
+                row = _measurement_row(patient_id, photo_id, m)
+                s.add(row)
+            else:
+                _fill_measurement(row, m)
+            if m.quality is not None:
+                photo.quality = _json(dict(m.quality))
+            s.flush()
+            return _measurement_rec(row)
+
+        return self._write_unique(write)
+
+    def _write_unique(self, write):
+        """Run ``write(session)`` in a transaction, once more if it lost an insert race.
+
+        Measurements and comparisons are unique per (photos, algorithm version). When another writer inserted
+        the same row between our read and our insert, the database refuses ours (IntegrityError); the second
+        run then finds that row.
+        """
+        try:
+            with self._tx() as s:
+                return write(s)
+        except IntegrityError:
+            with self._tx() as s:
+                return write(s)
 
     # ---------------------------------------------------------------------------------- comparisons
     def get_comparison(
@@ -694,34 +702,30 @@ class Store:
     ) -> ComparisonRecord:
         if baseline_id == followup_id:
             raise OptionError("baseline and follow-up are the same photo; pick a photo from a later visit")
-        for attempt in (1, 2):
-            try:
-                with self._tx() as s:
-                    _get_photo(s, patient_id, baseline_id)
-                    followup, _ = _get_photo(s, patient_id, followup_id)
-                    row = s.scalar(
-                        select(Comparison).where(
-                            Comparison.baseline_photo_id == baseline_id,
-                            Comparison.followup_photo_id == followup_id,
-                            Comparison.algorithm_version == version,
-                        )
-                    )
-                    if row is not None and not replace:
-                        return _comparison_rec(row)
-                    if row is None:
-                        row = Comparison(
-                            patient_id=patient_id, region=followup.region, baseline_photo_id=baseline_id,
-                            followup_photo_id=followup_id, algorithm_version=version, created_at=utcnow(),
-                        )
-                        s.add(row)
-                    for k, v in values.items():
-                        setattr(row, k, v)
-                    s.flush()
-                    return _comparison_rec(row)
-            except IntegrityError:
-                if attempt == 2:
-                    raise
-        raise AssertionError("unreachable")
+        def write(s):
+            _get_photo(s, patient_id, baseline_id)
+            followup, _ = _get_photo(s, patient_id, followup_id)
+            row = s.scalar(
+                select(Comparison).where(
+                    Comparison.baseline_photo_id == baseline_id,
+                    Comparison.followup_photo_id == followup_id,
+                    Comparison.algorithm_version == version,
+                )
+            )
+            if row is not None and not replace:
+                return _comparison_rec(row)
+            if row is None:
+                row = Comparison(
+                    patient_id=patient_id, region=followup.region, baseline_photo_id=baseline_id,
+                    followup_photo_id=followup_id, algorithm_version=version, created_at=utcnow(),
+                )
+                s.add(row)
+            for k, v in values.items():
+                setattr(row, k, v)
+            s.flush()
+            return _comparison_rec(row)
+
+        return self._write_unique(write)
 
     # ------------------------------------------------------------------------------------- progress
     def progress(
