@@ -3,13 +3,13 @@
 Data flow (one module per step)::
 
     loading -> quality -> colour (pigment vs shading) -> relief (bands, areal parameters)
-            -> scars (pits and pores) -> registration -> compare
+            -> scars (pits and pores) -> registration -> comparison (+ consistency)
 
 Public API
 ----------
 load_image(path)                       -> float32 RGB array in [0, 1]
-measure(image_or_path, *, px_per_mm=None, roi=None) -> Measurement
-compare(baseline, followup, *, px_per_mm=None)     -> Comparison
+measure(image_or_path, *, px_per_mm=None, roi=None, regions=None) -> Measurement
+compare(baseline, followup, *, px_per_mm=None, regions=None)     -> Comparison
 areal_parameters(height_mm, *, px_per_mm)          -> dict of ISO 25178 parameters
 METRICS                                # the registry: name, unit, band, meaning
 """
