@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from analyzer.errors import OptionError, ReliefError
 
-__all__ = ["StorageError", "NotFound", "Conflict", "OptionError"]
+__all__ = ["StorageError", "NotFound", "Conflict", "OptionError", "AccessDenied", "SignInFailed", "ConsentRequired"]
 
 
 class StorageError(ReliefError):
@@ -24,3 +24,17 @@ class NotFound(StorageError, LookupError):
 
 class Conflict(StorageError):
     """The change would break a uniqueness rule (e.g. two patients with the same code)."""
+
+
+class AccessDenied(StorageError, PermissionError):
+    """The acting account's role may not do this (e.g. a viewer uploading). Raised only for records the
+    account may see: a record of another clinic is :class:`NotFound`, never ``AccessDenied``."""
+
+
+class SignInFailed(StorageError):
+    """Wrong user name or password, a disabled or a locked account: one message for all, so it never tells
+    whether a user name exists."""
+
+
+class ConsentRequired(StorageError):
+    """A photo cannot be saved before the patient's consent to clinical photography is recorded."""

@@ -28,7 +28,10 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-__all__ = ["Base", "Patient", "Treatment", "Visit", "Photo", "Measurement", "Comparison", "utcnow"]
+__all__ = [
+    "Base", "Clinic", "Account", "Patient", "Consent", "PatientLink", "AuditEvent", "Treatment", "Visit", "Photo",
+    "Measurement", "Comparison", "utcnow",
+]
 
 # Deterministic constraint names, identical on SQLite and PostgreSQL, so migrations can refer to them.
 NAMING_CONVENTION = {
@@ -58,19 +61,102 @@ def _patient_fk() -> Mapped[int]:
     return mapped_column(ForeignKey("patients.id", ondelete="CASCADE"), nullable=False)
 
 
-class Patient(Base):
-    __tablename__ = "patients"
+class Clinic(Base):
+    """A clinic: the unit of data separation. Every account and every patient belongs to exactly one."""
+
+    __tablename__ = "clinics"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    code: Mapped[str] = mapped_column(String(40), unique=True)
+    name: Mapped[str] = mapped_column(String(200), default="")
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class Account(Base):
+    """A person who signs in. ``role`` is ``admin``, ``practitioner`` or ``viewer``."""
+
+    __tablename__ = "accounts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    username: Mapped[str] = mapped_column(String(100), unique=True)
+    clinic_id: Mapped[int] = mapped_column(ForeignKey("clinics.id"), index=True)
+    role: Mapped[str] = mapped_column(String(20))
+    #: Argon2id hash (argon2-cffi's encoded form); NULL for accounts that sign in by single sign-on only.
+    password_hash: Mapped[str | None] = mapped_column(String(255))
+    email: Mapped[str | None] = mapped_column(String(255))
+    disabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    must_change_password: Mapped[bool] = mapped_column(Boolean, default=False)
+    failed_attempts: Mapped[int] = mapped_column(Integer, default=0)
+    #: No sign-in is evaluated before this time (throttling after failures, then lock-out).
+    locked_until: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    last_sign_in: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class Patient(Base):
+    __tablename__ = "patients"
+    __table_args__ = (UniqueConstraint("clinic_id", "code"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    clinic_id: Mapped[int] = mapped_column(ForeignKey("clinics.id"), index=True)
     name: Mapped[str] = mapped_column(String(200))
-    #: The clinic's own reference (file number); unique when given.
-    code: Mapped[str | None] = mapped_column(String(100), unique=True)
+    #: The clinic's own reference (file number); unique within the clinic when given.
+    code: Mapped[str | None] = mapped_column(String(100))
     birth_date: Mapped[dt.date | None] = mapped_column(Date)
     notes: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
     visits: Mapped[list[Visit]] = relationship(back_populates="patient", passive_deletes=True)
     treatments: Mapped[list[Treatment]] = relationship(back_populates="patient", passive_deletes=True)
+
+
+class Consent(Base):
+    """One consent decision: ``kind`` is ``clinical`` (photography for care) or ``marketing`` (teaching and
+    marketing). A withdrawal is a new row with ``granted = False``; the newest row of a kind is in force."""
+
+    __tablename__ = "consents"
+    __table_args__ = (Index(None, "patient_id", "kind"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    patient_id: Mapped[int] = _patient_fk()
+    kind: Mapped[str] = mapped_column(String(20))
+    granted: Mapped[bool] = mapped_column(Boolean)
+    #: The day the patient gave (or withdrew) consent.
+    date: Mapped[dt.date] = mapped_column(Date)
+    recorded_by: Mapped[str] = mapped_column(String(100))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class PatientLink(Base):
+    """A read-only link for one patient. Only the SHA-256 of its token is stored."""
+
+    __tablename__ = "patient_links"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    patient_id: Mapped[int] = _patient_fk()
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_by: Mapped[str] = mapped_column(String(100))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    last_used_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class AuditEvent(Base):
+    """Append-only audit log (database triggers refuse UPDATE and DELETE). No foreign keys: a row outlives
+    the account, clinic or patient it names."""
+
+    __tablename__ = "audit_events"
+    __table_args__ = (Index(None, "clinic_id", "at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    account: Mapped[str] = mapped_column(String(100), default="")
+    clinic_id: Mapped[int | None] = mapped_column(Integer)
+    action: Mapped[str] = mapped_column(String(40))
+    patient_id: Mapped[int | None] = mapped_column(Integer)
+    outcome: Mapped[str] = mapped_column(String(20), default="ok")
+    detail: Mapped[str] = mapped_column(Text, default="")
 
 
 class Treatment(Base):

@@ -1,8 +1,10 @@
 """The storage service: the only API the dashboard uses to keep patients, visits, photos and results.
 
-Every public method takes the ``patient_id`` first and filters by it, so access rules can later be
-enforced in this one place; an id that belongs to another patient raises :class:`~storage.errors.NotFound`
-exactly like an id that does not exist.
+Every public method takes the acting :class:`~storage.access.Actor` first and the ``patient_id`` second, and
+reaches the patient only through :func:`storage.access.patient_in_scope` (the actor's clinic, role and — for a
+patient link — its one patient are part of the query). An id that belongs to another clinic or patient raises
+:class:`~storage.errors.NotFound` exactly like an id that does not exist. Auditable actions write their audit row
+in the same transaction (:mod:`storage.audit`).
 
 Transactions are short and all-or-nothing. Slow work (the library's analysis, passed in as callbacks) runs
 *outside* database transactions so that no lock is held while a photo is analysed.
@@ -25,9 +27,14 @@ from sqlalchemy.engine import URL
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
-from . import db
+from . import audit, consent, db
+from .access import READ, WRITE, Actor, patient_in_scope, patients_in_scope, require
+from .accounts import Accounts
+from .audit import AuditLog
 from .blobs import BlobStore
-from .errors import Conflict, NotFound, OptionError, StorageError
+from .consent import Consents
+from .errors import Conflict, ConsentRequired, NotFound, OptionError, StorageError
+from .links import PatientLinks
 from .models import Comparison, Measurement, Patient, Photo, Treatment, Visit, utcnow
 from .records import (
     ComparisonRecord,
@@ -98,6 +105,12 @@ class Store:
         self.data_dir = Path(data_dir)
         self.blobs = BlobStore(self.data_dir / "photos")
         self._sessions = sessionmaker(engine, expire_on_commit=False)
+        #: Aggregates beside the patient data, sharing the engine: accounts and sign-in, the audit log,
+        #: patient links, consent.
+        self.accounts = Accounts(self._sessions)
+        self.audit = AuditLog(self._sessions)
+        self.links = PatientLinks(self._sessions)
+        self.consents = Consents(self._sessions)
 
     # ------------------------------------------------------------------------------------- plumbing
     def close(self) -> None:
@@ -122,6 +135,7 @@ class Store:
     # ------------------------------------------------------------------------------------- patients
     def create_patient(
         self,
+        actor: Actor,
         name: str,
         *,
         code: str | None = None,
@@ -129,17 +143,21 @@ class Store:
         notes: str = "",
     ) -> PatientRecord:
         """Add a patient. ``code`` is the clinic's own reference and must be unique when given."""
+        require(actor, WRITE)
         values = _patient_values(name=name, code=code, birth_date=birth_date, notes=notes)
+        if actor.clinic_id is None:
+            raise OptionError("a patient belongs to a clinic; act within one (--clinic CODE)")
         try:
             with self._tx() as s:
-                p = Patient(**values, created_at=utcnow())
+                p = Patient(**values, clinic_id=actor.clinic_id, created_at=utcnow())
                 s.add(p)
                 s.flush()
+                audit.record(s, actor, "create_patient", patient_id=p.id)
                 return _patient_rec(p)
         except IntegrityError as err:
             raise _code_conflict(values["code"]) from err
 
-    def update_patient(self, patient_id: int, **fields: Any) -> PatientRecord:
+    def update_patient(self, actor: Actor, patient_id: int, **fields: Any) -> PatientRecord:
         """Change any of ``name``, ``code``, ``birth_date``, ``notes``; returns the updated record."""
         unknown = set(fields) - set(_PATIENT_FIELDS)
         if unknown:
@@ -149,28 +167,38 @@ class Store:
         values = _patient_values(**fields)
         try:
             with self._tx() as s:
-                p = _get_patient(s, patient_id)
+                p = patient_in_scope(s, actor, patient_id, WRITE)
                 for k, v in values.items():
                     setattr(p, k, v)
                 s.flush()
+                audit.record(s, actor, "edit_patient", patient_id=p.id, detail=", ".join(sorted(values)))
                 return _patient_rec(p)
         except IntegrityError as err:
             raise _code_conflict(values.get("code")) from err
 
-    def patient(self, patient_id: int) -> PatientRecord:
+    def patient(self, actor: Actor, patient_id: int) -> PatientRecord:
         with self._tx() as s:
-            return _patient_rec(_get_patient(s, patient_id))
+            return _patient_rec(patient_in_scope(s, actor, patient_id))
+
+    def open_patient(self, actor: Actor, patient_id: int) -> PatientRecord:
+        """:meth:`patient`, recorded in the audit log as ``view_patient`` (call it once when a patient is
+        opened, not on every redraw)."""
+        with self._tx() as s:
+            p = patient_in_scope(s, actor, patient_id)
+            audit.record(s, actor, "view_patient", patient_id=p.id)
+            return _patient_rec(p)
 
     def list_patients(
-        self, search: str = "", *, algorithm_version: str | None = None
+        self, actor: Actor, search: str = "", *, algorithm_version: str | None = None
     ) -> list[PatientSummary]:
-        """Patients whose name or code contains ``search`` (case-insensitive), by name.
+        """The actor's clinic's patients whose name or code contains ``search`` (case-insensitive), by name.
 
         Each summary carries visit counts and the latest stored change vs baseline (the comparison, for
         ``algorithm_version`` — default the library's current one — whose follow-up visit is the most
         recent, against the region's true baseline). Two queries, whatever the number of patients.
         """
         version = algorithm_version or _current_version()
+        require(actor)
         with self._tx() as s:
             q = (
                 select(
@@ -180,6 +208,7 @@ class Store:
                     func.max(Visit.date),
                 )
                 .outerjoin(Visit, Visit.patient_id == Patient.id)
+                .where(patients_in_scope(actor))
                 .group_by(Patient.id)
                 .order_by(func.lower(Patient.name), Patient.id)
             )
@@ -249,19 +278,21 @@ class Store:
             )
         return out
 
-    def delete_patient(self, patient_id: int) -> None:
+    def delete_patient(self, actor: Actor, patient_id: int) -> None:
         """Delete a patient with all their treatments, visits, photos and results, and their photo files
         (a file shared with another patient's identical upload stays)."""
         with self._tx() as s:
-            _get_patient(s, patient_id)
+            p = patient_in_scope(s, actor, patient_id, WRITE)
             files = {(r.sha256, r.content_type) for r in s.execute(
-                select(Photo.sha256, Photo.content_type).where(Photo.patient_id == patient_id))}
-            s.execute(delete(Patient).where(Patient.id == patient_id))
+                select(Photo.sha256, Photo.content_type).where(Photo.patient_id == p.id))}
+            s.execute(delete(Patient).where(Patient.id == p.id))
+            audit.record(s, actor, "delete_patient", patient_id=p.id)
         self._remove_unreferenced(files)
 
     # ----------------------------------------------------------------------------------- treatments
     def add_treatment(
         self,
+        actor: Actor,
         patient_id: int,
         date: dt.date | str,
         *,
@@ -272,7 +303,7 @@ class Store:
     ) -> TreatmentRecord:
         """Record a treatment session (e.g. micro-needling at 1.5 mm on both cheeks)."""
         with self._tx() as s:
-            _get_patient(s, patient_id)
+            patient_in_scope(s, actor, patient_id, WRITE)
             t = Treatment(
                 patient_id=patient_id, created_at=utcnow(),
                 **_treatment_values(date=date, procedure=procedure, needle_depth_mm=needle_depth_mm,
@@ -280,12 +311,13 @@ class Store:
             )
             s.add(t)
             s.flush()
+            audit.record(s, actor, "add_treatment", patient_id=t.patient_id)
             return _treatment_rec(t)
 
-    def treatments(self, patient_id: int) -> list[TreatmentRecord]:
+    def treatments(self, actor: Actor, patient_id: int) -> list[TreatmentRecord]:
         """The patient's treatments, oldest first."""
         with self._tx() as s:
-            _get_patient(s, patient_id)
+            patient_in_scope(s, actor, patient_id)
             ts = s.scalars(
                 select(Treatment).where(Treatment.patient_id == patient_id).order_by(Treatment.date, Treatment.id)
             )
@@ -294,6 +326,7 @@ class Store:
     # --------------------------------------------------------------------------------------- visits
     def save_visit(
         self,
+        actor: Actor,
         patient_id: int,
         *,
         date: dt.date | str,
@@ -351,8 +384,9 @@ class Store:
                 raise OptionError(f"photo {ph.filename or i + 1!s} is empty; upload the file again")
             if not str(ph.region).strip():
                 raise OptionError(f"photo {ph.filename or i + 1!s} has no region; choose the face region it shows")
-        with self._tx() as s:  # fail early (before writing files) when the patient does not exist
-            _get_patient(s, patient_id)
+        with self._tx() as s:  # fail early (before writing files): no such patient, no right, no consent
+            patient_in_scope(s, actor, patient_id, WRITE)
+            _require_clinical_consent(s, patient_id, photos)
 
         # (2) files first: a crash after this point leaves only content-addressed orphans.
         stored: dict[str, tuple[NewPhoto, str, tuple[int | None, int | None]]] = {}
@@ -372,7 +406,8 @@ class Store:
                 measured[sha] = None
         # (4) one transaction for every row.
         with self._tx() as s:
-            _get_patient(s, patient_id)
+            patient_in_scope(s, actor, patient_id, WRITE)
+            _require_clinical_consent(s, patient_id, photos)
             now = utcnow()
             visit = Visit(patient_id=patient_id, date=visit_date, notes=str(notes or ""), created_at=now)
             s.add(visit)
@@ -396,23 +431,25 @@ class Store:
                 if m is not None:
                     s.add(_measurement_row(patient_id, photo.id, m))
             s.flush()
+            audit.record(s, actor, "upload", patient_id=patient_id,
+                         detail=f"visit {visit_date.isoformat()}: {len(rows)} photo(s)")
             return _visit_rec(visit, [p for p, _ in rows])
 
-    def visits(self, patient_id: int) -> list[VisitRecord]:
-        """The patient's visits with their photos, oldest first (two queries)."""
+    def visits(self, actor: Actor, patient_id: int) -> list[VisitRecord]:
+        """The patient's visits with their photos, oldest first (three queries)."""
         with self._tx() as s:
+            patient_in_scope(s, actor, patient_id)
             vs = s.scalars(
                 select(Visit)
                 .where(Visit.patient_id == patient_id)
                 .order_by(Visit.date, Visit.id)
                 .options(selectinload(Visit.photos))
             ).all()
-            if not vs:
-                _get_patient(s, patient_id)
             return [_visit_rec(v, v.photos) for v in vs]
 
-    def visit(self, patient_id: int, visit_id: int) -> VisitRecord:
+    def visit(self, actor: Actor, patient_id: int, visit_id: int) -> VisitRecord:
         with self._tx() as s:
+            patient_in_scope(s, actor, patient_id)
             v = s.scalar(
                 select(Visit)
                 .where(Visit.id == visit_id, Visit.patient_id == patient_id)
@@ -422,21 +459,24 @@ class Store:
                 raise NotFound(f"visit {visit_id} is not one of this patient's visits; pick one from the visit list")
             return _visit_rec(v, v.photos)
 
-    def delete_visit(self, patient_id: int, visit_id: int) -> None:
+    def delete_visit(self, actor: Actor, patient_id: int, visit_id: int) -> None:
         """Delete one visit with its photos and results (and photo files no other row uses)."""
         with self._tx() as s:
+            patient_in_scope(s, actor, patient_id, WRITE)
             v = s.scalar(select(Visit).where(Visit.id == visit_id, Visit.patient_id == patient_id))
             if v is None:
                 raise NotFound(f"visit {visit_id} is not one of this patient's visits; pick one from the visit list")
             files = {(r.sha256, r.content_type) for r in s.execute(
                 select(Photo.sha256, Photo.content_type).where(Photo.visit_id == visit_id))}
             s.execute(delete(Visit).where(Visit.id == visit_id))
+            audit.record(s, actor, "delete_visit", patient_id=patient_id, detail=f"visit of {v.date.isoformat()}")
         self._remove_unreferenced(files)
 
     # --------------------------------------------------------------------------------------- photos
-    def photos(self, patient_id: int, *, region: str | None = None) -> list[PhotoRecord]:
+    def photos(self, actor: Actor, patient_id: int, *, region: str | None = None) -> list[PhotoRecord]:
         """The patient's photos (optionally of one region), by visit date."""
         with self._tx() as s:
+            patient_in_scope(s, actor, patient_id)
             q = (
                 select(Photo, Visit.date)
                 .join(Visit, Visit.id == Photo.visit_id)
@@ -446,18 +486,16 @@ class Store:
             if region is not None:
                 q = q.where(Photo.region == region)
             rows = s.execute(q).all()
-            if not rows:
-                _get_patient(s, patient_id)
             return [_photo_rec(p, d) for p, d in rows]
 
-    def photo(self, patient_id: int, photo_id: int) -> PhotoRecord:
+    def photo(self, actor: Actor, patient_id: int, photo_id: int) -> PhotoRecord:
         with self._tx() as s:
-            p, d = _get_photo(s, patient_id, photo_id)
+            p, d = _get_photo(s, actor, patient_id, photo_id)
             return _photo_rec(p, d)
 
-    def photo_path(self, patient_id: int, photo_id: int) -> Path:
+    def photo_path(self, actor: Actor, patient_id: int, photo_id: int) -> Path:
         """Path of the photo's file (read-only: never write to it)."""
-        rec = self.photo(patient_id, photo_id)
+        rec = self.photo(actor, patient_id, photo_id)
         path = self.blobs.path(rec.sha256, rec.content_type)
         if not path.is_file():
             raise StorageError(
@@ -466,9 +504,9 @@ class Store:
             )
         return path
 
-    def photo_bytes(self, patient_id: int, photo_id: int) -> bytes:
+    def photo_bytes(self, actor: Actor, patient_id: int, photo_id: int) -> bytes:
         """The photo's bytes exactly as uploaded, checked against their SHA-256."""
-        rec = self.photo(patient_id, photo_id)
+        rec = self.photo(actor, patient_id, photo_id)
         try:
             return self.blobs.read(rec.sha256, rec.content_type)
         except FileNotFoundError:
@@ -479,17 +517,16 @@ class Store:
         except ValueError as err:
             raise StorageError(f"{err}; restore the photos folder from a backup") from None
 
-    def regions(self, patient_id: int) -> list[str]:
+    def regions(self, actor: Actor, patient_id: int) -> list[str]:
         """Regions photographed for this patient, alphabetically."""
         with self._tx() as s:
+            patient_in_scope(s, actor, patient_id)
             out = list(
                 s.scalars(select(Photo.region).where(Photo.patient_id == patient_id).distinct().order_by(Photo.region))
             )
-            if not out:
-                _get_patient(s, patient_id)
             return out
 
-    def baseline_photo(self, patient_id: int, region: str) -> PhotoRecord | None:
+    def baseline_photo(self, actor: Actor, patient_id: int, region: str) -> PhotoRecord | None:
         """The region's photo from the earliest visit (first uploaded if several), or ``None``.
 
         A photo whose measurements all came out unmeasurable (kept despite failing the quality gate: black,
@@ -503,6 +540,7 @@ class Store:
 
         measurable = or_(measured(True), ~measured(False))  # not yet measured still counts
         with self._tx() as s:
+            patient_in_scope(s, actor, patient_id)
             row = s.execute(
                 select(Photo, Visit.date)
                 .join(Visit, Visit.id == Photo.visit_id)
@@ -511,7 +549,6 @@ class Store:
                 .limit(1)
             ).first()
             if row is None:
-                _get_patient(s, patient_id)
                 return None
             return _photo_rec(*row)
 
@@ -536,9 +573,12 @@ class Store:
                 self.blobs.remove(self.blobs.path(sha, ctype))
 
     # --------------------------------------------------------------------------------- measurements
-    def get_measurement(self, patient_id: int, photo_id: int, algorithm_version: str) -> MeasurementRecord | None:
+    def get_measurement(
+        self, actor: Actor, patient_id: int, photo_id: int, algorithm_version: str
+    ) -> MeasurementRecord | None:
         """The stored measurement of a photo by one algorithm version, or ``None``."""
         with self._tx() as s:
+            patient_in_scope(s, actor, patient_id)
             m = s.scalar(
                 select(Measurement).where(
                     Measurement.patient_id == patient_id,
@@ -547,12 +587,13 @@ class Store:
                 )
             )
             if m is None:
-                _get_photo(s, patient_id, photo_id)
+                _get_photo(s, actor, patient_id, photo_id)
                 return None
             return _measurement_rec(m)
 
     def save_measurement(
         self,
+        actor: Actor,
         patient_id: int,
         photo_id: int,
         algorithm_version: str,
@@ -570,10 +611,11 @@ class Store:
             algorithm_version=algorithm_version, roughness_index=roughness_index, metrics=metrics,
             scars=scars, px_per_mm=px_per_mm, scale_source=scale_source, quality=quality,
         ))
-        return self._put_measurement(patient_id, photo_id, m, replace=True)
+        return self._put_measurement(actor, patient_id, photo_id, m, replace=True)
 
     def measurement_for(
         self,
+        actor: Actor,
         patient_id: int,
         photo_id: int,
         algorithm_version: str,
@@ -586,7 +628,7 @@ class Store:
         fields (``algorithm_version`` may be left out). It runs outside any transaction; if two processes
         compute at once, the first stored result wins and is returned to both.
         """
-        found = self.get_measurement(patient_id, photo_id, algorithm_version)
+        found = self.get_measurement(actor, patient_id, photo_id, algorithm_version)
         if found is not None:
             return found
         m = _as_new_measurement(compute(), default_version=algorithm_version)
@@ -595,13 +637,16 @@ class Store:
                 f"compute() returned a measurement by version {m.algorithm_version!r} where "
                 f"{algorithm_version!r} was asked; pass the library's ALGORITHM_VERSION to both"
             )
-        return self._put_measurement(patient_id, photo_id, m, replace=False)
+        return self._put_measurement(actor, patient_id, photo_id, m, replace=False)
 
     def _put_measurement(
-        self, patient_id: int, photo_id: int, m: NewMeasurement, *, replace: bool
+        self, actor: Actor, patient_id: int, photo_id: int, m: NewMeasurement, *, replace: bool
     ) -> MeasurementRecord:
+        # Replacing a result is an edit; filling the cache for a new algorithm version is not.
+        right = WRITE if replace else READ
+
         def write(s):
-            photo, _ = _get_photo(s, patient_id, photo_id)
+            photo, _ = _get_photo(s, actor, patient_id, photo_id, right)
             row = s.scalar(
                 select(Measurement).where(
                     Measurement.photo_id == photo_id, Measurement.algorithm_version == m.algorithm_version
@@ -637,10 +682,11 @@ class Store:
 
     # ---------------------------------------------------------------------------------- comparisons
     def get_comparison(
-        self, patient_id: int, baseline_photo_id: int, followup_photo_id: int, algorithm_version: str
+        self, actor: Actor, patient_id: int, baseline_photo_id: int, followup_photo_id: int, algorithm_version: str
     ) -> ComparisonRecord | None:
         """The stored comparison of two photos by one algorithm version, or ``None``."""
         with self._tx() as s:
+            patient_in_scope(s, actor, patient_id)
             c = s.scalar(
                 select(Comparison).where(
                     Comparison.patient_id == patient_id,
@@ -650,13 +696,14 @@ class Store:
                 )
             )
             if c is None:
-                _get_photo(s, patient_id, baseline_photo_id)
-                _get_photo(s, patient_id, followup_photo_id)
+                _get_photo(s, actor, patient_id, baseline_photo_id)
+                _get_photo(s, actor, patient_id, followup_photo_id)
                 return None
             return _comparison_rec(c)
 
     def save_comparison(
         self,
+        actor: Actor,
         patient_id: int,
         baseline_photo_id: int,
         followup_photo_id: int,
@@ -676,11 +723,12 @@ class Store:
             significant=significant, result=result,
         ))
         return self._put_comparison(
-            patient_id, baseline_photo_id, followup_photo_id, algorithm_version, values, replace=True
+            actor, patient_id, baseline_photo_id, followup_photo_id, algorithm_version, values, replace=True
         )
 
     def comparison_for(
         self,
+        actor: Actor,
         patient_id: int,
         baseline_photo_id: int,
         followup_photo_id: int,
@@ -689,22 +737,25 @@ class Store:
     ) -> ComparisonRecord:
         """Like :meth:`measurement_for` for comparisons: ``compute()`` returns a dict with ``change_pct,
         ci_low, ci_high, mdc_pct, significant`` and optionally ``result`` (the full JSON)."""
-        found = self.get_comparison(patient_id, baseline_photo_id, followup_photo_id, algorithm_version)
+        found = self.get_comparison(actor, patient_id, baseline_photo_id, followup_photo_id, algorithm_version)
         if found is not None:
             return found
         values = _comparison_values(compute())
         return self._put_comparison(
-            patient_id, baseline_photo_id, followup_photo_id, algorithm_version, values, replace=False
+            actor, patient_id, baseline_photo_id, followup_photo_id, algorithm_version, values, replace=False
         )
 
     def _put_comparison(
-        self, patient_id: int, baseline_id: int, followup_id: int, version: str, values: dict, *, replace: bool
+        self, actor: Actor, patient_id: int, baseline_id: int, followup_id: int, version: str, values: dict,
+        *, replace: bool
     ) -> ComparisonRecord:
         if baseline_id == followup_id:
             raise OptionError("baseline and follow-up are the same photo; pick a photo from a later visit")
+        right = WRITE if replace else READ
+
         def write(s):
-            _get_photo(s, patient_id, baseline_id)
-            followup, _ = _get_photo(s, patient_id, followup_id)
+            _get_photo(s, actor, patient_id, baseline_id, right)
+            followup, _ = _get_photo(s, actor, patient_id, followup_id, right)
             row = s.scalar(
                 select(Comparison).where(
                     Comparison.baseline_photo_id == baseline_id,
@@ -723,15 +774,17 @@ class Store:
             for k, v in values.items():
                 setattr(row, k, v)
             s.flush()
+            audit.record(s, actor, "compare", patient_id=patient_id,
+                         detail=f"photo {baseline_id} -> {followup_id}: {row.change_pct if row.change_pct is not None else 'n/a'} %")
             return _comparison_rec(row)
 
         return self._write_unique(write)
 
     # ------------------------------------------------------------------------------------- progress
     def progress(
-        self, patient_id: int, region: str, *, algorithm_version: str | None = None
+        self, actor: Actor, patient_id: int, region: str, *, algorithm_version: str | None = None
     ) -> list[ProgressPoint]:
-        """One point per visit that has a photo of ``region``, oldest first — two queries in all.
+        """One point per visit that has a photo of ``region``, oldest first — three queries in all.
 
         Parameters
         ----------
@@ -747,6 +800,7 @@ class Store:
         """
         version = algorithm_version or _current_version()
         with self._tx() as s:
+            patient_in_scope(s, actor, patient_id)
             first_tx = (
                 select(func.min(Treatment.date)).where(Treatment.patient_id == patient_id).scalar_subquery()
             )
@@ -771,7 +825,6 @@ class Store:
                 .order_by(Visit.date, Visit.id)
             ).all()
             if not rows:
-                _get_patient(s, patient_id)
                 return []
             baseline_id = rows[0].photo_id
             comps = {
@@ -830,15 +883,15 @@ def _code_conflict(code: str | None) -> Conflict:
     return Conflict(f"a patient with code {code!r} already exists; use another code or open that patient")
 
 
-def _get_patient(s: Session, patient_id: int) -> Patient:
-    ok = isinstance(patient_id, numbers.Integral) and not isinstance(patient_id, bool)
-    p = s.get(Patient, int(patient_id)) if ok else None
-    if p is None:
-        raise NotFound(f"patient {patient_id!r} does not exist; pick a patient from the list")
-    return p
+def _require_clinical_consent(s: Session, patient_id: int, photos: Sequence[Any]) -> None:
+    if photos and not consent.in_force(s, [int(patient_id)], "clinical").get(int(patient_id), False):
+        raise ConsentRequired("record the patient's consent to clinical photography (patient page) before "
+                              "saving photos")
 
 
-def _get_photo(s: Session, patient_id: int, photo_id: int) -> tuple[Photo, dt.date]:
+def _get_photo(s: Session, actor: Actor, patient_id: int, photo_id: int, right: str = READ
+               ) -> tuple[Photo, dt.date]:
+    patient_in_scope(s, actor, patient_id, right)
     row = s.execute(
         select(Photo, Visit.date)
         .join(Visit, Visit.id == Photo.visit_id)

@@ -1,0 +1,116 @@
+"""Who is acting, and what they may do: the one place where access to patient data is decided.
+
+Every method of the storage services takes the acting :class:`Actor` first. Patient rows are reached only
+through :func:`patient_in_scope` (one patient) or :func:`patients_in_scope` (a ``WHERE`` clause for lists), which
+filter by the actor's clinic — and, for a patient link, by its one patient — *in the query*, so a record of
+another clinic is indistinguishable from one that does not exist (:class:`~storage.errors.NotFound` with the same
+message). Roles are checked by :func:`require`.
+
+Roles
+-----
+==============  ===============================================================================
+viewer          reads patients, photos, progress and comparisons of their clinic
+practitioner    viewer + creates and edits patients, records consent, uploads, compares, issues links
+admin           practitioner + manages the clinic's accounts and reads its audit log
+link            (a patient link, not an account) reads one patient's progress; nothing else
+system          the server's command line (``python -m storage``, reports); all rights in one clinic,
+                or only account administration when no clinic is given
+==============  ===============================================================================
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import ColumnElement, and_, select
+from sqlalchemy.orm import Session
+
+from .errors import AccessDenied, NotFound
+from .models import Patient
+
+__all__ = ["Actor", "ROLES", "READ", "WRITE", "ADMIN", "require", "patient_in_scope", "patients_in_scope"]
+
+ROLES = ("admin", "practitioner", "viewer")
+READ, WRITE, ADMIN = "read", "write", "admin"
+_RIGHTS = {
+    "admin": {READ, WRITE, ADMIN},
+    "practitioner": {READ, WRITE},
+    "viewer": {READ},
+    "link": {READ},
+    "system": {READ, WRITE, ADMIN},
+}
+_VERB = {READ: "see patient data", WRITE: "change patient data (create, upload, edit, delete, compare)",
+         ADMIN: "manage accounts or read the audit log"}
+
+PATIENT_NOT_FOUND = "no such patient; pick one from the patient list"
+
+
+@dataclass(frozen=True)
+class Actor:
+    """The account (or patient link, or server command line) on whose behalf storage is used.
+
+    Made by :meth:`storage.Accounts.sign_in` / :meth:`storage.Accounts.actor`, :meth:`storage.PatientLinks.open`
+    or :meth:`Actor.system`; pages never build one themselves. Frozen and hashable, so it can be part of a
+    cache key.
+    """
+
+    kind: str  # "account" | "link" | "system"
+    name: str  # user name, "link #<id>" or "system"
+    role: str  # a ROLES entry, "link" or "system"
+    clinic_id: int | None
+    clinic_code: str = ""
+    account_id: int | None = None
+    patient_id: int | None = None  # a link's one patient
+    must_change_password: bool = False
+
+    @classmethod
+    def system(cls, clinic_id: int | None = None, clinic_code: str = "") -> Actor:
+        """The server's command line: all rights within ``clinic_id`` (or only account administration)."""
+        return cls(kind="system", name="system", role="system", clinic_id=clinic_id, clinic_code=clinic_code)
+
+    def can(self, right: str) -> bool:
+        return right in _RIGHTS.get(self.role, ()) and not (self.must_change_password and right != READ)
+
+
+def require(actor: object, right: str = READ) -> Actor:
+    """Check that ``actor`` is an :class:`Actor` holding ``right``; return it.
+
+    Raises
+    ------
+    AccessDenied
+        Not an actor (a caller that forgot to pass one), or a role without the right.
+    """
+    if not isinstance(actor, Actor):
+        raise AccessDenied("sign in first: this needs a signed-in account")
+    if right not in _RIGHTS.get(actor.role, ()):
+        raise AccessDenied(f"your role ({actor.role}) cannot {_VERB[right]}; ask your clinic's admin")
+    if actor.must_change_password and right != READ:
+        raise AccessDenied("change your one-time password first")
+    return actor
+
+
+def patients_in_scope(actor: Actor) -> ColumnElement[bool]:
+    """``WHERE`` clause on :class:`~storage.models.Patient`: the patients ``actor`` may see."""
+    if actor.clinic_id is None:
+        raise AccessDenied("this command needs a clinic; pass --clinic CODE")
+    clause = Patient.clinic_id == actor.clinic_id
+    if actor.kind == "link":
+        clause = and_(clause, Patient.id == actor.patient_id)
+    return clause
+
+
+def patient_in_scope(s: Session, actor: object, patient_id: object, right: str = READ) -> Patient:
+    """The patient row if ``actor`` may exercise ``right`` on it, else an error.
+
+    A patient of another clinic (or, for a link, any other patient) raises the same :class:`NotFound` as an id
+    that does not exist — before the role is checked, so a role error never confirms that a record exists.
+    """
+    actor = require(actor, READ)
+    try:
+        pid = int(patient_id)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise NotFound(PATIENT_NOT_FOUND) from None
+    p = s.scalar(select(Patient).where(Patient.id == pid, patients_in_scope(actor)))
+    if p is None:
+        raise NotFound(PATIENT_NOT_FOUND)
+    require(actor, right)
+    return p

@@ -1,0 +1,293 @@
+"""Clinics and accounts: passwords (Argon2id), sign-in with throttling and lock-out, account administration.
+
+Sign-in policy (constants below):
+
+* passwords have at least :data:`MIN_PASSWORD_LENGTH` characters and are stored only as Argon2id hashes
+  (``argon2-cffi``'s defaults: 64 MiB, 3 passes); they are never logged;
+* after :data:`FREE_FAILURES` consecutive failures every further attempt must wait 2, 4, 8 … seconds (attempts
+  in the wait are refused unchecked); the :data:`LOCK_AFTER`-th consecutive failure locks the account for
+  :data:`LOCK_MINUTES` minutes; a successful sign-in resets the count;
+* every refusal — unknown name, wrong password, disabled, throttled or locked — has the same message
+  (:data:`SIGN_IN_FAILED`), and an unknown name costs the same hash computation as a known one.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import re
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from . import audit
+from .access import ADMIN, ROLES, Actor, require
+from .errors import AccessDenied, Conflict, NotFound, OptionError, SignInFailed
+from .models import Account, Clinic, utcnow
+
+__all__ = ["Accounts", "AccountRecord", "MIN_PASSWORD_LENGTH", "FREE_FAILURES", "LOCK_AFTER", "LOCK_MINUTES",
+           "SIGN_IN_FAILED", "check_password"]
+
+MIN_PASSWORD_LENGTH = 12
+MAX_PASSWORD_LENGTH = 1024
+FREE_FAILURES = 2
+LOCK_AFTER = 6
+LOCK_MINUTES = 15
+SIGN_IN_FAILED = ("sign-in failed: wrong user name or password, or too many attempts — wait a moment and try "
+                  "again, or ask your clinic's admin")
+_USERNAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,99}$")
+_CLINIC_CODE = re.compile(r"^[A-Z0-9][A-Z0-9_-]{0,39}$")
+_hasher = PasswordHasher()  # Argon2id
+_DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))
+
+
+@dataclass(frozen=True)
+class AccountRecord:
+    id: int
+    username: str
+    role: str
+    clinic_code: str
+    email: str | None
+    disabled: bool
+    must_change_password: bool
+    locked_until: dt.datetime | None
+    last_sign_in: dt.datetime | None
+    created_at: dt.datetime
+
+
+def check_password(password: object) -> str:
+    """The password if it is acceptable, else an :class:`OptionError` that says what is needed."""
+    if not isinstance(password, str) or len(password) < MIN_PASSWORD_LENGTH:
+        raise OptionError(f"the password needs at least {MIN_PASSWORD_LENGTH} characters; a phrase of several "
+                          "words is easy to remember")
+    if len(password) > MAX_PASSWORD_LENGTH:
+        raise OptionError(f"the password is longer than {MAX_PASSWORD_LENGTH} characters; choose a shorter one")
+    if password.strip() != password:
+        raise OptionError("the password starts or ends with a space; remove it")
+    return password
+
+
+def _check_username(name: object) -> str:
+    if not isinstance(name, str) or not _USERNAME.match(name):
+        raise OptionError("a user name has 1-100 letters, digits, '.', '_', '@' or '-' and starts with a letter "
+                          "or digit")
+    return name
+
+
+def _aware(t: dt.datetime | None) -> dt.datetime | None:
+    return None if t is None or t.tzinfo else t.replace(tzinfo=dt.timezone.utc)
+
+
+class Accounts:
+    """Accounts and clinics. ``clock`` is injectable so tests can pass time instead of sleeping."""
+
+    def __init__(self, sessions: sessionmaker, clock: Callable[[], dt.datetime] = utcnow):
+        self._sessions = sessions
+        self.clock = clock
+
+    # ----------------------------------------------------------------------------------- bootstrap
+    def ensure_first_admin(self, password: str | None = None) -> str | None:
+        """On an empty store, create the account ``admin`` (role admin, clinic ``MAIN``).
+
+        With ``password`` (the app passes ``RELIEF_ADMIN_PASSWORD``) that is its password. Without, a random
+        one-time password is generated, returned (the caller prints it once) and must be changed at the first
+        sign-in. Returns ``None`` when accounts already exist or the password was given.
+        """
+        one_time = password is None
+        pw = secrets.token_urlsafe(12) if one_time else check_password(password)
+        try:
+            with self._sessions() as s, s.begin():
+                if s.scalar(select(func.count(Account.id))):
+                    return None
+                clinic = self._clinic(s, "MAIN", create=True)
+                s.add(Account(username="admin", clinic_id=clinic.id, role="admin", password_hash=_hasher.hash(pw),
+                              disabled=False, must_change_password=one_time, failed_attempts=0,
+                              created_at=self.clock()))
+                audit.record(s, None, "account_created", account="system", clinic_id=clinic.id,
+                             detail="first admin 'admin'")
+        except IntegrityError:  # another process created it at the same moment
+            return None
+        return pw if one_time else None
+
+    @staticmethod
+    def _clinic(s: Session, code: str, *, create: bool = False) -> Clinic:
+        code = str(code or "").strip().upper()
+        if not _CLINIC_CODE.match(code):
+            raise OptionError("a clinic code has 1-40 letters, digits, '_' or '-' (e.g. MAIN)")
+        c = s.scalar(select(Clinic).where(Clinic.code == code))
+        if c is None:
+            if not create:
+                raise NotFound(f"no clinic {code}; check the code")
+            c = Clinic(code=code, name=code, created_at=utcnow())
+            s.add(c)
+            s.flush()
+        return c
+
+    def clinic_actor(self, code: str) -> Actor:
+        """The server command line acting within clinic ``code`` (for reports and exports)."""
+        with self._sessions() as s:
+            c = self._clinic(s, code)
+            return Actor.system(c.id, c.code)
+
+    # -------------------------------------------------------------------------------------- sign-in
+    def sign_in(self, username: str, password: str) -> Actor:
+        """Check a user name and password; the signed-in :class:`Actor`, or :class:`SignInFailed`."""
+        now = self.clock()
+        name = str(username or "").strip()[:100]
+        with self._sessions() as s, s.begin():
+            acc = s.scalar(select(Account).where(Account.username == name)) if name else None
+            if acc is None or acc.password_hash is None:
+                _verify(_DUMMY_HASH, str(password or ""))  # same cost as a real check
+                audit.record(s, None, "sign_in", outcome="failed", account=name, detail="unknown user name")
+                raise SignInFailed(SIGN_IN_FAILED)
+            locked = _aware(acc.locked_until)
+            if locked is not None and now < locked:
+                audit.record(s, None, "sign_in", outcome="failed", account=name, clinic_id=acc.clinic_id,
+                             detail="throttled or locked")
+                raise SignInFailed(SIGN_IN_FAILED)
+            ok = _verify(acc.password_hash, str(password or ""))
+            if not ok or acc.disabled:
+                if not ok:
+                    acc.failed_attempts += 1
+                    n = acc.failed_attempts
+                    if n >= LOCK_AFTER:
+                        acc.locked_until = now + dt.timedelta(minutes=LOCK_MINUTES)
+                    elif n > FREE_FAILURES:
+                        acc.locked_until = now + dt.timedelta(seconds=2 ** (n - FREE_FAILURES))
+                audit.record(s, None, "sign_in", outcome="failed", account=name, clinic_id=acc.clinic_id,
+                             detail="disabled" if acc.disabled else f"wrong password ({acc.failed_attempts})")
+                raise SignInFailed(SIGN_IN_FAILED)
+            acc.failed_attempts = 0
+            acc.locked_until = None
+            acc.last_sign_in = now
+            actor = self._actor(s, acc)
+            audit.record(s, actor, "sign_in")
+            return actor
+
+    def actor(self, account_id: int) -> Actor:
+        """The current :class:`Actor` of a signed-in account (checked again on every page run, so disabling
+        an account or changing its role takes effect at once)."""
+        with self._sessions() as s:
+            acc = s.get(Account, int(account_id))
+            if acc is None or acc.disabled:
+                raise SignInFailed("your session has ended; sign in again")
+            return self._actor(s, acc)
+
+    @staticmethod
+    def _actor(s: Session, acc: Account) -> Actor:
+        clinic = s.get(Clinic, acc.clinic_id)
+        return Actor(kind="account", name=acc.username, role=acc.role, clinic_id=acc.clinic_id,
+                     clinic_code=clinic.code if clinic else "", account_id=acc.id,
+                     must_change_password=bool(acc.must_change_password))
+
+    def sign_out(self, actor: Actor) -> None:
+        with self._sessions() as s, s.begin():
+            audit.record(s, require(actor), "sign_out")
+
+    def change_password(self, actor: Actor, old_password: str, new_password: str) -> Actor:
+        """The signed-in account changes its own password (required after a one-time password)."""
+        require(actor)
+        check_password(new_password)
+        if new_password == old_password:
+            raise OptionError("choose a new password different from the current one")
+        with self._sessions() as s, s.begin():
+            acc = s.get(Account, actor.account_id) if actor.account_id else None
+            if acc is None or acc.disabled or not _verify(acc.password_hash or _DUMMY_HASH, str(old_password or "")):
+                raise SignInFailed("the current password is not right; type it again")
+            acc.password_hash = _hasher.hash(new_password)
+            acc.must_change_password = False
+            s.flush()
+            new_actor = self._actor(s, acc)
+            audit.record(s, new_actor, "password_changed")
+            return new_actor
+
+    # ------------------------------------------------------------------------------- administration
+    def _scope(self, s: Session, actor: Actor, username: str) -> Account:
+        require(actor, ADMIN)
+        q = select(Account).where(Account.username == str(username))
+        if actor.clinic_id is not None:
+            q = q.where(Account.clinic_id == actor.clinic_id)
+        acc = s.scalar(q)
+        if acc is None:
+            raise NotFound(f"no account {username!s:.100}; see the account list")
+        return acc
+
+    def add(self, actor: Actor, username: str, *, role: str, password: str | None, clinic: str | None = None,
+            email: str | None = None, must_change_password: bool = False) -> AccountRecord:
+        """Create an account. An admin creates accounts in their own clinic; the server CLI in any clinic
+        (a new clinic code creates the clinic)."""
+        require(actor, ADMIN)
+        _check_username(username)
+        if role not in ROLES:
+            raise OptionError(f"role must be one of {', '.join(ROLES)}")
+        if password is not None:
+            check_password(password)
+        try:
+            with self._sessions() as s, s.begin():
+                if actor.clinic_id is not None:
+                    if clinic and str(clinic).strip().upper() != actor.clinic_code:
+                        raise AccessDenied("you can create accounts only in your own clinic")
+                    c = s.get(Clinic, actor.clinic_id)
+                else:
+                    if not clinic:
+                        raise OptionError("give the account's clinic with --clinic CODE")
+                    c = self._clinic(s, clinic, create=True)
+                acc = Account(username=username, clinic_id=c.id, role=role, email=(email or None),
+                              password_hash=_hasher.hash(password) if password is not None else None,
+                              disabled=False, must_change_password=bool(must_change_password), failed_attempts=0,
+                              created_at=self.clock())
+                s.add(acc)
+                s.flush()
+                audit.record(s, actor, "account_created", clinic_id=c.id, detail=f"{username} ({role})")
+                return self._rec(s, acc)
+        except IntegrityError as err:
+            raise Conflict(f"the user name {username} is taken; choose another") from err
+
+    def list(self, actor: Actor) -> list[AccountRecord]:
+        require(actor, ADMIN)
+        with self._sessions() as s:
+            q = select(Account).order_by(Account.username)
+            if actor.clinic_id is not None:
+                q = q.where(Account.clinic_id == actor.clinic_id)
+            return [self._rec(s, a) for a in s.scalars(q)]
+
+    def set_disabled(self, actor: Actor, username: str, disabled: bool = True) -> AccountRecord:
+        with self._sessions() as s, s.begin():
+            acc = self._scope(s, actor, username)
+            if disabled and actor.account_id == acc.id:
+                raise OptionError("you cannot disable your own account; ask another admin")
+            acc.disabled = bool(disabled)
+            audit.record(s, actor, "account_disabled" if disabled else "account_enabled", clinic_id=acc.clinic_id,
+                         detail=acc.username)
+            return self._rec(s, acc)
+
+    def reset_password(self, actor: Actor, username: str, password: str, *, must_change: bool = True) -> AccountRecord:
+        """Set a new password (and unlock). From the app the user must change it at the next sign-in."""
+        check_password(password)
+        with self._sessions() as s, s.begin():
+            acc = self._scope(s, actor, username)
+            acc.password_hash = _hasher.hash(password)
+            acc.must_change_password = bool(must_change)
+            acc.failed_attempts = 0
+            acc.locked_until = None
+            audit.record(s, actor, "password_reset", clinic_id=acc.clinic_id, detail=acc.username)
+            return self._rec(s, acc)
+
+    @staticmethod
+    def _rec(s: Session, a: Account) -> AccountRecord:
+        clinic = s.get(Clinic, a.clinic_id)
+        return AccountRecord(id=a.id, username=a.username, role=a.role, clinic_code=clinic.code if clinic else "",
+                             email=a.email, disabled=bool(a.disabled), must_change_password=bool(a.must_change_password),
+                             locked_until=_aware(a.locked_until), last_sign_in=_aware(a.last_sign_in),
+                             created_at=_aware(a.created_at))
+
+
+def _verify(hashed: str, password: str) -> bool:
+    try:
+        return _hasher.verify(hashed, password)
+    except (VerifyMismatchError, VerificationError, InvalidHashError):
+        return False

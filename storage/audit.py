@@ -1,0 +1,103 @@
+"""The audit log: who did what to which patient, when, and with what outcome. Append-only.
+
+Rows are written inside the same transaction as the action they record (:func:`record`), so an action that is
+rolled back leaves no row and an action that is committed always leaves one. The database refuses ``UPDATE`` and
+``DELETE`` on the table (triggers, migration 0002); this module offers no way to change a row.
+
+Actions: ``sign_in``, ``sign_out``, ``password_changed``, ``view_patient``, ``create_patient``, ``edit_patient``,
+``delete_patient``, ``add_treatment``, ``consent``, ``upload``, ``delete_visit``, ``compare``, ``export``,
+``report``, ``link_issued``, ``link_used``, ``link_revoked``, ``account_created``, ``account_disabled``,
+``account_enabled``, ``password_reset``. Outcomes: ``ok``, ``failed``, ``denied``.
+"""
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from .access import ADMIN, Actor, require
+from .models import AuditEvent, utcnow
+
+__all__ = ["AuditLog", "AuditRecord", "record", "ACTIONS"]
+
+ACTIONS = (
+    "sign_in", "sign_out", "password_changed", "view_patient", "create_patient", "edit_patient",
+    "delete_patient", "add_treatment", "consent", "upload", "delete_visit", "compare", "export", "report",
+    "link_issued", "link_used", "link_revoked", "account_created", "account_disabled", "account_enabled",
+    "password_reset",
+)
+
+
+@dataclass(frozen=True)
+class AuditRecord:
+    id: int
+    at: dt.datetime
+    account: str
+    clinic_id: int | None
+    action: str
+    patient_id: int | None
+    outcome: str
+    detail: str
+
+
+def record(s: Session, actor: Actor | None, action: str, *, patient_id: int | None = None, outcome: str = "ok",
+           detail: str = "", account: str | None = None, clinic_id: int | None = None) -> None:
+    """Add one audit row to the session's transaction (committed with the action, or not at all)."""
+    if action not in ACTIONS:
+        raise ValueError(f"unknown audit action {action!r}")
+    s.add(AuditEvent(
+        at=utcnow(), action=action, patient_id=patient_id, outcome=outcome, detail=str(detail)[:2000],
+        account=(account if account is not None else (actor.name if actor else ""))[:100],
+        clinic_id=clinic_id if clinic_id is not None else (actor.clinic_id if actor else None),
+    ))
+
+
+class AuditLog:
+    """Reading the audit log (admins of a clinic see their clinic's rows; the server CLI sees all)."""
+
+    def __init__(self, sessions: sessionmaker):
+        self._sessions = sessions
+
+    def log(self, actor: Actor, action: str, *, patient_id: int | None = None, outcome: str = "ok",
+            detail: str = "") -> None:
+        """Record an action that happens outside storage (an export written, a report downloaded).
+
+        ``patient_id`` must be a patient the actor may see.
+        """
+        from .access import patient_in_scope
+
+        with self._sessions() as s, s.begin():
+            if patient_id is not None:
+                patient_in_scope(s, actor, patient_id)
+            else:
+                require(actor)
+            record(s, actor, action, patient_id=patient_id, outcome=outcome, detail=detail)
+
+    def events(self, actor: Actor, *, since: dt.datetime | dt.date | None = None, action: str | None = None,
+               account: str | None = None, patient_id: int | None = None, limit: int = 1000) -> list[AuditRecord]:
+        """Newest first. An admin sees their clinic's rows; the system actor without a clinic sees all."""
+        require(actor, ADMIN)
+        q = select(AuditEvent).order_by(AuditEvent.id.desc()).limit(max(1, int(limit)))
+        if actor.clinic_id is not None:
+            q = q.where(AuditEvent.clinic_id == actor.clinic_id)
+        if since is not None:
+            if not isinstance(since, dt.datetime):
+                since = dt.datetime.combine(since, dt.time(), tzinfo=dt.timezone.utc)
+            elif since.tzinfo is None:
+                since = since.replace(tzinfo=dt.timezone.utc)
+            q = q.where(AuditEvent.at >= since)
+        if action:
+            q = q.where(AuditEvent.action == action)
+        if account:
+            q = q.where(AuditEvent.account == account)
+        if patient_id is not None:
+            q = q.where(AuditEvent.patient_id == int(patient_id))
+        with self._sessions() as s:
+            return [
+                AuditRecord(id=e.id, at=e.at if e.at.tzinfo else e.at.replace(tzinfo=dt.timezone.utc),
+                            account=e.account, clinic_id=e.clinic_id, action=e.action, patient_id=e.patient_id,
+                            outcome=e.outcome, detail=e.detail)
+                for e in s.scalars(q)
+            ]

@@ -1,0 +1,97 @@
+"""Consent: clinical photography (required before the first photo is saved) and, separately and optionally,
+use for teaching and marketing. Every decision is a row; the newest of each kind is in force, so withdrawing is
+recorded (with date and who recorded it) rather than erasing the grant."""
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from . import audit
+from .access import WRITE, Actor, patient_in_scope
+from .errors import OptionError
+from .models import Consent, utcnow
+
+__all__ = ["Consents", "ConsentRecord", "ConsentStatus", "KINDS", "in_force"]
+
+KINDS = ("clinical", "marketing")
+
+
+@dataclass(frozen=True)
+class ConsentRecord:
+    kind: str
+    granted: bool
+    date: dt.date
+    recorded_by: str
+    created_at: dt.datetime
+
+
+@dataclass(frozen=True)
+class ConsentStatus:
+    """What is in force now, and every decision (oldest first)."""
+
+    clinical: ConsentRecord | None
+    marketing: ConsentRecord | None
+    history: tuple[ConsentRecord, ...]
+
+    @property
+    def clinical_granted(self) -> bool:
+        return self.clinical is not None and self.clinical.granted
+
+    @property
+    def marketing_granted(self) -> bool:
+        return self.marketing is not None and self.marketing.granted
+
+
+def in_force(s: Session, patient_ids: list[int], kind: str) -> dict[int, bool]:
+    """``{patient_id: granted}`` by each patient's newest decision of ``kind`` (missing = never recorded)."""
+    out: dict[int, bool] = {}
+    if not patient_ids:
+        return out
+    for c in s.scalars(select(Consent).where(Consent.patient_id.in_(patient_ids), Consent.kind == kind)
+                       .order_by(Consent.id)):
+        out[c.patient_id] = bool(c.granted)
+    return out
+
+
+def _rec(c: Consent) -> ConsentRecord:
+    t = c.created_at if c.created_at.tzinfo else c.created_at.replace(tzinfo=dt.timezone.utc)
+    return ConsentRecord(kind=c.kind, granted=bool(c.granted), date=c.date, recorded_by=c.recorded_by, created_at=t)
+
+
+class Consents:
+    def __init__(self, sessions: sessionmaker):
+        self._sessions = sessions
+
+    def record(self, actor: Actor, patient_id: int, kind: str, *, granted: bool,
+               date: dt.date | None = None) -> ConsentStatus:
+        """Record that the patient gave (``granted=True``) or withdrew consent of ``kind`` on ``date``."""
+        if kind not in KINDS:
+            raise OptionError(f"consent kind must be one of {', '.join(KINDS)}")
+        day = date or dt.date.today()
+        if not isinstance(day, dt.date):
+            raise OptionError("the consent date must be a date")
+        if day > dt.date.today() + dt.timedelta(days=1):
+            raise OptionError("the consent date is in the future; enter the day the patient signed")
+        with self._sessions() as s, s.begin():
+            patient_in_scope(s, actor, patient_id, WRITE)
+            s.add(Consent(patient_id=int(patient_id), kind=kind, granted=bool(granted), date=day,
+                          recorded_by=actor.name, created_at=utcnow()))
+            audit.record(s, actor, "consent", patient_id=int(patient_id),
+                         detail=f"{kind} {'given' if granted else 'withdrawn'} on {day.isoformat()}")
+            s.flush()
+            return self._status(s, int(patient_id))
+
+    def status(self, actor: Actor, patient_id: int) -> ConsentStatus:
+        with self._sessions() as s:
+            patient_in_scope(s, actor, patient_id)
+            return self._status(s, int(patient_id))
+
+    @staticmethod
+    def _status(s: Session, patient_id: int) -> ConsentStatus:
+        rows = [_rec(c) for c in s.scalars(select(Consent).where(Consent.patient_id == patient_id)
+                                           .order_by(Consent.id))]
+        last = {r.kind: r for r in rows}
+        return ConsentStatus(clinical=last.get("clinical"), marketing=last.get("marketing"), history=tuple(rows))
