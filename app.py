@@ -5,8 +5,10 @@ Holds the navigation and the shared sidebar state; each page in ``views/`` lays 
 start with an empty data folder a "Demo patient" is created from ``sample_images/`` (``RELIEF_DEMO=0`` turns
 that off).
 
-Visit mode: ``/?mode=visit&patient=<id>`` shows only that patient's progress in plain language — no sidebar,
-no patient list, no navigation. The session stays locked to that patient (see :mod:`relief_app`).
+Nothing about a patient is read before :func:`relief_app.auth.gate` has decided who is acting: a signed-in
+account (the sign-in form otherwise ends the page) or a patient link ``/?link=<token>``, which shows only that
+patient's progress in plain language — no sidebar, no patient list, no navigation — and locks the session to it.
+The old ``/?mode=visit&patient=<id>`` form opens nothing. Storage scopes every read by the actor's clinic and role.
 
 Why ``views/`` and not ``pages/``: Streamlit treats a folder named ``pages`` beside the entry point as the old
 multipage layout until the first ``st.navigation`` call of the process, so the first request after a server
@@ -16,18 +18,16 @@ from __future__ import annotations
 
 import streamlit as st
 
-from relief_app import services
+from relief_app import auth, services, text
 
 st.set_page_config(page_title="Relief — skin texture progress", page_icon=":material/healing:", layout="wide")
 
-# --- visit mode: decided once per session from the URL, then locked --------------------------------------
-if "visit_lock" not in st.session_state:
-    st.session_state["visit_lock"] = None
-    if str(st.query_params.get("mode", "")).lower() == "visit":
-        raw = str(st.query_params.get("patient", "")).strip()
-        st.session_state["visit_lock"] = int(raw) if raw.isdigit() else -1  # -1: visit mode, no valid patient
+# --- who is acting: a patient link, a signed-in account, or nobody (then the sign-in form ends the page) -------
+with services.show_errors():
+    services.get_store()
+mode, actor = auth.gate()
 
-if st.session_state["visit_lock"] is not None:
+if mode == auth.Mode.LINK:
     page = st.navigation(
         [st.Page("views/visit_mode.py", title="Your progress", icon=":material/spa:", default=True)],
         position="hidden",
@@ -35,12 +35,11 @@ if st.session_state["visit_lock"] is not None:
     page.run()
     st.stop()
 
-# --- practitioner mode --------------------------------------------------------------------------------------
+# --- signed in -------------------------------------------------------------------------------------------------
 if "patient_id" not in st.session_state:
     st.session_state["patient_id"] = None
 
 with services.show_errors():
-    services.get_store()
     services.ensure_demo()
     patients = services.list_patients()
 
@@ -50,6 +49,9 @@ if st.session_state["patient_id"] is not None and st.session_state["patient_id"]
     st.session_state["patient_id"] = None  # deleted, or another data folder
 if st.session_state["patient_id"] is None and len(ids) == 1:
     st.session_state["patient_id"] = ids[0]
+if st.session_state["patient_id"] is not None:
+    with services.show_errors():
+        services.open_patient(st.session_state["patient_id"])  # audited once per selection
 
 
 def _picked() -> None:
@@ -58,6 +60,10 @@ def _picked() -> None:
 
 with st.sidebar:
     st.markdown("### Relief")
+    st.caption(f"Signed in as **{text.md_escape(actor.name)}** · {actor.role} · clinic {text.md_escape(actor.clinic_code)}")
+    if st.button("Sign out", key="sign_out"):
+        auth.sign_out("You are signed out.")
+        st.rerun()
     if ids:
         # Keep the picker in step with selections made on the Patients page (set before the widget exists).
         if st.session_state.get("sidebar_patient") != st.session_state["patient_id"]:
@@ -76,6 +82,9 @@ pages = [
     st.Page("views/compare.py", title="Compare visits", icon=":material/compare:", url_path="compare"),
     st.Page("views/visit_mode.py", title="Visit mode", icon=":material/spa:", url_path="visit"),
 ]
+if actor.can("admin"):
+    pages.append(st.Page("views/admin.py", title="Accounts and audit", icon=":material/shield_person:",
+                         url_path="admin"))
 st.navigation(pages).run()
 
 with st.sidebar:

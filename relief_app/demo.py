@@ -19,7 +19,7 @@ import logging
 import os
 from pathlib import Path
 
-from storage import Conflict, Store
+from storage import Actor, Conflict, Store
 
 from .visits import analyse_photo, save_new_visit
 
@@ -67,7 +67,7 @@ def _sidecar_scale(photo: Path) -> float | None:
 
 
 def seed_demo(store: Store, samples_dir: str | os.PathLike | None = None, *, today: dt.date | None = None,
-              force: bool = False) -> int | None:
+              force: bool = False, actor: Actor | None = None) -> int | None:
     """Create the demo patient when the data folder is new; return its id, or ``None`` when nothing was done.
 
     Parameters
@@ -79,22 +79,27 @@ def seed_demo(store: Store, samples_dir: str | os.PathLike | None = None, *, tod
         Date of the last (week 12) visit; default today, so the course ends now.
     force : bool
         Seed even if the store already has patients or was seeded before (used by tests and benchmarks).
+    actor : storage.Actor, optional
+        Who creates it; default the server itself acting in clinic ``MAIN`` (the demo patient belongs there).
+        The demo patient's consent to clinical photography is recorded as given on the first visit's day.
     """
     marker = Path(store.data_dir) / _MARKER
-    if not force and (marker.exists() or store.list_patients()):
+    actor = actor or store.accounts.clinic_actor("MAIN")
+    if not force and (marker.exists() or store.list_patients(actor)):
         return None
     samples = Path(samples_dir) if samples_dir is not None else SAMPLES_DIR
     if not _ensure_samples(samples):
         return None
     try:
         patient = store.create_patient(
-            DEMO_NAME, code=DEMO_CODE,
+            actor, DEMO_NAME, code=DEMO_CODE,
             notes="Synthetic patient rendered with known relief (sample_images/); "
                   "micro-needling at weeks 0 and 6.")
     except Conflict:
         return None  # another process is seeding (or has seeded) it
     end = today or dt.date.today()
     start = end - dt.timedelta(weeks=COURSE[-1][1])
+    store.consents.record(actor, patient.id, "clinical", granted=True, date=start)
     for name, week, treated in COURSE:
         path = samples / name
         data = path.read_bytes()
@@ -102,7 +107,7 @@ def seed_demo(store: Store, samples_dir: str | os.PathLike | None = None, *, tod
         if analysis.scale_source == "default" and _sidecar_scale(path):
             analysis = analyse_photo(data, name, px_per_mm=_sidecar_scale(path))  # no card found: the true scale
         saved = save_new_visit(
-            store, patient.id, date=start + dt.timedelta(weeks=week), region=DEMO_REGION,
+            store, actor, patient.id, date=start + dt.timedelta(weeks=week), region=DEMO_REGION,
             uploads=[(data, name)], analyses={analysis.sha256: analysis},
             treatment=({"needle_depth_mm": 1.5, "area": "both cheeks",
                         "notes": "micro-needling, 3 passes"} if treated else None),

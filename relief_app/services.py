@@ -23,15 +23,17 @@ import streamlit as st
 
 import analyzer
 from analyzer.errors import ReliefError
-from storage import Store, open_store
+from storage import Actor, Store, open_store
 
 from . import demo, images, visits
+from .text import md_escape
 
 __all__ = [
     "get_store", "store_key", "ensure_demo", "revision", "bump", "show_errors", "require_patient",
     "list_patients", "patient", "progress", "baseline_photo", "standard_regions", "compute_missing", "treatments",
     "visits_of", "regions", "photos", "analyse_upload", "thumbnail", "thumbnail_of_bytes", "compare_views",
-    "region_values", "save_visit", "create_patient", "update_patient",
+    "region_values", "save_visit", "create_patient", "update_patient", "current_actor", "open_patient",
+    "consent_status", "record_consent", "issue_link", "links_of", "revoke_link", "can",
 ]
 
 _TTL = 30  # seconds: reads cached across reruns; writes by another process show up after at most this
@@ -75,6 +77,13 @@ def ensure_demo() -> int | None:
     return _seed_once(store_key(), demo.demo_enabled())
 
 
+def current_actor() -> Actor | None:
+    """The actor of this browser session, set by :func:`relief_app.auth.gate` on every page run (``None``
+    before sign-in: storage then refuses every patient read)."""
+    a = st.session_state.get("actor")
+    return a if isinstance(a, Actor) else None
+
+
 # ------------------------------------------------------------------------------------ revisions, errors
 _rev_lock = threading.Lock()
 _rev_counter = itertools.count(1)
@@ -98,7 +107,7 @@ def show_errors(stop: bool = True) -> Iterator[None]:
     try:
         yield
     except ReliefError as err:  # storage.StorageError is a ReliefError too
-        st.error(str(err))
+        st.error(md_escape(str(err), limit=None))
         if stop:
             st.stop()
 
@@ -123,7 +132,7 @@ def patient_page(title: str, *, without_photos: str | None = None):
     with show_errors():
         record = patient(pid)
         known = regions(pid)
-    st.caption(f"Patient: **{record.name}**")
+    st.caption(f"Patient: **{md_escape(record.name)}**")
     if without_photos is not None and not known:
         st.info(without_photos)
         st.stop()
@@ -132,77 +141,77 @@ def patient_page(title: str, *, without_photos: str | None = None):
 
 # -------------------------------------------------------------------------------------------- reads
 @st.cache_data(ttl=_TTL, show_spinner=False)
-def _list_patients(key: str, search: str, version: str, rev: int):
-    return get_store().list_patients(search, algorithm_version=version)
+def _list_patients(key: str, actor: Actor, search: str, version: str, rev: int):
+    return get_store().list_patients(actor, search, algorithm_version=version)
 
 
 def list_patients(search: str = ""):
-    return _list_patients(store_key(), search, analyzer.ALGORITHM_VERSION, revision())
+    return _list_patients(store_key(), current_actor(), search, analyzer.ALGORITHM_VERSION, revision())
 
 
 @st.cache_data(ttl=_TTL, show_spinner=False)
-def _patient(key: str, patient_id: int, rev: int):
-    return get_store().patient(patient_id)
+def _patient(key: str, actor: Actor, patient_id: int, rev: int):
+    return get_store().patient(actor, patient_id)
 
 
 def patient(patient_id: int):
-    return _patient(store_key(), patient_id, revision())
+    return _patient(store_key(), current_actor(), patient_id, revision())
 
 
 @st.cache_data(ttl=_TTL, show_spinner=False)
-def _progress(key: str, patient_id: int, region: str, version: str, rev: int):
-    return get_store().progress(patient_id, region, algorithm_version=version)
+def _progress(key: str, actor: Actor, patient_id: int, region: str, version: str, rev: int):
+    return get_store().progress(actor, patient_id, region, algorithm_version=version)
 
 
 def progress(patient_id: int, region: str):
     """``store.progress`` (two queries), cached per patient, region, version and data revision."""
-    return _progress(store_key(), patient_id, region, analyzer.ALGORITHM_VERSION, revision())
+    return _progress(store_key(), current_actor(), patient_id, region, analyzer.ALGORITHM_VERSION, revision())
 
 
 @st.cache_data(ttl=_TTL, show_spinner=False)
-def _treatments(key: str, patient_id: int, rev: int):
-    return get_store().treatments(patient_id)
+def _treatments(key: str, actor: Actor, patient_id: int, rev: int):
+    return get_store().treatments(actor, patient_id)
 
 
 def treatments(patient_id: int):
-    return _treatments(store_key(), patient_id, revision())
+    return _treatments(store_key(), current_actor(), patient_id, revision())
 
 
 @st.cache_data(ttl=_TTL, show_spinner=False)
-def _visits(key: str, patient_id: int, rev: int):
-    return get_store().visits(patient_id)
+def _visits(key: str, actor: Actor, patient_id: int, rev: int):
+    return get_store().visits(actor, patient_id)
 
 
 def visits_of(patient_id: int):
-    return _visits(store_key(), patient_id, revision())
+    return _visits(store_key(), current_actor(), patient_id, revision())
 
 
 @st.cache_data(ttl=_TTL, show_spinner=False)
-def _regions(key: str, patient_id: int, rev: int):
-    return get_store().regions(patient_id)
+def _regions(key: str, actor: Actor, patient_id: int, rev: int):
+    return get_store().regions(actor, patient_id)
 
 
 def regions(patient_id: int) -> list[str]:
-    return _regions(store_key(), patient_id, revision())
+    return _regions(store_key(), current_actor(), patient_id, revision())
 
 
 @st.cache_data(ttl=_TTL, show_spinner=False)
-def _photos(key: str, patient_id: int, region: str | None, rev: int):
-    return get_store().photos(patient_id, region=region)
+def _photos(key: str, actor: Actor, patient_id: int, region: str | None, rev: int):
+    return get_store().photos(actor, patient_id, region=region)
 
 
 def photos(patient_id: int, region: str | None = None):
-    return _photos(store_key(), patient_id, region, revision())
+    return _photos(store_key(), current_actor(), patient_id, region, revision())
 
 
 @st.cache_data(ttl=_TTL, show_spinner=False)
-def _baseline(key: str, patient_id: int, region: str, rev: int):
-    return get_store().baseline_photo(patient_id, region)
+def _baseline(key: str, actor: Actor, patient_id: int, region: str, rev: int):
+    return get_store().baseline_photo(actor, patient_id, region)
 
 
 def baseline_photo(patient_id: int, region: str):
     """The region's baseline photo record (earliest visit), or ``None``."""
-    return _baseline(store_key(), patient_id, region, revision())
+    return _baseline(store_key(), current_actor(), patient_id, region, revision())
 
 
 def standard_regions() -> tuple[str, ...]:
@@ -245,37 +254,37 @@ def thumbnail_of_bytes(data: bytes, max_side: int = 640):
 
 
 @st.cache_data(show_spinner=False, max_entries=512)
-def _thumb_photo(key: str, sha: str, max_side: int, _patient_id: int, _photo_id: int):
-    return images.thumbnail(get_store().photo_bytes(_patient_id, _photo_id), max_side=max_side)
+def _thumb_photo(key: str, actor: Actor, sha: str, max_side: int, _patient_id: int, _photo_id: int):
+    return images.thumbnail(get_store().photo_bytes(actor, _patient_id, _photo_id), max_side=max_side)
 
 
 def thumbnail(photo, max_side: int = 640):
     """Preview (uint8 RGB) of a stored photo record, cached by its SHA-256."""
-    return _thumb_photo(store_key(), photo.sha256, max_side, photo.patient_id, photo.id)
+    return _thumb_photo(store_key(), current_actor(), photo.sha256, max_side, photo.patient_id, photo.id)
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
-def _compare_views(key: str, sha_a: str, sha_b: str, version: str, _patient_id: int, _a: int, _b: int):
-    out = visits.compare_views(get_store(), _patient_id, _a, _b)
+def _compare_views(key: str, actor: Actor, sha_a: str, sha_b: str, version: str, _patient_id: int, _a: int, _b: int):
+    out = visits.compare_views(get_store(), actor, _patient_id, _a, _b)
     bump()  # the comparison may have been stored just now
     return out
 
 
 def compare_views(patient_id: int, baseline, followup) -> dict[str, Any]:
     """Aligned before/after, difference map and numbers of two stored photos (records), cached by their hashes."""
-    return _compare_views(store_key(), baseline.sha256, followup.sha256, analyzer.ALGORITHM_VERSION,
+    return _compare_views(store_key(), current_actor(), baseline.sha256, followup.sha256, analyzer.ALGORITHM_VERSION,
                           patient_id, baseline.id, followup.id)
 
 
 @st.cache_data(ttl=_TTL, show_spinner=False, max_entries=256)
-def _region_values(key: str, sha: str, version: str, rev: int, _patient_id: int, _photo_id: int):
-    m = get_store().get_measurement(_patient_id, _photo_id, version)
+def _region_values(key: str, actor: Actor, sha: str, version: str, rev: int, _patient_id: int, _photo_id: int):
+    m = get_store().get_measurement(actor, _patient_id, _photo_id, version)
     return visits.regions_from_metrics(m.metrics) if m is not None else {}
 
 
 def region_values(patient_id: int, photo) -> dict[str, dict[str, float]]:
     """Per-region numbers stored with a photo's measurement (``{}`` when it was measured as a whole)."""
-    return _region_values(store_key(), photo.sha256, analyzer.ALGORITHM_VERSION, revision(), patient_id, photo.id)
+    return _region_values(store_key(), current_actor(), photo.sha256, analyzer.ALGORITHM_VERSION, revision(), patient_id, photo.id)
 
 
 def compute_missing(patient_id: int, region: str, points: Sequence) -> list[str]:
@@ -283,17 +292,17 @@ def compute_missing(patient_id: int, region: str, points: Sequence) -> list[str]
 
     Returns the one-line reasons of comparisons that could not be made (e.g. photos that cannot be aligned).
     """
-    store = get_store()
+    store, actor = get_store(), current_actor()
     done, problems = 0, []
     baseline = points[0] if points else None
     for p in points:
         if p.roughness_index is None:
-            store.measurement_for(patient_id, p.photo_id, analyzer.ALGORITHM_VERSION,
-                                  lambda p=p: _measure_stored(store, patient_id, p.photo_id))
+            store.measurement_for(actor, patient_id, p.photo_id, analyzer.ALGORITHM_VERSION,
+                                  lambda p=p: _measure_stored(store, actor, patient_id, p.photo_id))
             done += 1
         if not p.is_baseline and p.change_pct is None and baseline is not None:
             try:
-                visits.compare_and_store(store, patient_id, baseline.photo_id, p.photo_id)
+                visits.compare_and_store(store, actor, patient_id, baseline.photo_id, p.photo_id)
             except ReliefError as err:  # the point stays without an interval
                 problems.append(f"{p.date:%d %b %Y}: {err}")
             done += 1
@@ -302,12 +311,12 @@ def compute_missing(patient_id: int, region: str, points: Sequence) -> list[str]
     return problems
 
 
-def _measure_stored(store: Store, patient_id: int, photo_id: int):
-    rec = store.photo(patient_id, photo_id)
+def _measure_stored(store: Store, actor: Actor, patient_id: int, photo_id: int):
+    rec = store.photo(actor, patient_id, photo_id)
     capture = rec.capture or {}
     given = capture.get("px_per_mm") if capture.get("scale_source") == "given" else None
     # The regions it was measured with when saved (full face or a box drawn by hand), measured again.
-    a = visits.analyse_photo(store.photo_bytes(patient_id, photo_id), rec.filename, px_per_mm=given,
+    a = visits.analyse_photo(store.photo_bytes(actor, patient_id, photo_id), rec.filename, px_per_mm=given,
                              regions=capture.get("regions"))
     if a.measurement is None:
         raise analyzer.ImageError(a.error or f"stored photo {rec.filename} cannot be measured; upload it again")
@@ -316,13 +325,13 @@ def _measure_stored(store: Store, patient_id: int, photo_id: int):
 
 # ------------------------------------------------------------------------------------------- writes
 def create_patient(name: str, code: str | None = None, notes: str = ""):
-    rec = get_store().create_patient(name, code=(code or None), notes=notes)
+    rec = get_store().create_patient(current_actor(), name, code=(code or None), notes=notes)
     bump()
     return rec
 
 
 def update_patient(patient_id: int, **fields):
-    rec = get_store().update_patient(patient_id, **fields)
+    rec = get_store().update_patient(current_actor(), patient_id, **fields)
     bump()
     return rec
 
@@ -332,8 +341,68 @@ def save_visit(patient_id: int, *, date: dt.date, region: str, uploads: Sequence
                px_per_mm: float | None = None) -> visits.SavedVisit:
     """:func:`relief_app.visits.save_new_visit` on the app's store; bumps the data revision."""
     try:
-        return visits.save_new_visit(get_store(), patient_id, date=date, region=region, uploads=uploads,
-                                     analyses=analyses, treatment=treatment, notes=notes,
+        return visits.save_new_visit(get_store(), current_actor(), patient_id, date=date, region=region,
+                                     uploads=uploads, analyses=analyses, treatment=treatment, notes=notes,
                                      px_per_mm=px_per_mm)
     finally:
         bump()
+
+
+def open_patient(patient_id: int):
+    """The patient, audited as viewed (``view_patient``) once per selection in this browser session."""
+    seen = st.session_state.setdefault("_viewed_patients", set())
+    rec = get_store().open_patient(current_actor(), patient_id) if patient_id not in seen else patient(patient_id)
+    seen.add(patient_id)
+    return rec
+
+
+def consent_status(patient_id: int):
+    return get_store().consents.status(current_actor(), patient_id)
+
+
+def record_consent(patient_id: int, kind: str, *, granted: bool, date: dt.date | None = None):
+    out = get_store().consents.record(current_actor(), patient_id, kind, granted=granted, date=date)
+    bump()
+    return out
+
+
+def issue_link(patient_id: int, *, expires_at=None):
+    return get_store().links.issue(current_actor(), patient_id, expires_at=expires_at)
+
+
+def links_of(patient_id: int):
+    return get_store().links.list(current_actor(), patient_id)
+
+
+def revoke_link(patient_id: int, link_id: int):
+    return get_store().links.revoke(current_actor(), patient_id, link_id)
+
+
+def can(right: str) -> bool:
+    """Whether the signed-in actor holds ``right`` (``"read"``, ``"write"``, ``"admin"``) — for hiding
+    buttons only; storage enforces it whatever a page shows."""
+    a = st.session_state.get("actor")
+    return isinstance(a, Actor) and a.can(right)
+
+
+# ----------------------------------------------------------------------------------- accounts and audit
+def accounts():
+    return get_store().accounts.list(current_actor())
+
+
+def add_account(username: str, *, role: str, password: str, email: str | None = None):
+    """A new account in the admin's clinic; it must change the password at its first sign-in."""
+    return get_store().accounts.add(current_actor(), username, role=role, password=password, email=email,
+                                    must_change_password=True)
+
+
+def set_account_disabled(username: str, disabled: bool):
+    return get_store().accounts.set_disabled(current_actor(), username, disabled)
+
+
+def reset_account_password(username: str, password: str):
+    return get_store().accounts.reset_password(current_actor(), username, password, must_change=True)
+
+
+def audit_events(**filters):
+    return get_store().audit.events(current_actor(), **filters)

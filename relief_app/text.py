@@ -144,3 +144,16 @@ def visit_sentence(change: float | None, low: float | None, high: float | None,
         return f"Texture {abs(change):.0f} % smoother than at your first visit{rng}"
     return (f"Texture {change:.0f} % rougher than at your first visit{rng} — skin can look rougher for a few "
             "weeks after a treatment while it heals")
+
+
+_MD_SPECIAL = set("\\`*_{}[]()<>#+-.!|~:$=\"'&")
+
+
+def md_escape(value: object, limit: int | None = 300) -> str:
+    """User text (names, codes, notes, region names) made safe to put inside Markdown: every Markdown, HTML and
+    Streamlit-directive character is backslash-escaped (so ``[x](javascript:…)``, ``<b>``, ``:red[…]`` and
+    ``# heading`` show as typed), line breaks become spaces, and text longer than ``limit`` is cut with "…"."""
+    s = " ".join(str(value if value is not None else "").split())
+    if limit is not None and len(s) > limit:
+        s = s[: limit - 1] + "…"
+    return "".join("\\" + ch if ch in _MD_SPECIAL else ch for ch in s)

@@ -27,7 +27,7 @@ from analyzer.comparison import compare as _compare
 from analyzer.errors import ImageError, OptionError, ReliefError
 from analyzer.measurement import DEFAULT_FIELD_WIDTH_MM
 from analyzer.measurement import measure as _measure
-from storage import ComparisonRecord, NewMeasurement, NewPhoto, PhotoRecord, Store, VisitRecord
+from storage import Actor, ComparisonRecord, NewMeasurement, NewPhoto, PhotoRecord, Store, VisitRecord
 
 __all__ = [
     "PhotoAnalysis", "SavedVisit", "ComparisonOutcome", "analyse_photo", "save_new_visit", "sha256",
@@ -258,6 +258,7 @@ class SavedVisit:
 
 def save_new_visit(
     store: Store,
+    actor: Actor,
     patient_id: int,
     *,
     date: dt.date,
@@ -275,6 +276,8 @@ def save_new_visit(
     Parameters
     ----------
     store : storage.Store
+    actor : storage.Actor
+        The signed-in account (a practitioner or admin of the patient's clinic).
     patient_id : int
     date : datetime.date
     region : str
@@ -322,16 +325,16 @@ def save_new_visit(
             capture["regions"] = a.region_spec
         photos.append(NewPhoto(data=data, filename=a.filename, region=region, measurement=a.measurement,
                                capture=capture))
-    visit = store.save_visit(patient_id, date=date, notes=notes, photos=photos, treatment=treatment)
+    visit = store.save_visit(actor, patient_id, date=date, notes=notes, photos=photos, treatment=treatment)
     outcomes = []
     if compare:
-        baseline = store.baseline_photo(patient_id, region)
+        baseline = store.baseline_photo(actor, patient_id, region)
         for ph in visit.photos:
             if baseline is None or baseline.id == ph.id:
                 outcomes.append(ComparisonOutcome(photo=ph, baseline=None))
                 continue
             try:
-                rec = compare_and_store(store, patient_id, baseline.id, ph.id)
+                rec = compare_and_store(store, actor, patient_id, baseline.id, ph.id)
                 outcomes.append(ComparisonOutcome(photo=ph, baseline=baseline, comparison=rec))
             except ReliefError as err:
                 outcomes.append(ComparisonOutcome(photo=ph, baseline=baseline, error=str(err)))
@@ -339,31 +342,31 @@ def save_new_visit(
 
 
 # ------------------------------------------------------------------------------------------- comparisons
-def given_scale(store: Store, patient_id: int, photo_id: int) -> float | None:
+def given_scale(store: Store, actor: Actor, patient_id: int, photo_id: int) -> float | None:
     """The px/mm a practitioner typed for this photo (stored with its measurement), else ``None``.
 
     A card is found again by the library; an assumed (default) scale is not passed on, so the follow-up's scale
     comes from the registration with the baseline.
     """
-    m = store.get_measurement(patient_id, photo_id, analyzer.ALGORITHM_VERSION)
+    m = store.get_measurement(actor, patient_id, photo_id, analyzer.ALGORITHM_VERSION)
     if m is not None and m.scale_source == "given" and m.px_per_mm and math.isfinite(m.px_per_mm):
         return float(m.px_per_mm)
     return None
 
 
-def run_compare(store: Store, patient_id: int, baseline_id: int, followup_id: int):
+def run_compare(store: Store, actor: Actor, patient_id: int, baseline_id: int, followup_id: int):
     """:func:`analyzer.compare` on two stored photos of a patient (their files, read-only)."""
     if baseline_id == followup_id:
         raise OptionError("the two photos are the same; pick two different visits")
-    path_a = store.photo_path(patient_id, baseline_id)
-    path_b = store.photo_path(patient_id, followup_id)
+    path_a = store.photo_path(actor, patient_id, baseline_id)
+    path_b = store.photo_path(actor, patient_id, followup_id)
     # Photos measured by region (full face, or a box drawn by hand) are compared on the baseline's regions only,
     # so hair and background never enter the change.
-    spec = (store.photo(patient_id, baseline_id).capture or {}).get("regions")
+    spec = (store.photo(actor, patient_id, baseline_id).capture or {}).get("regions")
     return _compare(
         path_a, path_b,
-        px_per_mm=given_scale(store, patient_id, baseline_id),
-        followup_px_per_mm=given_scale(store, patient_id, followup_id),
+        px_per_mm=given_scale(store, actor, patient_id, baseline_id),
+        followup_px_per_mm=given_scale(store, actor, patient_id, followup_id),
         regions=spec or None,
     )
 
@@ -385,15 +388,15 @@ def comparison_values(c) -> dict[str, Any]:
                 significant=bool(c.significant), result=d)
 
 
-def compare_and_store(store: Store, patient_id: int, baseline_id: int, followup_id: int) -> ComparisonRecord:
+def compare_and_store(store: Store, actor: Actor, patient_id: int, baseline_id: int, followup_id: int) -> ComparisonRecord:
     """The stored comparison of two photos, computed once per algorithm version."""
     return store.comparison_for(
-        patient_id, baseline_id, followup_id, analyzer.ALGORITHM_VERSION,
-        lambda: comparison_values(run_compare(store, patient_id, baseline_id, followup_id)),
+        actor, patient_id, baseline_id, followup_id, analyzer.ALGORITHM_VERSION,
+        lambda: comparison_values(run_compare(store, actor, patient_id, baseline_id, followup_id)),
     )
 
 
-def compare_views(store: Store, patient_id: int, baseline_id: int, followup_id: int) -> dict[str, Any]:
+def compare_views(store: Store, actor: Actor, patient_id: int, baseline_id: int, followup_id: int) -> dict[str, Any]:
     """Everything the Compare page shows: the stored numbers plus the maps (which are not stored).
 
     Returns a dict with ``values`` (as :func:`comparison_values`), ``baseline`` and ``followup`` (uint8 RGB on
@@ -403,9 +406,9 @@ def compare_views(store: Store, patient_id: int, baseline_id: int, followup_id: 
     """
     from .images import fill, outside_warp
 
-    c = run_compare(store, patient_id, baseline_id, followup_id)
+    c = run_compare(store, actor, patient_id, baseline_id, followup_id)
     values = comparison_values(c)
-    store.comparison_for(patient_id, baseline_id, followup_id, analyzer.ALGORITHM_VERSION, lambda: values)
+    store.comparison_for(actor, patient_id, baseline_id, followup_id, analyzer.ALGORITHM_VERSION, lambda: values)
     grid_px = float(c.baseline.analysis.maps.px_per_mm) if c.baseline.analysis is not None else None
     # Crop all three to the area both photos show (the warped follow-up is black outside it).
     area = c.overlap_mask if c.overlap_mask is not None and c.overlap_mask.any() else None

@@ -41,7 +41,7 @@ def seed(data_dir: Path, n_visits: int, *, seed: int = 0) -> int:
     version = analyzer.ALGORITHM_VERSION
     names = [m for m in analyzer.METRICS]
     with open_store(data_dir) as store:
-        p = store.create_patient("Bench patient", code="BENCH")
+        p = new_patient(store, "Bench patient", code="BENCH")
         start = dt.date(2024, 1, 1)
         base_ri = 7.0
         photo_ids = []
@@ -50,7 +50,7 @@ def seed(data_dir: Path, n_visits: int, *, seed: int = 0) -> int:
             metrics = {n: float(rng.uniform(0.5, 5.0)) for n in names}
             metrics["roughness_index"] = float(ri)
             treated = i % 3 == 0
-            v = store.save_visit(
+            v = store.save_visit(MAIN, 
                 p.id, date=start + dt.timedelta(weeks=2 * i), notes=f"visit {i + 1}",
                 photos=[NewPhoto(_photo(rng), f"visit{i:02d}.jpg", "left cheek", measurement=NewMeasurement(
                     version, roughness_index=float(ri), metrics=metrics, px_per_mm=20.0, scale_source="given",
@@ -60,7 +60,7 @@ def seed(data_dir: Path, n_visits: int, *, seed: int = 0) -> int:
             photo_ids.append(v.photos[0].id)
             if i:
                 change = 100.0 * (ri / base_ri - 1.0)
-                store.save_comparison(p.id, photo_ids[0], v.photos[0].id, version, change_pct=change,
+                store.save_comparison(MAIN, p.id, photo_ids[0], v.photos[0].id, version, change_pct=change,
                                       ci_low=change - 5.0, ci_high=change + 5.0, mdc_pct=4.5,
                                       significant=abs(change) > 5.0)
         return p.id

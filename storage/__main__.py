@@ -1,7 +1,4 @@
-"""Maintenance CLI: ``python -m storage upgrade|downgrade [rev]|current|revision -m MSG [--autogenerate]``.
+"""``python -m storage``: accounts, the audit log and migrations (see :mod:`storage.cli`)."""
+from .cli import main
 
-Uses ``RELIEF_DATABASE_URL`` / ``RELIEF_DATA_DIR`` like the app (``--data-dir`` overrides the latter).
-"""
-from .db import _main
-
-raise SystemExit(_main())
+raise SystemExit(main())

@@ -91,7 +91,7 @@ class Accounts:
 
     # ----------------------------------------------------------------------------------- bootstrap
     def ensure_first_admin(self, password: str | None = None) -> str | None:
-        """On an empty store, create the account ``admin`` (role admin, clinic ``MAIN``).
+        """On a store without an admin, create the account ``admin`` (role admin, clinic ``MAIN``).
 
         With ``password`` (the app passes ``RELIEF_ADMIN_PASSWORD``) that is its password. Without, a random
         one-time password is generated, returned (the caller prints it once) and must be changed at the first
@@ -101,7 +101,7 @@ class Accounts:
         pw = secrets.token_urlsafe(12) if one_time else check_password(password)
         try:
             with self._sessions() as s, s.begin():
-                if s.scalar(select(func.count(Account.id))):
+                if s.scalar(select(func.count(Account.id)).where(Account.role == "admin")):
                     return None
                 clinic = self._clinic(s, "MAIN", create=True)
                 s.add(Account(username="admin", clinic_id=clinic.id, role="admin", password_hash=_hasher.hash(pw),

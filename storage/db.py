@@ -99,31 +99,24 @@ def current_revision(engine: Engine) -> str | None:
         return MigrationContext.configure(conn).get_current_revision()
 
 
-def _main(argv: list[str] | None = None) -> int:
-    """Tiny CLI for maintainers: upgrade / downgrade <rev> / current / revision -m MSG [--autogenerate]."""
-    import argparse
-
+def _migrate(args) -> int:
+    """``upgrade [rev]`` / ``downgrade [rev]`` / ``current`` / ``revision -m MSG [--autogenerate]`` (see
+    :mod:`storage.cli`)."""
     from alembic import command
 
-    p = argparse.ArgumentParser(prog="python -m storage", description=_main.__doc__)
-    p.add_argument("action", choices=["upgrade", "downgrade", "current", "revision"])
-    p.add_argument("rev", nargs="?", default=None)
-    p.add_argument("-m", "--message", default="")
-    p.add_argument("--autogenerate", action="store_true")
-    p.add_argument("--data-dir", default=None)
-    args = p.parse_args(argv)
     data_dir = resolve_data_dir(args.data_dir)
     data_dir.mkdir(parents=True, exist_ok=True)
     engine = make_engine(resolve_url(None, data_dir))
     cfg = alembic_config(engine)
-    if args.action == "upgrade":
-        command.upgrade(cfg, args.rev or "head")
-    elif args.action == "downgrade":
-        command.downgrade(cfg, args.rev or "-1")
-    elif args.action == "current":
-        print(current_revision(engine))
-    else:
-        command.revision(cfg, message=args.message, autogenerate=args.autogenerate)
-    engine.dispose()
+    try:
+        if args.cmd == "upgrade":
+            command.upgrade(cfg, args.rev or "head")
+        elif args.cmd == "downgrade":
+            command.downgrade(cfg, args.rev or "-1")
+        elif args.cmd == "current":
+            print(current_revision(engine))
+        else:
+            command.revision(cfg, message=args.message, autogenerate=args.autogenerate)
+    finally:
+        engine.dispose()
     return 0
-

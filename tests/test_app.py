@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import MAIN, new_patient
 from PIL import Image
 
 pytest.importorskip("streamlit")
@@ -108,7 +109,7 @@ def store(data_dir):
 
 @pytest.fixture
 def demo_id(store):
-    [p] = [p for p in store.list_patients() if p.name == demo.DEMO_NAME]
+    [p] = [p for p in store.list_patients(MAIN, ) if p.name == demo.DEMO_NAME]
     return p.id
 
 
@@ -161,16 +162,16 @@ def test_metric_labels_and_units_come_from_the_registry():
 def test_demo_patient_is_seeded_on_first_start_and_listed(seeded_dir, store, demo_id):
     _, first_page = seeded_dir
     assert demo.DEMO_NAME in first_page
-    visits_ = store.visits(demo_id)
+    visits_ = store.visits(MAIN, demo_id)
     assert [v.date - visits_[0].date for v in visits_] == [dt.timedelta(weeks=w) for _, w, _ in demo.COURSE]
-    assert [t.date for t in store.treatments(demo_id)] == [
+    assert [t.date for t in store.treatments(MAIN, demo_id)] == [
         visits_[i].date for i, (_, _, treated) in enumerate(demo.COURSE) if treated]
-    points = store.progress(demo_id, demo.DEMO_REGION)
+    points = store.progress(MAIN, demo_id, demo.DEMO_REGION)
     assert all(p.roughness_index is not None for p in points)
     for p in points:  # the demo photos carry the calibration card (or the true scale when it is not found)
-        m = store.get_measurement(demo_id, p.photo_id, visits.analyzer.ALGORITHM_VERSION)
+        m = store.get_measurement(MAIN, demo_id, p.photo_id, visits.analyzer.ALGORITHM_VERSION)
         assert m.scale_source in {"card", "given"}
-        assert m.px_per_mm == pytest.approx(_sidecar(store.photo(demo_id, p.photo_id).filename)["px_per_mm"], rel=0.03)
+        assert m.px_per_mm == pytest.approx(_sidecar(store.photo(MAIN, demo_id, p.photo_id).filename)["px_per_mm"], rel=0.03)
     assert all(p.change_pct is not None and p.ci_low is not None for p in points[1:])
     # Ground truth: the synthetic scars are shallower at week 12 (true Sdq ratio from the sidecars).
     truth = 100 * (_sidecar("week12.jpg")["true"]["scar"]["Sdq"] / _sidecar("week00_baseline.jpg")["true"]["scar"][
@@ -179,15 +180,15 @@ def test_demo_patient_is_seeded_on_first_start_and_listed(seeded_dir, store, dem
     assert points[-1].change_pct < 0 and points[-1].significant
     assert abs(points[-1].change_pct - truth) < 20
     # The list row shows the latest change vs baseline with its interval.
-    summary = store.list_patients()[0]
+    summary = store.list_patients(MAIN, )[0]
     row = text.change_with_interval(summary.change_pct, summary.change_ci_low, summary.change_ci_high)
     assert row in first_page and "\u2212" in row
 
 
 def test_demo_seeding_is_idempotent_and_can_be_turned_off(store, tmp_path, monkeypatch):
-    n = len(store.list_patients())
+    n = len(store.list_patients(MAIN, ))
     assert demo.seed_demo(store) is None
-    assert len(store.list_patients()) == n
+    assert len(store.list_patients(MAIN, )) == n
     monkeypatch.setenv("RELIEF_DEMO", "0")
     monkeypatch.setenv("RELIEF_DATA_DIR", str(tmp_path / "empty"))
     at = _app().run()
@@ -203,7 +204,7 @@ def test_create_patient_selects_it_and_lists_it(data_dir, store):
     at.text_input(key="new_patient_code").set_value("P-042")
     at.button(key="create_patient").click().run()
     _no_exception(at)
-    [rec] = [p for p in store.list_patients() if p.name == "Ada Lovelace"]
+    [rec] = [p for p in store.list_patients(MAIN, ) if p.name == "Ada Lovelace"]
     assert rec.code == "P-042"
     assert at.session_state["patient_id"] == rec.id
     assert "Ada Lovelace" in _texts(at)
@@ -213,11 +214,11 @@ def test_create_patient_selects_it_and_lists_it(data_dir, store):
     at.button(key="create_patient").click().run()
     _no_exception(at)
     assert any("P-042" in e.value for e in at.error)
-    assert [p.name for p in store.list_patients("P-042")] == ["Ada Lovelace"]
+    assert [p.name for p in store.list_patients(MAIN, "P-042")] == ["Ada Lovelace"]
 
 
 def test_search_filters_and_open_selects_a_patient(data_dir, store, demo_id):
-    other = store.create_patient("Zed Other", code="Z-1")
+    other = new_patient(store, "Zed Other", code="Z-1")
     at = _app().run()
     at.text_input(key="patient_search").set_value("zed").run()
     _no_exception(at)
@@ -236,12 +237,12 @@ def test_edit_patient_updates_the_name(data_dir, store, demo_id):
     at.text_input(key="edit_patient_name").set_value("Demo patient (renamed)")
     at.button(key="update_patient").click().run()
     _no_exception(at)
-    assert store.patient(demo_id).name == "Demo patient (renamed)"
+    assert store.patient(MAIN, demo_id).name == "Demo patient (renamed)"
 
 
 # -------------------------------------------------------------------------------------- new visit: library
 def test_save_new_visit_measures_stores_and_compares_with_baseline(store):
-    p = store.create_patient("Save Path")
+    p = new_patient(store, "Save Path")
     base = (SAMPLES / "week00_baseline.jpg").read_bytes()
     follow = (SAMPLES / "week12.jpg").read_bytes()
     px = _sidecar("week00_baseline.jpg")["px_per_mm"]
@@ -249,16 +250,16 @@ def test_save_new_visit_measures_stores_and_compares_with_baseline(store):
                                   uploads=[(base, "week00_baseline.jpg")], px_per_mm=px,
                                   treatment={"needle_depth_mm": 1.5, "area": "cheeks"})
     assert len(first.visit.photos) == 1 and first.comparisons[0].comparison is None  # it is the baseline
-    m = store.get_measurement(p.id, first.visit.photos[0].id, visits.analyzer.ALGORITHM_VERSION)
+    m = store.get_measurement(MAIN, p.id, first.visit.photos[0].id, visits.analyzer.ALGORITHM_VERSION)
     assert m is not None and m.scale_source == "given" and m.px_per_mm == pytest.approx(px)
-    assert store.treatments(p.id)[0].needle_depth_mm == 1.5
+    assert store.treatments(MAIN, p.id)[0].needle_depth_mm == 1.5
     second = visits.save_new_visit(store, p.id, date=dt.date(2025, 3, 31), region="left cheek",
                                    uploads=[(follow, "week12.jpg")])
     [outcome] = second.comparisons
     assert outcome.error is None and outcome.baseline.id == first.visit.photos[0].id
     c = outcome.comparison
     assert c.change_pct < 0 and c.ci_low <= c.change_pct <= c.ci_high and c.significant
-    assert store.progress(p.id, "left cheek")[-1].change_pct == pytest.approx(c.change_pct)
+    assert store.progress(MAIN, p.id, "left cheek")[-1].change_pct == pytest.approx(c.change_pct)
 
 
 @pytest.mark.parametrize("data, name, words", [
@@ -268,7 +269,7 @@ def test_save_new_visit_measures_stores_and_compares_with_baseline(store):
     (_png_header_only(60000, 60000), "bomb.png", "more than Relief accepts"),
 ], ids=["text-named-jpg", "empty", "tiny", "absurd-size"])
 def test_bad_upload_gives_one_line_error_and_saves_nothing(store, data, name, words):
-    p = store.create_patient("Bad Upload")
+    p = new_patient(store, "Bad Upload")
     good = (SAMPLES / "week00_baseline.jpg").read_bytes()
     with pytest.raises(ReliefError) as err:
         visits.save_new_visit(store, p.id, date=dt.date.today(), region="left cheek",
@@ -277,8 +278,8 @@ def test_bad_upload_gives_one_line_error_and_saves_nothing(store, data, name, wo
     assert "\n" not in message and message
     assert name in message
     assert words in message
-    assert store.visits(p.id) == []
-    assert store.photos(p.id) == []
+    assert store.visits(MAIN, p.id) == []
+    assert store.photos(MAIN, p.id) == []
 
 
 def test_blurry_photo_fails_the_quality_gate_but_can_be_kept():
@@ -305,7 +306,7 @@ def _to_new_visit(demo_id: int, patient_id: int | None = None) -> AppTest:
 
 
 def test_upload_page_without_patient_asks_to_select_one(data_dir, store):
-    store.create_patient("Second")  # two patients: none preselected
+    new_patient(store, "Second")  # two patients: none preselected
     at = _app().run()
     at.switch_page("views/new_visit.py").run()
     _no_exception(at)
@@ -313,7 +314,7 @@ def test_upload_page_without_patient_asks_to_select_one(data_dir, store):
 
 
 def test_upload_page_rejects_a_bad_file_and_saves_nothing(data_dir, store, demo_id):
-    p = store.create_patient("Upload Page")
+    p = new_patient(store, "Upload Page")
     at = _to_new_visit(demo_id, p.id)
     if not _uploader_supported(at):
         pytest.skip("this Streamlit's AppTest cannot drive st.file_uploader")
@@ -326,14 +327,14 @@ def test_upload_page_rejects_a_bad_file_and_saves_nothing(data_dir, store, demo_
     at.button(key="save_visit").click().run()
     _no_exception(at)
     assert any("Nothing was saved" in e.value for e in at.error)
-    assert store.visits(p.id) == []
+    assert store.visits(MAIN, p.id) == []
 
 
 def test_upload_page_saves_a_visit_and_shows_the_comparison(data_dir, store, demo_id):
     at = _to_new_visit(demo_id)
     if not _uploader_supported(at):
         pytest.skip("this Streamlit's AppTest cannot drive st.file_uploader")
-    n_before = len(store.visits(demo_id))
+    n_before = len(store.visits(MAIN, demo_id))
     assert at.selectbox(key="visit_region").value == demo.DEMO_REGION  # the patient's known region first
     assert any("50 %" in c for c in _image_captions(at))  # the baseline ghost is shown
     blurry = (SAMPLES / "bad_blurry.jpg").read_bytes()
@@ -351,10 +352,10 @@ def test_upload_page_saves_a_visit_and_shows_the_comparison(data_dir, store, dem
     at.number_input(key="needle_depth_mm").set_value(1.0)
     at.button(key="save_visit").click().run()
     _no_exception(at)
-    visits_ = store.visits(demo_id)
+    visits_ = store.visits(MAIN, demo_id)
     assert len(visits_) == n_before + 1
     assert [ph.filename for ph in visits_[-1].photos] == ["week06.jpg"]
-    assert store.treatments(demo_id)[-1].needle_depth_mm == 1.0
+    assert store.treatments(MAIN, demo_id)[-1].needle_depth_mm == 1.0
     assert any(m.value.startswith("\u2212") and "%" in m.value for m in at.metric)
     assert at.button(key="save_visit").disabled  # the same photos cannot be saved twice by a double click
 
@@ -381,7 +382,7 @@ def test_progress_page_draws_the_chart_with_intervals_treatments_and_windows(dat
 
 
 def test_progress_series_uses_the_stored_interval(store, demo_id):
-    points = store.progress(demo_id, demo.DEMO_REGION)
+    points = store.progress(MAIN, demo_id, demo.DEMO_REGION)
     series = charts.progress_series(points)
     assert series[0].change == 0.0 and series[0].is_baseline
     assert series[-1].low == pytest.approx(points[-1].ci_low)
@@ -409,7 +410,7 @@ def test_compare_page_shows_aligned_photos_difference_map_and_scar_table(data_di
 
 # ---------------------------------------------------------------------------------------------- visit mode
 def test_visit_mode_shows_plain_sentence_and_no_other_patient(data_dir, store, demo_id):
-    store.create_patient("Zed Other", code="ZED-9")
+    new_patient(store, "Zed Other", code="ZED-9")
     at = _app(mode="visit", patient=demo_id).run()
     _no_exception(at)
     shown = _texts(at)
@@ -423,7 +424,7 @@ def test_visit_mode_shows_plain_sentence_and_no_other_patient(data_dir, store, d
 
 
 def test_visit_mode_of_the_other_patient_shows_nothing_of_the_demo(data_dir, store, demo_id):
-    other = store.create_patient("Zed Other")
+    other = new_patient(store, "Zed Other")
     at = _app(mode="visit", patient=other.id).run()
     _no_exception(at)
     shown = _texts(at)
@@ -510,7 +511,7 @@ def test_warp_wedges_turn_grey_but_black_inside_the_photo_stays():
 def test_aligned_before_and_after_have_no_black_corners(store, demo_id):
     from relief_app import images
 
-    first, *_, last = store.photos(demo_id, region=demo.DEMO_REGION)
+    first, *_, last = store.photos(MAIN, demo_id, region=demo.DEMO_REGION)
     view = visits.compare_views(store, demo_id, first.id, last.id)
     for pic in (view["baseline"], view["followup"]):
         border = np.concatenate([pic[0], pic[-1], pic[:, 0], pic[:, -1]])
@@ -533,7 +534,7 @@ def test_default_page_has_no_url_path_of_its_own():
 
 
 def test_save_new_visit_stores_the_regions_with_the_measurement(store):
-    p = store.create_patient("Box Drawn")
+    p = new_patient(store, "Box Drawn")
     data = (SAMPLES / "week06.jpg").read_bytes()
     box = (300, 200, 1200, 900)
     a = visits.analyse_photo(data, "week06.jpg", regions={"scar patch": box})
@@ -545,7 +546,7 @@ def test_save_new_visit_stores_the_regions_with_the_measurement(store):
     saved = visits.save_new_visit(store, p.id, date=dt.date(2025, 2, 1), region="left cheek",
                                   uploads=[(data, "week06.jpg")], analyses={a.sha256: a}, compare=False)
     [ph] = saved.visit.photos
-    m = store.get_measurement(p.id, ph.id, visits.analyzer.ALGORITHM_VERSION)
+    m = store.get_measurement(MAIN, p.id, ph.id, visits.analyzer.ALGORITHM_VERSION)
     assert visits.regions_from_metrics(m.metrics)["scar patch"]["roughness_index"] == pytest.approx(
         a.roughness_index)
     assert m.metrics["roughness_index"] == pytest.approx(a.roughness_index)
@@ -576,7 +577,7 @@ def test_full_face_photo_shows_the_face_regions_and_saves_them(data_dir, store, 
     path = tmp_path / "astronaut.jpg"
     Image.fromarray(skimage.data.astronaut()).save(path, quality=92)
     data = path.read_bytes()
-    p = store.create_patient("Full Face")
+    p = new_patient(store, "Full Face")
     at = _to_new_visit(demo_id, p.id)
     if not _uploader_supported(at):
         pytest.skip("this Streamlit's AppTest cannot drive st.file_uploader")
@@ -593,8 +594,8 @@ def test_full_face_photo_shows_the_face_regions_and_saves_them(data_dir, store, 
     at.checkbox(key=f"keep_{visits.sha256(data)[:12]}").check()  # a portrait, not a skin close-up: fails the gate
     at.button(key="save_visit").click().run()
     _no_exception(at)
-    [visit] = store.visits(p.id)
-    m = store.get_measurement(p.id, visit.photos[0].id, visits.analyzer.ALGORITHM_VERSION)
+    [visit] = store.visits(MAIN, p.id)
+    m = store.get_measurement(MAIN, p.id, visit.photos[0].id, visits.analyzer.ALGORITHM_VERSION)
     stored = visits.regions_from_metrics(m.metrics)
     assert set(stored) == set(table["Region"])
     assert visit.photos[0].capture["regions"] == "face" and visit.photos[0].region == "full face"
@@ -630,7 +631,7 @@ def test_region_drawn_by_hand_on_a_close_up_is_measured(data_dir, store, demo_id
 
 
 def test_compare_page_shows_the_regions_both_photos_have(data_dir, store, demo_id):
-    p = store.create_patient("Regions Compared")
+    p = new_patient(store, "Regions Compared")
     box = {"left cheek": (200, 150, 1400, 1000)}
     for day, name in ((dt.date(2025, 1, 6), "week00_baseline.jpg"), (dt.date(2025, 3, 31), "week12.jpg")):
         data = (SAMPLES / name).read_bytes()
@@ -643,8 +644,8 @@ def test_compare_page_shows_the_regions_both_photos_have(data_dir, store, demo_i
     _no_exception(at)
     table = _region_table(at)
     assert list(table["Region"]) == ["left cheek"]
-    before, after = (store.get_measurement(p.id, ph.id, visits.analyzer.ALGORITHM_VERSION)
-                     for ph in store.photos(p.id))
+    before, after = (store.get_measurement(MAIN, p.id, ph.id, visits.analyzer.ALGORITHM_VERSION)
+                     for ph in store.photos(MAIN, p.id))
     ri_b = before.metrics["region:left cheek:roughness_index"]
     ri_a = after.metrics["region:left cheek:roughness_index"]
     assert table.iloc[0, 1] == pytest.approx(round(ri_b, 2)) and table.iloc[0, 2] == pytest.approx(round(ri_a, 2))

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from helpers import MAIN, new_patient
 
 pytest.importorskip("playwright")
 pytest.importorskip("pytest_playwright")
@@ -206,7 +207,7 @@ def create_patient(page, server: Server, name: str, code: str) -> int:
     settle(page)
     page.get_by_text(f"Created {name}").wait_for()
     with open_store(server.data_dir) as store:
-        (pid,) = [p.id for p in store.list_patients(code) if p.code == code]
+        (pid,) = [p.id for p in store.list_patients(MAIN, code) if p.code == code]
     # The new patient is the selected one: their row's button says "Selected" and is disabled.
     assert page.locator(key(f"open_patient_{pid}") + " button").is_disabled()
     return pid
@@ -285,7 +286,7 @@ def test_fresh_data_folder_shows_the_demo_patient_on_every_page(page, server, tm
     page.locator('[class*="st-key-open_patient_"]').first.wait_for()  # the demo is seeded on the first view
     settle(page)
     with open_store(server.data_dir) as store:
-        (demo,) = [p for p in store.list_patients() if p.code == "DEMO"]
+        (demo,) = [p for p in store.list_patients(MAIN, ) if p.code == "DEMO"]
     assert demo.name == "Demo patient" and demo.n_visits == 4
     row = page.locator(key(f"open_patient_{demo.id}") + " button")
     if row.is_enabled():  # another test's patient may be the selected one
@@ -332,7 +333,7 @@ def test_fresh_data_folder_shows_the_demo_patient_on_every_page(page, server, tm
     screenshot(page, out / "visit_mode.png")
 
     with open_store(server.data_dir) as store:
-        assert len(store.visits(demo.id)) == 4  # looking around saved nothing
+        assert len(store.visits(MAIN, demo.id)) == 4  # looking around saved nothing
     for name in SCREENSHOTS:
         assert_real_content(out / f"{name}.png", photos=name in ("new_visit", "compare", "visit_mode"))
 
@@ -369,12 +370,12 @@ def test_new_patient_two_visits_compared_with_the_baseline(page, server):
     assert_no_traceback(page)
 
     with open_store(server.data_dir) as store:
-        visits = store.visits(pid)
+        visits = store.visits(MAIN, pid)
         assert [v.date for v in visits] == [first_day, today]
         assert [[p.sha256 for p in v.photos] for v in visits] == [[sha(photos["week00_baseline.jpg"])],
                                                                   [sha(photos["week06.jpg"])]]
         base, follow = visits[0].photos[0], visits[1].photos[0]
-        c = store.get_comparison(pid, base.id, follow.id, analyzer.ALGORITHM_VERSION)
+        c = store.get_comparison(MAIN, pid, base.id, follow.id, analyzer.ALGORITHM_VERSION)
     assert c is not None and c.change_pct < 0  # week 6 was rendered with 20 % shallower scars: smoother
     shown = change_with_interval(c.change_pct, c.ci_low, c.ci_high)
     text = main_text(page)
@@ -439,8 +440,8 @@ def test_bad_uploads_get_one_line_errors_and_nothing_is_saved(page, server, tmp_
     assert "Saved the visit" not in main_text(page)
     assert_no_traceback(page)
     with open_store(server.data_dir) as store:
-        assert store.visits(pid) == []
-        assert store.photos(pid) == []
+        assert store.visits(MAIN, pid) == []
+        assert store.photos(MAIN, pid) == []
 
 
 # ------------------------------------------------------------------------------------ kill mid-save
@@ -523,7 +524,7 @@ def test_killing_the_app_during_a_save_leaves_the_whole_visit_or_nothing(page, t
         srv.stop()
 
     with open_store(data) as store:
-        visits = store.visits(pid)
+        visits = store.visits(MAIN, pid)
         listed = list(store.blobs)
         for digest, path in listed:  # every file listed as a photo is whole: its content matches its name
             assert sha(path.read_bytes()) == digest and not path.name.startswith(".tmp-")
@@ -531,12 +532,12 @@ def test_killing_the_app_during_a_save_leaves_the_whole_visit_or_nothing(page, t
             (visit,) = visits
             assert {p.sha256 for p in visit.photos} == shas
             for p in visit.photos:
-                assert sha(store.photo_bytes(pid, p.id)) == p.sha256
-                assert store.get_measurement(pid, p.id, analyzer.ALGORITHM_VERSION) is not None
+                assert sha(store.photo_bytes(MAIN, pid, p.id)) == p.sha256
+                assert store.get_measurement(MAIN, pid, p.id, analyzer.ALGORITHM_VERSION) is not None
             assert store.gc_orphans(grace_s=0) == []
             assert {d for d, _ in store.blobs} == shas
         else:  # nothing: no visit, no photo row; files only as orphans the sweep removes
-            assert visits == [] and store.photos(pid) == []
+            assert visits == [] and store.photos(MAIN, pid) == []
             temp = store.blobs.temp_files()
             if stage == "photo-file-write":
                 assert len(listed) == 1 and len(temp) == 1

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import MAIN, new_patient
 from PIL import Image
 from sqlalchemy import create_engine, event, func, select, text
 from sqlalchemy.engine import make_url
@@ -118,7 +119,7 @@ def test_migrated_schema_matches_models(store):
     with store.engine.connect() as conn:
         assert compare_metadata(MigrationContext.configure(conn), Base.metadata) == []
     head = ScriptDirectory.from_config(storage_db.alembic_config()).get_current_head()
-    assert storage_db.current_revision(store.engine) == head == "0001"
+    assert storage_db.current_revision(store.engine) == head == "0002"
 
 
 def test_downgrade_to_base_and_upgrade_again_round_trips(store):
@@ -137,9 +138,9 @@ def test_downgrade_to_base_and_upgrade_again_round_trips(store):
 def test_open_store_twice_is_idempotent(backend):
     data_dir, url = backend
     with open_store(data_dir, url=url) as a:
-        pid = a.create_patient("Ann").id
+        pid = new_patient(a, "Ann").id
     with open_store(data_dir, url=url) as b:
-        assert b.patient(pid).name == "Ann"
+        assert b.patient(MAIN, pid).name == "Ann"
 
 
 def test_sqlite_default_location_pragmas_and_env(tmp_path, monkeypatch):
@@ -160,40 +161,40 @@ def test_unreachable_database_is_one_clear_error(tmp_path):
 
 # --------------------------------------------------------------------------------------------- CRUD
 def test_patient_crud_and_search(store):
-    a = store.create_patient("Ana Souza", code="P-001", birth_date="1990-05-17", notes="sensitive skin")
-    b = store.create_patient("bob 100%", code="X_9")
-    store.create_patient("Carla")
+    a = new_patient(store, "Ana Souza", code="P-001", birth_date="1990-05-17", notes="sensitive skin")
+    b = new_patient(store, "bob 100%", code="X_9")
+    new_patient(store, "Carla")
     assert a.birth_date == dt.date(1990, 5, 17) and a.created_at.tzinfo is not None
-    assert store.patient(a.id) == a
+    assert store.patient(MAIN, a.id) == a
 
-    upd = store.update_patient(a.id, name="Ana S. Souza", birth_date=None, notes="")
+    upd = store.update_patient(MAIN, a.id, name="Ana S. Souza", birth_date=None, notes="")
     assert (upd.name, upd.code, upd.birth_date, upd.notes) == ("Ana S. Souza", "P-001", None, "")
 
-    assert [p.name for p in store.list_patients()] == ["Ana S. Souza", "bob 100%", "Carla"]
-    assert [p.id for p in store.list_patients("SOUZA")] == [a.id]
-    assert [p.id for p in store.list_patients("p-00")] == [a.id]  # by code
-    assert [p.id for p in store.list_patients("100%")] == [b.id]  # LIKE wildcards are literal
-    assert [p.id for p in store.list_patients("x_")] == [b.id]
-    assert store.list_patients("nobody") == []
+    assert [p.name for p in store.list_patients(MAIN, )] == ["Ana S. Souza", "bob 100%", "Carla"]
+    assert [p.id for p in store.list_patients(MAIN, "SOUZA")] == [a.id]
+    assert [p.id for p in store.list_patients(MAIN, "p-00")] == [a.id]  # by code
+    assert [p.id for p in store.list_patients(MAIN, "100%")] == [b.id]  # LIKE wildcards are literal
+    assert [p.id for p in store.list_patients(MAIN, "x_")] == [b.id]
+    assert store.list_patients(MAIN, "nobody") == []
 
 
 @pytest.mark.parametrize(
     "call, error",
     [
-        (lambda s, pid: s.create_patient("  "), OptionError),
-        (lambda s, pid: s.create_patient("Dup", code="P-1"), Conflict),
-        (lambda s, pid: s.update_patient(pid, age=3), OptionError),
-        (lambda s, pid: s.create_patient("X", birth_date="17/05/1990"), OptionError),
-        (lambda s, pid: s.add_treatment(pid, "2025-01-01", needle_depth_mm=25), OptionError),
-        (lambda s, pid: s.patient(pid + 999), NotFound),
-        (lambda s, pid: s.visits(pid + 999), NotFound),
-        (lambda s, pid: s.save_visit(pid, date="2025-01-01", photos=[NewPhoto(b"", "a.png", "cheek")]), OptionError),
-        (lambda s, pid: s.save_visit(pid, date="2025-01-01", photos=[NewPhoto(png(1), "a.png", " ")]), OptionError),
-        (lambda s, pid: s.save_visit(pid, date="2025-01-01", treatment={"depth": 1}), OptionError),
+        (lambda s, pid: new_patient(s, "  "), OptionError),
+        (lambda s, pid: new_patient(s, "Dup", code="P-1"), Conflict),
+        (lambda s, pid: s.update_patient(MAIN, pid, age=3), OptionError),
+        (lambda s, pid: new_patient(s, "X", birth_date="17/05/1990"), OptionError),
+        (lambda s, pid: s.add_treatment(MAIN, pid, "2025-01-01", needle_depth_mm=25), OptionError),
+        (lambda s, pid: s.patient(MAIN, pid + 999), NotFound),
+        (lambda s, pid: s.visits(MAIN, pid + 999), NotFound),
+        (lambda s, pid: s.save_visit(MAIN, pid, date="2025-01-01", photos=[NewPhoto(b"", "a.png", "cheek")]), OptionError),
+        (lambda s, pid: s.save_visit(MAIN, pid, date="2025-01-01", photos=[NewPhoto(png(1), "a.png", " ")]), OptionError),
+        (lambda s, pid: s.save_visit(MAIN, pid, date="2025-01-01", treatment={"depth": 1}), OptionError),
     ],
 )
 def test_bad_inputs_raise_one_line_errors_and_save_nothing(store, call, error):
-    pid = store.create_patient("Base", code="P-1").id
+    pid = new_patient(store, "Base", code="P-1").id
     with pytest.raises(error) as info:
         call(store, pid)
     assert "\n" not in str(info.value) and ";" in str(info.value)  # one sentence that says the fix
@@ -202,20 +203,20 @@ def test_bad_inputs_raise_one_line_errors_and_save_nothing(store, call, error):
 
 
 def test_treatments_and_visit_with_treatment(store):
-    pid = store.create_patient("T").id
-    store.add_treatment(pid, dt.date(2025, 3, 1), needle_depth_mm=1.5, area="cheeks")
-    store.add_treatment(pid, "2025-01-15", procedure="micro-needling + PRP", needle_depth_mm=2.0)
-    store.save_visit(pid, date="2025-02-01", treatment={"needle_depth_mm": 1.0, "area": "forehead"})
-    ts = store.treatments(pid)
+    pid = new_patient(store, "T").id
+    store.add_treatment(MAIN, pid, dt.date(2025, 3, 1), needle_depth_mm=1.5, area="cheeks")
+    store.add_treatment(MAIN, pid, "2025-01-15", procedure="micro-needling + PRP", needle_depth_mm=2.0)
+    store.save_visit(MAIN, pid, date="2025-02-01", treatment={"needle_depth_mm": 1.0, "area": "forehead"})
+    ts = store.treatments(MAIN, pid)
     assert [t.date for t in ts] == [dt.date(2025, 1, 15), dt.date(2025, 2, 1), dt.date(2025, 3, 1)]
     assert [t.needle_depth_mm for t in ts] == [2.0, 1.0, 1.5]
     assert ts[0].procedure == "micro-needling + PRP" and ts[1].procedure == "micro-needling"
 
 
 def test_save_visit_stores_photos_metadata_and_measurements(store):
-    pid = store.create_patient("V").id
+    pid = new_patient(store, "V").id
     data = png(7, w=30, h=20)
-    v = store.save_visit(
+    v = store.save_visit(MAIN, 
         pid, date=dt.date(2025, 1, 6), notes="baseline",
         photos=[
             NewPhoto(data, "IMG_1.PNG", "left cheek", capture={"distance_cm": 25}, measurement=meas(4.0)),
@@ -227,16 +228,16 @@ def test_save_visit_stores_photos_metadata_and_measurements(store):
     assert (p.region, p.filename, p.content_type, p.width, p.height) == ("left cheek", "IMG_1.PNG", "image/png", 30, 20)
     assert p.sha256 == hashlib.sha256(data).hexdigest() and p.capture == {"distance_cm": 25}
     assert v.photos[1].filename == "IMG_2.png"  # folders stripped
-    assert store.photo_bytes(pid, p.id) == data
-    path = store.photo_path(pid, p.id)
+    assert store.photo_bytes(MAIN, pid, p.id) == data
+    path = store.photo_path(MAIN, pid, p.id)
     assert path == store.data_dir / "photos" / p.sha256[:2] / f"{p.sha256}.png"
-    assert store.visits(pid) == [v]
-    assert store.visit(pid, v.id) == v
-    assert store.regions(pid) == ["left cheek", "right cheek"]
-    assert [x.id for x in store.photos(pid, region="right cheek")] == [v.photos[1].id]
-    m = store.get_measurement(pid, p.id, V1)
+    assert store.visits(MAIN, pid) == [v]
+    assert store.visit(MAIN, pid, v.id) == v
+    assert store.regions(MAIN, pid) == ["left cheek", "right cheek"]
+    assert [x.id for x in store.photos(MAIN, pid, region="right cheek")] == [v.photos[1].id]
+    m = store.get_measurement(MAIN, pid, p.id, V1)
     assert m.roughness_index == 4.0 and m.metrics["scar.Sq"] == 2.0 and m.scale_source == "card"
-    assert store.get_measurement(pid, v.photos[1].id, V1) is None
+    assert store.get_measurement(MAIN, pid, v.photos[1].id, V1) is None
 
 
 @pytest.mark.parametrize("orientation, size", [(1, (40, 10)), (6, (10, 40)), (8, (10, 40))])
@@ -246,30 +247,30 @@ def test_photo_size_comes_from_the_header_with_exif_rotation(store, orientation,
     exif[0x0112] = orientation
     buf = io.BytesIO()
     im.save(buf, format="JPEG", exif=exif.tobytes())
-    pid = store.create_patient("J").id
-    p = store.save_visit(pid, date="2025-01-01", photos=[NewPhoto(buf.getvalue(), "a.jpeg", "chin")]).photos[0]
+    pid = new_patient(store, "J").id
+    p = store.save_visit(MAIN, pid, date="2025-01-01", photos=[NewPhoto(buf.getvalue(), "a.jpeg", "chin")]).photos[0]
     assert (p.width, p.height, p.content_type) == (*size, "image/jpeg")
-    assert store.photo_path(pid, p.id).suffix == ".jpg"  # extension from the bytes, not the upload name
+    assert store.photo_path(MAIN, pid, p.id).suffix == ".jpg"  # extension from the bytes, not the upload name
 
 
 # ------------------------------------------------------------------------------------------- blobs
 def test_identical_bytes_are_stored_once(store):
-    a = store.create_patient("A").id
-    b = store.create_patient("B").id
+    a = new_patient(store, "A").id
+    b = new_patient(store, "B").id
     data = png(1)
-    v1 = store.save_visit(a, date="2025-01-01", photos=[
+    v1 = store.save_visit(MAIN, a, date="2025-01-01", photos=[
         NewPhoto(data, "x.png", "left cheek"), NewPhoto(data, "again.png", "right cheek"),
     ])
-    v2 = store.save_visit(a, date="2025-02-01", photos=[NewPhoto(data, "y.png", "left cheek")])
-    store.save_visit(b, date="2025-02-01", photos=[NewPhoto(data, "z.png", "chin")])
+    v2 = store.save_visit(MAIN, a, date="2025-02-01", photos=[NewPhoto(data, "y.png", "left cheek")])
+    store.save_visit(MAIN, b, date="2025-02-01", photos=[NewPhoto(data, "z.png", "chin")])
     assert [p.filename for p in v1.photos] == ["x.png"]  # one row per (visit, sha256): first kept
     assert v2.photos[0].sha256 == v1.photos[0].sha256
     assert count_rows(store, Photo) == 3
     assert [sha for sha, _ in store.blobs] == [hashlib.sha256(data).hexdigest()]  # one file
     # Deleting one patient keeps the file the other still uses; deleting both removes it.
-    store.delete_patient(a)
+    store.delete_patient(MAIN, a)
     assert len(list(store.blobs)) == 1
-    store.delete_patient(b)
+    store.delete_patient(MAIN, b)
     assert list(store.blobs) == []
 
 
@@ -297,21 +298,21 @@ def test_blob_write_is_atomic_and_never_overwrites(tmp_path, monkeypatch):
 
 
 def test_corrupt_photo_file_is_detected(store):
-    pid = store.create_patient("C").id
-    p = store.save_visit(pid, date="2025-01-01", photos=[NewPhoto(png(4), "a.png", "chin")]).photos[0]
-    path = store.photo_path(pid, p.id)
+    pid = new_patient(store, "C").id
+    p = store.save_visit(MAIN, pid, date="2025-01-01", photos=[NewPhoto(png(4), "a.png", "chin")]).photos[0]
+    path = store.photo_path(MAIN, pid, p.id)
     path.write_bytes(b"\x89PNG\r\n\x1a\n" + b"garbage")
     with pytest.raises(StorageError, match="corrupt"):
-        store.photo_bytes(pid, p.id)
+        store.photo_bytes(MAIN, pid, p.id)
     path.unlink()
     with pytest.raises(StorageError, match="missing"):
-        store.photo_bytes(pid, p.id)
+        store.photo_bytes(MAIN, pid, p.id)
 
 
 # ------------------------------------------------------------------------------------- transactions
 def test_failing_analysis_leaves_no_rows_and_orphan_is_collected(store):
-    pid = store.create_patient("R").id
-    keep = store.save_visit(pid, date="2025-01-01", photos=[NewPhoto(png(10), "keep.png", "chin")])
+    pid = new_patient(store, "R").id
+    keep = store.save_visit(MAIN, pid, date="2025-01-01", photos=[NewPhoto(png(10), "keep.png", "chin")])
     calls = []
 
     def analyse(photo: NewPhoto):
@@ -321,13 +322,13 @@ def test_failing_analysis_leaves_no_rows_and_orphan_is_collected(store):
         return meas(3.0)
 
     with pytest.raises(RuntimeError, match="analysis crashed"):
-        store.save_visit(
+        store.save_visit(MAIN, 
             pid, date="2025-02-01", treatment={"needle_depth_mm": 1.0},
             photos=[NewPhoto(png(11), "a.png", "chin"), NewPhoto(png(12), "b.png", "left cheek")],
             analyse=analyse,
         )
     assert calls == ["a.png", "b.png"]
-    assert [v.id for v in store.visits(pid)] == [keep.id]
+    assert [v.id for v in store.visits(MAIN, pid)] == [keep.id]
     assert (count_rows(store, Photo), count_rows(store, Measurement), count_rows(store, Treatment)) == (1, 0, 0)
     assert len(list(store.blobs)) == 3  # two orphans on disk, harmless
     assert store.gc_orphans() == []  # fresh files are protected by the grace period
@@ -336,13 +337,13 @@ def test_failing_analysis_leaves_no_rows_and_orphan_is_collected(store):
         hashlib.sha256(png(i)).hexdigest() for i in (11, 12)
     )
     assert [sha for sha, _ in store.blobs] == [keep.photos[0].sha256]
-    assert store.photo_bytes(pid, keep.photos[0].id) == png(10)
+    assert store.photo_bytes(MAIN, pid, keep.photos[0].id) == png(10)
 
 
 def test_database_error_inside_the_transaction_rolls_everything_back(store, monkeypatch):
     import storage.service as service
 
-    pid = store.create_patient("D").id
+    pid = new_patient(store, "D").id
     real = service._measurement_row
 
     def broken_row(patient_id, photo_id, m):
@@ -352,7 +353,7 @@ def test_database_error_inside_the_transaction_rolls_everything_back(store, monk
 
     monkeypatch.setattr(service, "_measurement_row", broken_row)
     with pytest.raises(Exception) as info:
-        store.save_visit(pid, date="2025-01-01", treatment={},
+        store.save_visit(MAIN, pid, date="2025-01-01", treatment={},
                          photos=[NewPhoto(png(20), "a.png", "chin", measurement=meas(2.0))])
     assert "IntegrityError" in type(info.value).__name__
     assert (count_rows(store, Visit), count_rows(store, Photo), count_rows(store, Treatment)) == (0, 0, 0)
@@ -362,13 +363,15 @@ CRASH_SCRIPT = textwrap.dedent(
     """
     import os, sys, time
     sys.path.insert(0, {repo!r})
+    sys.path.insert(0, {repo!r} + "/tests")
+    from helpers import MAIN, new_patient
     from sqlalchemy import event
     from storage import open_store, NewPhoto, NewMeasurement
     from storage.models import Visit
 
     mode, data_dir, url = sys.argv[1], sys.argv[2], sys.argv[3] or None
     store = open_store(data_dir, url=url)
-    pid = store.create_patient("Crash").id
+    pid = new_patient(store, "Crash").id
     photos = [NewPhoto(bytes.fromhex(h), f"p{{i}}.png", "chin",
                        measurement=NewMeasurement("1.0.0", roughness_index=1.0))
               for i, h in enumerate(sys.argv[4:])]
@@ -386,7 +389,7 @@ CRASH_SCRIPT = textwrap.dedent(
             if any(isinstance(o, Visit) for o in session.identity_map.values()):
                 print("READY", flush=True)  # rows flushed, not committed: the parent kills us now
                 time.sleep(60)
-    store.save_visit(pid, date="2025-01-01", photos=photos)
+    store.save_visit(MAIN, pid, date="2025-01-01", photos=photos)
     print("SAVED", flush=True)
     """
 )
@@ -414,8 +417,8 @@ def test_crash_in_the_middle_of_saving_leaves_no_half_record(backend, mode):
     assert proc.returncode == (17 if mode == "during-blob-write" else -signal.SIGKILL), err
 
     with open_store(data_dir, url=url) as s:
-        (patient,) = s.list_patients()
-        assert patient.n_visits == 0 and s.visits(patient.id) == []
+        (patient,) = s.list_patients(MAIN, )
+        assert patient.n_visits == 0 and s.visits(MAIN, patient.id) == []
         assert (count_rows(s, Photo), count_rows(s, Measurement)) == (0, 0)
         # Every listed photo file is complete (its content matches its name); a partial one is only a .tmp-.
         listed = list(s.blobs)
@@ -433,8 +436,8 @@ def test_crash_in_the_middle_of_saving_leaves_no_half_record(backend, mode):
 
 # ------------------------------------------------------------------------------------ measurements
 def test_measurement_is_computed_once_per_algorithm_version(store):
-    pid = store.create_patient("M").id
-    photo = store.save_visit(pid, date="2025-01-01", photos=[NewPhoto(png(40), "a.png", "chin")]).photos[0]
+    pid = new_patient(store, "M").id
+    photo = store.save_visit(MAIN, pid, date="2025-01-01", photos=[NewPhoto(png(40), "a.png", "chin")]).photos[0]
     calls = []
 
     def compute_v1():
@@ -443,45 +446,45 @@ def test_measurement_is_computed_once_per_algorithm_version(store):
                 "fine.Sq": float("nan")}, "scars": [], "px_per_mm": 10, "scale_source": "default",
                 "quality": {"ok": True, "warnings": [], "codes": [], "values": {"sharpness": 0.8}}}
 
-    first = store.measurement_for(pid, photo.id, V1, compute_v1)
-    again = store.measurement_for(pid, photo.id, V1, compute_v1)
+    first = store.measurement_for(MAIN, pid, photo.id, V1, compute_v1)
+    again = store.measurement_for(MAIN, pid, photo.id, V1, compute_v1)
     assert calls == [V1] and (again.id, again.created_at) == (first.id, first.created_at)  # NaN != NaN
     assert first.roughness_index == 5.5 and math.isnan(first.metrics["fine.Sq"])
-    assert store.photo(pid, photo.id).quality["values"] == {"sharpness": 0.8}
+    assert store.photo(MAIN, pid, photo.id).quality["values"] == {"sharpness": 0.8}
 
     def compute_v2():
         calls.append(V2)
         return meas(float("nan"), version=V2)
 
-    second = store.measurement_for(pid, photo.id, V2, compute_v2)
+    second = store.measurement_for(MAIN, pid, photo.id, V2, compute_v2)
     assert calls == [V1, V2] and math.isnan(second.roughness_index)
-    store.measurement_for(pid, photo.id, V2, compute_v2)
+    store.measurement_for(MAIN, pid, photo.id, V2, compute_v2)
     assert calls == [V1, V2]
-    assert store.get_measurement(pid, photo.id, V1).id == first.id  # the old version's row is kept
+    assert store.get_measurement(MAIN, pid, photo.id, V1).id == first.id  # the old version's row is kept
     assert count_rows(store, Measurement) == 2
 
     with pytest.raises(OptionError):  # compute() must answer for the version asked
-        store.measurement_for(pid, photo.id, "3.0.0", lambda: meas(1.0, version=V1))
+        store.measurement_for(MAIN, pid, photo.id, "3.0.0", lambda: meas(1.0, version=V1))
 
 
 def test_save_measurement_replaces_the_same_version(store):
-    pid = store.create_patient("S").id
-    photo = store.save_visit(pid, date="2025-01-01", photos=[NewPhoto(png(41), "a.png", "chin")]).photos[0]
-    store.save_measurement(pid, photo.id, V1, roughness_index=3.0, metrics={"roughness_index": 3.0})
-    m = store.save_measurement(pid, photo.id, V1, roughness_index=2.5, metrics={"roughness_index": 2.5},
+    pid = new_patient(store, "S").id
+    photo = store.save_visit(MAIN, pid, date="2025-01-01", photos=[NewPhoto(png(41), "a.png", "chin")]).photos[0]
+    store.save_measurement(MAIN, pid, photo.id, V1, roughness_index=3.0, metrics={"roughness_index": 3.0})
+    m = store.save_measurement(MAIN, pid, photo.id, V1, roughness_index=2.5, metrics={"roughness_index": 2.5},
                                scars=[{"d": 1}], px_per_mm=12.5, scale_source="card",
                                quality={"ok": False, "warnings": ["blurry"], "codes": ["blur"], "values": {}})
     assert count_rows(store, Measurement) == 1
-    assert store.get_measurement(pid, photo.id, V1) == m
+    assert store.get_measurement(MAIN, pid, photo.id, V1) == m
     assert (m.roughness_index, m.scars, m.px_per_mm) == (2.5, [{"d": 1}], 12.5)
-    assert store.photo(pid, photo.id).quality["codes"] == ["blur"]
+    assert store.photo(MAIN, pid, photo.id).quality["codes"] == ["blur"]
 
 
 def test_comparisons_are_cached_by_photo_pair_and_version(store):
-    pid = store.create_patient("K").id
-    b = store.save_visit(pid, date="2025-01-01", photos=[NewPhoto(png(50), "b.png", "chin")]).photos[0]
-    f = store.save_visit(pid, date="2025-03-01", photos=[NewPhoto(png(51), "f.png", "chin")]).photos[0]
-    assert store.get_comparison(pid, b.id, f.id, V1) is None
+    pid = new_patient(store, "K").id
+    b = store.save_visit(MAIN, pid, date="2025-01-01", photos=[NewPhoto(png(50), "b.png", "chin")]).photos[0]
+    f = store.save_visit(MAIN, pid, date="2025-03-01", photos=[NewPhoto(png(51), "f.png", "chin")]).photos[0]
+    assert store.get_comparison(MAIN, pid, b.id, f.id, V1) is None
     calls = []
 
     def compute():
@@ -489,43 +492,43 @@ def test_comparisons_are_cached_by_photo_pair_and_version(store):
         return dict(change_pct=-12.0, ci_low=-18.0, ci_high=-6.0, mdc_pct=float("nan"), significant=True,
                     result={"registration": {"ok": True, "matrix": np.eye(2, 3)}})
 
-    c = store.comparison_for(pid, b.id, f.id, V1, compute)
-    assert store.comparison_for(pid, b.id, f.id, V1, compute).id == c.id and calls == [1]
+    c = store.comparison_for(MAIN, pid, b.id, f.id, V1, compute)
+    assert store.comparison_for(MAIN, pid, b.id, f.id, V1, compute).id == c.id and calls == [1]
     assert (c.region, c.change_pct, c.significant) == ("chin", -12.0, True) and math.isnan(c.mdc_pct)
     assert c.result["registration"]["matrix"] == [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]
-    c2 = store.save_comparison(pid, b.id, f.id, V1, change_pct=-10.0, ci_low=-15, ci_high=-5, mdc_pct=4,
+    c2 = store.save_comparison(MAIN, pid, b.id, f.id, V1, change_pct=-10.0, ci_low=-15, ci_high=-5, mdc_pct=4,
                                significant=True)
-    assert c2.id == c.id and store.get_comparison(pid, b.id, f.id, V1).change_pct == -10.0
+    assert c2.id == c.id and store.get_comparison(MAIN, pid, b.id, f.id, V1).change_pct == -10.0
     with pytest.raises(OptionError):
-        store.save_comparison(pid, b.id, b.id, V1, change_pct=0, ci_low=0, ci_high=0, mdc_pct=0, significant=False)
+        store.save_comparison(MAIN, pid, b.id, b.id, V1, change_pct=0, ci_low=0, ci_high=0, mdc_pct=0, significant=False)
 
 
 # ----------------------------------------------------------------------------------------- scoping
 def test_a_patient_cannot_reach_another_patients_records(store):
-    a = store.create_patient("A").id
-    b = store.create_patient("B").id
-    va = store.save_visit(a, date="2025-01-01", photos=[NewPhoto(png(60), "a.png", "chin", measurement=meas(1.0))])
-    vb = store.save_visit(b, date="2025-01-02", photos=[NewPhoto(png(61), "b.png", "chin")])
+    a = new_patient(store, "A").id
+    b = new_patient(store, "B").id
+    va = store.save_visit(MAIN, a, date="2025-01-01", photos=[NewPhoto(png(60), "a.png", "chin", measurement=meas(1.0))])
+    vb = store.save_visit(MAIN, b, date="2025-01-02", photos=[NewPhoto(png(61), "b.png", "chin")])
     pa, pb = va.photos[0].id, vb.photos[0].id
     calls = [
-        lambda: store.photo(b, pa),
-        lambda: store.photo_bytes(b, pa),
-        lambda: store.photo_path(b, pa),
-        lambda: store.get_measurement(b, pa, V1),
-        lambda: store.save_measurement(b, pa, V1, roughness_index=1.0, metrics={}),
-        lambda: store.measurement_for(b, pa, V1, lambda: meas(1.0)),
-        lambda: store.get_comparison(b, pa, pb, V1),
-        lambda: store.save_comparison(b, pa, pb, V1, change_pct=0, ci_low=0, ci_high=0, mdc_pct=0,
+        lambda: store.photo(MAIN, b, pa),
+        lambda: store.photo_bytes(MAIN, b, pa),
+        lambda: store.photo_path(MAIN, b, pa),
+        lambda: store.get_measurement(MAIN, b, pa, V1),
+        lambda: store.save_measurement(MAIN, b, pa, V1, roughness_index=1.0, metrics={}),
+        lambda: store.measurement_for(MAIN, b, pa, V1, lambda: meas(1.0)),
+        lambda: store.get_comparison(MAIN, b, pa, pb, V1),
+        lambda: store.save_comparison(MAIN, b, pa, pb, V1, change_pct=0, ci_low=0, ci_high=0, mdc_pct=0,
                                       significant=False),
-        lambda: store.visit(b, va.id),
-        lambda: store.delete_visit(b, va.id),
+        lambda: store.visit(MAIN, b, va.id),
+        lambda: store.delete_visit(MAIN, b, va.id),
     ]
     for call in calls:
         with pytest.raises(NotFound):
             call()
-    assert [p.id for p in store.photos(b)] == [pb]
-    assert store.photo_bytes(a, pa) == png(60)  # untouched
-    assert store.baseline_photo(b, "chin").id == pb
+    assert [p.id for p in store.photos(MAIN, b)] == [pb]
+    assert store.photo_bytes(MAIN, a, pa) == png(60)  # untouched
+    assert store.baseline_photo(MAIN, b, "chin").id == pb
 
 
 # ---------------------------------------------------------------------------------------- progress
@@ -536,13 +539,13 @@ def _seed_course(store, n_visits: int, *, seed: int = 0):
     have a stored comparison against the baseline. Returns (patient_id, roughness by visit, change by visit).
     """
     rng = np.random.default_rng(seed)
-    pid = store.create_patient("Progress", code=f"PR-{seed}").id
+    pid = new_patient(store, "Progress", code=f"PR-{seed}").id
     start = dt.date(2024, 1, 1)
-    store.add_treatment(pid, start + dt.timedelta(days=7), needle_depth_mm=1.5)
+    store.add_treatment(MAIN, pid, start + dt.timedelta(days=7), needle_depth_mm=1.5)
     ri = 6.0 - np.cumsum(rng.uniform(0, 0.1, n_visits))
     photo_ids = []
     for i in range(n_visits):
-        v = store.save_visit(pid, date=start + dt.timedelta(days=14 * i), photos=[
+        v = store.save_visit(MAIN, pid, date=start + dt.timedelta(days=14 * i), photos=[
             NewPhoto(png(1000 * seed + 2 * i), f"lc{i}.png", "left cheek", measurement=meas(float(ri[i]))),
             NewPhoto(png(1000 * seed + 2 * i + 1), f"ch{i}.png", "chin"),
         ])
@@ -551,18 +554,18 @@ def _seed_course(store, n_visits: int, *, seed: int = 0):
     for i in range(1, n_visits):
         pct = 100.0 * (ri[i] - ri[0]) / ri[0]
         change[i] = pct
-        store.save_comparison(pid, photo_ids[0], photo_ids[i], V1, change_pct=pct, ci_low=pct - 2,
+        store.save_comparison(MAIN, pid, photo_ids[0], photo_ids[i], V1, change_pct=pct, ci_low=pct - 2,
                               ci_high=pct + 2, mdc_pct=3.0, significant=abs(pct) > 3)
     return pid, ri, change
 
 
-def test_progress_of_50_visits_is_two_queries_and_fast(store):
+def test_progress_of_50_visits_is_three_queries_and_fast(store):
     pid, ri, change = _seed_course(store, 50)
     with QueryCounter(store.engine) as qc:
         t0 = time.perf_counter()
-        points = store.progress(pid, "left cheek", algorithm_version=V1)
+        points = store.progress(MAIN, pid, "left cheek", algorithm_version=V1)
         elapsed = time.perf_counter() - t0
-    assert qc.n <= 2, f"{qc.n} queries for one progress chart"
+    assert qc.n <= 3, f"{qc.n} queries for one progress chart"  # access check, visits, comparisons
     assert elapsed < 0.5, f"progress of 50 visits took {elapsed:.3f} s"
 
     assert len(points) == 50
@@ -576,23 +579,23 @@ def test_progress_of_50_visits_is_two_queries_and_fast(store):
     assert points[10].metrics["scar.Sq"] == pytest.approx(ri[10] / 2)
 
     with QueryCounter(store.engine) as qc:
-        visits = store.visits(pid)
+        visits = store.visits(MAIN, pid)
     assert len(visits) == 50 and qc.n <= 2  # visits with their photos: no N+1 either
 
     # Another algorithm version: same visits, nothing measured yet.
-    other = store.progress(pid, "left cheek", algorithm_version=V2)
+    other = store.progress(MAIN, pid, "left cheek", algorithm_version=V2)
     assert len(other) == 50 and all(p.roughness_index is None and p.metrics is None for p in other)
     assert all(p.change_pct is None for p in other[1:])
     # A region without measurements still lists its visits.
-    assert [p.roughness_index for p in store.progress(pid, "chin", algorithm_version=V1)] == [None] * 50
-    assert store.progress(pid, "forehead", algorithm_version=V1) == []
+    assert [p.roughness_index for p in store.progress(MAIN, pid, "chin", algorithm_version=V1)] == [None] * 50
+    assert store.progress(MAIN, pid, "forehead", algorithm_version=V1) == []
 
 
 def test_patient_list_shows_latest_change_against_the_true_baseline(store):
     pid, ri, change = _seed_course(store, 4)
-    plain = store.create_patient("No visits").id
+    plain = new_patient(store, "No visits").id
     with QueryCounter(store.engine) as qc:
-        rows = {r.id: r for r in store.list_patients(algorithm_version=V1)}
+        rows = {r.id: r for r in store.list_patients(MAIN, algorithm_version=V1)}
     assert qc.n <= 2
     r = rows[pid]
     assert (r.n_visits, r.first_visit, r.last_visit) == (4, dt.date(2024, 1, 1), dt.date(2024, 2, 12))
@@ -601,18 +604,18 @@ def test_patient_list_shows_latest_change_against_the_true_baseline(store):
     assert rows[plain].n_visits == 0 and rows[plain].change_pct is None
 
     # An earlier visit entered later becomes the baseline: comparisons against the old one no longer count.
-    store.save_visit(pid, date="2023-12-01", photos=[NewPhoto(png(999), "old.png", "left cheek")])
-    assert store.list_patients("PR-0", algorithm_version=V1)[0].change_pct is None
-    assert store.baseline_photo(pid, "left cheek").filename == "old.png"
+    store.save_visit(MAIN, pid, date="2023-12-01", photos=[NewPhoto(png(999), "old.png", "left cheek")])
+    assert store.list_patients(MAIN, "PR-0", algorithm_version=V1)[0].change_pct is None
+    assert store.baseline_photo(MAIN, pid, "left cheek").filename == "old.png"
 
 
 def test_delete_patient_removes_rows_and_files(store):
     pid, _, _ = _seed_course(store, 3)
-    other = store.create_patient("Other").id
-    store.save_visit(other, date="2025-01-01", photos=[NewPhoto(png(77), "o.png", "chin", measurement=meas(1.0))])
-    store.delete_patient(pid)
+    other = new_patient(store, "Other").id
+    store.save_visit(MAIN, other, date="2025-01-01", photos=[NewPhoto(png(77), "o.png", "chin", measurement=meas(1.0))])
+    store.delete_patient(MAIN, pid)
     with pytest.raises(NotFound):
-        store.patient(pid)
+        store.patient(MAIN, pid)
     for model, n in ((Patient, 1), (Visit, 1), (Photo, 1), (Measurement, 1), (Comparison, 0), (Treatment, 0)):
         assert count_rows(store, model) == n, model.__name__
     assert [sha for sha, _ in store.blobs] == [hashlib.sha256(png(77)).hexdigest()]
@@ -620,9 +623,9 @@ def test_delete_patient_removes_rows_and_files(store):
 
 def test_delete_visit_cascades_to_photos_and_results(store):
     pid, _, _ = _seed_course(store, 3)
-    first = store.visits(pid)[0]
-    store.delete_visit(pid, first.id)
-    assert len(store.visits(pid)) == 2
+    first = store.visits(MAIN, pid)[0]
+    store.delete_visit(MAIN, pid, first.id)
+    assert len(store.visits(MAIN, pid)) == 2
     assert count_rows(store, Comparison) == 0  # all were against the deleted baseline
     assert count_rows(store, Measurement) == 2
     assert len(list(store.blobs)) == 4
@@ -638,10 +641,10 @@ def test_public_api_is_documented():
 
 def test_a_photo_with_nothing_measurable_never_becomes_the_baseline(store):
     # a black photo kept despite the quality gate (roughness NaN) must not be the reference for later visits
-    pid = store.create_patient("Nan Baseline").id
+    pid = new_patient(store, "Nan Baseline").id
     black = NewPhoto(b"black-photo-bytes", "black.png", "chin",
                      measurement=NewMeasurement("v1", roughness_index=float("nan")))
     good = NewPhoto(b"good-photo-bytes", "good.png", "chin", measurement=NewMeasurement("v1", roughness_index=4.2))
-    store.save_visit(pid, date=dt.date(2026, 1, 5), photos=[black])
-    store.save_visit(pid, date=dt.date(2026, 1, 12), photos=[good])
-    assert store.baseline_photo(pid, "chin").filename == "good.png"
+    store.save_visit(MAIN, pid, date=dt.date(2026, 1, 5), photos=[black])
+    store.save_visit(MAIN, pid, date=dt.date(2026, 1, 12), photos=[good])
+    assert store.baseline_photo(MAIN, pid, "chin").filename == "good.png"

@@ -5,6 +5,7 @@ from analyzer.comparison import SCAR_DEPTH_CHANGE_PCT
 
 from relief_app import charts, images, services
 from relief_app.text import NEGATIVE_IS_SMOOTHER, REGION_COLUMNS, change_text, change_with_interval, finite
+from relief_app.text import md_escape as esc
 from relief_app.text import metric_label, metric_unit, region_change_rows, significance_text
 
 if "patient_id" not in st.session_state:
@@ -17,7 +18,7 @@ region = st.selectbox("Region", regions, key="compare_region")
 with services.show_errors():
     photos = services.photos(pid, region)
 if len(photos) < 2:
-    st.info(f"Only one photo of {region} so far — a comparison needs a second visit.")
+    st.info(f"Only one photo of {esc(region)} so far — a comparison needs a second visit.")
     st.stop()
 
 by_id = {p.id: p for p in photos}

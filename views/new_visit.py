@@ -5,6 +5,7 @@ import streamlit as st
 
 from relief_app import images, services
 from relief_app.text import change_with_interval, finite, metric_unit, region_rows, significance_text
+from relief_app.text import md_escape as esc
 from relief_app.visits import DEFAULT_FIELD_WIDTH_MM, box_from_percent, sha256
 
 FULL_FACE = "full face"  # the visit region offered for full-face photos
@@ -14,6 +15,15 @@ for key, default in (("patient_id", None), ("saved_uploads", {}), ("last_save", 
         st.session_state[key] = default
 
 pid, _, known = services.patient_page("New visit")
+if not services.can("write"):
+    st.info("Your role can look at patients but not record visits; ask a practitioner.")
+    st.stop()
+with services.show_errors():
+    consent = services.consent_status(pid)
+if not consent.clinical_granted:
+    st.warning("Record the patient's consent to clinical photography first (on the **Patients** page, under "
+               "Consent). No photo is saved without it.")
+    st.stop()
 
 # --- the visit -----------------------------------------------------------------------------------------------
 c1, c2, c3 = st.columns([2, 1, 1])
@@ -56,7 +66,7 @@ with ghost_col:
                      caption=f"Baseline of {region} ({base.visit_date:%d %b %Y}) at 50 % — frame the new "
                              "photo the same way: same distance, angle and light.")
     elif region:
-        st.info(f"No photo of {region} yet: today's photo becomes its baseline.")
+        st.info(f"No photo of {esc(region)} yet: today's photo becomes its baseline.")
 with up_col:
     files = st.file_uploader(
         "Photos of the region", accept_multiple_files=True, key="upload_photos",
@@ -96,7 +106,7 @@ if full_face:
     no_face = [a for a in readable if a.no_face]
     by_hand = bool(no_face)
     if no_face:
-        st.info("No face found in " + ", ".join(a.filename for a in no_face) + " — draw the region to measure "
+        st.info("No face found in " + ", ".join(esc(a.filename) for a in no_face) + " — draw the region to measure "
                 "by hand below (in % of the photo), or photograph the whole face from the front.")
     elif readable:
         by_hand = st.checkbox("The regions are wrong — draw the region by hand", key="region_manual",
@@ -122,7 +132,7 @@ keep = []
 ri_unit = metric_unit("roughness_index")
 for data, name in uploads:
     a = analyses[sha256(data)]
-    st.markdown(f"#### {a.filename}")
+    st.markdown(f"#### {esc(a.filename)}")
     img_col, info_col = st.columns([2, 3])
     drawn_by_hand = a.sha256 in boxes
     outlines = a.region_outlines or ({box_name: images.box_outline(boxes[a.sha256])} if drawn_by_hand else {})
@@ -134,7 +144,7 @@ for data, name in uploads:
                                               crop=None if drawn_by_hand else 0.35), width="stretch",
                           caption="Drawn by hand" if drawn_by_hand else
                           "Regions found on the face (left and right are the patient's)")
-            img_col.caption(" · ".join(f":{colour}[■ {n}]" for n, (colour, _) in
+            img_col.caption(" · ".join(f":{colour}[■ {esc(n)}]" for n, (colour, _) in
                                        zip(outlines, images.region_colours(len(outlines)))))
     else:
         thumb = services.thumbnail_of_bytes(data, 480)
@@ -142,7 +152,7 @@ for data, name in uploads:
             img_col.image(thumb, width="stretch")
     with info_col:
         if not a.readable:
-            st.error(a.error)
+            st.error(esc(a.error, limit=None))
             bad.append(a)
             continue
         if a.quality_ok:
@@ -185,12 +195,12 @@ if saved is not None and already and saved.visit.patient_id == pid:
     for o in saved.comparisons:
         if o.comparison is not None:
             c = o.comparison
-            st.metric(f"{o.photo.filename}: texture vs baseline ({o.baseline.visit_date:%d %b %Y})",
+            st.metric(f"{esc(o.photo.filename)}: texture vs baseline ({o.baseline.visit_date:%d %b %Y})",
                       change_with_interval(c.change_pct, c.ci_low, c.ci_high))
             st.caption(f"{significance_text(c.significant).capitalize()} (smallest detectable change "
                        f"{c.mdc_pct:.0f} %). Negative = smoother.")
         elif o.error:
-            st.warning(f"{o.photo.filename}: saved, but not compared with the baseline — {o.error}")
+            st.warning(f"{esc(o.photo.filename)}: saved, but not compared with the baseline — {esc(o.error, limit=None)}")
         else:
-            st.caption(f"{o.photo.filename} is the baseline of {o.photo.region}.")
+            st.caption(f"{esc(o.photo.filename)} is the baseline of {esc(o.photo.region)}.")
     st.page_link("views/compare.py", label="Open the comparison", icon=":material/compare:")

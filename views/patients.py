@@ -1,8 +1,11 @@
 """Patients: search, select, create and edit; each row shows the latest change vs baseline."""
+import datetime as dt
+
 import streamlit as st
 
-from relief_app import services
+from relief_app import services, sharing
 from relief_app.text import change_with_interval, significance_text
+from relief_app.text import md_escape as esc
 
 if "patient_id" not in st.session_state:
     st.session_state["patient_id"] = None
@@ -10,6 +13,72 @@ if "patient_id" not in st.session_state:
 
 def _select(pid: int) -> None:
     st.session_state["patient_id"] = pid
+
+
+def _consent_and_links(pid: int) -> None:
+    """Consent of the selected patient (everyone sees it; practitioners record it) and their patient links."""
+    st.divider()
+    cons_col, link_col = st.columns(2)
+    with cons_col:
+        st.subheader("Consent")
+        with services.show_errors():
+            status = services.consent_status(pid)
+        for kind, label, rec in (("clinical", "Clinical photography", status.clinical),
+                                 ("marketing", "Teaching and marketing", status.marketing)):
+            if rec is None:
+                st.markdown(f"**{label}:** not recorded")
+            else:
+                state = "given" if rec.granted else "**withdrawn**"
+                st.markdown(f"**{label}:** {state} on {rec.date:%d %b %Y} (recorded by {esc(rec.recorded_by)})")
+        if not status.clinical_granted:
+            st.warning("No photo can be saved for this patient until consent to clinical photography is recorded.")
+        if status.marketing is not None and not status.marketing.granted:
+            st.info("Marketing consent withdrawn: this patient's photos and data are left out of teaching and "
+                    "marketing use and of de-identified exports.")
+        if services.can("write"):
+            with st.form("consent_form"):
+                kind = st.radio("Consent", ["clinical", "marketing"], horizontal=True, key="consent_kind",
+                                format_func=lambda k: {"clinical": "Clinical photography",
+                                                       "marketing": "Teaching and marketing"}[k])
+                decision = st.radio("Decision", ["given", "withdrawn"], horizontal=True, key="consent_decision")
+                day = st.date_input("Date the patient decided", value=dt.date.today(), key="consent_date",
+                                    max_value=dt.date.today())
+                if st.form_submit_button("Record consent", key="record_consent"):
+                    with services.show_errors(stop=False):
+                        services.record_consent(pid, kind, granted=decision == "given", date=day)
+                        st.session_state["flash"] = "Consent recorded."
+                        st.rerun()
+    with link_col:
+        st.subheader("Patient link")
+        if not services.can("write"):
+            st.caption("Practitioners can give the patient a read-only link to their progress.")
+        else:
+            st.caption("A read-only link to this patient's progress — for the consultation screen or the patient's "
+                       "own phone. Anyone holding it sees this patient's progress until it expires or is revoked.")
+            with st.form("link_form"):
+                until = st.date_input("Valid until the end of", value=dt.date.today(), key="link_until",
+                                      min_value=dt.date.today(), max_value=dt.date.today() + dt.timedelta(days=90))
+                if st.form_submit_button("Create link", key="issue_link"):
+                    with services.show_errors(stop=False):
+                        token, _ = services.issue_link(pid, expires_at=until)
+                        st.session_state["new_link"] = (pid, sharing.link_url(token, sharing.base_url(st.context.url)))
+            new = st.session_state.get("new_link")
+            if new and new[0] == pid:
+                st.code(new[1], language=None)
+                st.image(sharing.qr_png(new[1]), caption="Scan to open on a phone", width=220)
+                st.caption("The link is shown only now; Relief keeps only a fingerprint of it.")
+            with services.show_errors(stop=False):
+                links = [x for x in services.links_of(pid) if x.active()]
+                for x in links:
+                    lc, rc = st.columns([3, 1])
+                    lc.markdown(f"Link #{x.id} by {esc(x.created_by)} · valid until "
+                                f"{x.expires_at.astimezone():%d %b %Y %H:%M}"
+                                + (f" · last opened {x.last_used_at.astimezone():%d %b %H:%M}" if x.last_used_at else ""))
+                    if rc.button("Revoke", key=f"revoke_link_{x.id}"):
+                        services.revoke_link(pid, x.id)
+                        if st.session_state.get("new_link", (None,))[0] == pid:
+                            st.session_state.pop("new_link")
+                        st.rerun()
 
 
 st.title("Patients")
@@ -32,18 +101,23 @@ else:
     for p in rows:
         c = st.columns([3, 1, 2, 4, 1.2])
         selected = p.id == st.session_state["patient_id"]
-        c[0].markdown(("▶ " if selected else "") + f"**{p.name}**" + (f" · {p.code}" if p.code else ""))
+        c[0].markdown(("▶ " if selected else "") + f"**{esc(p.name)}**" + (f" · {esc(p.code)}" if p.code else ""))
         c[1].markdown(str(p.n_visits))
         c[2].markdown(p.last_visit.strftime("%d %b %Y") if p.last_visit else "—")
         if p.change_pct is not None:
             text = change_with_interval(p.change_pct, p.change_ci_low, p.change_ci_high)
-            c[3].markdown(f"{text}, {significance_text(p.change_significant)} ({p.change_region})")
+            c[3].markdown(f"{text}, {significance_text(p.change_significant)} ({esc(p.change_region)})")
         else:
             c[3].markdown("—")
         c[4].button("Selected" if selected else "Open", key=f"open_patient_{p.id}", disabled=selected,
                      on_click=_select, args=(p.id,))
 
 st.divider()
+if not services.can("write"):
+    if st.session_state["patient_id"] is not None:
+        _consent_and_links(st.session_state["patient_id"])
+    st.caption("Your role can look at patients but not create or edit them.")
+    st.stop()
 left, right = st.columns(2)
 with left:
     st.subheader("New patient")
@@ -55,7 +129,7 @@ with left:
             with services.show_errors(stop=False):
                 rec = services.create_patient(name, code or None, notes)
                 st.session_state["patient_id"] = rec.id
-                st.session_state["flash"] = f"Created {rec.name}; they are now the selected patient."
+                st.session_state["flash"] = f"Created {esc(rec.name)}; they are now the selected patient."
                 st.rerun()  # the sidebar picker and the list above were drawn before the patient existed
 
 with right:
@@ -68,7 +142,7 @@ with right:
             st.session_state["edit_patient_name"] = current.name
             st.session_state["edit_patient_code"] = current.code or ""
             st.session_state["edit_patient_notes"] = current.notes
-        st.subheader(f"Edit {current.name}")
+        st.subheader(f"Edit {esc(current.name)}")
         with st.form("edit_patient"):
             new_name = st.text_input("Name", key="edit_patient_name")
             new_code = st.text_input("Clinic code", key="edit_patient_code")
@@ -76,5 +150,8 @@ with right:
             if st.form_submit_button("Save changes", key="update_patient"):
                 with services.show_errors(stop=False):
                     rec = services.update_patient(pid, name=new_name, code=new_code or None, notes=new_notes)
-                    st.session_state["flash"] = f"Saved {rec.name}."
+                    st.session_state["flash"] = f"Saved {esc(rec.name)}."
                     st.rerun()
+
+if st.session_state["patient_id"] is not None:
+    _consent_and_links(st.session_state["patient_id"])

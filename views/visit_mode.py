@@ -1,38 +1,37 @@
 """Visit mode: one patient's progress in large, plain language — for the patient to look at.
 
-Opened as ``/?mode=visit&patient=<id>`` (app.py then shows only this page, without sidebar or navigation, and
-locks the session to that patient). From the practitioner's navigation it previews the selected patient and
-gives the link. It never shows another patient's name or data.
+Opened by a patient link ``/?link=<token>`` (app.py then shows only this page, without sidebar or navigation,
+and the session is locked to the link's patient: storage refuses every other patient). From the practitioner's
+navigation it previews the selected patient. It never shows another patient's name or data.
 """
 import streamlit as st
 
 from relief_app import charts, services
+from relief_app.text import md_escape as esc
 from relief_app.text import visit_sentence
 from analyzer.errors import ReliefError
 
-locked = st.session_state.get("visit_lock")
-if locked is not None:
+actor = services.current_actor()
+if actor is not None and actor.kind == "link":
+    # Opened by a patient link: app.py shows only this page, without sidebar or navigation.
     st.markdown("<style>[data-testid='stSidebar'], [data-testid='stSidebarCollapsedControl'] "
                 "{display: none;}</style>", unsafe_allow_html=True)
-    pid = locked
-    if pid < 0:
-        st.info("This visit-mode link has no patient; ask the practitioner for the right link.")
-        st.stop()
+    pid = actor.patient_id
 else:
     pid = services.require_patient()
-    st.info("Preview of visit mode. Show the patient this page on its own — with no sidebar and no other "
-            f"patients — by opening [this link](/?mode=visit&patient={pid}) (it opens a separate, locked view).")
+    st.info("Preview of visit mode. To show it to the patient on its own — no sidebar, no other patients — create "
+            "a patient link on the **Patients** page: it opens this view for this patient only, read-only, until it "
+            "expires or is revoked.")
 
 try:
     patient = services.patient(pid)
     regions = services.regions(pid)
 except ReliefError:
-    # Same words whether the id does not exist or belongs to nobody: nothing is revealed.
     st.info("No progress to show for this link; ask the practitioner for the right link.")
     st.stop()
 
 first_name = patient.name.split()[0] if patient.name.split() else patient.name
-st.title(f"Your skin texture, {first_name}")
+st.title(f"Your skin texture, {esc(first_name, limit=60)}")
 if not regions:
     st.markdown("## Your first photos will be taken today — they are the starting point.")
     st.stop()
@@ -48,7 +47,7 @@ last = series[-1]
 sentence = visit_sentence(None if last.is_baseline else last.change, last.low, last.high, last.significant)
 st.markdown(f"## {sentence}")
 weeks = last.weeks
-st.markdown(f"### {region.capitalize()} · {len(series)} visit(s) · last photo {last.date:%d %B %Y}"
+st.markdown(f"### {esc(region.capitalize())} · {len(series)} visit(s) · last photo {last.date:%d %B %Y}"
             + (f" · week {weeks:.0f} after your first treatment" if points[-1].weeks_since_first_treatment
                is not None else ""))
 

@@ -1,0 +1,189 @@
+"""Sign-in, sign-out, idle timeout and patient links on the Streamlit side.
+
+:func:`gate` runs at the top of ``app.py`` on every page run, before anything about a patient is read. It leaves
+the session's :class:`storage.Actor` in ``st.session_state["actor"]`` (which :mod:`relief_app.services` passes
+to every storage call) or ends the page on the sign-in form. Storage decides what the actor may see; this module
+only decides who the actor is.
+
+Session state: ``account_id`` and ``last_active`` (a signed-in account), ``link_token`` (a session opened by a
+patient link; locked to it), ``actor`` (re-made on every run, so a disabled account, a revoked or expired link,
+and the idle timeout take effect at once).
+"""
+from __future__ import annotations
+
+import os
+import sys
+import time
+
+import streamlit as st
+
+from storage import Actor, NotFound, OptionError, SignInFailed
+
+from . import services
+
+__all__ = ["gate", "sign_out", "idle_minutes", "Mode"]
+
+_SESSION_KEYS = ("actor", "account_id", "last_active", "link_token", "patient_id", "sidebar_patient",
+                 "_viewed_patients", "edit_for")
+
+
+class Mode:
+    SIGNED_OUT = "signed_out"
+    ACCOUNT = "account"
+    LINK = "link"
+
+
+def idle_minutes() -> float:
+    """Idle timeout in minutes: ``RELIEF_IDLE_MINUTES`` (default 30)."""
+    try:
+        return max(0.1, float(os.environ.get("RELIEF_IDLE_MINUTES", "30")))
+    except ValueError:
+        return 30.0
+
+
+@st.cache_resource(show_spinner=False)
+def _first_admin(key: str) -> bool:
+    """On an empty store: create ``admin`` (``RELIEF_ADMIN_PASSWORD``, or a one-time password printed once to
+    the server console). Once per process and data folder."""
+    given = os.environ.get("RELIEF_ADMIN_PASSWORD") or None
+    pw = services.get_store().accounts.ensure_first_admin(given)
+    if pw:
+        banner = ("\n" + "=" * 72 + "\nRelief: first start — sign in as user 'admin' with the one-time password\n\n"
+                  f"    {pw}\n\nYou will be asked to choose a new password. This is shown only once.\n"
+                  + "=" * 72 + "\n")
+        print(banner, file=sys.stderr, flush=True)
+    return True
+
+
+def _clear() -> None:
+    for k in _SESSION_KEYS:
+        st.session_state.pop(k, None)
+
+
+def sign_out(message: str | None = None) -> None:
+    actor = st.session_state.get("actor")
+    if isinstance(actor, Actor) and actor.kind == "account":
+        try:
+            services.get_store().accounts.sign_out(actor)
+        except Exception:  # noqa: BLE001 - signing out must always succeed locally
+            pass
+    _clear()
+    if message:
+        st.session_state["signin_flash"] = message
+
+
+def _link_mode() -> Actor:
+    """A session opened by a patient link: locked to it; re-checked on every run."""
+    store = services.get_store()
+    token = st.session_state.get("link_token")
+    try:
+        if token is None:
+            token = str(st.query_params.get("link", ""))
+            actor = store.links.open(token)  # audited: link_used (or a failed use)
+            st.session_state["link_token"] = token
+        else:
+            actor = store.links.actor(token)
+    except NotFound as err:
+        st.session_state["actor"] = None
+        _hide_chrome()
+        st.title("Relief")
+        st.info(str(err)[:1].upper() + str(err)[1:] + ".")
+        st.stop()
+    st.session_state["actor"] = actor
+    return actor
+
+
+def _hide_chrome() -> None:
+    st.markdown("<style>[data-testid='stSidebar'], [data-testid='stSidebarCollapsedControl'] "
+                "{display: none;}</style>", unsafe_allow_html=True)
+
+
+def _sign_in_form() -> None:
+    _hide_chrome()
+    st.title("Relief")
+    st.caption("Skin texture progress — sign in to continue.")
+    if st.session_state.get("signin_flash"):
+        st.info(st.session_state.pop("signin_flash"))
+    with st.form("sign_in"):
+        username = st.text_input("Username", key="signin_username", autocomplete="username")
+        password = st.text_input("Password", type="password", key="signin_password",
+                                 autocomplete="current-password")
+        submitted = st.form_submit_button("Sign in", key="signin_submit", type="primary")
+    if submitted:
+        try:
+            actor = services.get_store().accounts.sign_in(username, password)
+        except SignInFailed as err:
+            st.error(str(err)[:1].upper() + str(err)[1:] + ".")
+        else:
+            st.session_state["account_id"] = actor.account_id
+            st.session_state["last_active"] = time.time()
+            st.session_state["actor"] = actor
+            st.rerun()
+    st.stop()
+
+
+def _change_password(actor: Actor) -> None:
+    st.title("Choose your password")
+    st.info("You signed in with a one-time password. Choose your own (at least 12 characters; a phrase of "
+            "several words is easy to remember) to continue.")
+    with st.form("change_password"):
+        old = st.text_input("Current password", type="password", key="pw_old")
+        new = st.text_input("New password", type="password", key="pw_new")
+        again = st.text_input("New password again", type="password", key="pw_again")
+        submitted = st.form_submit_button("Change password", key="pw_submit", type="primary")
+    if submitted:
+        if new != again:
+            st.error("The two new passwords differ; type them again.")
+        else:
+            try:
+                st.session_state["actor"] = services.get_store().accounts.change_password(actor, old, new)
+            except (SignInFailed, OptionError) as err:
+                st.error(str(err)[:1].upper() + str(err)[1:] + ".")
+            else:
+                st.rerun()
+    if st.button("Sign out", key="pw_sign_out"):
+        sign_out()
+        st.rerun()
+    st.stop()
+
+
+@st.fragment(run_every=60)
+def _idle_watch() -> None:
+    """Re-checks the idle timeout every minute even when nobody clicks (a screen left open is signed out)."""
+    last = st.session_state.get("last_active")
+    if last is not None and time.time() - last > idle_minutes() * 60:
+        st.rerun(scope="app")
+
+
+def gate() -> tuple[str, Actor]:
+    """Who is acting in this page run: ``(Mode.LINK, actor)`` or ``(Mode.ACCOUNT, actor)``; otherwise the
+    sign-in form (or the invalid-link message) is shown and the page ends here."""
+    _first_admin(services.store_key())
+    params = st.query_params
+    if st.session_state.get("link_token") is not None or "link" in params:
+        return Mode.LINK, _link_mode()
+    if str(params.get("mode", "")).lower() == "visit":
+        # The old counting-id form (/?mode=visit&patient=<id>) opens nothing.
+        _hide_chrome()
+        st.title("Relief")
+        st.info("This link is not valid; ask your clinic for a new patient link.")
+        st.stop()
+    account_id = st.session_state.get("account_id")
+    if account_id is None:
+        st.session_state["actor"] = None
+        _sign_in_form()
+    now = time.time()
+    if now - float(st.session_state.get("last_active", 0.0)) > idle_minutes() * 60:
+        sign_out(f"You were signed out after {idle_minutes():g} minutes without activity. Sign in again.")
+        _sign_in_form()
+    try:
+        actor = services.get_store().accounts.actor(account_id)
+    except SignInFailed as err:
+        sign_out(str(err)[:1].upper() + str(err)[1:] + ".")
+        _sign_in_form()
+    st.session_state["actor"] = actor
+    st.session_state["last_active"] = now
+    if actor.must_change_password:
+        _change_password(actor)
+    _idle_watch()
+    return Mode.ACCOUNT, actor

@@ -1,0 +1,77 @@
+"""Accounts and audit log of the admin's clinic (the page is listed only for admins; storage refuses others)."""
+import datetime as dt
+
+import streamlit as st
+
+from relief_app import services
+from relief_app.text import md_escape as esc
+from storage.access import ROLES
+from storage.audit import ACTIONS
+
+st.title("Accounts and audit")
+actor = services.current_actor()
+if not services.can("admin"):
+    st.info("Only an admin of the clinic sees this page.")
+    st.stop()
+st.caption(f"Clinic {esc(actor.clinic_code)}")
+
+tab_accounts, tab_audit = st.tabs(["Accounts", "Audit log"])
+with tab_accounts:
+    if st.session_state.get("admin_flash"):
+        st.success(st.session_state.pop("admin_flash"))
+    with services.show_errors():
+        rows = services.accounts()
+    st.dataframe([{"User": a.username, "Role": a.role, "Disabled": a.disabled,
+                   "Must change password": a.must_change_password,
+                   "Locked until": a.locked_until.astimezone().strftime("%d %b %H:%M") if a.locked_until and
+                   a.locked_until > dt.datetime.now(dt.timezone.utc) else "",
+                   "Last sign-in": a.last_sign_in.astimezone().strftime("%d %b %Y %H:%M") if a.last_sign_in else "",
+                   } for a in rows], hide_index=True, key="accounts_table")
+    add_col, manage_col = st.columns(2)
+    with add_col:
+        st.subheader("New account")
+        with st.form("add_account", clear_on_submit=True):
+            name = st.text_input("User name", key="new_account_name")
+            role = st.selectbox("Role", ROLES, index=1, key="new_account_role")
+            pw = st.text_input("One-time password (at least 12 characters)", type="password",
+                               key="new_account_password")
+            if st.form_submit_button("Create account", key="create_account"):
+                with services.show_errors(stop=False):
+                    services.add_account(name, role=role, password=pw)
+                    st.session_state["admin_flash"] = (f"Created {esc(name)} ({role}); they choose their own "
+                                                       "password at the first sign-in.")
+                    st.rerun()
+    with manage_col:
+        st.subheader("Manage an account")
+        others = [a.username for a in rows]
+        who = st.selectbox("Account", others, key="manage_account", index=None, placeholder="Choose an account")
+        if who:
+            current = next(a for a in rows if a.username == who)
+            label = "Enable" if current.disabled else "Disable"
+            if st.button(label, key="toggle_account"):
+                with services.show_errors(stop=False):
+                    services.set_account_disabled(who, not current.disabled)
+                    st.session_state["admin_flash"] = f"{label}d {esc(who)}."
+                    st.rerun()
+            with st.form("reset_password", clear_on_submit=True):
+                new_pw = st.text_input("New one-time password", type="password", key="reset_password_value")
+                if st.form_submit_button("Reset password", key="reset_password_submit"):
+                    with services.show_errors(stop=False):
+                        services.reset_account_password(who, new_pw)
+                        st.session_state["admin_flash"] = (f"Reset the password of {esc(who)}; they choose a new "
+                                                           "one at the next sign-in.")
+                        st.rerun()
+
+with tab_audit:
+    f1, f2, f3 = st.columns(3)
+    since = f1.date_input("Since", value=dt.date.today() - dt.timedelta(days=7), key="audit_since")
+    action = f2.selectbox("Action", ["(all)", *ACTIONS], key="audit_action")
+    who = f3.text_input("Account", key="audit_account")
+    with services.show_errors():
+        events = services.audit_events(since=since, action=None if action == "(all)" else action,
+                                       account=who.strip() or None, limit=2000)
+    st.dataframe([{"Time": e.at.astimezone().strftime("%Y-%m-%d %H:%M:%S"), "Account": e.account,
+                   "Action": e.action, "Patient": e.patient_id, "Outcome": e.outcome, "Detail": e.detail}
+                  for e in events], hide_index=True, key="audit_table")
+    st.caption(f"{len(events)} event(s), newest first. The audit log is append-only: nobody can edit or delete a "
+               "row, in the app or in the database.")
