@@ -25,6 +25,7 @@ st.set_page_config(page_title="Relief — skin texture progress", page_icon=":ma
 # --- who is acting: a patient link, a signed-in account, or nobody (then the sign-in form ends the page) -------
 with services.show_errors():
     services.get_store()
+    services.ensure_demo()  # first start: the demo patient (clinic MAIN), before anyone signs in
 mode, actor = auth.gate()
 
 if mode == auth.Mode.LINK:
@@ -40,7 +41,6 @@ if "patient_id" not in st.session_state:
     st.session_state["patient_id"] = None
 
 with services.show_errors():
-    services.ensure_demo()
     patients = services.list_patients()
 
 ids = [p.id for p in patients]

@@ -8,8 +8,10 @@ from __future__ import annotations
 import datetime as dt
 import io
 import json
+import re
 import shutil
 import struct
+import time
 import zlib
 from pathlib import Path
 
@@ -31,11 +33,28 @@ SAMPLES = REPO / "sample_images"
 TIMEOUT = 60
 
 
-def _app(**query) -> AppTest:
+ADMIN_PASSWORD = "demo-admin-password-1"
+
+
+def _app(signed_in: int | None = 1, **query) -> AppTest:
+    """The app; by default with the session of account 1 (``admin`` of clinic MAIN) as after signing in.
+
+    ``signed_in=None``: a new, signed-out session (the sign-in form). Signing in through the form itself is
+    tested in the security tests and the browser tests.
+    """
     at = AppTest.from_file(APP, default_timeout=TIMEOUT)
     for k, v in query.items():
         at.query_params[k] = str(v)
+    if signed_in is not None:
+        at.session_state["account_id"] = signed_in
+        at.session_state["last_active"] = time.time()
     return at
+
+
+def _sign_in(at: AppTest, username: str, password: str) -> AppTest:
+    at.text_input(key="signin_username").input(username)
+    at.text_input(key="signin_password").input(password)
+    return at.button(key="signin_submit").click().run()
 
 
 def _texts(at: AppTest) -> str:
@@ -48,7 +67,16 @@ def _texts(at: AppTest) -> str:
     for sb in at.selectbox:
         parts.append(sb.label)
         parts += [str(o) for o in sb.options]
-    return "\n".join(parts)
+    return _plain("\n".join(parts))
+
+
+def _plain(markdown: str) -> str:
+    """Markdown as read: user text on the pages is backslash-escaped (relief_app.text.md_escape)."""
+    return re.sub(r"\\(.)", r"\1", str(markdown))
+
+
+def _plain_all(elements) -> list[str]:
+    return [_plain(e.value) for e in elements]
 
 
 def _image_captions(at: AppTest) -> list[str]:
@@ -79,8 +107,12 @@ def seeded_dir(tmp_path_factory):
     mp.setenv("RELIEF_DATA_DIR", str(data))
     mp.delenv("RELIEF_DATABASE_URL", raising=False)
     mp.delenv("RELIEF_DEMO", raising=False)
+    mp.setenv("RELIEF_ADMIN_PASSWORD", ADMIN_PASSWORD)
     try:
-        at = _app().run()
+        at = _app(signed_in=None).run()  # first start: demo seeded, admin created, the sign-in form
+        _no_exception(at)
+        assert demo.DEMO_NAME not in _texts(at)
+        at = _sign_in(at, "admin", ADMIN_PASSWORD)
         _no_exception(at)
         first_page = _texts(at)
     finally:
@@ -97,6 +129,7 @@ def data_dir(seeded_dir, tmp_path, monkeypatch):
     monkeypatch.setenv("RELIEF_DATA_DIR", str(dst))
     monkeypatch.delenv("RELIEF_DATABASE_URL", raising=False)
     monkeypatch.delenv("RELIEF_DEMO", raising=False)
+    monkeypatch.setenv("RELIEF_ADMIN_PASSWORD", ADMIN_PASSWORD)
     return dst
 
 
@@ -213,7 +246,7 @@ def test_create_patient_selects_it_and_lists_it(data_dir, store):
     at.text_input(key="new_patient_code").set_value("P-042")
     at.button(key="create_patient").click().run()
     _no_exception(at)
-    assert any("P-042" in e.value for e in at.error)
+    assert any("P-042" in e for e in _plain_all(at.error))
     assert [p.name for p in store.list_patients(MAIN, "P-042")] == ["Ada Lovelace"]
 
 
@@ -246,14 +279,14 @@ def test_save_new_visit_measures_stores_and_compares_with_baseline(store):
     base = (SAMPLES / "week00_baseline.jpg").read_bytes()
     follow = (SAMPLES / "week12.jpg").read_bytes()
     px = _sidecar("week00_baseline.jpg")["px_per_mm"]
-    first = visits.save_new_visit(store, p.id, date=dt.date(2025, 1, 6), region="left cheek",
+    first = visits.save_new_visit(store, MAIN, p.id, date=dt.date(2025, 1, 6), region="left cheek",
                                   uploads=[(base, "week00_baseline.jpg")], px_per_mm=px,
                                   treatment={"needle_depth_mm": 1.5, "area": "cheeks"})
     assert len(first.visit.photos) == 1 and first.comparisons[0].comparison is None  # it is the baseline
     m = store.get_measurement(MAIN, p.id, first.visit.photos[0].id, visits.analyzer.ALGORITHM_VERSION)
     assert m is not None and m.scale_source == "given" and m.px_per_mm == pytest.approx(px)
     assert store.treatments(MAIN, p.id)[0].needle_depth_mm == 1.5
-    second = visits.save_new_visit(store, p.id, date=dt.date(2025, 3, 31), region="left cheek",
+    second = visits.save_new_visit(store, MAIN, p.id, date=dt.date(2025, 3, 31), region="left cheek",
                                    uploads=[(follow, "week12.jpg")])
     [outcome] = second.comparisons
     assert outcome.error is None and outcome.baseline.id == first.visit.photos[0].id
@@ -272,7 +305,7 @@ def test_bad_upload_gives_one_line_error_and_saves_nothing(store, data, name, wo
     p = new_patient(store, "Bad Upload")
     good = (SAMPLES / "week00_baseline.jpg").read_bytes()
     with pytest.raises(ReliefError) as err:
-        visits.save_new_visit(store, p.id, date=dt.date.today(), region="left cheek",
+        visits.save_new_visit(store, MAIN, p.id, date=dt.date.today(), region="left cheek",
                               uploads=[(good, "good.jpg"), (data, name)])
     message = str(err.value)
     assert "\n" not in message and message
@@ -310,7 +343,7 @@ def test_upload_page_without_patient_asks_to_select_one(data_dir, store):
     at = _app().run()
     at.switch_page("views/new_visit.py").run()
     _no_exception(at)
-    assert any("Select a patient" in i.value for i in at.info)
+    assert any("Select a patient" in i for i in _plain_all(at.info))
 
 
 def test_upload_page_rejects_a_bad_file_and_saves_nothing(data_dir, store, demo_id):
@@ -323,10 +356,10 @@ def test_upload_page_rejects_a_bad_file_and_saves_nothing(data_dir, store, demo_
         [("good.jpg", good, "image/jpeg"), ("notes.jpg", b"just text", "image/jpeg")])
     at.run()
     _no_exception(at)
-    assert any("notes.jpg is not an image" in e.value for e in at.error)
+    assert any("notes.jpg is not an image" in e for e in _plain_all(at.error))
     at.button(key="save_visit").click().run()
     _no_exception(at)
-    assert any("Nothing was saved" in e.value for e in at.error)
+    assert any("Nothing was saved" in e for e in _plain_all(at.error))
     assert store.visits(MAIN, p.id) == []
 
 
@@ -347,7 +380,7 @@ def test_upload_page_saves_a_visit_and_shows_the_comparison(data_dir, store, dem
     keep_blurry = at.checkbox(key=f"keep_{visits.sha256(blurry)[:12]}")
     assert keep_blurry.value is False and keep_blurry.label == "Keep it anyway"  # failing photo: dropped by default
     assert at.checkbox(key=f"keep_{visits.sha256(follow)[:12]}").value is True
-    assert any("retake" in w.value.lower() for w in at.warning)
+    assert any("retake" in w.lower() for w in _plain_all(at.warning))
     assert "scale" in _texts(at).lower()
     at.number_input(key="needle_depth_mm").set_value(1.0)
     at.button(key="save_visit").click().run()
@@ -405,13 +438,14 @@ def test_compare_page_shows_aligned_photos_difference_map_and_scar_table(data_di
     at.slider(key="overlay_opacity").set_value(80).run()
     _no_exception(at)
     at.selectbox(key="compare_b").set_value(at.selectbox(key="compare_a").value).run()
-    assert any("two different visits" in i.value for i in at.info)
+    assert any("two different visits" in i for i in _plain_all(at.info))
 
 
 # ---------------------------------------------------------------------------------------------- visit mode
-def test_visit_mode_shows_plain_sentence_and_no_other_patient(data_dir, store, demo_id):
+def test_patient_link_shows_plain_sentence_and_no_other_patient(data_dir, store, demo_id):
     new_patient(store, "Zed Other", code="ZED-9")
-    at = _app(mode="visit", patient=demo_id).run()
+    token, _ = store.links.issue(MAIN, demo_id)
+    at = _app(signed_in=None, link=token).run()
     _no_exception(at)
     shown = _texts(at)
     assert "smoother than at your first visit (range" in shown
@@ -423,16 +457,25 @@ def test_visit_mode_shows_plain_sentence_and_no_other_patient(data_dir, store, d
     assert len(_plotly_specs(at)) == 1
 
 
-def test_visit_mode_of_the_other_patient_shows_nothing_of_the_demo(data_dir, store, demo_id):
+def test_patient_link_of_the_other_patient_shows_nothing_of_the_demo(data_dir, store, demo_id):
     other = new_patient(store, "Zed Other")
-    at = _app(mode="visit", patient=other.id).run()
+    token, _ = store.links.issue(MAIN, other.id)
+    at = _app(signed_in=None, link=token).run()
     _no_exception(at)
     shown = _texts(at)
     assert demo.DEMO_NAME not in shown and "Demo" not in shown
     assert "Zed" in shown
-    at = _app(mode="visit", patient=999999).run()
+
+
+@pytest.mark.parametrize("query", [dict(mode="visit", patient="1"), dict(mode="visit", patient="999999"),
+                                   dict(link="not-a-token-at-all-but-long-enough"), dict(link="")])
+def test_old_visit_mode_links_and_bad_tokens_show_no_patient(data_dir, store, demo_id, query):
+    at = _app(signed_in=None, **query).run()
     _no_exception(at)
-    assert demo.DEMO_NAME not in _texts(at)
+    shown = _texts(at)
+    assert demo.DEMO_NAME not in shown and "Demo" not in shown
+    assert "not valid" in shown
+    assert not _plotly_specs(at) and not _image_captions(at)
 
 
 # -------------------------------------------------------------------------------------------- face regions
@@ -512,7 +555,7 @@ def test_aligned_before_and_after_have_no_black_corners(store, demo_id):
     from relief_app import images
 
     first, *_, last = store.photos(MAIN, demo_id, region=demo.DEMO_REGION)
-    view = visits.compare_views(store, demo_id, first.id, last.id)
+    view = visits.compare_views(store, MAIN, demo_id, first.id, last.id)
     for pic in (view["baseline"], view["followup"]):
         border = np.concatenate([pic[0], pic[-1], pic[:, 0], pic[:, -1]])
         assert not (border.max(axis=-1) == 0).any()
@@ -543,7 +586,7 @@ def test_save_new_visit_stores_the_regions_with_the_measurement(store):
     assert a.regions["scar patch"]["roughness_index"] == pytest.approx(a.roughness_index, rel=1e-6)
     assert a.regions["scar patch"]["area_cm2"] > 0
     np.testing.assert_allclose(a.region_outlines["scar patch"].min(0), np.array(box[:2]) - 0.5, atol=1.0)
-    saved = visits.save_new_visit(store, p.id, date=dt.date(2025, 2, 1), region="left cheek",
+    saved = visits.save_new_visit(store, MAIN, p.id, date=dt.date(2025, 2, 1), region="left cheek",
                                   uploads=[(data, "week06.jpg")], analyses={a.sha256: a}, compare=False)
     [ph] = saved.visit.photos
     m = store.get_measurement(MAIN, p.id, ph.id, visits.analyzer.ALGORITHM_VERSION)
@@ -610,7 +653,7 @@ def test_region_drawn_by_hand_on_a_close_up_is_measured(data_dir, store, demo_id
     at.checkbox(key="full_face").check()
     _upload(at, sample, data).run()
     _no_exception(at)
-    if not any("No face found" in i.value for i in at.info):
+    if not any("No face found" in i for i in _plain_all(at.info)):
         # The face detector sees a "face" in some synthetic skin textures: the practitioner overrides it.
         assert sample != "week01.jpg"
         at.checkbox(key="region_manual").check().run()
@@ -636,7 +679,7 @@ def test_compare_page_shows_the_regions_both_photos_have(data_dir, store, demo_i
     for day, name in ((dt.date(2025, 1, 6), "week00_baseline.jpg"), (dt.date(2025, 3, 31), "week12.jpg")):
         data = (SAMPLES / name).read_bytes()
         a = visits.analyse_photo(data, name, regions=box)
-        visits.save_new_visit(store, p.id, date=day, region="left cheek", uploads=[(data, name)],
+        visits.save_new_visit(store, MAIN, p.id, date=day, region="left cheek", uploads=[(data, name)],
                               analyses={a.sha256: a}, compare=False)
     at = _app().run()
     at.session_state["patient_id"] = p.id
