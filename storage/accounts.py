@@ -79,7 +79,9 @@ def _check_username(name: object) -> str:
 
 
 def _aware(t: dt.datetime | None) -> dt.datetime | None:
-    return None if t is None or t.tzinfo else t.replace(tzinfo=dt.timezone.utc)
+    if t is None:
+        return None
+    return t if t.tzinfo else t.replace(tzinfo=dt.timezone.utc)
 
 
 class Accounts:
@@ -138,35 +140,37 @@ class Accounts:
         """Check a user name and password; the signed-in :class:`Actor`, or :class:`SignInFailed`."""
         now = self.clock()
         name = str(username or "").strip()[:100]
+        actor = None
+        # The transaction commits failures too (count, lock, audit row); the refusal is raised after it.
         with self._sessions() as s, s.begin():
             acc = s.scalar(select(Account).where(Account.username == name)) if name else None
             if acc is None or acc.password_hash is None:
                 _verify(_DUMMY_HASH, str(password or ""))  # same cost as a real check
                 audit.record(s, None, "sign_in", outcome="failed", account=name, detail="unknown user name")
-                raise SignInFailed(SIGN_IN_FAILED)
-            locked = _aware(acc.locked_until)
-            if locked is not None and now < locked:
+            elif (locked := _aware(acc.locked_until)) is not None and now < locked:
                 audit.record(s, None, "sign_in", outcome="failed", account=name, clinic_id=acc.clinic_id,
                              detail="throttled or locked")
-                raise SignInFailed(SIGN_IN_FAILED)
-            ok = _verify(acc.password_hash, str(password or ""))
-            if not ok or acc.disabled:
-                if not ok:
-                    acc.failed_attempts += 1
-                    n = acc.failed_attempts
-                    if n >= LOCK_AFTER:
-                        acc.locked_until = now + dt.timedelta(minutes=LOCK_MINUTES)
-                    elif n > FREE_FAILURES:
-                        acc.locked_until = now + dt.timedelta(seconds=2 ** (n - FREE_FAILURES))
+            elif not _verify(acc.password_hash, str(password or "")):
+                acc.failed_attempts += 1
+                n = acc.failed_attempts
+                if n >= LOCK_AFTER:
+                    acc.locked_until = now + dt.timedelta(minutes=LOCK_MINUTES)
+                elif n > FREE_FAILURES:
+                    acc.locked_until = now + dt.timedelta(seconds=2 ** (n - FREE_FAILURES))
                 audit.record(s, None, "sign_in", outcome="failed", account=name, clinic_id=acc.clinic_id,
-                             detail="disabled" if acc.disabled else f"wrong password ({acc.failed_attempts})")
-                raise SignInFailed(SIGN_IN_FAILED)
-            acc.failed_attempts = 0
-            acc.locked_until = None
-            acc.last_sign_in = now
-            actor = self._actor(s, acc)
-            audit.record(s, actor, "sign_in")
-            return actor
+                             detail=f"wrong password ({n})")
+            elif acc.disabled:
+                audit.record(s, None, "sign_in", outcome="failed", account=name, clinic_id=acc.clinic_id,
+                             detail="disabled")
+            else:
+                acc.failed_attempts = 0
+                acc.locked_until = None
+                acc.last_sign_in = now
+                actor = self._actor(s, acc)
+                audit.record(s, actor, "sign_in")
+        if actor is None:
+            raise SignInFailed(SIGN_IN_FAILED)
+        return actor
 
     def actor(self, account_id: int) -> Actor:
         """The current :class:`Actor` of a signed-in account (checked again on every page run, so disabling

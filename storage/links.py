@@ -52,7 +52,9 @@ def token_hash(token: str) -> str:
 
 
 def _aware(t):
-    return None if t is None or t.tzinfo else t.replace(tzinfo=dt.timezone.utc)
+    if t is None:
+        return None
+    return t if t.tzinfo else t.replace(tzinfo=dt.timezone.utc)
 
 
 def _rec(link: PatientLink) -> LinkRecord:
@@ -115,16 +117,19 @@ class PatientLinks:
 
     def open(self, token: str) -> Actor:
         """Use a link (audited ``link_used``): the read-only actor for its one patient, or :class:`NotFound`."""
-        with self._sessions() as s, s.begin():
+        actor = None
+        with self._sessions() as s, s.begin():  # a failed use is committed (audited) too, then refused
             found = self._resolve(s, token)
             if found is None:
                 audit.record(s, None, "link_used", outcome="failed", account="link")
-                raise NotFound(INVALID_LINK)
-            link, patient = found
-            link.last_used_at = self.clock()
-            actor = self._actor(link, patient)
-            audit.record(s, actor, "link_used", patient_id=patient.id)
-            return actor
+            else:
+                link, patient = found
+                link.last_used_at = self.clock()
+                actor = self._actor(link, patient)
+                audit.record(s, actor, "link_used", patient_id=patient.id)
+        if actor is None:
+            raise NotFound(INVALID_LINK)
+        return actor
 
     def actor(self, token: str) -> Actor:
         """Check an opened link again (every page run, so revocation and expiry take effect at once)."""

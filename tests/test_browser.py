@@ -45,9 +45,10 @@ SAMPLES = REPO / "sample_images"
 CHROMIUM = Path("/usr/bin/chromium")
 VIEWPORT = {"width": 1400, "height": 1000}
 TIMEOUT_MS = 60_000  # analysis runs in the server: ~1–3 s per photo, more on a loaded CI machine
-SCREENSHOTS = ("patients", "new_visit", "progress", "compare", "visit_mode")
+SCREENSHOTS = ("sign_in", "patients", "new_visit", "progress", "compare", "patient_link", "visit_mode", "audit")
 NAV = {"patients": "Patients", "new_visit": "New visit", "progress": "Progress", "compare": "Compare visits",
-       "visit_mode": "Visit mode"}
+       "visit_mode": "Visit mode", "admin": "Accounts and audit"}
+ADMIN_PASSWORD = "browser-admin-password"
 
 
 # ------------------------------------------------------------------------------------- browser fixtures
@@ -119,7 +120,8 @@ def start_server(data_dir: Path, *, env: dict[str, str] | None = None, launcher:
             "--server.fileWatcherType", "none"]
     cmd = [sys.executable, str(launcher), *args] if launcher else [sys.executable, "-m", "streamlit", *args]
     full_env = {k: v for k, v in os.environ.items() if k not in ("RELIEF_DATABASE_URL", "RELIEF_DEMO")}
-    full_env.update({"RELIEF_DATA_DIR": str(data_dir), "PYTHONUNBUFFERED": "1", **(env or {})})
+    full_env.update({"RELIEF_DATA_DIR": str(data_dir), "PYTHONUNBUFFERED": "1",
+                     "RELIEF_ADMIN_PASSWORD": ADMIN_PASSWORD, **(env or {})})
     log = data_dir.parent / f"streamlit-{port}.log"
     with open(log, "wb") as fh:
         proc = subprocess.Popen(cmd, cwd=REPO, env=full_env, stdout=fh, stderr=subprocess.STDOUT)
@@ -197,10 +199,39 @@ def sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def create_patient(page, server: Server, name: str, code: str) -> int:
-    """Create a patient through the form on the Patients page; return the id the store gave them."""
+def sign_in(page, server: Server, username: str = "admin", password: str = ADMIN_PASSWORD) -> None:
+    """Open the dashboard in a new browser session and sign in through the form (labels as a user sees them)."""
     page.goto(server.url + "/")
+    page.get_by_label("Username").wait_for()
+    page.get_by_label("Username").fill(username)
+    page.get_by_label("Password").fill(password)
+    page.get_by_role("button", name="Sign in").click()
+    page.locator('[data-testid="stSidebarNav"]').wait_for()
     settle(page)
+
+
+def record_consent(page) -> None:
+    """On the Patients page, record the selected patient's consent to clinical photography (given, today)."""
+    page.locator(key("record_consent") + " button").click()
+    settle(page)
+    page.get_by_text("Consent recorded.").wait_for()
+
+
+def issue_link(page) -> str:
+    """On the Patients page, create a patient link for the selected patient; return its URL as shown."""
+    page.locator(key("issue_link") + " button").click()
+    settle(page)
+    code = page.locator('[data-testid="stCode"]').first
+    code.wait_for()
+    url = code.inner_text().strip()
+    assert "/?link=" in url, url
+    return url
+
+
+def create_patient(page, server: Server, name: str, code: str, *, consent: bool = True) -> int:
+    """Create a patient through the form on the Patients page (signed in); return the id the store gave them.
+    With ``consent``, also record their consent to clinical photography through the page."""
+    go_to(page, "patients")
     page.locator(key("new_patient_name") + " input").fill(name)
     page.locator(key("new_patient_code") + " input").fill(code)
     page.locator(key("create_patient") + " button").click()
@@ -210,6 +241,8 @@ def create_patient(page, server: Server, name: str, code: str) -> int:
         (pid,) = [p.id for p in store.list_patients(MAIN, code) if p.code == code]
     # The new patient is the selected one: their row's button says "Selected" and is disabled.
     assert page.locator(key(f"open_patient_{pid}") + " button").is_disabled()
+    if consent:
+        record_consent(page)
     return pid
 
 
@@ -254,7 +287,7 @@ def screenshot(page, path: Path) -> None:
         page.set_viewport_size(dict(VIEWPORT))
 
 
-def assert_real_content(path: Path, *, photos: bool) -> None:
+def assert_real_content(path: Path, *, photos: bool, long: bool = True) -> None:
     """A screenshot shows the page, not Streamlit's grey placeholders: longer than the viewport, with text
     (dark pixels), and with skin (saturated reddish pixels) where the page shows photos.
 
@@ -267,9 +300,9 @@ def assert_real_content(path: Path, *, photos: bool) -> None:
     with Image.open(path) as im:
         rgb = np.asarray(im.convert("RGB")).astype(np.int16)
     h, w, _ = rgb.shape
-    assert w == VIEWPORT["width"] and h > VIEWPORT["height"], (path.name, w, h)
+    assert w == VIEWPORT["width"] and (h > VIEWPORT["height"] or not long), (path.name, w, h)
     text = float((rgb.mean(axis=-1) < 100).mean())
-    assert text > 0.004, f"{path.name}: {text:.2%} text pixels — placeholders, not the page"
+    assert text > (0.004 if long else 0.001), f"{path.name}: {text:.2%} text pixels — placeholders, not the page"
     r, g, b = rgb[..., 0], rgb[..., 1], rgb[..., 2]
     top = rgb.max(axis=-1)
     skin = float((((top - rgb.min(axis=-1)) > 0.15 * top) & (r > g) & (g > b)).mean())
@@ -283,7 +316,12 @@ def test_fresh_data_folder_shows_the_demo_patient_on_every_page(page, server, tm
     out.mkdir(parents=True, exist_ok=True)
 
     page.goto(server.url + "/")
-    page.locator('[class*="st-key-open_patient_"]').first.wait_for()  # the demo is seeded on the first view
+    page.get_by_label("Username").wait_for()  # signed out: the sign-in form and nothing else
+    settle(page)
+    assert "Demo" not in page.inner_text("body")
+    screenshot(page, out / "sign_in.png")
+    sign_in(page, server)
+    page.locator('[class*="st-key-open_patient_"]').first.wait_for()  # the demo was seeded on the first start
     settle(page)
     with open_store(server.data_dir) as store:
         (demo,) = [p for p in store.list_patients(MAIN, ) if p.code == "DEMO"]
@@ -324,7 +362,20 @@ def test_fresh_data_folder_shows_the_demo_patient_on_every_page(page, server, tm
     assert_no_traceback(page)
     screenshot(page, out / "compare.png")
 
-    page.goto(f"{server.url}/?mode=visit&patient={demo.id}")
+    go_to(page, "patients")
+    link = issue_link(page)
+    page.locator('[data-testid="stImage"] img').last.wait_for()  # the QR code
+    assert_no_traceback(page)
+    screenshot(page, out / "patient_link.png")
+
+    go_to(page, "admin")
+    page.get_by_role("tab", name="Audit log").click()
+    settle(page)
+    page.locator(key("audit_table")).wait_for()
+    assert_no_traceback(page)
+    screenshot(page, out / "audit.png")
+
+    page.goto(link)
     settle(page)
     plotly_visible(page, "visit_chart")
     assert page.locator('[data-testid="stSidebar"]').is_hidden()
@@ -335,10 +386,12 @@ def test_fresh_data_folder_shows_the_demo_patient_on_every_page(page, server, tm
     with open_store(server.data_dir) as store:
         assert len(store.visits(MAIN, demo.id)) == 4  # looking around saved nothing
     for name in SCREENSHOTS:
-        assert_real_content(out / f"{name}.png", photos=name in ("new_visit", "compare", "visit_mode"))
+        assert_real_content(out / f"{name}.png", photos=name in ("new_visit", "compare", "visit_mode"),
+                            long=name not in ("sign_in", "audit"))
 
 
 def test_new_patient_two_visits_compared_with_the_baseline(page, server):
+    sign_in(page, server)
     pid = create_patient(page, server, "Grace Browser", "BR-2")
     today = dt.date.today()
     first_day = today - dt.timedelta(weeks=6)
@@ -392,8 +445,10 @@ def test_new_patient_two_visits_compared_with_the_baseline(page, server):
     assert shown in main_text(page)
     assert_no_traceback(page)
 
-    # Visit mode: a new session locked to this patient — their sentence, nobody else's name.
-    page.goto(f"{server.url}/?mode=visit&patient={pid}")
+    # A patient link: a new session locked to this patient — their sentence, nobody else's name.
+    go_to(page, "patients")
+    link = issue_link(page)
+    page.goto(link)
     settle(page)
     plotly_visible(page, "visit_chart")
     body = page.inner_text("body")
@@ -415,6 +470,7 @@ def _huge_png(width: int = 60_000, height: int = 60_000) -> bytes:
 
 
 def test_bad_uploads_get_one_line_errors_and_nothing_is_saved(page, server, tmp_path):
+    sign_in(page, server)
     pid = create_patient(page, server, "Bad Uploads", "BR-3")
     files = {"fake.jpg": b"this is a text file, not a photo\n", "empty.jpg": b"", "huge.png": _huge_png()}
     for name, data in files.items():
@@ -508,6 +564,7 @@ def test_killing_the_app_during_a_save_leaves_the_whole_visit_or_nothing(page, t
     photos = [SAMPLES / "week00_baseline.jpg", SAMPLES / "week06.jpg"]
     shas = {sha(p.read_bytes()) for p in photos}
     try:
+        sign_in(page, srv)
         pid = create_patient(page, srv, "Kill Test", "K-1")
         go_to(page, "new_visit")
         upload(page, *photos)

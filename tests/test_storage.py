@@ -44,28 +44,6 @@ V1, V2 = "1.0.0", "2.0.0"
 
 
 # ----------------------------------------------------------------------------------------- fixtures
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def backend(request, tmp_path):
-    """``(data_dir, url)``: url is None for SQLite (the default file), a fresh database for PostgreSQL."""
-    data_dir = tmp_path / "data"
-    if request.param == "sqlite":
-        yield data_dir, None
-        return
-    base = os.environ.get("RELIEF_TEST_DATABASE_URL")
-    if not base:
-        pytest.skip(PG_SKIP)
-    name = f"relief_test_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(base, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield data_dir, make_url(base).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
-
-
 @pytest.fixture
 def store(backend):
     data_dir, url = backend

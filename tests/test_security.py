@@ -1,0 +1,645 @@
+"""Security: every promise about access, sign-in, links, consent and audit, tried from the outside.
+
+Storage-level tests run on SQLite and on the real PostgreSQL server `make test` starts; the app-level ones go
+through Streamlit's AppTest (the browser-level ones are in test_browser.py). Each test is written so that it
+fails if the check it is about is removed.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import inspect
+import io
+import json
+import re
+import secrets
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from helpers import MAIN, new_patient
+from PIL import Image
+from sqlalchemy import text
+
+from storage import (AccessDenied, Actor, ConsentRequired, NewMeasurement, NewPhoto, NotFound, OptionError,
+                     SignInFailed, Store, open_store)
+from storage import accounts as accounts_mod
+from storage.models import Account, AuditEvent, Photo, Visit
+
+REPO = Path(__file__).resolve().parents[1]
+PW = "correct horse battery staple"
+V = "1.0.0"
+
+
+def png(seed: int) -> bytes:
+    arr = np.random.default_rng(seed).integers(0, 256, (20, 30, 3), dtype=np.uint8)
+    buf = io.BytesIO()
+    Image.fromarray(arr).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+@pytest.fixture(autouse=True)
+def cheap_hashes(monkeypatch):
+    """Argon2id with small costs, so the many sign-ins here take milliseconds (the production costs are
+    argon2-cffi's defaults: 64 MiB, 3 passes; the hash is Argon2id either way)."""
+    from argon2 import PasswordHasher
+
+    monkeypatch.setattr(accounts_mod, "_hasher", PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1))
+
+
+@pytest.fixture
+def store(backend):
+    data_dir, url = backend
+    s = open_store(data_dir, url=url)
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def world(store):
+    """Clinic MAIN with a patient that has two visits, a comparison and a link; clinic OTHER with a
+    practitioner; accounts of every role in MAIN."""
+    system = Actor.system()
+    for name, role, clinic in (("main_admin", "admin", "MAIN"), ("main_prac", "practitioner", "MAIN"),
+                               ("main_viewer", "viewer", "MAIN"), ("other_prac", "practitioner", "OTHER"),
+                               ("other_admin", "admin", "OTHER")):
+        store.accounts.add(system, name, role=role, password=PW, clinic=clinic)
+    actors = {n: store.accounts.sign_in(n, PW) for n in ("main_admin", "main_prac", "main_viewer", "other_prac",
+                                                          "other_admin")}
+    prac = actors["main_prac"]
+    p = new_patient(store, "Alice Secret", code="A-1", actor=prac)
+    v1 = store.save_visit(prac, p.id, date="2025-01-01", photos=[
+        NewPhoto(png(1), "a.png", "chin", measurement=NewMeasurement(V, roughness_index=5.0))])
+    v2 = store.save_visit(prac, p.id, date="2025-02-01", photos=[
+        NewPhoto(png(2), "b.png", "chin", measurement=NewMeasurement(V, roughness_index=4.0))])
+    a, b = v1.photos[0].id, v2.photos[0].id
+    store.save_comparison(prac, p.id, a, b, V, change_pct=-20.0, ci_low=-25.0, ci_high=-15.0, mdc_pct=5.0,
+                          significant=True)
+    return dict(store=store, actors=actors, pid=p.id, photos=(a, b), visits=(v1.id, v2.id))
+
+
+# every patient-scoped call of the storage, as (name, call(store, actor, pid, photo_a, photo_b, visit_a))
+CALLS = [
+    ("patient", lambda s, x, pid, a, b, v: s.patient(x, pid)),
+    ("open_patient", lambda s, x, pid, a, b, v: s.open_patient(x, pid)),
+    ("update_patient", lambda s, x, pid, a, b, v: s.update_patient(x, pid, notes="x")),
+    ("delete_patient", lambda s, x, pid, a, b, v: s.delete_patient(x, pid)),
+    ("add_treatment", lambda s, x, pid, a, b, v: s.add_treatment(x, pid, "2025-01-01")),
+    ("treatments", lambda s, x, pid, a, b, v: s.treatments(x, pid)),
+    ("save_visit", lambda s, x, pid, a, b, v: s.save_visit(x, pid, date="2025-03-01",
+                                                           photos=[NewPhoto(png(9), "c.png", "chin")])),
+    ("visits", lambda s, x, pid, a, b, v: s.visits(x, pid)),
+    ("visit", lambda s, x, pid, a, b, v: s.visit(x, pid, v)),
+    ("delete_visit", lambda s, x, pid, a, b, v: s.delete_visit(x, pid, v)),
+    ("photos", lambda s, x, pid, a, b, v: s.photos(x, pid)),
+    ("photo", lambda s, x, pid, a, b, v: s.photo(x, pid, a)),
+    ("photo_bytes", lambda s, x, pid, a, b, v: s.photo_bytes(x, pid, a)),
+    ("photo_path", lambda s, x, pid, a, b, v: s.photo_path(x, pid, a)),
+    ("regions", lambda s, x, pid, a, b, v: s.regions(x, pid)),
+    ("baseline_photo", lambda s, x, pid, a, b, v: s.baseline_photo(x, pid, "chin")),
+    ("get_measurement", lambda s, x, pid, a, b, v: s.get_measurement(x, pid, a, V)),
+    ("save_measurement", lambda s, x, pid, a, b, v: s.save_measurement(x, pid, a, V, roughness_index=1.0,
+                                                                       metrics={})),
+    ("measurement_for", lambda s, x, pid, a, b, v: s.measurement_for(x, pid, a, "9.9", lambda: dict(
+        roughness_index=1.0, metrics={}))),
+    ("get_comparison", lambda s, x, pid, a, b, v: s.get_comparison(x, pid, a, b, V)),
+    ("save_comparison", lambda s, x, pid, a, b, v: s.save_comparison(x, pid, a, b, V, change_pct=0, ci_low=0,
+                                                                     ci_high=0, mdc_pct=0, significant=False)),
+    ("comparison_for", lambda s, x, pid, a, b, v: s.comparison_for(x, pid, a, b, "9.9", lambda: dict(
+        change_pct=0, ci_low=0, ci_high=0, mdc_pct=0, significant=False))),
+    ("progress", lambda s, x, pid, a, b, v: s.progress(x, pid, "chin")),
+    ("consent status", lambda s, x, pid, a, b, v: s.consents.status(x, pid)),
+    ("consent record", lambda s, x, pid, a, b, v: s.consents.record(x, pid, "marketing", granted=True)),
+    ("link issue", lambda s, x, pid, a, b, v: s.links.issue(x, pid)),
+    ("link list", lambda s, x, pid, a, b, v: s.links.list(x, pid)),
+    ("link revoke", lambda s, x, pid, a, b, v: s.links.revoke(x, pid, 1)),
+    ("audit log", lambda s, x, pid, a, b, v: s.audit.log(x, "export", patient_id=pid)),
+]
+WRITES = {"update_patient", "delete_patient", "add_treatment", "save_visit", "delete_visit", "save_measurement",
+          "save_comparison", "consent record", "link issue", "link list", "link revoke"}
+
+
+def _call(world, name, actor):
+    fn = dict(CALLS)[name]
+    return fn(world["store"], actor, world["pid"], *world["photos"], world["visits"][0])
+
+
+# ------------------------------------------------------------------------------------- one door, scoped
+def test_every_public_store_method_takes_the_acting_account_first():
+    maintenance = {"close", "gc_orphans"}
+    for name, fn in inspect.getmembers(Store, inspect.isfunction):
+        if name.startswith("_") or name in maintenance:
+            continue
+        params = list(inspect.signature(fn).parameters)
+        assert params[:2] == ["self", "actor"], f"Store.{name}{params} does not take the actor first"
+    assert {n for n, _ in CALLS} >= {n for n, f in inspect.getmembers(Store, inspect.isfunction)
+                                    if not n.startswith("_") and n not in maintenance | {"create_patient",
+                                                                                          "list_patients"}}
+
+
+@pytest.mark.parametrize("name", [n for n, _ in CALLS])
+def test_no_actor_no_data(world, name):
+    with pytest.raises(AccessDenied, match="sign in"):
+        _call(world, name, None)
+    with pytest.raises(AccessDenied):
+        world["store"].list_patients(None)
+
+
+@pytest.mark.parametrize("name", [n for n, _ in CALLS])
+def test_another_clinic_cannot_reach_the_patient_by_any_call(world, name):
+    store, other = world["store"], world["actors"]["other_prac"]
+    with pytest.raises(NotFound) as theirs:
+        _call(world, name, other)
+    # Exactly the answer for an id that does not exist: nothing tells that the patient exists.
+    with pytest.raises(NotFound) as missing:
+        CALLS_ = dict(CALLS)[name]
+        CALLS_(store, other, 987654, *world["photos"], world["visits"][0])
+    assert str(theirs.value) == str(missing.value)
+    # ... and the patient is untouched.
+    assert store.patient(MAIN, world["pid"]).name == "Alice Secret"
+    assert len(store.visits(MAIN, world["pid"])) == 2
+
+
+def test_another_clinic_never_sees_the_patient_in_lists_search_counts_or_codes(world):
+    store, other = world["store"], world["actors"]["other_prac"]
+    assert store.list_patients(other) == []
+    assert store.list_patients(other, "Alice") == [] and store.list_patients(other, "A-1") == []
+    # The same code in another clinic is no conflict (a conflict would tell that the code exists).
+    mine = new_patient(store, "Bob Other", code="A-1", actor=other)
+    assert [p.name for p in store.list_patients(other)] == ["Bob Other"]
+    assert [p.name for p in store.list_patients(world["actors"]["main_viewer"])] == ["Alice Secret"]
+    with pytest.raises(NotFound):
+        store.patient(world["actors"]["main_prac"], mine.id)
+    # Audit: an admin of the other clinic sees none of MAIN's rows.
+    rows = store.audit.events(world["actors"]["other_admin"])
+    assert rows and all(r.clinic_id == world["actors"]["other_prac"].clinic_id for r in rows)
+    assert not any(r.patient_id == world["pid"] for r in rows)
+
+
+@pytest.mark.parametrize("name", sorted(WRITES))
+def test_a_viewer_reads_but_cannot_change_anything(world, name):
+    viewer = world["actors"]["main_viewer"]
+    with pytest.raises(AccessDenied, match="viewer"):
+        _call(world, name, viewer)
+    assert world["store"].patient(viewer, world["pid"]).name == "Alice Secret"
+    assert len(world["store"].progress(viewer, world["pid"], "chin")) == 2
+    with pytest.raises(AccessDenied):
+        world["store"].create_patient(viewer, "New")
+
+
+def test_only_admins_manage_accounts_and_read_the_audit_log(world):
+    store, a = world["store"], world["actors"]
+    for who in ("main_prac", "main_viewer"):
+        with pytest.raises(AccessDenied):
+            store.audit.events(a[who])
+        with pytest.raises(AccessDenied):
+            store.accounts.add(a[who], "sneaky", role="admin", password=PW)
+        with pytest.raises(AccessDenied):
+            store.accounts.list(a[who])
+    # An admin manages only their own clinic.
+    with pytest.raises(AccessDenied):
+        store.accounts.add(a["main_admin"], "x1", role="viewer", password=PW, clinic="OTHER")
+    with pytest.raises(NotFound):
+        store.accounts.set_disabled(a["main_admin"], "other_prac")
+    assert {r.username for r in store.accounts.list(a["main_admin"])} == {
+        "main_admin", "main_prac", "main_viewer"}
+
+
+# ------------------------------------------------------------------------------------------ patient links
+def test_a_link_shows_its_patient_read_only_and_no_other(world):
+    store, prac = world["store"], world["actors"]["main_prac"]
+    other = new_patient(store, "Yvonne Other", actor=prac)
+    token, rec = store.links.issue(prac, world["pid"])
+    assert len(token) >= 43  # 32 random bytes = 256 bits, URL-safe base64
+    link = store.links.open(token)
+    assert link.kind == "link" and link.patient_id == world["pid"]
+    assert store.patient(link, world["pid"]).name == "Alice Secret"
+    assert [p.id for p in store.list_patients(link)] == [world["pid"]]
+    with pytest.raises(NotFound):
+        store.patient(link, other.id)
+    with pytest.raises(NotFound):
+        store.progress(link, other.id, "chin")
+    for name in sorted(WRITES):
+        with pytest.raises(AccessDenied):
+            _call(world, name, link)
+
+
+def test_random_expired_and_revoked_tokens_are_refused(world):
+    store, prac = world["store"], world["actors"]["main_prac"]
+    for _ in range(1000):
+        with pytest.raises(NotFound, match="not valid"):
+            store.links.actor(secrets.token_urlsafe(32))
+    with pytest.raises(NotFound):
+        store.links.open("")
+    token, rec = store.links.issue(prac, world["pid"])
+    assert rec.expires_at.astimezone().date() == dt.date.today()  # default: the end of today
+    assert store.links.actor(token).patient_id == world["pid"]
+    real_clock = store.links.clock
+    store.links.clock = lambda: rec.expires_at + dt.timedelta(seconds=1)
+    with pytest.raises(NotFound):
+        store.links.open(token)
+    store.links.clock = real_clock
+    store.links.revoke(prac, world["pid"], rec.id)
+    with pytest.raises(NotFound):
+        store.links.open(token)
+    longer, rec2 = store.links.issue(prac, world["pid"], expires_at=dt.date.today() + dt.timedelta(days=7))
+    assert rec2.expires_at.date() == dt.date.today() + dt.timedelta(days=7)
+    with pytest.raises(OptionError):
+        store.links.issue(prac, world["pid"], expires_at=dt.date.today() - dt.timedelta(days=1))
+
+
+def test_link_tokens_are_stored_only_as_a_hash(world, backend):
+    store, prac = world["store"], world["actors"]["main_prac"]
+    token, _ = store.links.issue(prac, world["pid"])
+    with store.engine.connect() as conn:
+        rows = conn.execute(text("SELECT * FROM patient_links")).all()
+    assert rows and all(token not in str(tuple(r)) for r in rows)
+    if backend[1] is None:  # SQLite: not in the database file either
+        store.engine.dispose()
+        assert token.encode() not in (backend[0] / "relief.db").read_bytes()
+
+
+# ---------------------------------------------------------------------------------------------- sign-in
+def test_passwords_are_argon2id_hashes_and_at_least_12_characters(world, backend):
+    store = world["store"]
+    with store.engine.connect() as conn:
+        hashes = [r[0] for r in conn.execute(text("SELECT password_hash FROM accounts"))]
+    assert hashes and all(h.startswith("$argon2id$") for h in hashes)
+    assert all(PW not in h for h in hashes)
+    for short in ("", "short", "x" * 11):
+        with pytest.raises(OptionError, match="12 characters"):
+            store.accounts.add(Actor.system(), "shorty", role="viewer", password=short, clinic="MAIN")
+
+
+def test_sign_in_failures_never_tell_whether_the_user_exists(world):
+    store = world["store"]
+    with pytest.raises(SignInFailed) as unknown:
+        store.accounts.sign_in("nobody_here", PW)
+    with pytest.raises(SignInFailed) as wrong:
+        store.accounts.sign_in("main_prac", "wrong password!!")
+    store.accounts.set_disabled(Actor.system(), "main_viewer")
+    with pytest.raises(SignInFailed) as disabled:
+        store.accounts.sign_in("main_viewer", PW)
+    assert str(unknown.value) == str(wrong.value) == str(disabled.value)
+
+
+def test_brute_force_is_slowed_then_locked_for_15_minutes(world):
+    store = world["store"]
+    now = [dt.datetime(2030, 1, 1, 12, tzinfo=dt.timezone.utc)]
+    store.accounts.clock = lambda: now[0]
+
+    def attempt(pw, *, wait_s=0.0):
+        now[0] += dt.timedelta(seconds=wait_s)
+        return store.accounts.sign_in("main_prac", pw)
+
+    for _ in range(accounts_mod.FREE_FAILURES):  # the first failures cost nothing
+        with pytest.raises(SignInFailed):
+            attempt("wrong password 1")
+    with pytest.raises(SignInFailed):
+        attempt("wrong password 1")  # the 3rd: from now on each attempt must wait (2 s here)
+    with pytest.raises(SignInFailed):
+        attempt(PW, wait_s=1)  # even the right password is refused inside the wait
+    assert attempt(PW, wait_s=2).name == "main_prac"  # after the wait it works, and the count starts again
+    for i in range(accounts_mod.LOCK_AFTER):
+        with pytest.raises(SignInFailed):
+            attempt("wrong password 2", wait_s=60)  # waits out every throttle
+    with pytest.raises(SignInFailed):
+        attempt(PW, wait_s=14 * 60)  # locked: 15 minutes
+    assert attempt(PW, wait_s=2 * 60).name == "main_prac"
+    fails = [e for e in store.audit.events(Actor.system(), action="sign_in") if e.outcome == "failed"]
+    assert len(fails) >= accounts_mod.LOCK_AFTER + 4
+
+
+def test_disabling_an_account_ends_its_sessions(world):
+    store, a = world["store"], world["actors"]
+    assert store.accounts.actor(a["main_prac"].account_id).name == "main_prac"
+    store.accounts.set_disabled(a["main_admin"], "main_prac")
+    with pytest.raises(SignInFailed):
+        store.accounts.actor(a["main_prac"].account_id)
+    with pytest.raises(OptionError):
+        store.accounts.set_disabled(a["main_admin"], "main_admin")
+
+
+def test_first_admin_gets_the_configured_or_a_one_time_password(tmp_path):
+    with open_store(tmp_path / "a") as s:
+        one_time = s.accounts.ensure_first_admin()
+        assert one_time and len(one_time) >= 12
+        assert s.accounts.ensure_first_admin() is None  # only once
+        admin = s.accounts.sign_in("admin", one_time)
+        assert admin.must_change_password and admin.clinic_code == "MAIN" and admin.role == "admin"
+        with pytest.raises(AccessDenied, match="one-time password"):
+            s.create_patient(admin, "Too early")
+        admin = s.accounts.change_password(admin, one_time, PW)
+        assert not admin.must_change_password
+        assert s.create_patient(admin, "Now").name == "Now"
+    with open_store(tmp_path / "b") as s:
+        assert s.accounts.ensure_first_admin(PW) is None
+        assert not s.accounts.sign_in("admin", PW).must_change_password
+
+
+# --------------------------------------------------------------------------------------------- consent
+def test_no_photo_without_clinical_consent(world):
+    store, prac = world["store"], world["actors"]["main_prac"]
+    p = new_patient(store, "No Consent", actor=prac, consent=False)
+    photo = [NewPhoto(png(5), "n.png", "chin")]
+    files_before = sorted(store.blobs)
+    with pytest.raises(ConsentRequired, match="consent"):
+        store.save_visit(prac, p.id, date="2025-01-01", photos=photo)
+    assert store.visits(prac, p.id) == [] and sorted(store.blobs) == files_before  # nothing, not even a file
+    store.consents.record(prac, p.id, "clinical", granted=True, date=dt.date(2025, 1, 1))
+    store.save_visit(prac, p.id, date="2025-01-01", photos=photo)
+    store.consents.record(prac, p.id, "clinical", granted=False)
+    with pytest.raises(ConsentRequired):
+        store.save_visit(prac, p.id, date="2025-02-01", photos=[NewPhoto(png(6), "m.png", "chin")])
+    status = store.consents.status(prac, p.id)
+    assert not status.clinical_granted and [c.granted for c in status.history] == [True, False]
+    assert status.clinical.recorded_by == "main_prac"
+    # Marketing consent is separate and optional.
+    assert status.marketing is None and not status.marketing_granted
+
+
+# ------------------------------------------------------------------------------------------------ audit
+def test_every_action_leaves_exactly_one_audit_row(world):
+    store, a = world["store"], world["actors"]
+    prac, admin = a["main_prac"], a["main_admin"]
+    system = Actor.system()
+
+    def one_row(action, fn):
+        before = {e.id for e in store.audit.events(system, limit=100000)}
+        out = fn()
+        new = [e for e in store.audit.events(system, limit=100000) if e.id not in before]
+        assert [e.action for e in new] == [action], (action, new)
+        return out, new[0]
+
+    _, e = one_row("sign_in", lambda: store.accounts.sign_in("main_prac", PW))
+    assert e.account == "main_prac" and e.outcome == "ok"
+    _, e = one_row("sign_in", lambda: pytest.raises(SignInFailed, store.accounts.sign_in, "main_prac", "nope" * 4))
+    assert e.outcome == "failed"
+    pid = world["pid"]
+    _, e = one_row("view_patient", lambda: store.open_patient(prac, pid))
+    assert e.patient_id == pid and e.clinic_id == prac.clinic_id
+    p2, _ = one_row("create_patient", lambda: store.create_patient(prac, "Carl"))
+    one_row("edit_patient", lambda: store.update_patient(prac, p2.id, notes="n"))
+    one_row("consent", lambda: store.consents.record(prac, p2.id, "clinical", granted=True))
+    one_row("add_treatment", lambda: store.add_treatment(prac, p2.id, "2025-01-01"))
+    v, _ = one_row("upload", lambda: store.save_visit(prac, p2.id, date="2025-01-01", photos=[
+        NewPhoto(png(11), "x.png", "chin", measurement=NewMeasurement(V, roughness_index=3.0))]))
+    v2 = store.save_visit(prac, p2.id, date="2025-02-01", photos=[
+        NewPhoto(png(12), "y.png", "chin", measurement=NewMeasurement(V, roughness_index=2.0))])
+    one_row("compare", lambda: store.comparison_for(prac, p2.id, v.photos[0].id, v2.photos[0].id, V, lambda: dict(
+        change_pct=-10, ci_low=-12, ci_high=-8, mdc_pct=3, significant=True)))
+    one_row("export", lambda: store.audit.log(prac, "export", patient_id=p2.id))
+    (token, link), _ = one_row("link_issued", lambda: store.links.issue(prac, p2.id))
+    one_row("link_used", lambda: store.links.open(token))
+    one_row("link_revoked", lambda: store.links.revoke(prac, p2.id, link.id))
+    one_row("link_used", lambda: pytest.raises(NotFound, store.links.open, token))
+    one_row("delete_visit", lambda: store.delete_visit(prac, p2.id, v2.id))
+    one_row("delete_patient", lambda: store.delete_patient(prac, p2.id))
+    one_row("account_created", lambda: store.accounts.add(admin, "newbie", role="viewer", password=PW))
+    one_row("password_reset", lambda: store.accounts.reset_password(admin, "newbie", PW + "!"))
+    one_row("account_disabled", lambda: store.accounts.set_disabled(admin, "newbie"))
+    one_row("sign_out", lambda: store.accounts.sign_out(prac))
+    # Reads that are not "viewing a patient" leave no row (the page audits the view once).
+    one_row_none = {e.id for e in store.audit.events(system, limit=100000)}
+    store.progress(prac, pid, "chin"), store.visits(prac, pid), store.list_patients(prac)
+    assert {e.id for e in store.audit.events(system, limit=100000)} == one_row_none
+
+
+def test_the_audit_log_is_append_only_in_the_database(world):
+    store = world["store"]
+    assert store.audit.events(Actor.system())
+    for sql in ("UPDATE audit_events SET outcome = 'ok'", "DELETE FROM audit_events"):
+        with pytest.raises(Exception, match="append-only"):
+            with store.engine.begin() as conn:
+                conn.execute(text(sql))
+    assert not [n for n in dir(store.audit) if re.search(r"delete|update|edit|remove|clear", n)]
+
+
+# --------------------------------------------------------------------------------------------- the CLI
+def _cli(data_dir, *args, stdin=""):
+    return subprocess.run([sys.executable, "-m", "storage", "--data-dir", str(data_dir), *args], cwd=REPO,
+                          input=stdin, capture_output=True, text=True, timeout=120)
+
+
+def test_users_cli_adds_lists_disables_resets_and_prints_the_audit(tmp_path):
+    d = tmp_path / "data"
+    r = _cli(d, "users", "add", "carol", "--role", "practitioner", "--clinic", "north", "--password-stdin",
+             stdin=PW + "\n")
+    assert r.returncode == 0, r.stderr
+    assert "carol (practitioner) in clinic NORTH" in r.stdout and PW not in r.stdout + r.stderr
+    r = _cli(d, "users", "list")
+    assert re.search(r"carol\s+practitioner\s+NORTH\s+active", r.stdout)
+    assert _cli(d, "users", "disable", "carol").returncode == 0
+    assert re.search(r"carol\s+practitioner\s+NORTH\s+disabled", _cli(d, "users", "list").stdout)
+    assert _cli(d, "users", "enable", "carol").returncode == 0
+    assert _cli(d, "users", "reset", "carol", "--password-stdin", stdin="another long password\n").returncode == 0
+    with open_store(d) as s:
+        assert s.accounts.sign_in("carol", "another long password").clinic_code == "NORTH"
+    r = _cli(d, "audit", "--json", "--since", dt.date.today().isoformat())
+    rows = [json.loads(line) for line in r.stdout.splitlines()]
+    assert [x["action"] for x in rows][::-1] == ["account_created", "account_disabled", "account_enabled",
+                                                 "password_reset", "sign_in"]
+    assert _cli(d, "audit", "--since", "2999-01-01").stdout == ""
+
+
+@pytest.mark.parametrize("args, stdin, words", [
+    (("users", "add", "dave", "--role", "boss", "--clinic", "MAIN", "--password-stdin"), PW, "invalid choice"),
+    (("users", "add", "dave", "--role", "viewer", "--clinic", "MAIN", "--password-stdin"), "short", "12 char"),
+    (("users", "add", "dave", "--role", "viewer", "--clinic", "MAIN"), PW, "--password-stdin"),
+    (("users", "add", "bad name!", "--role", "viewer", "--clinic", "MAIN", "--password-stdin"), PW, "user name"),
+    (("users", "disable", "nobody"), "", "no account nobody"),
+    (("audit", "--since", "yesterday"), "", "YYYY-MM-DD"),
+])
+def test_users_cli_errors_are_one_line_exit_2(tmp_path, args, stdin, words):
+    r = _cli(tmp_path / "data", *args, stdin=stdin)
+    assert r.returncode == 2
+    assert words in r.stderr and len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr
+
+
+# ------------------------------------------------------------------------------------------ the app
+pytest.importorskip("streamlit")
+from streamlit.testing.v1 import AppTest  # noqa: E402
+
+from relief_app import demo, text as relief_text  # noqa: E402
+
+APP = str(REPO / "app.py")
+PAGES = ["views/patients.py", "views/new_visit.py", "views/progress.py", "views/compare.py",
+         "views/visit_mode.py", "views/admin.py"]
+
+
+@pytest.fixture(scope="module")
+def app_dir(tmp_path_factory):
+    """A data folder with the demo patient (clinic MAIN), a practitioner of clinic OTHER and a viewer of MAIN."""
+    d = tmp_path_factory.mktemp("secapp") / "data"
+    with open_store(d) as s:
+        s.accounts.ensure_first_admin(PW)
+        demo.seed_demo(s)
+        s.accounts.add(Actor.system(), "other_prac", role="practitioner", password=PW, clinic="OTHER")
+        s.accounts.add(Actor.system(), "viewer", role="viewer", password=PW, clinic="MAIN")
+        ids = {a.username: a.id for a in s.accounts.list(Actor.system())}
+        (pid,) = [p.id for p in s.list_patients(MAIN)]
+    return d, ids, pid
+
+
+@pytest.fixture
+def app_env(app_dir, monkeypatch):
+    d, ids, pid = app_dir
+    monkeypatch.setenv("RELIEF_DATA_DIR", str(d))
+    monkeypatch.delenv("RELIEF_DATABASE_URL", raising=False)
+    monkeypatch.setenv("RELIEF_ADMIN_PASSWORD", PW)
+    return d, ids, pid
+
+
+def _at(*, account=None, page=None, last_active=None, **query):
+    at = AppTest.from_file(APP, default_timeout=60)
+    for k, v in query.items():
+        at.query_params[k] = str(v)
+    if account is not None:
+        at.session_state["account_id"] = account
+        at.session_state["last_active"] = time.time() if last_active is None else last_active
+    at.run()
+    if page is not None:
+        at.switch_page(page).run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def _everything(at) -> str:
+    parts = []
+    for kind in ("markdown", "title", "header", "subheader", "caption", "info", "success", "warning", "error",
+                 "code", "text"):
+        parts += [str(e.value) for e in getattr(at, kind)]
+    parts += [f"{m.label} {m.value}" for m in at.metric]
+    for sb in at.selectbox:
+        parts += [str(o) for o in sb.options]
+    return re.sub(r"\\(.)", r"\1", "\n".join(parts))
+
+
+def _no_patient_data(at) -> None:
+    shown = _everything(at)
+    assert demo.DEMO_NAME not in shown and "DEMO" not in shown
+    assert not at.get("plotly_chart") and not at.get("imgs")
+    assert not at.get("arrow_data_frame")
+
+
+@pytest.mark.parametrize("page", [None, *PAGES])
+def test_signed_out_every_page_shows_the_sign_in_form_and_no_patient(app_env, page):
+    at = _at(page=page)
+    _no_patient_data(at)
+    assert at.text_input(key="signin_username").label == "Username"
+    assert at.text_input(key="signin_password").label == "Password"
+    assert at.button(key="signin_submit").label == "Sign in"
+
+
+@pytest.mark.parametrize("query", [dict(mode="visit", patient=1), dict(patient=1), dict(patient_id=1),
+                                   dict(link="x" * 43), dict(link=secrets.token_urlsafe(32))])
+def test_signed_out_query_parameters_show_no_patient(app_env, query):
+    _no_patient_data(_at(**query))
+
+
+def test_sign_in_through_the_form_then_sign_out(app_env):
+    d, ids, pid = app_env
+    at = _at()
+    at.text_input(key="signin_username").input("admin")
+    at.text_input(key="signin_password").input("wrong password here")
+    at.button(key="signin_submit").click().run()
+    assert at.error and "wrong user name or password" in at.error[0].value
+    _no_patient_data(at)
+    at.text_input(key="signin_password").input(PW)
+    at.button(key="signin_submit").click().run()
+    assert not at.exception
+    assert demo.DEMO_NAME in _everything(at)
+    at.sidebar.button(key="sign_out").click().run()
+    _no_patient_data(at)
+    assert at.text_input(key="signin_username")
+
+
+def test_idle_session_is_signed_out(app_env, monkeypatch):
+    d, ids, pid = app_env
+    monkeypatch.setenv("RELIEF_IDLE_MINUTES", "30")
+    at = _at(account=ids["admin"], last_active=time.time() - 31 * 60)
+    _no_patient_data(at)
+    assert "31" not in _everything(at) and "30 minutes without activity" in _everything(at)
+    at = _at(account=ids["admin"], last_active=time.time() - 29 * 60)
+    assert demo.DEMO_NAME in _everything(at)
+
+
+@pytest.mark.parametrize("page", [None, *PAGES])
+def test_a_practitioner_of_another_clinic_cannot_reach_the_demo(app_env, page):
+    d, ids, pid = app_env
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.query_params["patient"] = str(pid)
+    at.session_state["account_id"] = ids["other_prac"]
+    at.session_state["last_active"] = time.time()
+    at.session_state["patient_id"] = pid  # even a session that names the demo's id
+    at.run()
+    if page == "views/admin.py":  # not even registered for a practitioner
+        with pytest.raises(ValueError, match="Could not find a navigation page"):
+            at.switch_page(page)
+    elif page:
+        at.session_state["patient_id"] = pid
+        at.switch_page(page).run()
+    assert not at.exception, [e.value for e in at.exception]
+    _no_patient_data(at)
+    shown = _everything(at)
+    assert "Alice" not in shown
+
+
+def test_a_viewer_sees_the_demo_but_gets_no_upload_or_edit(app_env):
+    d, ids, pid = app_env
+    at = _at(account=ids["viewer"])
+    assert demo.DEMO_NAME in _everything(at)
+    for k in ("create_patient", "update_patient", "record_consent", "issue_link"):
+        with pytest.raises(KeyError):
+            at.button(key=k)
+    at.switch_page("views/new_visit.py").run()
+    assert "cannot" in _everything(at) or "not record visits" in _everything(at)
+    with pytest.raises(KeyError):
+        at.button(key="save_visit")
+    with pytest.raises(KeyError):
+        at.text_input(key="signin_username")
+
+
+HOSTILE = ("[click me](javascript:alert(1)) <b>bold</b> <script>alert(2)</script> # Heading :red[red] "
+           "**star** ![img](http://127.0.0.1/x.png)")
+
+
+def test_hostile_text_is_shown_as_text(app_env):
+    d, ids, pid = app_env
+    with open_store(d) as s:
+        p = new_patient(s, HOSTILE, code="<i>C</i>", notes="n" * 10_000)
+    import streamlit as st
+
+    st.cache_data.clear()  # written behind the app's back: no revision bump
+    try:
+        at = _at(account=ids["admin"])
+        at.button(key=f"open_patient_{p.id}").click().run()
+        assert not at.exception
+        rows = [m.value for m in at.markdown if "click me" in m.value]
+        assert rows, "the hostile name is not listed"
+        for md in rows:
+            assert "](javascript:" not in md and "<b>" not in md and "<script>" not in md
+            assert relief_text.md_escape(HOSTILE) in md or "\\[click me\\]" in md
+        assert at.text_area(key="edit_patient_notes").value == "n" * 10_000  # shown whole, as text
+    finally:
+        with open_store(d) as s:
+            s.delete_patient(MAIN, p.id)
+
+
+def test_md_escape_neutralises_markdown_html_and_directives():
+    out = relief_text.md_escape(HOSTILE, limit=None)
+    assert re.sub(r"\\(.)", r"\1", out) == HOSTILE  # reads the same
+    for raw in ("[click me]", "(javascript:", "<b>", "**", ":red[", "# Heading", "!["):
+        assert re.search(r"(?<!\\)" + re.escape(raw), out) is None, raw  # never with its first character bare
+    assert relief_text.md_escape("x" * 10_000).endswith("…") and len(relief_text.md_escape("x" * 10_000)) == 300
+    assert "\n" not in relief_text.md_escape("a\n\n# b")
+
+
+def test_bandit_finds_no_high_severity_issue():
+    bandit = pytest.importorskip("bandit")
+    r = subprocess.run([sys.executable, "-m", "bandit", "-q", "-r", "analyzer", "storage", "relief_app", "views",
+                        "app.py", "-lll", "-f", "json"], cwd=REPO, capture_output=True, text=True, timeout=300)
+    report = json.loads(r.stdout)
+    assert [x for x in report["results"] if x["issue_severity"] == "HIGH"] == [], report["results"]
