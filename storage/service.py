@@ -28,6 +28,7 @@ from sqlalchemy.orm import Session, selectinload, sessionmaker
 from . import db
 from .blobs import BlobStore
 from .errors import Conflict, NotFound, OptionError, StorageError
+from .photo_privacy import PhotoFormatError
 from .models import Comparison, Measurement, Patient, Photo, Treatment, Visit, utcnow
 from .records import (
     ComparisonRecord,
@@ -357,7 +358,10 @@ class Store:
         # (2) files first: a crash after this point leaves only content-addressed orphans.
         stored: dict[str, tuple[NewPhoto, str, tuple[int | None, int | None]]] = {}
         for ph in photos:
-            sha, ctype, path = self.blobs.put(ph.data)
+            try:  # metadata stripped (and encrypted with a key) inside put; sha is of the stored photo
+                sha, ctype, path = self.blobs.put(ph.data)
+            except PhotoFormatError as err:
+                raise PhotoFormatError(f"{os.path.basename(str(ph.filename or 'photo'))}: {err}") from None
             if sha not in stored:
                 stored[sha] = (ph, ctype, _image_size(ph.data))
         # (3) analysis, outside any transaction.
@@ -456,8 +460,10 @@ class Store:
             return _photo_rec(p, d)
 
     def photo_path(self, patient_id: int, photo_id: int) -> Path:
-        """Path of the photo's file (read-only: never write to it)."""
+        """Path of the photo's file (read-only: never write to it); not for encrypted stores (use photo_bytes)."""
         rec = self.photo(patient_id, photo_id)
+        if self.blobs.encrypted:
+            raise StorageError("photo files are encrypted at rest; read the photo with photo_bytes, not its path")
         path = self.blobs.path(rec.sha256, rec.content_type)
         if not path.is_file():
             raise StorageError(
@@ -467,7 +473,7 @@ class Store:
         return path
 
     def photo_bytes(self, patient_id: int, photo_id: int) -> bytes:
-        """The photo's bytes exactly as uploaded, checked against their SHA-256."""
+        """The photo's bytes as stored (as uploaded minus metadata; decrypted), checked against their SHA-256."""
         rec = self.photo(patient_id, photo_id)
         try:
             return self.blobs.read(rec.sha256, rec.content_type)
@@ -533,7 +539,7 @@ class Store:
             still = set(s.scalars(select(Photo.sha256).where(Photo.sha256.in_({sha for sha, _ in files}))))
         for sha, ctype in files:
             if sha not in still:
-                self.blobs.remove(self.blobs.path(sha, ctype))
+                self.blobs.discard(sha, ctype)
 
     # --------------------------------------------------------------------------------- measurements
     def get_measurement(self, patient_id: int, photo_id: int, algorithm_version: str) -> MeasurementRecord | None:
