@@ -79,9 +79,9 @@ def strip_metadata(data: bytes) -> bytes:
         return _strip_jpeg(data)
     if data.startswith(_PNG_SIGNATURE):
         return _strip_png(data)
-    if (data[:4] == b"RIFF" and data[8:12] == b"WEBP") or data[:4] in (b"II*\x00", b"MM\x00*") or (
-        data[4:8] == b"ftyp"
-    ):
+    from .blobs import sniff_content_type
+
+    if sniff_content_type(data) in ("image/webp", "image/tiff", "image/heic", "image/heif"):
         return _recontainer_png(data)
     return data
 
