@@ -79,10 +79,10 @@ def app_segment(marker: int, payload: bytes) -> bytes:
     return b"\xff" + bytes([marker]) + struct.pack(">H", len(payload) + 2) + payload
 
 
-def jpeg_with_metadata(seed: int = 1) -> bytes:
+def jpeg_with_metadata(seed: int = 1, **options) -> bytes:
     buf = io.BytesIO()
     Image.fromarray(noise(seed)).save(buf, "JPEG", quality=92, exif=exif_with_everything(6),
-                                      comment=b"COMMENT " + SERIAL, icc_profile=b"ICCPROFILE" + SERIAL)
+                                      comment=b"COMMENT " + SERIAL, icc_profile=b"ICCPROFILE" + SERIAL, **options)
     data = buf.getvalue()
     xmp = app_segment(0xE1, b"http://ns.adobe.com/xap/1.0/\x00<x:xmpmeta>" + OWNER.encode() + b"</x:xmpmeta>")
     iptc = app_segment(0xED, b"Photoshop 3.0\x00" + b"8BIM IPTC " + OWNER.encode())
@@ -122,6 +122,7 @@ def files_containing(root: Path, needle: bytes) -> list[Path]:
 @pytest.fixture
 def data_dir(tmp_path, monkeypatch):
     monkeypatch.delenv(KEY_ENV, raising=False)
+    monkeypatch.delenv("RELIEF_DATABASE_URL", raising=False)  # SQLite in the data folder: searched below
     return tmp_path / "data"
 
 
@@ -156,10 +157,15 @@ def test_jpeg_is_stored_without_gps_serial_or_thumbnail_and_with_identical_pixel
     assert cv0.shape == (320, 240, 3) and np.array_equal(cv0, cv1)
 
 
-def test_loader_reads_the_same_pixels_from_the_stripped_jpeg(tmp_path):
-    original = jpeg_with_metadata(seed=2)
+@pytest.mark.parametrize("options", [{}, {"progressive": True}, {"restart_marker_blocks": 4},
+                                     {"progressive": True, "restart_marker_rows": 1}],
+                         ids=["baseline", "progressive", "restart-markers", "progressive-restart"])
+def test_loader_reads_the_same_pixels_from_the_stripped_jpeg(tmp_path, options):
+    original = jpeg_with_metadata(seed=2, **options)
+    stored = strip_metadata(original)
+    assert SERIAL not in stored and len(stored) < len(original)
     (tmp_path / "a.jpg").write_bytes(original)
-    (tmp_path / "b.jpg").write_bytes(strip_metadata(original))
+    (tmp_path / "b.jpg").write_bytes(stored)
     a, b = read_image(tmp_path / "a.jpg"), read_image(tmp_path / "b.jpg")
     assert a.original_size == b.original_size == (240, 320)
     assert np.array_equal(a.pixels, b.pixels)
