@@ -241,8 +241,28 @@ def _heic(arr):
     return buf.getvalue()
 
 
-@pytest.mark.parametrize("make", [_webp, _tiff8, _tiff16, _heic], ids=["webp", "tiff-8bit", "tiff-16bit", "heic"])
-def test_other_formats_become_png_of_the_same_pixels(tmp_path, make):
+@pytest.mark.parametrize("lossless", [False, True], ids=["lossy", "lossless"])
+def test_webp_keeps_its_encoding_without_metadata(tmp_path, lossless):
+    buf = io.BytesIO()
+    Image.fromarray(noise(5)).save(buf, "WEBP", quality=80, lossless=lossless, exif=exif_with_everything(6),
+                                   icc_profile=b"ICCPROFILE" + SERIAL, xmp=b"<x:xmpmeta>" + OWNER.encode())
+    original = buf.getvalue()
+    assert SERIAL in original and OWNER.encode() in original
+    stored = strip_metadata(original)
+    assert stored[:4] == b"RIFF" and stored[8:12] == b"WEBP" and len(stored) < len(original)
+    assert SERIAL not in stored and OWNER.encode() not in stored and MAKE.encode() not in stored
+    assert struct.unpack("<I", stored[4:8])[0] == len(stored) - 8
+    im = Image.open(io.BytesIO(stored))
+    assert dict(im.getexif()) == {ExifTags.Base.Orientation: 6} and "icc_profile" not in im.info
+    (tmp_path / "a.webp").write_bytes(original)
+    (tmp_path / "b.webp").write_bytes(stored)
+    a, b = read_image(tmp_path / "a.webp"), read_image(tmp_path / "b.webp")
+    assert a.original_size == b.original_size == (240, 320)
+    assert np.array_equal(a.pixels, b.pixels)
+
+
+@pytest.mark.parametrize("make", [_tiff8, _tiff16, _heic], ids=["tiff-8bit", "tiff-16bit", "heic"])
+def test_tiff_and_heic_become_png_of_the_same_pixels(tmp_path, make):
     original = make(noise(5))
     assert SERIAL in original or OWNER.encode() in original
     stored = strip_metadata(original)
