@@ -155,7 +155,7 @@ class BlobStore:
         (unset or empty: no encryption). ``None`` means no key.
     """
 
-    def __init__(self, root: str | os.PathLike[str], *, key: bytes | str | None = _FROM_ENV):  # type: ignore[assignment]
+    def __init__(self, root: str | os.PathLike[str], *, key: bytes | str | None = _FROM_ENV):  # type: ignore
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
         if key is _FROM_ENV:

@@ -94,7 +94,9 @@ def strip_metadata(data: bytes) -> bytes:
 
 
 def _broken(kind: str, why: str) -> PhotoFormatError:
-    return PhotoFormatError(f"the {kind} file is damaged ({why}); its metadata cannot be removed — export the photo again")
+    return PhotoFormatError(
+        f"the {kind} file is damaged ({why}); its metadata cannot be removed — export the photo again"
+    )
 
 
 def _orientation(data: bytes) -> int:
@@ -272,7 +274,9 @@ def _recontainer_png(data: bytes) -> bytes:
             # The loader's own decoder at full size, so the pixels are by construction the ones it measures.
             arr, _, orientation, _ = loading._decode(fh, im, loading.MAX_HEADER_PIXELS)
     except MemoryError:
-        raise PhotoFormatError("the photo is too large to decode in the memory available — export a smaller copy") from None
+        raise PhotoFormatError(
+            "the photo is too large to decode in the memory available — export a smaller copy"
+        ) from None
     except Exception as err:
         raise _broken("photo", f"{type(err).__name__}") from None
     arr = np.ascontiguousarray(loading._orient(arr, orientation))
