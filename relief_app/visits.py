@@ -355,20 +355,26 @@ def given_scale(store: Store, actor: Actor, patient_id: int, photo_id: int) -> f
 
 
 def run_compare(store: Store, actor: Actor, patient_id: int, baseline_id: int, followup_id: int):
-    """:func:`analyzer.compare` on two stored photos of a patient (their files, read-only)."""
+    """:func:`analyzer.compare` on two stored photos of a patient.
+
+    The photos are read with ``photo_bytes`` (decrypted and verified; the files themselves may be encrypted at
+    rest) into a private temporary folder, deleted on return, as :func:`analyse_photo` does with uploads.
+    """
     if baseline_id == followup_id:
         raise OptionError("the two photos are the same; pick two different visits")
-    path_a = store.photo_path(actor, patient_id, baseline_id)
-    path_b = store.photo_path(actor, patient_id, followup_id)
     # Photos measured by region (full face, or a box drawn by hand) are compared on the baseline's regions only,
     # so hair and background never enter the change.
     spec = (store.photo(actor, patient_id, baseline_id).capture or {}).get("regions")
-    return _compare(
-        path_a, path_b,
-        px_per_mm=given_scale(store, actor, patient_id, baseline_id),
-        followup_px_per_mm=given_scale(store, actor, patient_id, followup_id),
-        regions=spec or None,
-    )
+    with tempfile.TemporaryDirectory(prefix="relief-compare-") as tmp:
+        path_a, path_b = Path(tmp) / "baseline", Path(tmp) / "followup"
+        path_a.write_bytes(store.photo_bytes(actor, patient_id, baseline_id))
+        path_b.write_bytes(store.photo_bytes(actor, patient_id, followup_id))
+        return _compare(
+            path_a, path_b,
+            px_per_mm=given_scale(store, actor, patient_id, baseline_id),
+            followup_px_per_mm=given_scale(store, actor, patient_id, followup_id),
+            regions=spec or None,
+        )
 
 
 def comparison_values(c) -> dict[str, Any]:

@@ -12,6 +12,9 @@ Where things live
   The schema is created and upgraded by Alembic (``storage/migrations``) whenever :func:`open_store` runs.
 * Photos: ``$RELIEF_DATA_DIR/photos/ab/<sha256>.<ext>`` — content-addressed, written atomically,
   never overwritten; identical bytes are stored once. Temporary ``.tmp-*`` files are never listed.
+  Metadata (GPS, serials, thumbnails, ...) is stripped on the way in (:mod:`storage.photo_privacy`), so
+  ``sha256`` is that of the stripped file; with ``RELIEF_ENCRYPTION_KEY`` files are AES-256-GCM encrypted
+  as ``ab/<hmac>.enc`` (:mod:`storage.blobs`) and ``photo_path`` refuses (use ``photo_bytes``).
 
 Service API
 -----------

@@ -1,4 +1,4 @@
-"""Content-addressed photo store: ``<root>/ab/<sha256>.<ext>``.
+"""Content-addressed photo store: ``<root>/ab/<sha256>.<ext>``, or ``<root>/ab/<name>.enc`` when encrypted.
 
 A photo's file name is the SHA-256 of its bytes, so
 
@@ -14,10 +14,28 @@ Temporary files are never listed as photos.
 
 The extension comes from the bytes (magic numbers), not from the uploaded file name, so identical bytes
 always map to the same path.
+
+Privacy
+-------
+* :meth:`BlobStore.put` first removes the photo's metadata (GPS, camera serial, owner, thumbnails, ...)
+  with :func:`storage.photo_privacy.strip_metadata`; decoded pixels are unchanged. The SHA-256 that names
+  a photo is that of the stripped file (the bytes :meth:`BlobStore.read` returns).
+* With a key (``RELIEF_ENCRYPTION_KEY``: 32 random bytes as 64 hex digits or base64url), files are
+  encrypted with AES-256-GCM: ``MAGIC | 12-byte random nonce | ciphertext | 16-byte tag``, the photo's
+  SHA-256 bound in as associated data (a file moved to another photo's name does not decrypt). The file
+  name is ``HMAC-SHA256(name key, sha256)``, so the folder does not reveal the hashes kept in the
+  database; identical photos still get one name (deduplication), and a read decrypts, then checks the
+  plaintext against the hash (verification). Encryption and name keys are derived from the one key with
+  HKDF-SHA256. ``.key-check`` in the folder holds a MAC of a constant under the key, so a store opened
+  without the key, or with another one, says so instead of reporting missing files, and refuses to add
+  unencrypted (or differently encrypted) photos to it.
 """
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
+import hmac
 import os
 import re
 import tempfile
@@ -25,9 +43,19 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-__all__ = ["BlobStore", "sniff_content_type", "extension_for", "sha256_hex"]
+from .errors import StorageError
+from .photo_privacy import strip_metadata
+
+__all__ = ["BlobStore", "sniff_content_type", "extension_for", "sha256_hex", "parse_key", "PhotoKeyError",
+           "KEY_ENV"]
 
 TMP_PREFIX = ".tmp-"
+KEY_ENV = "RELIEF_ENCRYPTION_KEY"
+KEY_CHECK = ".key-check"
+ENC_SUFFIX = "enc"
+MAGIC = b"RLFPHOTO-AESGCM1"  # format marker and version of an encrypted photo file
+_NONCE = 12
+_FROM_ENV = object()
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 
 _EXTENSIONS = {
@@ -75,6 +103,41 @@ def sniff_content_type(data: bytes) -> str:
     return "application/octet-stream"
 
 
+class PhotoKeyError(StorageError):
+    """The photo key is malformed, missing or not the one the photos were encrypted with."""
+
+
+def parse_key(text: str | bytes) -> bytes:
+    """The 32 key bytes from ``RELIEF_ENCRYPTION_KEY`` text: 64 hex digits or base64url (padding optional).
+
+    Raises :class:`PhotoKeyError` with one line that says how to make a valid key.
+    """
+    if isinstance(text, (bytes, bytearray)) and len(text) == 32:
+        return bytes(text)
+    s = (text.decode("ascii", "replace") if isinstance(text, (bytes, bytearray)) else str(text)).strip()
+    key = None
+    if re.fullmatch(r"[0-9a-fA-F]{64}", s):
+        key = bytes.fromhex(s)
+    elif re.fullmatch(r"[A-Za-z0-9_\-+/]{43}=?", s):
+        try:
+            key = base64.b64decode(s.replace("-", "+").replace("_", "/").rstrip("=") + "=", validate=True)
+        except (binascii.Error, ValueError):
+            key = None
+    if key is None or len(key) != 32:
+        raise PhotoKeyError(
+            f"{KEY_ENV} is not a 32-byte key (64 hex digits or 43 base64url characters); make one with "
+            "python -c \"import secrets; print(secrets.token_urlsafe(32))\" and keep it safe"
+        )
+    return key
+
+
+def _derive(key: bytes, purpose: bytes) -> bytes:
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+    return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=b"relief photos: " + purpose).derive(key)
+
+
 def extension_for(content_type: str) -> str:
     """File extension (no dot) used in the store for a MIME type."""
     return _EXTENSIONS.get(content_type, "bin")
@@ -87,50 +150,99 @@ class BlobStore:
     ----------
     root : path-like
         Folder of the store (created when missing), e.g. ``<data dir>/photos``.
+    key : bytes or str or None, optional
+        Encryption key (32 bytes, or its text form, see :func:`parse_key`); default: ``$RELIEF_ENCRYPTION_KEY``
+        (unset or empty: no encryption). ``None`` means no key.
     """
 
-    def __init__(self, root: str | os.PathLike[str]):
+    def __init__(self, root: str | os.PathLike[str], *, key: bytes | str | None = _FROM_ENV):  # type: ignore
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
+        if key is _FROM_ENV:
+            key = os.environ.get(KEY_ENV) or None
+        self._aead = self._name_key = self._check = None
+        if key is not None:
+            from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+            raw = parse_key(key)
+            self._aead = AESGCM(_derive(raw, b"encryption v1"))
+            self._name_key = _derive(raw, b"file names v1")
+            self._check = MAGIC + hmac.new(_derive(raw, b"key check v1"), b"relief", hashlib.sha256).digest()
+
+    @property
+    def encrypted(self) -> bool:
+        """Whether this store's photos are encrypted (a key is given, or files were written with one)."""
+        return self._aead is not None or (self.root / KEY_CHECK).is_file()
+
+    def _key_problem(self) -> PhotoKeyError | None:
+        """Why photos cannot be read or written with the key at hand, or ``None``."""
+        try:
+            stored = (self.root / KEY_CHECK).read_bytes()
+        except FileNotFoundError:
+            return None
+        if self._check is None:
+            return PhotoKeyError(
+                f"the photos are encrypted and {KEY_ENV} is not set; set it to the key they were written with"
+            )
+        if not hmac.compare_digest(stored, self._check):
+            return PhotoKeyError(
+                f"{KEY_ENV} is not the key the photos were encrypted with (wrong key); set the original key"
+            )
+        return None
+
+    def _name(self, sha256: str) -> str:
+        """File name stem for a hash: the hash itself, or its HMAC under the name key when encrypting."""
+        if self._name_key is None:
+            return sha256
+        return hmac.new(self._name_key, sha256.encode("ascii"), hashlib.sha256).hexdigest()
 
     def path(self, sha256: str, content_type: str) -> Path:
         """Where the bytes with this hash and type live (whether or not the file exists)."""
         if not _HEX64.match(sha256):
             raise ValueError(f"{sha256!r} is not a lower-case hex SHA-256")
+        if self._aead is not None:
+            name = self._name(sha256)
+            return self.root / name[:2] / f"{name}.{ENC_SUFFIX}"
+        return self.root / sha256[:2] / f"{sha256}.{extension_for(content_type)}"
+
+    def _plain_path(self, sha256: str, content_type: str) -> Path:
         return self.root / sha256[:2] / f"{sha256}.{extension_for(content_type)}"
 
     def put(self, data: bytes) -> tuple[str, str, Path]:
-        """Store ``data`` once; return ``(sha256, content_type, path)``.
+        """Strip the photo's metadata, then store it once (encrypted with a key); return
+        ``(sha256, content_type, path)`` of the stored (stripped) photo.
 
         When a file with this hash already exists it is left as it is (its modification time is refreshed
         so a concurrent :meth:`orphans` sweep with a grace period does not remove it).
+
+        Raises
+        ------
+        storage.photo_privacy.PhotoFormatError
+            The photo is too damaged for its metadata to be removed.
+        PhotoKeyError
+            The store is encrypted and the key is missing or wrong (nothing is written).
         """
+        problem = self._key_problem()
+        if problem is not None:
+            raise problem
+        data = strip_metadata(data)
         sha = sha256_hex(data)
         ctype = sniff_content_type(data)
         final = self.path(sha, ctype)
+        if self._aead is not None:
+            if not (self.root / KEY_CHECK).is_file():
+                _write_atomic(self.root / KEY_CHECK, self._check)
+            nonce = os.urandom(_NONCE)
+            data = MAGIC + nonce + self._aead.encrypt(nonce, data, MAGIC + sha.encode("ascii"))
         if final.exists():
             try:
                 os.utime(final)
             except OSError:
                 pass
             return sha, ctype, final
-        final.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=TMP_PREFIX, dir=final.parent)
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(data)
-                fh.flush()
-                os.fsync(fh.fileno())
-            # A concurrent writer of the same hash may win the race; it wrote identical bytes, and the
-            # rename is atomic either way, so readers never see a partial file.
-            os.replace(tmp, final)
-        except BaseException:
-            try:
-                os.unlink(tmp)
-            except FileNotFoundError:
-                pass
-            raise
-        _fsync_dir(final.parent)
+        # A concurrent writer of the same hash may win the race; it wrote the same photo, and the rename is
+        # atomic either way, so readers never see a partial file.
+        _write_atomic(final, data)
         return sha, ctype, final
 
     def read(self, sha256: str, content_type: str, *, verify: bool = True) -> bytes:
@@ -142,14 +254,46 @@ class BlobStore:
             The file is missing.
         ValueError
             The file's content does not match its hash (disk corruption or tampering).
+        PhotoKeyError
+            The photos are encrypted and the key is missing or wrong.
         """
-        data = self.path(sha256, content_type).read_bytes()
+        problem = self._key_problem()
+        if problem is not None:
+            raise problem
+        if self._aead is None:
+            data = self.path(sha256, content_type).read_bytes()
+        else:
+            try:
+                blob = self.path(sha256, content_type).read_bytes()
+            except FileNotFoundError:  # written before the key was set: still plain
+                data = self._plain_path(sha256, content_type).read_bytes()
+            else:
+                data = self._decrypt(sha256, blob)
         if verify and sha256_hex(data) != sha256:
             raise ValueError(f"photo file {sha256[:12]}… is corrupt (content does not match its hash)")
         return data
 
+    def _decrypt(self, sha256: str, blob: bytes) -> bytes:
+        from cryptography.exceptions import InvalidTag
+
+        if not blob.startswith(MAGIC) or len(blob) < len(MAGIC) + _NONCE + 16:
+            raise ValueError(f"photo file {sha256[:12]}… is corrupt (not an encrypted photo file)")
+        nonce = blob[len(MAGIC):len(MAGIC) + _NONCE]
+        try:
+            return self._aead.decrypt(nonce, blob[len(MAGIC) + _NONCE:], MAGIC + sha256.encode("ascii"))
+        except InvalidTag:
+            raise ValueError(f"photo file {sha256[:12]}… is corrupt (it does not decrypt with this key)") from None
+
+    def discard(self, sha256: str, content_type: str) -> bool:
+        """Delete the photo with this hash in every form it may be stored in; ``False`` when none was there."""
+        found = [self.remove(p) for p in {self.path(sha256, content_type), self._plain_path(sha256, content_type)}]
+        return any(found)
+
     def __iter__(self) -> Iterator[tuple[str, Path]]:
-        """``(sha256, path)`` of every stored photo; temporary files are never listed."""
+        """``(name, path)`` of every stored photo; temporary files are never listed.
+
+        ``name`` is the SHA-256 of a plain file and the HMAC of the SHA-256 of an encrypted one.
+        """
         if not self.root.is_dir():
             return
         for sub in sorted(self.root.iterdir()):
@@ -188,7 +332,11 @@ class BlobStore:
         """
         cutoff = time.time() - grace_s
         removed = []
-        candidates = [p for sha, p in self if sha not in referenced] + self.temp_files()
+        problem = self._key_problem()
+        if problem is not None:  # without the right key, names cannot be matched to hashes: remove nothing
+            raise problem
+        keep = set(referenced) | {self._name(sha) for sha in referenced}
+        candidates = [p for name, p in self if name not in keep] + self.temp_files()
         for p in candidates:
             try:
                 if p.stat().st_mtime > cutoff:
@@ -198,6 +346,25 @@ class BlobStore:
             if self.remove(p):
                 removed.append(p)
         return removed
+
+
+def _write_atomic(final: Path, data: bytes) -> None:
+    """Write ``data`` to ``final`` through a fsync'ed temporary file and an atomic rename."""
+    final.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=TMP_PREFIX, dir=final.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, final)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+    _fsync_dir(final.parent)
 
 
 def _fsync_dir(path: Path) -> None:

@@ -35,6 +35,7 @@ from .blobs import BlobStore
 from .consent import Consents
 from .errors import Conflict, ConsentRequired, NotFound, OptionError, StorageError
 from .links import PatientLinks
+from .photo_privacy import PhotoFormatError
 from .models import Comparison, Measurement, Patient, Photo, Treatment, Visit, utcnow
 from .records import (
     ComparisonRecord,
@@ -391,7 +392,10 @@ class Store:
         # (2) files first: a crash after this point leaves only content-addressed orphans.
         stored: dict[str, tuple[NewPhoto, str, tuple[int | None, int | None]]] = {}
         for ph in photos:
-            sha, ctype, path = self.blobs.put(ph.data)
+            try:  # metadata stripped (and encrypted with a key) inside put; sha is of the stored photo
+                sha, ctype, path = self.blobs.put(ph.data)
+            except PhotoFormatError as err:
+                raise PhotoFormatError(f"{os.path.basename(str(ph.filename or 'photo'))}: {err}") from None
             if sha not in stored:
                 stored[sha] = (ph, ctype, _image_size(ph.data))
         # (3) analysis, outside any transaction.
@@ -494,8 +498,10 @@ class Store:
             return _photo_rec(p, d)
 
     def photo_path(self, actor: Actor, patient_id: int, photo_id: int) -> Path:
-        """Path of the photo's file (read-only: never write to it)."""
+        """Path of the photo's file (read-only: never write to it); not for encrypted stores (use photo_bytes)."""
         rec = self.photo(actor, patient_id, photo_id)
+        if self.blobs.encrypted:
+            raise StorageError("photo files are encrypted at rest; read the photo with photo_bytes, not its path")
         path = self.blobs.path(rec.sha256, rec.content_type)
         if not path.is_file():
             raise StorageError(
@@ -505,7 +511,7 @@ class Store:
         return path
 
     def photo_bytes(self, actor: Actor, patient_id: int, photo_id: int) -> bytes:
-        """The photo's bytes exactly as uploaded, checked against their SHA-256."""
+        """The photo's bytes as stored (as uploaded minus metadata; decrypted), checked against their SHA-256."""
         rec = self.photo(actor, patient_id, photo_id)
         try:
             return self.blobs.read(rec.sha256, rec.content_type)
@@ -570,7 +576,7 @@ class Store:
             still = set(s.scalars(select(Photo.sha256).where(Photo.sha256.in_({sha for sha, _ in files}))))
         for sha, ctype in files:
             if sha not in still:
-                self.blobs.remove(self.blobs.path(sha, ctype))
+                self.blobs.discard(sha, ctype)
 
     # --------------------------------------------------------------------------------- measurements
     def get_measurement(
