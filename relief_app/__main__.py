@@ -65,14 +65,15 @@ def _report(args, actor) -> str:
 
     out = Path(args.out)
     _check_writable_file(out)
-    with _open() as store:
-        patient = reportdata.find_patient(store, actor, args.patient)
-        data = reportdata.gather_report(store, actor, patient.id, region=args.region,
-                                        clinic=os.environ.get("RELIEF_CLINIC_NAME", ""))
-    pdf = report.render_pdf(data, paper=args.paper)
     tmp = out.with_name(f".{out.name}.tmp")
     try:
-        tmp.write_bytes(pdf)
+        with open(tmp, "wb") as f:  # fails now, before the work, when the folder is not writable
+            with _open() as store:
+                patient = reportdata.find_patient(store, actor, args.patient)
+                data = reportdata.gather_report(store, actor, patient.id, region=args.region,
+                                                clinic=os.environ.get("RELIEF_CLINIC_NAME", ""))
+            pdf = report.render_pdf(data, paper=args.paper)
+            f.write(pdf)
         os.replace(tmp, out)
     finally:
         tmp.unlink(missing_ok=True)
