@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 import analyzer
-from analyzer.errors import ReliefError
+from analyzer.errors import ImageError, ReliefError
 from analyzer.registry import METRICS
 from storage import NotFound, PatientRecord, ProgressPoint, Store, TreatmentRecord
 
@@ -147,6 +147,45 @@ def _rows(store: Store, actor: Any, patient_id: int, points: Sequence[ProgressPo
     return out
 
 
+def _measure_stored(store: Store, actor: Any, patient_id: int, photo_id: int):
+    """Measure a stored photo again as it was measured when saved (as the Progress page does)."""
+    rec = store.photo(patient_id, photo_id)  # actor: store.photo(actor, patient_id, photo_id)
+    capture = rec.capture or {}
+    given = capture.get("px_per_mm") if capture.get("scale_source") == "given" else None
+    data = store.photo_bytes(patient_id, photo_id)  # actor: store.photo_bytes(actor, patient_id, photo_id)
+    a = visits.analyse_photo(data, rec.filename, px_per_mm=given, regions=capture.get("regions"))
+    if a.measurement is None:
+        raise ImageError(a.error or f"stored photo {rec.filename} cannot be measured; upload it again")
+    return a.measurement
+
+
+def _complete(store: Store, actor: Any, patient_id: int, points: Sequence[ProgressPoint], version: str) -> bool:
+    """Compute the results the current algorithm version lacks, once, as the Progress page does.
+
+    Returns whether anything was attempted (then ``store.progress`` is read again). A photo that cannot be
+    measured or aligned stays "not measured" / "not compared yet" in the report.
+    """
+    tried = False
+    base = points[0] if points else None
+    for p in points:
+        if p.roughness_index is None:
+            tried = True
+            try:
+                store.measurement_for(  # actor: store.measurement_for(actor, patient_id, ...)
+                    patient_id, p.photo_id, version,
+                    lambda p=p: _measure_stored(store, actor, patient_id, p.photo_id))
+            except ReliefError:
+                continue
+        if not p.is_baseline and p.change_pct is None and base is not None:
+            tried = True
+            try:
+                visits.compare_and_store(  # actor: visits.compare_and_store(store, actor, patient_id, ...)
+                    store, patient_id, base.photo_id, p.photo_id)
+            except ReliefError:
+                pass
+    return tried
+
+
 def gather_report(store: Store, actor: Any, patient_id: int, *, region: str | None = None, clinic: str = "",
                   now: dt.datetime | None = None) -> ReportData:
     """Read everything the progress report of one patient shows.
@@ -171,9 +210,9 @@ def gather_report(store: Store, actor: Any, patient_id: int, *, region: str | No
 
     Notes
     -----
-    The aligned before/after pair is computed like the Compare page does (and the comparison is stored if it
-    was not yet). Visits without a result for the current algorithm version show as "not measured" / "not
-    compared yet": open the patient's Progress page once to compute them.
+    Like the Progress page, results missing for the current algorithm version (e.g. after an upgrade) are
+    computed and stored first; a photo that cannot be measured or aligned shows as "not measured" / "not
+    compared yet". The aligned before/after pair is computed like the Compare page does.
     """
     version = analyzer.ALGORITHM_VERSION
     patient = store.patient(patient_id)  # actor: store.patient(actor, patient_id)
@@ -189,6 +228,10 @@ def gather_report(store: Store, actor: Any, patient_id: int, *, region: str | No
     for name in known:
         points = store.progress(  # actor: store.progress(actor, patient_id, name, ...)
             patient_id, name, algorithm_version=version)
+        if any(p.roughness_index is None or (not p.is_baseline and p.change_pct is None) for p in points) \
+                and _complete(store, actor, patient_id, points, version):
+            points = store.progress(  # actor: store.progress(actor, patient_id, name, ...)
+                patient_id, name, algorithm_version=version)
         rows = _rows(store, actor, patient_id, points, version)
         series = tuple(charts.progress_series(points, "roughness_index"))
         last = series[-1] if series else None

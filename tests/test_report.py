@@ -234,3 +234,22 @@ def test_cli_report_unwritable_file_exits_2(seeded, tmp_path):
         locked.chmod(0o700)
     assert r.returncode == 2, r.stdout
     assert "Traceback" not in r.stderr and "cannot write" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+
+
+def test_results_missing_for_the_current_algorithm_version_are_computed_as_on_the_progress_page(data_dir):
+    with open_store(data_dir) as store:
+        p = store.create_patient("Old Version", code="OLD")
+        for name, day in (("week00_baseline.jpg", dt.date(2026, 1, 5)), ("week12.jpg", dt.date(2026, 3, 30))):
+            store.save_visit(p.id, date=day, photos=[NewPhoto(
+                (SAMPLES / name).read_bytes(), name, "left cheek",
+                measurement=NewMeasurement("0.0.1-old", roughness_index=9.0, metrics={"roughness_index": 9.0}))])
+        before = store.progress(p.id, "left cheek")
+        assert before[1].roughness_index is None and before[1].change_pct is None
+        data = reportdata.gather_report(store, None, p.id, now=NOW)
+        after = store.progress(p.id, "left cheek")
+    rows = data.regions[0].rows
+    assert rows[1].roughness_index == pytest.approx(after[1].roughness_index) != 9.0
+    assert rows[1].change_pct == pytest.approx(after[1].change_pct)
+    assert rows[1].ci_low is not None and rows[1].mdc_pct is not None
+    assert change_with_interval(rows[1].change_pct, rows[1].ci_low, rows[1].ci_high) in _text(
+        report.render_pdf(data))
