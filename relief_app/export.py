@@ -50,7 +50,7 @@ from .reportdata import ExportData, PatientExport
 from .text import finite, significance_text
 from .visits import regions_from_metrics
 
-__all__ = ["write_export", "pseudonym", "pseudonym_key", "KEY_ENV", "KEY_FILE", "FILES", "WORKBOOK"]
+__all__ = ["write_export", "zip_export", "pseudonym", "pseudonym_key", "KEY_ENV", "KEY_FILE", "FILES", "WORKBOOK"]
 
 KEY_ENV = "RELIEF_PSEUDONYM_KEY"
 KEY_FILE = "pseudonym.key"
@@ -237,3 +237,18 @@ def write_export(data: ExportData, out_dir: str | os.PathLike, *, deidentify: bo
     _write_xlsx(wb, tables, scrub_dates=deidentify)
     written.append(wb)
     return written
+
+
+def zip_export(data: ExportData, *, deidentify: bool = False, key: bytes | None = None) -> bytes:
+    """The files of :func:`write_export` as one ZIP archive in memory (for a download button)."""
+    import tempfile
+
+    buf = io.BytesIO()
+    with tempfile.TemporaryDirectory(prefix="relief-export-") as tmp:
+        files = write_export(data, tmp, deidentify=deidentify, key=key)
+        with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
+            for f in files:
+                # a fixed timestamp: a de-identified archive carries no date
+                z.writestr(zipfile.ZipInfo(f.name, date_time=(1980, 1, 1, 0, 0, 0)), f.read_bytes(),
+                           compress_type=zipfile.ZIP_DEFLATED)
+    return buf.getvalue()

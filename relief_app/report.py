@@ -6,7 +6,8 @@ first visit over the weeks since the first treatment, 95 % intervals as bars, tr
 6–8 week collagen window after each shaded green, the 12-week evaluation dotted.
 
 Text is set in DejaVu Sans, the TrueType font matplotlib ships (so nothing is downloaded and any Latin, Greek
-or Cyrillic name prints; characters the font lacks print as a blank box, never an error). Free text (names,
+or Cyrillic name prints; characters the font lacks — Chinese, Japanese, Korean, emoji — are left out, with a
+warning in the log, never an error). Free text (names,
 regions, treatment notes) is cleaned of control characters and cut to a fixed length, and is never read as
 Markdown or HTML.
 """

@@ -52,7 +52,7 @@ def seeded(tmp_path_factory) -> Path:
                     metrics={"roughness_index": 5.0 - i, "scar_density": 2.0,
                              "region:forehead:roughness_index": 5.0 - i, "region:forehead:area_cm2": 12.0}))],
                 treatment={"needle_depth_mm": 2.0, "area": "forehead",
-                           "notes": "=HYPERLINK(\"http://evil\") Okonkwo"} if i == 0 else None)
+                           "notes": "=HYPERLINK(\"http://evil\") Okonkwo\x07\x00"} if i == 0 else None)
     return data
 
 
@@ -261,3 +261,11 @@ def test_cli_export_errors_are_one_line_and_exit_2(seeded, tmp_path, args, words
     assert r.returncode == 2
     assert words in r.stderr
     assert "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1
+
+
+def test_zip_export_holds_the_same_files(exported, tmp_path):
+    data, _, plain, _ = exported
+    blob = export.zip_export(data)
+    with zipfile.ZipFile(io.BytesIO(blob)) as z:
+        assert sorted(z.namelist()) == sorted(export.FILES)
+        assert z.read("comparisons.csv") == (plain / "comparisons.csv").read_bytes()
