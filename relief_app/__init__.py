@@ -11,6 +11,11 @@ visits    analysing uploads, saving a visit all-or-nothing, comparing stored pho
 images    thumbnails, the 50 % "ghost" of the baseline, before/after overlays. No Streamlit.
 charts    plotly figures: progress over weeks, difference map. No Streamlit.
 demo      seeding the "Demo patient" from ``sample_images/`` on a first start (``RELIEF_DEMO=0`` turns it off).
+reportdata  the one reader of storage for the PDF report and the data export (``gather_report``,
+          ``gather_export``; each store call marked ``# actor:``). No Streamlit.
+report    the progress report as PDF bytes (fpdf2; chart drawn with matplotlib): pure function of ReportData.
+export    CSV files and an xlsx workbook, optionally de-identified (keyed pseudonyms, days instead of dates).
+__main__  ``python -m relief_app report|export``.
 services  the Streamlit side: the cached store (``st.cache_resource``), cached reads and analyses
           (``st.cache_data`` keyed by photo SHA-256 + ``analyzer.ALGORITHM_VERSION``), error display.
 

@@ -288,39 +288,12 @@ def region_values(patient_id: int, photo) -> dict[str, dict[str, float]]:
 
 
 def compute_missing(patient_id: int, region: str, points: Sequence) -> list[str]:
-    """Measure/compare the visits of a region that have no result for the current algorithm version.
-
-    Returns the one-line reasons of comparisons that could not be made (e.g. photos that cannot be aligned).
-    """
-    store, actor = get_store(), current_actor()
-    done, problems = 0, []
-    baseline = points[0] if points else None
-    for p in points:
-        if p.roughness_index is None:
-            store.measurement_for(actor, patient_id, p.photo_id, analyzer.ALGORITHM_VERSION,
-                                  lambda p=p: _measure_stored(store, actor, patient_id, p.photo_id))
-            done += 1
-        if not p.is_baseline and p.change_pct is None and baseline is not None:
-            try:
-                visits.compare_and_store(store, actor, patient_id, baseline.photo_id, p.photo_id)
-            except ReliefError as err:  # the point stays without an interval
-                problems.append(f"{p.date:%d %b %Y}: {err}")
-            done += 1
-    if done:
+    """Measure/compare the visits of a region that have no result for the current algorithm version
+    (:func:`relief_app.visits.complete_results`); returns the one-line reasons of those that failed."""
+    tried, problems = visits.complete_results(get_store(), current_actor(), patient_id, points)
+    if tried:
         bump()
     return problems
-
-
-def _measure_stored(store: Store, actor: Actor, patient_id: int, photo_id: int):
-    rec = store.photo(actor, patient_id, photo_id)
-    capture = rec.capture or {}
-    given = capture.get("px_per_mm") if capture.get("scale_source") == "given" else None
-    # The regions it was measured with when saved (full face or a box drawn by hand), measured again.
-    a = visits.analyse_photo(store.photo_bytes(actor, patient_id, photo_id), rec.filename, px_per_mm=given,
-                             regions=capture.get("regions"))
-    if a.measurement is None:
-        raise analyzer.ImageError(a.error or f"stored photo {rec.filename} cannot be measured; upload it again")
-    return a.measurement
 
 
 # ------------------------------------------------------------------------------------------- writes

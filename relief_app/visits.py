@@ -429,3 +429,43 @@ def compare_views(store: Store, actor: Actor, patient_id: int, baseline_id: int,
     return dict(values=values, baseline=fill(c.baseline_grid[rows, cols], outside),
                 followup=fill(c.aligned_followup[rows, cols], outside),
                 difference=c.difference_map[rows, cols].astype(np.float32), px_per_mm=grid_px)
+
+
+# ----------------------------------------------------------------------------- results of a new algorithm
+def measure_stored(store: Store, actor: Actor, patient_id: int, photo_id: int) -> NewMeasurement:
+    """Measure a stored photo again as it was measured when saved (scale typed in, regions asked for)."""
+    rec = store.photo(actor, patient_id, photo_id)
+    capture = rec.capture or {}
+    given = capture.get("px_per_mm") if capture.get("scale_source") == "given" else None
+    a = analyse_photo(store.photo_bytes(actor, patient_id, photo_id), rec.filename, px_per_mm=given,
+                      regions=capture.get("regions"))
+    if a.measurement is None:
+        raise ImageError(a.error or f"stored photo {rec.filename} cannot be measured; upload it again")
+    return a.measurement
+
+
+def complete_results(store: Store, actor: Actor, patient_id: int, points: Sequence) -> tuple[bool, list[str]]:
+    """Measure and compare the visits of a region (``store.progress`` points) that have no result for the current
+    algorithm version — once: the results are stored.
+
+    Returns ``(tried, problems)``: whether anything was computed (then read ``progress`` again) and the one-line
+    reasons of photos that could not be measured or aligned (those points stay without a value or interval).
+    """
+    tried, problems = False, []
+    base = points[0] if points else None
+    for p in points:
+        if p.roughness_index is None:
+            tried = True
+            try:
+                store.measurement_for(actor, patient_id, p.photo_id, analyzer.ALGORITHM_VERSION,
+                                      lambda p=p: measure_stored(store, actor, patient_id, p.photo_id))
+            except ReliefError as err:
+                problems.append(f"{p.date:%d %b %Y}: {err}")
+                continue
+        if not p.is_baseline and p.change_pct is None and base is not None:
+            tried = True
+            try:
+                compare_and_store(store, actor, patient_id, base.photo_id, p.photo_id)
+            except ReliefError as err:
+                problems.append(f"{p.date:%d %b %Y}: {err}")
+    return tried, problems

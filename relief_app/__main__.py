@@ -1,0 +1,132 @@
+"""Command line of the dashboard's data: ``python -m relief_app report|export``.
+
+::
+
+    python -m relief_app report --patient CODE --out report.pdf [--region NAME] [--paper A4|Letter] [--clinic CODE]
+    python -m relief_app export --out DIR [--patient CODE] [--deidentify] [--clinic CODE]
+
+Both read ``RELIEF_DATA_DIR`` / ``RELIEF_DATABASE_URL`` like the app (and, like the app's first start, seed the
+demo patient into a new data folder unless ``RELIEF_DEMO=0``). ``RELIEF_CLINIC_NAME`` sets the report's header.
+Whoever runs them has the server's files, so they act as the server within one clinic (``--clinic``, default
+``MAIN``): patients of other clinics are not found. Each report and export is recorded in the audit log. A
+de-identified export contains only patients whose consent to teaching and marketing use is in force.
+Errors are one line on stderr and exit code 2 — never a traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from analyzer.errors import ReliefError
+
+EXIT_ERROR = 2
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line, exit 2
+        self.exit(EXIT_ERROR, f"error: {message} (see: python -m relief_app --help)\n")
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="python -m relief_app", description="Relief: progress reports and data exports.")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    r = sub.add_parser("report", help="write a patient's progress report as PDF")
+    r.add_argument("--patient", required=True, metavar="CODE", help="the patient's code, e.g. DEMO")
+    r.add_argument("--out", required=True, help="PDF file to write")
+    r.add_argument("--region", default=None, metavar="NAME", help="one region only (default: all)")
+    r.add_argument("--paper", default="A4", choices=("A4", "Letter"), help="paper size (default A4)")
+    r.add_argument("--clinic", default="MAIN", metavar="CODE", help="the patient's clinic (default MAIN)")
+    e = sub.add_parser("export", help="write measurements, comparisons and treatments as CSV and XLSX")
+    e.add_argument("--out", required=True, metavar="DIR", help="folder to write the files into")
+    e.add_argument("--patient", default=None, metavar="CODE", help="one patient only (default: all)")
+    e.add_argument("--deidentify", action="store_true",
+                   help="drop names and notes, pseudonymise codes, dates as days since the first visit; only "
+                        "patients with consent to teaching/marketing use")
+    e.add_argument("--clinic", default="MAIN", metavar="CODE", help="the clinic to export (default MAIN)")
+    return p
+
+
+def _open():
+    from storage import open_store
+
+    from . import demo
+
+    store = open_store(os.environ.get("RELIEF_DATA_DIR") or None, os.environ.get("RELIEF_DATABASE_URL") or None)
+    if demo.demo_enabled():
+        demo.seed_demo(store)  # as the app's first start does; nothing happens in a folder that has data
+    return store
+
+
+def _check_writable_file(path: Path) -> None:
+    if path.is_dir():
+        raise OSError(21, "is a folder, not a file", str(path))
+    if not path.parent.is_dir():
+        raise OSError(2, "folder does not exist", str(path.parent))
+
+
+def _report(args) -> str:
+    from . import report, reportdata
+
+    out = Path(args.out)
+    _check_writable_file(out)
+    tmp = out.with_name(f".{out.name}.tmp")
+    try:
+        with open(tmp, "wb") as f:  # fails now, before the work, when the folder is not writable
+            with _open() as store:
+                actor = store.accounts.clinic_actor(args.clinic)
+                patient = reportdata.find_patient(store, actor, args.patient)
+                data = reportdata.gather_report(store, actor, patient.id, region=args.region,
+                                                clinic=os.environ.get("RELIEF_CLINIC_NAME", ""))
+                store.audit.log(actor, "report", patient_id=patient.id, detail=f"command line, {args.paper}")
+            pdf = report.render_pdf(data, paper=args.paper)
+            f.write(pdf)
+        os.replace(tmp, out)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return f"wrote {out} ({len(pdf) // 1024} KB, {len(data.regions)} region(s))"
+
+
+def _export(args) -> str:
+    from . import export, reportdata
+
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise OSError(20, "is a file, not a folder", str(out))
+    with _open() as store:
+        actor = store.accounts.clinic_actor(args.clinic)
+        pid = reportdata.find_patient(store, actor, args.patient).id if args.patient is not None else None
+        data = reportdata.gather_export(store, actor, patient_id=pid, teaching=args.deidentify)
+        key = export.pseudonym_key(store.data_dir) if args.deidentify else None
+        store.audit.log(actor, "export", patient_id=pid,
+                        detail=f"command line, {len(data.patients)} patient(s)" + (", de-identified" if key else ""))
+    files = export.write_export(data, out, deidentify=args.deidentify, key=key)
+    what = "de-identified " if args.deidentify else ""
+    return f"wrote {what}export of {len(data.patients)} patient(s) to {out}: {', '.join(f.name for f in files)}"
+
+
+def main(argv=None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        message = _report(args) if args.command == "report" else _export(args)
+    except ReliefError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return EXIT_ERROR
+    except OSError as err:
+        where = f": {err.filename}" if getattr(err, "filename", None) else ""
+        print(f"error: cannot write{where} ({err.strerror or err}) — check the path and permissions",
+              file=sys.stderr)
+        return EXIT_ERROR
+    except Exception as err:  # noqa: BLE001 — last resort: never a traceback to a user
+        print(f"error: internal error ({type(err).__name__}: {err}) — please report it", file=sys.stderr)
+        return EXIT_ERROR
+    print(message)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
