@@ -379,3 +379,31 @@ def reset_account_password(username: str, password: str):
 
 def audit_events(**filters):
     return get_store().audit.events(current_actor(), **filters)
+
+
+# ------------------------------------------------------------------------------------- reports and exports
+def report_pdf(patient_id: int, *, region: str | None = None, paper: str = "A4") -> bytes:
+    """The patient's PDF progress report, from the same reads as the command line; audited as ``report``."""
+    from . import report, reportdata
+
+    store, actor = get_store(), current_actor()
+    data = reportdata.gather_report(store, actor, patient_id, region=region,
+                                    clinic=os.environ.get("RELIEF_CLINIC_NAME", ""))
+    pdf = report.render_pdf(data, paper=paper)
+    store.audit.log(actor, "report", patient_id=patient_id, detail=f"dashboard, {paper}")
+    bump()  # missing results may have been computed
+    return pdf
+
+
+def export_zip(*, patient_id: int | None = None, deidentify: bool = False) -> bytes:
+    """The data export (CSV + XLSX) as a ZIP; de-identified exports hold only patients with teaching/marketing
+    consent. Audited as ``export``."""
+    from . import export, reportdata
+
+    store, actor = get_store(), current_actor()
+    data = reportdata.gather_export(store, actor, patient_id=patient_id, teaching=deidentify)
+    key = export.pseudonym_key(store.data_dir) if deidentify else None
+    out = export.zip_export(data, deidentify=deidentify, key=key)
+    store.audit.log(actor, "export", patient_id=patient_id,
+                    detail=f"dashboard, {len(data.patients)} patient(s)" + (", de-identified" if deidentify else ""))
+    return out

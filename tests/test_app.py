@@ -711,3 +711,22 @@ def test_odd_names_and_scales_give_a_one_line_error_not_a_traceback(name, px):
         assert a.readable  # a very long non-ASCII name is shortened, the photo still measured
     else:
         assert not a.readable and a.error and "\n" not in a.error
+
+
+# ------------------------------------------------------------------------------------ report from the page
+def test_progress_page_report_button_gives_the_pdf_with_the_pages_numbers(data_dir, store, demo_id):
+    pypdf = pytest.importorskip("pypdf")
+    at = _app().run()
+    at.switch_page("views/progress.py").run()
+    _no_exception(at)
+    at.button(key="prepare_report").click().run()
+    _no_exception(at)
+    pid, pdf = at.session_state["report_pdf"]
+    assert pid == demo_id and pdf[:5] == b"%PDF-"
+    words = " ".join(p.extract_text() for p in pypdf.PdfReader(io.BytesIO(pdf)).pages)
+    latest = [m.value for m in at.metric if m.label.startswith("Latest change")][0]
+    assert latest in words
+    assert any(e.action == "report" and e.patient_id == demo_id for e in store.audit.events(MAIN))
+    at.button(key="prepare_export").click().run()
+    _no_exception(at)
+    assert at.session_state["export_zip"][1][:2] == b"PK"

@@ -15,7 +15,7 @@ if not services.can("admin"):
     st.stop()
 st.caption(f"Clinic {esc(actor.clinic_code)}")
 
-tab_accounts, tab_audit = st.tabs(["Accounts", "Audit log"])
+tab_accounts, tab_audit, tab_export = st.tabs(["Accounts", "Audit log", "Export"])
 with tab_accounts:
     if st.session_state.get("admin_flash"):
         st.success(st.session_state.pop("admin_flash"))
@@ -75,3 +75,15 @@ with tab_audit:
                   for e in events], hide_index=True, key="audit_table")
     st.caption(f"{len(events)} event(s), newest first. The audit log is append-only: nobody can edit or delete a "
                "row, in the app or in the database.")
+
+with tab_export:
+    st.caption("Every patient of the clinic: measurements, comparisons and treatments as CSV files and an Excel "
+               "workbook. A de-identified export (no names, notes or dates; codes replaced by pseudonyms) holds only "
+               "patients whose consent to teaching and marketing use is in force.")
+    deid = st.checkbox("De-identify", value=True, key="export_deidentify")
+    if st.button("Prepare the export", key="prepare_clinic_export"):
+        with services.show_errors(stop=False):
+            st.session_state["clinic_export"] = services.export_zip(deidentify=deid)
+    if st.session_state.get("clinic_export"):
+        st.download_button("Download (ZIP)", st.session_state["clinic_export"], file_name="relief-export.zip",
+                           mime="application/zip", key="download_clinic_export", on_click="ignore")
