@@ -65,7 +65,7 @@ def _print_measure(m) -> None:
         kinds = {}
         for s in m.scars:
             kinds[s["kind"]] = kinds.get(s["kind"], 0) + 1
-        print("Scars: " + ", ".join(f"{n} {k}" for k, n in sorted(kinds.items())))
+        print("Scars by size: " + ", ".join(f"{n} {k}" for k, n in sorted(kinds.items())))
 
 
 def _print_compare(c) -> None:

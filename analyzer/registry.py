@@ -7,10 +7,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["Band", "BANDS", "Metric", "METRICS", "metric", "ALGORITHM_VERSION"]
+__all__ = ["Band", "BANDS", "Metric", "METRICS", "metric", "ScarClass", "SCAR_CLASSES", "ALGORITHM_VERSION"]
 
 #: Bump whenever a change can move any number; stored measurements are recomputed when it changes.
-ALGORITHM_VERSION = "1.0.0"
+ALGORITHM_VERSION = "1.1.0"
 
 
 @dataclass(frozen=True)
@@ -32,6 +32,29 @@ BANDS: dict[str, Band] = {
 }
 #: Features larger than this (mm) are facial form and illumination; they are removed, never measured.
 FORM_MM = 5.0
+
+
+@dataclass(frozen=True)
+class ScarClass:
+    """A size class of detected scars, by equivalent diameter in mm (``min_mm`` <= d < ``max_mm``)."""
+
+    name: str
+    min_mm: float
+    max_mm: float
+    meaning: str
+
+
+#: Scars are classed by size, not by clinical type (icepick/boxcar/rolling): on 150 real photos labelled by type
+#: the shape the relief proxy gives (wall steepness, floor flatness, depth-to-width) did not differ between the
+#: types at all, and the dominant type agreed with the label no better than chance (README, "Scar classes").
+SCAR_CLASSES: dict[str, ScarClass] = {
+    c.name: c
+    for c in (
+        ScarClass("narrow", 0.0, 1.2, "narrow pit (< 1.2 mm across), the size of icepick scars"),
+        ScarClass("medium", 1.2, 3.0, "medium pit (1.2–3 mm), the size of boxcar scars"),
+        ScarClass("wide", 3.0, float("inf"), "wide depression (>= 3 mm), the size of rolling scars"),
+    )
+}
 
 
 @dataclass(frozen=True)

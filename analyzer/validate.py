@@ -7,21 +7,37 @@ Renders synthetic skin with known relief (:mod:`analyzer.synth`) under the drift
    minimal detectable change, ``compare.REPEATABILITY_SD_PCT``), and how many were called significant;
 3. detection of a scar field made 30 % shallower;
 4. the change of the index under pigment-only edits (freckles, redness) and under each drift alone.
+
+and, on real photos (``tests/data/real/``, or any folder with ``--real-dir``), checks that need no ground truth
+(:mod:`analyzer.perturb`):
+
+7. recapture invariance: the photo under a visit's drift (exposure, white balance, light gradient, rotation,
+   zoom, framing, JPEG) stays within the MDC and is not called significant;
+8. colour invariance: freckles, age spots or redness added in the pigment domain move the index by <= 5 %;
+9. monotonicity: blurring the photo, or blending it toward its smoothed copy, lowers the index;
+10. (local folders only) quality-warning rates and, for sub-folders named after scar types, the agreement of
+    the dominant scar class per photo with the folder's label.
 """
 from __future__ import annotations
 
 import argparse
+import collections
 import dataclasses
+import json
 import time
+from pathlib import Path
 
 import numpy as np
 from scipy.stats import spearmanr
 
-from . import synth
+from . import perturb, synth
 from .comparison import compare
-from .measurement import measure
+from .errors import ReliefError
+from .loading import load_image
+from .measurement import DEFAULT_FIELD_WIDTH_MM, measure
 
-__all__ = ["run_validation"]
+__all__ = ["run_validation", "real_photos", "real_recapture", "real_pigment", "real_monotonicity",
+           "real_survey", "REAL_DIR"]
 
 
 def _capture(rng, **kw):
@@ -135,6 +151,145 @@ def capture_checks(*, seed: int = 600, severity: float = 0.6) -> dict:
     return out
 
 
+
+# ------------------------------------------------------------------------------------------------ real photos
+#: Licensed real photos kept in the repository (see SOURCES.md there).
+REAL_DIR = Path(__file__).resolve().parents[1] / "tests" / "data" / "real"
+_IMAGE_EXT = {".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff", ".jfif", ".bmp"}
+
+
+def real_photos(directory=None) -> list[dict]:
+    """Real photos of a folder (recursively): ``[{"name", "rgb", "px_per_mm", "label"}]``.
+
+    The scale comes from the folder's ``manifest.json`` (``{file: {"px_per_mm": ...}}``) when it lists the file,
+    otherwise it is Relief's default (the photo spans ``DEFAULT_FIELD_WIDTH_MM``). ``label`` is the name of the
+    sub-folder the photo sits in (None at the top level), e.g. a scar type.
+    """
+    root = Path(directory) if directory is not None else REAL_DIR
+    manifest = {}
+    if (root / "manifest.json").is_file():
+        manifest = json.loads((root / "manifest.json").read_text())
+    out = []
+    for f in sorted(p for p in root.rglob("*") if p.suffix.lower() in _IMAGE_EXT):
+        try:
+            rgb = load_image(f)
+        except ReliefError:
+            continue
+        rel = f.relative_to(root)
+        ppm = manifest.get(str(rel), {}).get("px_per_mm") or rgb.shape[1] / DEFAULT_FIELD_WIDTH_MM
+        out.append({"name": str(rel), "rgb": rgb, "px_per_mm": float(ppm),
+                    "label": rel.parts[0] if len(rel.parts) > 1 else None})
+    return out
+
+
+#: One drift at a time (besides the random visits), to say which part of a visit's drift moves the index.
+REAL_SINGLE_DRIFTS = {
+    "exposure x0.7": perturb.Drift(exposure=0.7),
+    "exposure x1.4": perturb.Drift(exposure=1.4),
+    "white balance (1.15, 1, 0.85)": perturb.Drift(white_balance=(1.15, 1.0, 0.85)),
+    "light gradient 0.2": perturb.Drift(gradient=0.2, gradient_deg=30.0),
+    "rotation 5 deg": perturb.Drift(rotation_deg=5.0),
+    "zoom x1.05": perturb.Drift(zoom=1.05),
+    "framing 4 %": perturb.Drift(shift=(0.04, -0.03)),
+    "JPEG quality 80": perturb.Drift(jpeg_quality=80),
+}
+
+
+def real_recapture(photos: list[dict], *, visits: int = 4, seed: int = 700, single: bool = True) -> dict:
+    """Compare each real photo with copies of itself under a visit's drift (:func:`perturb.random_drift`).
+
+    Returns ``{"changes_pct", "mdc_pct", "significant", "n", "failed", "single": {drift: [change per photo]}}``;
+    ``failed`` counts comparisons that raised (registration refused the pair).
+    """
+    rng = np.random.default_rng(seed)
+    changes, mdcs, sig, failed = [], [], 0, 0
+    single_out: dict = {k: [] for k in REAL_SINGLE_DRIFTS} if single else {}
+    for ph in photos:
+        drifts = [("visit", perturb.random_drift(rng)) for _ in range(visits)]
+        drifts += list(REAL_SINGLE_DRIFTS.items()) if single else []
+        for name, d in drifts:
+            try:
+                c = compare(ph["rgb"], perturb.recapture_drift(ph["rgb"], d), px_per_mm=ph["px_per_mm"])
+            except ReliefError:
+                failed += int(name == "visit")
+                continue
+            if name == "visit":
+                changes.append(c.change_pct)
+                mdcs.append(c.mdc_pct)
+                sig += int(c.significant)
+            else:
+                single_out[name].append(c.change_pct)
+    ch = np.array(changes)
+    return {"changes_pct": ch.tolist(), "mdc_pct": mdcs, "significant": sig, "n": len(changes), "failed": failed,
+            "within_mdc": int(np.sum(np.abs(ch) <= np.array(mdcs))) if len(ch) else 0,
+            "sd_pct": float(ch.std(ddof=1)) if len(ch) > 1 else float("nan"), "single": single_out}
+
+
+def real_pigment(photos: list[dict], *, seed: int = 710) -> dict:
+    """Index change (%) per photo when pigment is added (:func:`perturb.add_pigment`): ``{kind: [..]}``."""
+    out: dict = {k: [] for k in perturb.PIGMENT_KINDS}
+    for i, ph in enumerate(photos):
+        base = measure(ph["rgb"], px_per_mm=ph["px_per_mm"]).roughness_index
+        for kind in perturb.PIGMENT_KINDS:
+            img = perturb.add_pigment(ph["rgb"], kind=kind, px_per_mm=ph["px_per_mm"], seed=seed + i)
+            out[kind].append(100 * (measure(img, px_per_mm=ph["px_per_mm"]).roughness_index / base - 1))
+    return out
+
+
+#: Relief-removing edits, in the order the index must fall: blend toward a 1 mm-smoothed copy by 25/50/75 %,
+#: then the Gaussian blur itself at 0.5 and 1 mm.
+REAL_SMOOTHING = (("blend 25 %", 1.0, 0.25), ("blend 50 %", 1.0, 0.5), ("blend 75 %", 1.0, 0.75),
+                  ("blur 1 mm", 1.0, 1.0))
+
+
+def real_monotonicity(photos: list[dict]) -> dict:
+    """Index change (%) per photo under :data:`REAL_SMOOTHING`; ``monotone`` counts photos whose index falls at
+    every step (each step lower than the previous and than the original)."""
+    steps: dict = {name: [] for name, *_ in REAL_SMOOTHING}
+    monotone = 0
+    for ph in photos:
+        base = measure(ph["rgb"], px_per_mm=ph["px_per_mm"]).roughness_index
+        seq = [base]
+        for name, sigma, amount in REAL_SMOOTHING:
+            img = perturb.smooth_relief(ph["rgb"], px_per_mm=ph["px_per_mm"], sigma_mm=sigma, amount=amount)
+            v = measure(img, px_per_mm=ph["px_per_mm"]).roughness_index
+            steps[name].append(100 * (v / base - 1))
+            seq.append(v)
+        monotone += int(all(b < a for a, b in zip(seq, seq[1:])))
+    return {"steps_pct": steps, "monotone": monotone, "n": len(photos)}
+
+
+def real_survey(photos: list[dict]) -> dict:
+    """Quality-warning rates and, for photos labelled with a scar class, agreement of the dominant class.
+
+    Returns ``{"n", "codes": {code: count}, "agreement": {label: {class: count}}}``; a photo's dominant class is
+    the most frequent ``kind`` of its scars (``"none"`` without scars).
+    """
+    codes: collections.Counter = collections.Counter()
+    agree: dict = {}
+    for ph in photos:
+        m = measure(ph["rgb"], px_per_mm=ph["px_per_mm"])
+        codes.update(set(m.quality.codes))
+        if ph["label"] is not None:
+            kinds = collections.Counter(s["kind"] for s in m.scars)
+            dom = kinds.most_common(1)[0][0] if kinds else "none"
+            agree.setdefault(ph["label"], collections.Counter())[dom] += 1
+    return {"n": len(photos), "codes": dict(codes), "agreement": {k: dict(v) for k, v in agree.items()}}
+
+
+def run_real(directory=None, *, quick: bool = False) -> dict:
+    """The real-photo figures for the photos of ``directory`` (default :data:`REAL_DIR`)."""
+    photos = real_photos(directory)
+    if not photos:
+        return {"n_photos": 0}
+    return {
+        "n_photos": len(photos),
+        "recapture": real_recapture(photos, visits=2 if quick else 6, single=not quick),
+        "pigment_pct": real_pigment(photos),
+        "monotonicity": real_monotonicity(photos),
+        "survey": real_survey(photos),
+    }
+
 def run_validation(*, quick: bool = False) -> dict:
     """All figures; ``quick`` uses fewer renders (for tests)."""
     t = time.perf_counter()
@@ -145,6 +300,7 @@ def run_validation(*, quick: bool = False) -> dict:
         "pigment_only_pct": pigment_invariance(),
         "single_drift_pct": drift_sensitivity(),
         "capture_checks": capture_checks(),
+        "real": run_real(quick=quick),
     }
     res["seconds"] = time.perf_counter() - t
     return res
@@ -177,13 +333,59 @@ def _report(r: dict) -> None:
                   f"{v['scale_change_pct']:+.1f} %" + (f"; advice: {v['advice'][0]}" if v["advice"] else ""))
         else:
             print(f"   {name:22s} {v:+.2f} %")
+    if "real" in r:
+        _report_real(r["real"], str(REAL_DIR))
     print(f"({r['seconds']:.0f} s)")
+
+
+def _fmt(values) -> str:
+    v = np.asarray(values, float)
+    if not v.size:
+        return "n/a"
+    return f"median {np.median(v):+.1f} %, range {v.min():+.1f} to {v.max():+.1f} %"
+
+
+def _report_real(rr: dict, where: str) -> None:
+    print(f"Real photos ({where}): {rr['n_photos']} photo(s), no ground truth; edits of each photo (analyzer.perturb)")
+    if not rr["n_photos"]:
+        return
+    rc = rr["recapture"]
+    print(f"7. Recapture drift, {rc['n']} visits: change {_fmt(rc['changes_pct'])}; within the MDC "
+          f"{rc['within_mdc']}/{rc['n']}; called significant {rc['significant']}/{rc['n']}; registration refused "
+          f"{rc['failed']}   (target: all within the MDC, none significant)")
+    for k, v in rc["single"].items():
+        print(f"   {k:32s} {_fmt(v)}")
+    print("8. Pigment added (Beer-Lambert), target |change| <= 5 %:")
+    for k, v in rr["pigment_pct"].items():
+        within = int(np.sum(np.abs(np.asarray(v)) <= 5.0))
+        print(f"   {k:10s} {_fmt(v)}; within 5 %: {within}/{len(v)}")
+    mo = rr["monotonicity"]
+    print(f"9. Relief removed: index falls at every step in {mo['monotone']}/{mo['n']} photos")
+    for k, v in mo["steps_pct"].items():
+        print(f"   {k:12s} {_fmt(v)}")
+    sv = rr["survey"]
+    print(f"10. Quality codes on {sv['n']} photos: "
+          + (", ".join(f"{k} {v} ({100 * v / sv['n']:.0f} %)" for k, v in sorted(sv["codes"].items())) or "none"))
+    for label, counts in sorted(sv["agreement"].items()):
+        n = sum(counts.values())
+        print(f"    labelled {label!r} ({n}): dominant class " + ", ".join(f"{k} {v}" for k, v in
+                                                                        sorted(counts.items())))
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m analyzer.validate", description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="fewer renders")
+    ap.add_argument("--real-dir", metavar="DIR",
+                    help="only the real-photo section, on the photos of DIR (sub-folders = labels, e.g. scar types); "
+                         "for photos that may not be kept in the repository")
     args = ap.parse_args(argv)
+    if args.real_dir:
+        if not Path(args.real_dir).is_dir():
+            ap.exit(2, f"error: {args.real_dir} is not a folder; pass a folder of photos\n")
+        t = time.perf_counter()
+        _report_real(run_real(args.real_dir, quick=args.quick), args.real_dir)
+        print(f"({time.perf_counter() - t:.0f} s)")
+        return 0
     _report(run_validation(quick=args.quick))
     return 0
 

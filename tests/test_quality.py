@@ -54,7 +54,7 @@ def _blurred(img, sigma_mm=0.3):
     return cv2.GaussianBlur(img, (0, 0), sigma_mm * PPM)
 
 
-def _glare(img, fraction=0.03, seed=9):
+def _glare(img, fraction=0.06, seed=9):
     """White, desaturated specular spots (soft-edged disks 0.6–1.6 mm across) covering ~fraction of the photo."""
     rng = np.random.default_rng(seed)
     h, w = img.shape[:2]
@@ -76,7 +76,6 @@ PROBLEMS = {
     "overexposed": (lambda s: np.clip(s * 3.0, 0, 1), PPM, {"overexposed", "clipping"}),
     "underexposed": (lambda s: s * 0.05, PPM, {"underexposed"}),
     "glare": (lambda s: _glare(s), PPM, {"glare"}),
-    "uneven_light": (lambda s: _ramp(s), PPM, {"uneven_light"}),
     "low_resolution": (lambda s: s, 4.0, {"low_resolution"}),
 }
 
@@ -98,9 +97,10 @@ def test_blocking_problems_make_the_photo_not_ok(skin, problem):
     assert not check_quality(make(skin).astype(np.float32), px_per_mm=ppm).ok
 
 
-def test_uneven_light_is_a_warning_not_a_block(skin):
+def test_uneven_light_is_measured_but_not_flagged(skin):
+    # A smooth light gradient does not move the roughness index (analyzer.validate), so it is no retake reason.
     report = check_quality(_ramp(skin), px_per_mm=PPM)
-    assert report.codes == ["uneven_light"]
+    assert report.codes == []
     assert report.ok
     # The ramp's true light ratio in linear light is (1.0 / 0.3) ** 2.2 over the full width; the 5–95 %
     # spread of the fitted surface sees (0.965 / 0.335) ** 2.2.
@@ -148,9 +148,9 @@ def test_focus_is_judged_at_physical_scale(skin):
 
 
 def test_glare_fraction_is_measured(skin):
-    painted = _glare(skin, fraction=0.03)
+    painted = _glare(skin, fraction=0.06)
     report = check_quality(painted, px_per_mm=PPM)
-    assert report.values["glare"] == pytest.approx(0.03, abs=0.008)
+    assert report.values["glare"] == pytest.approx(0.06, abs=0.012)
     assert report.codes == ["glare"]
 
 
@@ -214,3 +214,22 @@ def test_a_blank_photo_is_refused_for_showing_no_texture(value):
     assert "no_texture" in report.codes or {"underexposed", "overexposed", "clipping"} & set(report.codes)
     if value == 0.5:
         assert "no_texture" in report.codes and any("texture" in w for w in report.warnings)
+
+
+def test_a_white_blanking_box_is_not_glare_or_clipping(skin):
+    # Web photos hide eyes or labels behind white boxes: not skin, so neither glare nor clipped skin.
+    boxed = skin.copy()
+    boxed[20:220, 40:400] = 1.0
+    report = check_quality(boxed, px_per_mm=PPM)
+    assert report.codes == [], report.to_dict()
+    assert report.values["not_skin"] > 0.05
+
+
+def test_a_small_burnt_glare_patch_on_the_skin_still_counts(skin):
+    spot = skin.copy()
+    yy, xx = np.mgrid[:spot.shape[0], :spot.shape[1]]
+    blob = (np.hypot(yy - 300, xx - 300) < 0.16 * min(spot.shape[:2])) & ((yy + xx) % 7 > 1)  # ragged, not a box
+    spot[blob] = 1.0
+    report = check_quality(spot, px_per_mm=PPM)
+    assert report.values["not_skin"] == 0.0
+    assert "glare" in report.codes or "clipping" in report.codes

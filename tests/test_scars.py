@@ -10,7 +10,7 @@ from analyzer.relief import ReliefMaps
 
 P = 10.0  # px per mm of the hand-made maps
 SHAPE = (300, 400)
-KINDS = {"icepick", "boxcar", "rolling"}
+KINDS = {"narrow", "medium", "wide"}
 
 
 def raised_cosine_pit(cx_px, cy_px, diameter_mm, depth_mm):
@@ -20,8 +20,8 @@ def raised_cosine_pit(cx_px, cy_px, diameter_mm, depth_mm):
 
 
 #: (x_mm, y_mm, diameter_mm, depth_mm, expected kind)
-PITS = [(5.0, 6.0, 0.8, 0.10, "icepick"), (16.0, 8.0, 2.0, 0.10, "boxcar"), (29.0, 19.0, 4.0, 0.08, "rolling"),
-        (10.0, 21.0, 2.6, 0.05, "boxcar")]
+PITS = [(5.0, 6.0, 0.8, 0.10, "narrow"), (16.0, 8.0, 2.0, 0.10, "medium"), (29.0, 19.0, 4.0, 0.08, "wide"),
+        (10.0, 21.0, 2.6, 0.05, "medium")]
 PORES = [(22.0, 5.0), (34.0, 7.0), (20.0, 23.0), (6.0, 14.0), (24.0, 14.0)]
 
 
@@ -194,9 +194,30 @@ def test_rendered_scar_labels_match_the_scar_list_and_kinds(severe):
     assert set(np.unique(labels)) == {0, *(s["id"] for s in found)}
     for s in found:
         assert s["kind"] in KINDS
-        expected = ("icepick" if s["diameter_mm"] < scars.ICEPICK_MAX_MM
-                    else "rolling" if s["diameter_mm"] >= scars.ROLLING_MIN_MM else "boxcar")
+        expected = ("narrow" if s["diameter_mm"] < scars.NARROW_MAX_MM
+                    else "wide" if s["diameter_mm"] >= scars.WIDE_MIN_MM else "medium")
         assert s["kind"] == expected
         assert (labels == s["id"]).sum() / p**2 == pytest.approx(s["area_mm2"], rel=1e-9)
         assert scars.SCAR_MIN_MM <= s["diameter_mm"] <= scars.SCAR_MAX_MM * np.sqrt(1.5)
         assert s["depth_um"] > 0
+
+
+def test_size_classes_come_from_the_registry_and_cover_every_diameter():
+    from analyzer.registry import SCAR_CLASSES
+    assert set(SCAR_CLASSES) == KINDS
+    for d, name in ((0.3, "narrow"), (1.19, "narrow"), (1.2, "medium"), (2.99, "medium"), (3.0, "wide"),
+                    (7.5, "wide")):
+        assert scars._classify(d) == name
+
+
+def test_relative_depth_does_not_depend_on_the_light_obliquity():
+    # The height proxy scales with the light's obliquity; the depth in units of the band's spread does not.
+    rng = np.random.default_rng(4)
+    fine = background(rng, 2)
+    scar_h = background(rng, 6) + sum(raised_cosine_pit(x * P, y * P, d, z) for x, y, d, z, _ in PITS)
+    a = scars.find_pits(make_maps(scar_h, fine)).scars
+    b = scars.find_pits(make_maps(2.0 * scar_h, 2.0 * fine)).scars
+    assert len(a) == len(b) > 0
+    for sa, sb in zip(a, b):
+        assert sb["depth_um"] == pytest.approx(2 * sa["depth_um"], rel=1e-5)
+        assert sb["depth_rel"] == pytest.approx(sa["depth_rel"], rel=1e-5)

@@ -75,7 +75,7 @@ rows = []
 for s in v["result"].get("scar_changes", []):
     rows.append({
         "Status": s.get("status"),
-        "Kind": s.get("kind"),
+        "Size": s.get("kind"),
         "Position (mm)": f"{s.get('x_mm', 0):.1f}, {s.get('y_mm', 0):.1f}",
         f"Depth before ({depth_unit})": round(s["baseline_depth_um"], 1) if finite(s.get("baseline_depth_um"))
         else None,

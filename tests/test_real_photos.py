@@ -1,0 +1,98 @@
+"""Real photos (tests/data/real/, licences in SOURCES.md there): properties that need no ground-truth relief.
+
+The photo is compared with edited copies of itself (:mod:`analyzer.perturb`): a visit's capture drift and added
+pigment leave the relief alone, smoothing removes it. Figures as printed by ``python -m analyzer.validate``.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from analyzer import perturb, validate
+from analyzer.errors import OptionError
+
+
+@pytest.fixture(scope="module")
+def photos():
+    ph = validate.real_photos()
+    assert ph, "tests/data/real/ holds no photo"
+    return ph
+
+
+def test_every_kept_photo_has_a_source_and_a_licence(photos):
+    sources = (validate.REAL_DIR / "SOURCES.md").read_text()
+    for ph in photos:
+        assert f"`{ph['name']}`" in sources
+        assert (validate.REAL_DIR / ph["name"]).stat().st_size <= 300_000
+
+
+def test_recapture_drift_on_a_real_photo_stays_within_the_mdc(photos):
+    # PAD-UFES-20 close-up, 4 visits' drift: +0.8 to +4.9 % against an MDC of ~6 %; none significant.
+    r = validate.real_recapture(photos, visits=4, single=False)
+    assert r["n"] == 4 * len(photos) and r["failed"] == 0
+    assert r["within_mdc"] == r["n"], r["changes_pct"]
+    assert r["significant"] == 0
+    assert max(abs(v) for v in r["changes_pct"]) < 6.0
+
+
+@pytest.mark.parametrize("kind", perturb.PIGMENT_KINDS)
+def test_pigment_added_to_a_real_photo_moves_the_index_by_at_most_5_percent(photos, kind):
+    # Measured: freckles +3.9 %, age spots +2.9 %, redness +1.6 %.
+    changes = validate.real_pigment(photos)[kind]
+    assert max(abs(v) for v in changes) <= 5.0, changes
+
+
+def test_removing_relief_from_a_real_photo_lowers_the_index_at_every_step(photos):
+    # Blend toward the 1 mm-smoothed copy by 25/50/75 %, then the blur itself: -20, -40, -58, -70 %.
+    r = validate.real_monotonicity(photos)
+    assert r["monotone"] == r["n"]
+    assert max(r["steps_pct"]["blend 25 %"]) < -10.0
+    assert max(r["steps_pct"]["blur 1 mm"]) < -50.0
+
+
+def test_jpeg_recompression_is_the_largest_single_drift_on_a_real_photo(photos):
+    # Recorded, not hidden: JPEG quality 80 adds 8-px block edges (0.5 mm at 15 px/mm, inside the scar band):
+    # +5.4 %, while exposure, white balance, light gradient, rotation, zoom and framing stay within 0.5 %.
+    single = validate.real_recapture(photos[:1], visits=0)["single"]
+    jpeg = single.pop("JPEG quality 80")[0]
+    assert all(abs(v[0]) < 1.0 for v in single.values()), single
+    assert 0.0 < jpeg < 8.0
+
+
+# --------------------------------------------------------------------------------- the edits themselves
+def _photo():
+    rng = np.random.default_rng(3)
+    return np.clip(0.55 + 0.08 * rng.standard_normal((120, 160, 3)), 0, 1).astype(np.float32)
+
+
+def test_a_neutral_drift_returns_the_photo():
+    img = _photo()
+    out = perturb.recapture_drift(img, perturb.Drift())
+    assert np.abs(out - img).max() < 1e-5
+
+
+def test_exposure_drift_scales_linear_light():
+    img = _photo() * 0.5
+    out = perturb.recapture_drift(img, perturb.Drift(exposure=1.3))
+    ratio = perturb.to_linear(out) / np.maximum(perturb.to_linear(img), 1e-6)
+    assert np.median(ratio) == pytest.approx(1.3, rel=1e-3)
+
+
+def test_pigment_attenuates_linear_light_by_beer_lambert():
+    img = _photo()
+    out = perturb.add_pigment(img, kind="age_spots", px_per_mm=5.0, seed=1)
+    od = -np.log(np.maximum(perturb.to_linear(out), 1e-6) / np.maximum(perturb.to_linear(img), 1e-6))
+    spot = od[..., 2] > 0.1
+    assert spot.any()
+    # Melanin's optical density ratios (synth.MELANIN_OD) hold in every spot pixel: the shading is untouched.
+    from analyzer.synth import MELANIN_OD
+    np.testing.assert_allclose(od[spot][:, 0] / od[spot][:, 2], MELANIN_OD[0] / MELANIN_OD[2], rtol=0.02)
+
+
+def test_smoothing_by_nothing_is_the_photo_and_bad_options_are_refused():
+    img = _photo()
+    assert np.array_equal(perturb.smooth_relief(img, px_per_mm=10.0, amount=0.0), img)
+    with pytest.raises(OptionError):
+        perturb.smooth_relief(img, px_per_mm=10.0, amount=1.5)
+    with pytest.raises(OptionError):
+        perturb.add_pigment(img, kind="tattoo", px_per_mm=10.0)
