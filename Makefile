@@ -5,6 +5,8 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PORT   ?= 8501
+ADDRESS ?= 127.0.0.1
+ARGS   ?=
 
 .PHONY: setup system-deps run test bench validate samples clean
 
@@ -21,7 +23,8 @@ system-deps:
 	bash scripts/system_deps.sh
 
 run: setup
-	$(PY) -m streamlit run app.py --server.port $(PORT) --server.headless true --browser.gatherUsageStats false
+	$(PY) -m streamlit run app.py --server.address $(ADDRESS) --server.port $(PORT) --server.headless true \
+		--browser.gatherUsageStats false $(ARGS)
 
 test: setup system-deps
 	bash scripts/run_tests.sh

@@ -10,6 +10,8 @@ text      plain-language formatting: changes ("−18 % (−24 to −12 %)"), the
 visits    analysing uploads, saving a visit all-or-nothing, comparing stored photos. No Streamlit.
 images    thumbnails, the 50 % "ghost" of the baseline, before/after overlays. No Streamlit.
 charts    plotly figures: progress over weeks, difference map. No Streamlit.
+auth      sign-in, sign-out, idle timeout, patient links (the Streamlit side).
+sharing   patient-link URL and its QR code (segno). No Streamlit.
 demo      seeding the "Demo patient" from ``sample_images/`` on a first start (``RELIEF_DEMO=0`` turns it off).
 reportdata  the one reader of storage for the PDF report and the data export (``gather_report``,
           ``gather_export``; each store call marked ``# actor:``). No Streamlit.
@@ -19,12 +21,13 @@ __main__  ``python -m relief_app report|export``.
 services  the Streamlit side: the cached store (``st.cache_resource``), cached reads and analyses
           (``st.cache_data`` keyed by photo SHA-256 + ``analyzer.ALGORITHM_VERSION``), error display.
 
-Visit mode
-----------
-``/?mode=visit&patient=<id>`` opens the dashboard for a patient to look at during a consultation: one page
-(``views/visit_mode.py``) with that patient's progress in plain language, no sidebar, no patient list and no
-navigation. A session that opened in visit mode stays locked to that patient. This is a presentation mode for
-a screen in the consultation room, not access control: anyone who can reach the server can open any URL.
+Who is acting
+-------------
+:mod:`relief_app.auth` (``gate()``, first thing in ``app.py``) decides who is acting on every page run: an account
+signed in through the form, or a patient link ``/?link=<token>`` that opens only visit mode for one patient. It
+leaves a :class:`storage.Actor` in ``st.session_state["actor"]``; :mod:`relief_app.services` passes it to every
+storage call (and includes it in every cache key), and storage scopes every read and write by it. Nothing here
+decides what an actor may see.
 
 Face regions
 ------------
@@ -50,4 +53,13 @@ Progress     ``progress_region``, ``progress_metric``, chart ``progress_chart``
 Compare      ``compare_region``, ``compare_a``, ``compare_b``, ``overlay_opacity``, chart ``difference_map``,
              ``compare_region_metric``, tables ``scar_table``, ``region_table``
 Visit mode   ``visit_region_pick``, chart ``visit_chart``
+Sign-in      ``signin_username``, ``signin_password``, ``signin_submit``; sidebar ``sign_out``; one-time password
+             change ``pw_old``, ``pw_new``, ``pw_again``, ``pw_submit``
+Consent      ``consent_kind``, ``consent_decision``, ``consent_date``, ``record_consent``
+Links        ``link_until``, ``issue_link``, per link ``revoke_link_<id>``
+Reports      ``report_paper``, ``prepare_report``, ``download_report``, ``prepare_export``, ``download_export``
+Admin        ``accounts_table``, ``new_account_name``, ``new_account_role``, ``new_account_password``,
+             ``create_account``, ``manage_account``, ``toggle_account``, ``reset_password_value``,
+             ``reset_password_submit``, ``audit_since``, ``audit_action``, ``audit_account``, ``audit_table``,
+             ``export_deidentify``, ``prepare_clinic_export``, ``download_clinic_export``
 """
