@@ -111,3 +111,14 @@ def backend(request, tmp_path):
         admin.dispose()
 
 
+
+
+@pytest.fixture
+def store(backend):
+    """A store on SQLite or (under `make test`) a fresh PostgreSQL database."""
+    from storage import open_store
+
+    data_dir, url = backend
+    s = open_store(data_dir, url=url)
+    yield s
+    s.close()

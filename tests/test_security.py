@@ -49,12 +49,6 @@ def cheap_hashes(monkeypatch):
     monkeypatch.setattr(accounts_mod, "_hasher", PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1))
 
 
-@pytest.fixture
-def store(backend):
-    data_dir, url = backend
-    s = open_store(data_dir, url=url)
-    yield s
-    s.close()
 
 
 @pytest.fixture

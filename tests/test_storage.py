@@ -44,12 +44,6 @@ V1, V2 = "1.0.0", "2.0.0"
 
 
 # ----------------------------------------------------------------------------------------- fixtures
-@pytest.fixture
-def store(backend):
-    data_dir, url = backend
-    s = open_store(data_dir, url=url)
-    yield s
-    s.close()
 
 
 def png(seed: int, w: int = 30, h: int = 20) -> bytes:

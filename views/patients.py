@@ -137,7 +137,8 @@ with right:
     if pid is not None:
         with services.show_errors():
             current = services.patient(pid)
-        if st.session_state.get("edit_for") != pid:  # load the selected patient into the form's fields
+        # Load the selected patient into the form's fields (again after another page dropped the widgets' state).
+        if st.session_state.get("edit_for") != pid or "edit_patient_name" not in st.session_state:
             st.session_state["edit_for"] = pid
             st.session_state["edit_patient_name"] = current.name
             st.session_state["edit_patient_code"] = current.code or ""

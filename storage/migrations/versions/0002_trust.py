@@ -60,6 +60,8 @@ def upgrade() -> None:
     clinics = sa.table("clinics", sa.column("id", sa.Integer), sa.column("code", sa.String),
                        sa.column("name", sa.String), sa.column("created_at", sa.DateTime(timezone=True)))
     op.execute(clinics.insert().values(id=1, code="MAIN", name="Main clinic", created_at=sa.func.now()))
+    if op.get_bind().dialect.name == "postgresql":  # an explicit id does not advance the serial's sequence
+        op.execute("SELECT setval(pg_get_serial_sequence('clinics', 'id'), (SELECT MAX(id) FROM clinics))")
     with op.batch_alter_table("patients") as b:
         b.add_column(sa.Column("clinic_id", sa.Integer(), nullable=False, server_default="1"))
         b.drop_constraint("uq_patients_code", type_="unique")
