@@ -26,6 +26,7 @@ import io
 import math
 import multiprocessing
 import os
+import re
 import sys
 import tempfile
 from collections.abc import Callable, Iterable, Sequence
@@ -154,7 +155,7 @@ def _error_text(err: BaseException) -> str:
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
 
 
 def _digest_into(row: dict, prefix: str, path: Path) -> None:
@@ -352,7 +353,7 @@ def _run_dask(fn: Callable, tasks: list[tuple], kwargs: dict, scheduler: str):
     except ImportError:  # pragma: no cover - listed dependency
         raise OptionError("--scheduler needs dask.distributed — pip install 'dask[distributed]'") from None
     try:
-        client = Client(scheduler, timeout="15s", set_as_default=False)
+        client = Client(scheduler, timeout="10s")
     except Exception as err:  # noqa: BLE001 — OSError, TimeoutError, ValueError for a malformed address ...
         raise OptionError(f"cannot reach the Dask scheduler at {_one_line(scheduler)} ({type(err).__name__}) — "
                           "check the address (tcp://HOST:PORT) and that `dask scheduler` is running") from None
@@ -374,6 +375,14 @@ def _run_dask(fn: Callable, tasks: list[tuple], kwargs: dict, scheduler: str):
 
 
 # ------------------------------------------------------------------------------------------------------ engine
+def _scheduler_address(scheduler: str) -> str:
+    address = scheduler if "://" in scheduler else f"tcp://{scheduler}"
+    if not re.fullmatch(r"(tcp|tls)://[\w.\-\[\]:]+:\d+", address):
+        raise OptionError(f"scheduler address {_one_line(scheduler)!r} is not tcp://HOST:PORT — copy it from the "
+                          "`dask scheduler` log, e.g. tcp://10.0.0.5:8786")
+    return address
+
+
 def _check_scale(rows: list[dict], px_per_mm: float | None, out: Path) -> None:
     for r in rows:
         if r.get("error") or not r.get("scale_source"):
@@ -399,6 +408,8 @@ def _run(tasks: list[tuple], fn: Callable, *, out, columns, key_columns, sort_ke
     out = Path(os.fspath(out))
     if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
         raise OptionError(f"jobs must be a whole number of processes, at least 1, got {jobs!r}")
+    if scheduler is not None:
+        scheduler = _scheduler_address(scheduler)
     if out.is_dir():
         raise OptionError(f"{_one_line(out)} is a folder — give --out a file name such as results.csv")
     if not out.parent.is_dir():

@@ -160,7 +160,8 @@ def main(argv=None) -> int:
         print(f"error: {err.strerror or err}{where} — check the path and permissions", file=sys.stderr)
         return EXIT_ERROR
     except Exception as err:  # noqa: BLE001 — last resort: never a traceback to a user
-        print(f"error: internal error ({type(err).__name__}: {err}) — please report it with the photo",
+        one_line = " ".join(str(err).split())
+        print(f"error: internal error ({type(err).__name__}: {one_line}) — please report it with the photo",
               file=sys.stderr)
         return EXIT_ERROR
     return 0
