@@ -335,8 +335,8 @@ def _run_local(fn: Callable, tasks: list[tuple], kwargs: dict, jobs: int):
     ctx = multiprocessing.get_context("forkserver")
     ctx.set_forkserver_preload(["analyzer.measurement", "analyzer.comparison"])
     threads = max(1, (os.cpu_count() or 1) // jobs)
-    with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=_init_worker,
-                             initargs=(threads,)) as pool:
+    pool = ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=_init_worker, initargs=(threads,))
+    try:
         futures = {pool.submit(fn, *t, **kwargs): t for t in tasks}
         for fut in as_completed(futures):
             try:
@@ -344,6 +344,9 @@ def _run_local(fn: Callable, tasks: list[tuple], kwargs: dict, jobs: int):
             except BrokenProcessPool:
                 row = {"error": "worker process died (out of memory?) — run the same command again to retry"}
             yield futures[fut], row
+    finally:
+        # Interrupted: drop the queue (a plain `with` would measure every remaining photo before returning).
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _run_dask(fn: Callable, tasks: list[tuple], kwargs: dict, scheduler: str):
@@ -458,8 +461,9 @@ def _run(tasks: list[tuple], fn: Callable, *, out, columns, key_columns, sort_ke
         from tqdm import tqdm
 
         runner = (_run_dask(fn, todo, kwargs, scheduler) if scheduler
-                  else _run_local(fn, todo, kwargs, jobs))
-        with tqdm(total=len(todo), disable=not progress, unit="photo", file=sys.stderr, dynamic_ncols=True) as bar:
+                  else _run_local(fn, todo, kwargs, min(jobs, max(1, len(todo)))))
+        unit = "photo" if sort_key == "file" else "pair"
+        with tqdm(total=len(todo), disable=not progress, unit=unit, file=sys.stderr, dynamic_ncols=True) as bar:
             for task, row in runner:
                 if sort_key not in row:  # the worker died before making a row: name the task's files
                     row = {**_bare_row(task, sort_key), **row}
