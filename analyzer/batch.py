@@ -417,43 +417,29 @@ def _run(tasks: list[tuple], fn: Callable, *, out, columns, key_columns, sort_ke
         raise OptionError(f"{_one_line(out)} is a folder — give --out a file name such as results.csv")
     if not out.parent.is_dir():
         raise OptionError(f"folder {_one_line(out.parent)} does not exist — create it or choose another --out")
-    try:
-        rows = _read_journal(out, columns)
-    except (OSError, UnicodeDecodeError, csv.Error) as err:
-        raise OptionError(f"cannot read {_one_line(out)} ({type(err).__name__}) — choose a new --out") from None
-    _check_version(rows, out)
-    _check_scale(rows, kwargs.get("px_per_mm"), out)
-
-    done = {tuple(r[k] for k in key_columns) for r in rows
-            if not r["error"].startswith(_RETRY_PREFIXES)}
-    known_sizes = {k[:2] for k in done} | {k[3:5] for k in done if len(k) > 3}
-    todo = []
-    for t in tasks:
-        paths = task_key(t)  # (path or None, ...) in key order
-        key: list[str] = []
-        for p in paths:
-            if p is None:
-                key = []
-                break
-            try:
-                size = os.path.getsize(p)
-                if (str(p), str(size)) not in known_sizes:  # new or changed: no need to hash it here
-                    key = []
-                    break
-                key += [str(p), *map(str, file_digest(p))]
-            except OSError:
-                key = []
-                break
-        if not key or tuple(key) not in done:
-            todo.append(t)
-
+    existed = out.exists()
     try:
         fd = os.open(out, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     except OSError as err:
         raise OptionError(f"cannot write {_one_line(out)} ({err.strerror}) — check the folder's permissions") \
             from None
+    try:
+        _lock(fd, out)
+        try:
+            rows = _read_journal(out, columns)
+        except (OSError, UnicodeDecodeError, csv.Error) as err:
+            raise OptionError(f"cannot read {_one_line(out)} ({type(err).__name__}) — choose a new --out") from None
+        _check_version(rows, out)
+        _check_scale(rows, kwargs.get("px_per_mm"), out)
+    except BaseException:
+        os.close(fd)
+        if not existed:
+            out.unlink(missing_ok=True)
+        raise
+
     measured = errors = 0
     try:
+        todo = _not_done(tasks, rows, key_columns=key_columns, task_key=task_key)
         if os.fstat(fd).st_size == 0:
             _append(fd, _line(dict(zip(columns, columns)), columns))
         if progress is None:
@@ -474,11 +460,45 @@ def _run(tasks: list[tuple], fn: Callable, *, out, columns, key_columns, sort_ke
                 measured += 1
                 errors += bool(row.get("error"))
                 bar.update(1)
+        _rewrite(out, rows, columns, sort_key)  # still holding the lock
     finally:
         os.close(fd)
-    _rewrite(out, rows, columns, sort_key)
     total = len({r[sort_key] for r in rows})
     return BatchSummary(measured=measured, skipped=len(tasks) - len(todo), errors=errors, total=total, out=out)
+
+
+def _lock(fd: int, out: Path) -> None:
+    """One run per CSV at a time: two would append the same photos and the last rewrite would drop rows."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not on POSIX: no lock
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        raise OptionError(f"another batch run is writing {_one_line(out)} — wait for it or choose another --out") \
+            from None
+
+
+def _not_done(tasks: list[tuple], rows: list[dict], *, key_columns, task_key: Callable) -> list[tuple]:
+    """Tasks whose files (path, size, SHA-256) are not all in a row that needs no retry."""
+    done = {tuple(r[k] for k in key_columns) for r in rows if not r["error"].startswith(_RETRY_PREFIXES)}
+    known_sizes = {k[:2] for k in done} | {k[3:5] for k in done if len(k) > 3}
+    todo = []
+    for t in tasks:
+        key: list[str] = []
+        for p in task_key(t):  # (path or None, ...) in key order
+            try:
+                if p is None or (str(p), str(os.path.getsize(p))) not in known_sizes:
+                    key = []  # missing, new or changed: no need to hash it here
+                    break
+                key += [str(p), *map(str, file_digest(p))]
+            except OSError:
+                key = []
+                break
+        if not key or tuple(key) not in done:
+            todo.append(t)
+    return todo
 
 
 def _bare_row(task: tuple, sort_key: str) -> dict:

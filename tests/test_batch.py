@@ -139,6 +139,7 @@ def test_second_run_measures_nothing_new_and_a_changed_photo_is_measured_again(f
     out = tmp_path / "results.csv"
     assert run("batch", d, "--out", out, "--px-per-mm", PX).returncode == 0
     _, before = read_rows(out)
+    os.utime(d / "p01.jpg", (1e9, 1e9))  # a new modification time, same content: still measured
 
     res = run("batch", d, "--out", out, "--px-per-mm", PX)
     assert res.returncode == 0, res.stderr
@@ -160,8 +161,9 @@ def test_second_run_measures_nothing_new_and_a_changed_photo_is_measured_again(f
 def test_killed_run_resumes_after_its_last_whole_row(folder, first_run, tmp_path):
     out = tmp_path / "results.csv"
     lines = first_run["out"].read_text(encoding="utf-8").splitlines(keepends=True)
-    # As a kill mid-run leaves it: header, two whole rows, half a row without its newline.
-    out.write_text("".join(lines[:3]) + lines[3][: len(lines[3]) // 2], encoding="utf-8")
+    # As a kill (power loss) mid-write leaves it: header, two whole rows, and a row torn inside its last field —
+    # it still has every column, so only the missing newline tells that it is not whole.
+    out.write_text("".join(lines[:3]) + lines[3][:-10], encoding="utf-8")
     res = run("batch", folder["dir"], "--out", out, "--px-per-mm", PX)
     assert res.returncode == 0, res.stderr
     assert res.stdout.startswith("3 photos measured")
@@ -299,3 +301,14 @@ def test_bad_usage_is_one_line_and_exit_2(usage, args, says):
 def test_resuming_with_another_scale_is_refused(first_run, folder):
     res = run("batch", folder["dir"], "--out", first_run["out"])
     assert res.returncode == 2 and "--px-per-mm 30" in res.stderr and len(res.stderr.strip().splitlines()) == 1
+
+
+def test_a_second_run_on_the_same_csv_at_the_same_time_is_refused(first_run, folder):
+    import fcntl
+
+    with open(first_run["out"], "a") as held:  # as a running batch holds it
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        res = run("batch", folder["dir"], "--out", first_run["out"], "--px-per-mm", PX)
+    assert res.returncode == 2 and "another batch run is writing" in res.stderr, res.stderr
+    assert len(res.stderr.strip().splitlines()) == 1
+    assert read_rows(first_run["out"])[1] == first_run["rows"]
