@@ -29,6 +29,8 @@ import os
 import re
 import sys
 import tempfile
+import threading
+import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -314,11 +316,33 @@ def _rewrite(out: Path, rows: list[dict], columns: Sequence[str], sort_key: str)
 
 
 # ------------------------------------------------------------------------------------------- where the work runs
-def _init_worker(threads: int) -> None:
+def _init_worker(threads: int, parent_pid: int) -> None:
     # N processes on N cores: one OpenCV thread each, or they fight over the cores.
     import cv2
 
     cv2.setNumThreads(threads)
+    # A killed batch must not leave its workers waiting for work forever (their task queue never reports EOF).
+    threading.Thread(target=_exit_with, args=(parent_pid,), daemon=True, name="relief-parent-watch").start()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:  # a killed parent not yet reaped by its shell is a zombie: gone for our purpose
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            return fh.read().rsplit(b")", 1)[1].split()[0] != b"Z"
+    except (OSError, IndexError):
+        return True
+
+
+def _exit_with(pid: int) -> None:
+    while _alive(pid):
+        time.sleep(1.0)
+    os._exit(1)
 
 
 def _run_local(fn: Callable, tasks: list[tuple], kwargs: dict, jobs: int):
@@ -335,7 +359,8 @@ def _run_local(fn: Callable, tasks: list[tuple], kwargs: dict, jobs: int):
     ctx = multiprocessing.get_context("forkserver")
     ctx.set_forkserver_preload(["analyzer.measurement", "analyzer.comparison"])
     threads = max(1, (os.cpu_count() or 1) // jobs)
-    pool = ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=_init_worker, initargs=(threads,))
+    pool = ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=_init_worker,
+                               initargs=(threads, os.getpid()))
     try:
         futures = {pool.submit(fn, *t, **kwargs): t for t in tasks}
         for fut in as_completed(futures):
@@ -538,7 +563,14 @@ def measure_folder(paths: Iterable[str | os.PathLike], *, out: str | os.PathLike
     ------
     OptionError
         A path that does not exist, no photos found, an unusable ``out`` (a folder, unwritable, another
-        command's or algorithm version's CSV, another scale), an unreachable scheduler.
+        command's or algorithm version's CSV, another scale, a CSV another run is writing), an unreachable
+        scheduler.
+
+    Examples
+    --------
+    >>> s = measure_folder(["sample_images"], out="results.csv", jobs=2)  # doctest: +SKIP
+    >>> s.measured, s.errors, s.skipped  # doctest: +SKIP
+    (5, 0, 0)
     """
     photos = find_photos(paths)
     if not photos:
