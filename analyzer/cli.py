@@ -1,4 +1,4 @@
-"""Command line: ``python -m analyzer measure|compare|card``.
+"""Command line: ``python -m analyzer measure|compare|batch|card``.
 
 Errors are one line on stderr and exit code 2 — never a traceback.
 """
@@ -38,6 +38,18 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--face", action="store_true",
                    help="full-face photos: compare the standard face regions only (cheeks, forehead, chin, temples)")
     c.add_argument("--json", action="store_true", help="print one JSON object")
+    b = sub.add_parser("batch", help="measure every photo under folders (or compare two folders) into a CSV",
+                       description="Measure every photo under PATH... (recursively) into one CSV row each, or with "
+                                   "--compare pair two folders' photos by name; re-running with the same --out "
+                                   "resumes.")
+    b.add_argument("paths", nargs="*", metavar="PATH", help="folders or photo files")
+    b.add_argument("--compare", nargs=2, metavar=("BASELINE_DIR", "FOLLOWUP_DIR"), default=None,
+                   help="compare each follow-up photo with the baseline photo of the same name")
+    b.add_argument("--out", required=True, help="CSV to write (resumed if it exists)")
+    b.add_argument("--jobs", type=int, default=None, help="processes on this machine (default 1)")
+    b.add_argument("--px-per-mm", type=float, default=None, help="pixels per millimetre of every photo")
+    b.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                   help="Dask distributed scheduler to run on, e.g. tcp://10.0.0.5:8786")
     k = sub.add_parser("card", help="write the printable calibration card")
     k.add_argument("--out", default="relief-card.pdf", help="output PDF (print at 100 %%)")
     return p
@@ -93,6 +105,23 @@ def _print_compare(c) -> None:
               f"{sum(1 for s in c.scar_changes if s['baseline_id'] is not None)} at baseline")
 
 
+def _batch(args) -> int:
+    from .batch import compare_folders, measure_folder
+    from .errors import OptionError
+
+    if bool(args.paths) == bool(args.compare):
+        raise OptionError("give either folders/photos to measure or --compare BASELINE_DIR FOLLOWUP_DIR")
+    if args.jobs is not None and args.scheduler:
+        raise OptionError("give --jobs or --scheduler, not both (the cluster decides how many workers run)")
+    opts = dict(out=args.out, px_per_mm=args.px_per_mm, jobs=1 if args.jobs is None else args.jobs,
+                scheduler=args.scheduler)
+    s = compare_folders(*args.compare, **opts) if args.compare else measure_folder(args.paths, **opts)
+    what = "pairs" if args.compare else "photos"
+    print(f"{s.measured} {what} measured ({s.errors} with errors), {s.skipped} already in {s.out}; "
+          f"{s.total} rows")
+    return 0
+
+
 def main(argv=None) -> int:
     args = _parser().parse_args(argv)
     try:
@@ -105,6 +134,8 @@ def main(argv=None) -> int:
             c = compare(args.baseline, args.followup, px_per_mm=args.px_per_mm,
                         regions="face" if args.face else None)
             print(json.dumps(c.to_dict())) if args.json else _print_compare(c)
+        elif args.command == "batch":
+            return _batch(args)
         elif args.command == "card":
             from .card import write_card_pdf
             write_card_pdf(args.out)
@@ -129,7 +160,8 @@ def main(argv=None) -> int:
         print(f"error: {err.strerror or err}{where} — check the path and permissions", file=sys.stderr)
         return EXIT_ERROR
     except Exception as err:  # noqa: BLE001 — last resort: never a traceback to a user
-        print(f"error: internal error ({type(err).__name__}: {err}) — please report it with the photo",
+        one_line = " ".join(str(err).split())
+        print(f"error: internal error ({type(err).__name__}: {one_line}) — please report it with the photo",
               file=sys.stderr)
         return EXIT_ERROR
     return 0
