@@ -633,6 +633,8 @@ def test_signed_out_no_page_or_url_shows_a_patient(page, server):
 
 
 def test_a_practitioner_of_another_clinic_cannot_reach_the_demo(page, server):
+    page.goto(server.url + "/")
+    page.get_by_label("Username", exact=True).wait_for()  # the first page view has seeded the demo
     with open_store(server.data_dir) as store:
         from storage import Actor
 
@@ -711,8 +713,10 @@ def test_hostile_text_in_names_is_shown_as_text_in_the_browser(page, server):
     with open_store(server.data_dir) as store:
         p = new_patient(store, HOSTILE, code="<i>X</i>", notes="n" * 10_000)
     sign_in(page, server)
-    page.locator(key(f"open_patient_{p.id}") + " button").click()
-    settle(page)
+    row = page.locator(key(f"open_patient_{p.id}") + " button")
+    if row.is_enabled():  # the only patient is selected already
+        row.click()
+        settle(page)
     main = page.locator('[data-testid="stMain"]')
     assert HOSTILE in main.inner_text()  # shown exactly as typed
     assert main.locator('a[href^="javascript"]').count() == 0

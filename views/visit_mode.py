@@ -18,6 +18,8 @@ if actor is not None and actor.kind == "link":
                 "{display: none;}</style>", unsafe_allow_html=True)
     pid = actor.patient_id
 else:
+    if st.session_state.get("patient_id") is None:
+        st.title("Visit mode")
     pid = services.require_patient()
     st.info("Preview of visit mode. To show it to the patient on its own — no sidebar, no other patients — create "
             "a patient link on the **Patients** page: it opens this view for this patient only, read-only, until it "
