@@ -27,8 +27,8 @@ from . import filters
 from .consistency import assess
 from .loading import read_image
 from .errors import ReliefError
-from .measurement import (Analysis, Measurement, json_safe, named_regions, analyse, card_gains, prepare,
-                          skin_mask, valid_mask)
+from .measurement import (Analysis, Measurement, json_safe, named_regions, analyse, card_gains, needed_share,
+                          prepare, skin_mask, valid_mask)
 from .quality import check_quality
 from .registration import Registration, register, warp_to
 from .registry import ALGORITHM_VERSION, METRICS
@@ -235,8 +235,6 @@ def compare(baseline, followup, *, px_per_mm: float | None = None,
     RegistrationError
         When the photos cannot be aligned (different areas, or too little skin texture).
     """
-    if isinstance(followup, (str, os.PathLike)):
-        followup = read_image(followup)  # read once, even if it is prepared twice below
     # The two photos are independent until registration: prepared side by side (OpenCV and numpy release the
     # GIL for the heavy parts, so this uses both cores).
     with ThreadPoolExecutor(max_workers=2) as pool:
@@ -248,7 +246,11 @@ def compare(baseline, followup, *, px_per_mm: float | None = None,
         # way, so both are resampled alike); the registration then measures the true relative scale.
         guess = prep_b.px_per_mm * prep_b.downscale * _side(prep_f) / _side(prep_b)
         card = prep_f.card
-        prep_f = dataclasses.replace(prepare(followup, px_per_mm=guess, use_card=False), source="registration",
+        again = followup
+        if prep_f.loaded is not None and needed_share(prep_f.loaded.original_size, px_per_mm=guess) \
+                <= 1.0 / prep_f.loaded.downscale + 1e-9:
+            again = prep_f.loaded  # decoded finely enough already: no second decode
+        prep_f = dataclasses.replace(prepare(again, px_per_mm=guess, use_card=False), source="registration",
                                      card=card)
     rgb_b, pb, ds_b, src_b, card_b, warn_b = (prep_b.rgb, prep_b.px_per_mm, prep_b.downscale, prep_b.source,
                                               prep_b.card, prep_b.warnings)

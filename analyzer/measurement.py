@@ -17,14 +17,14 @@ import numpy as np
 from . import colour, filters
 from .areal import areal_parameters
 from .errors import OptionError
-from .loading import MIN_SIDE_PX, LoadedImage, as_rgb, read_image
+from .loading import MIN_SIDE_PX, LoadedImage, as_rgb, peek_size, read_image
 from .quality import QualityReport, check_quality
 from .registry import ALGORITHM_VERSION, BANDS, METRICS
 from .relief import ANALYSIS_PX_PER_MM, ReliefMaps, relief_maps, to_analysis_grid
 from .scars import Pits, find_pits
 
 __all__ = ["DEFAULT_FIELD_WIDTH_MM", "Measurement", "Analysis", "measure", "analyse", "resolve_scale",
-           "valid_mask", "skin_mask", "parse_roi", "prepare", "Prepared"]
+           "valid_mask", "skin_mask", "parse_roi", "prepare", "Prepared", "needed_share"]
 
 #: Without a given scale or a calibration card, a photo is assumed to span this width (a cheek close-up).
 DEFAULT_FIELD_WIDTH_MM = 60.0
@@ -183,9 +183,17 @@ def _checked_scale(px_per_mm) -> float:
 
 
 #: Photos are reduced to this resolution (px/mm) before anything else: twice the analysis grid, enough for the
-#: quality gate's clipping and glare checks, and the card search runs on at most CARD_SEARCH_PX long side.
+#: quality gate's clipping and glare checks.
 WORKING_PX_PER_MM = 2 * ANALYSIS_PX_PER_MM
-CARD_SEARCH_PX = 2400
+#: Finest the analysis needs a photo before its last resampling (px/mm): 1.5 × the grid. Photos are decoded or
+#: reduced by powers of two down to no less than this (JPEGs in the DCT domain, never existing at full size).
+NEEDED_PX_PER_MM = 1.5 * ANALYSIS_PX_PER_MM
+#: Without a given scale the card is searched on a copy whose long side is at least this (px). Markers are then
+#: at least 8 mm × 1000 px / field of view: 130 px on a 60 mm close-up. When the card shows that the analysis
+#: needs finer pixels than the copy has, a finer copy is made and the card measured again on it.
+CARD_SEARCH_PX = 1000
+#: Kept for callers of earlier versions: the long side above which the card search copy is reduced.
+CARD_SEARCH_MAX_PX = 2 * CARD_SEARCH_PX
 
 
 @dataclass(frozen=True)
@@ -193,7 +201,8 @@ class Prepared:
     """A photo reduced to working resolution, with its scale.
 
     ``rgb`` is float32 sRGB at ``px_per_mm`` (≤ :data:`WORKING_PX_PER_MM` when the photo is finer);
-    ``downscale`` = original file pixels per ``rgb`` pixel.
+    ``downscale`` = original file pixels per ``rgb`` pixel. ``loaded`` is the decoded file when a path was
+    given (possibly reduced while decoding), so a second preparation need not decode it again.
     """
 
     rgb: np.ndarray
@@ -202,6 +211,7 @@ class Prepared:
     source: str
     card: object
     warnings: list
+    loaded: LoadedImage | None = field(default=None, repr=False)
 
 
 def _pow2_reduction(excess: float) -> float:
@@ -210,42 +220,75 @@ def _pow2_reduction(excess: float) -> float:
     return 0.5 ** k
 
 
+def needed_share(size: tuple[int, int], *, px_per_mm: float | None) -> float:
+    """Linear share (a power of two ≤ 1) of a photo's pixels that the measurement needs.
+
+    Parameters
+    ----------
+    size : (width, height)
+        Of the photo, upright, in px.
+    px_per_mm : float or None
+        Its scale when known. Without it the share must serve both the card search (long side ≥
+        :data:`CARD_SEARCH_PX`) and the default scale (the photo spans :data:`DEFAULT_FIELD_WIDTH_MM`).
+    """
+    w, h = size
+    if px_per_mm is not None:
+        return _pow2_reduction(px_per_mm / NEEDED_PX_PER_MM)
+    by_default = _pow2_reduction(w / DEFAULT_FIELD_WIDTH_MM / NEEDED_PX_PER_MM)
+    by_card = _pow2_reduction(max(w, h, 1) / CARD_SEARCH_PX)
+    return max(by_default, by_card)
+
+
 def prepare(image_or_path, *, px_per_mm: float | None = None, use_card: bool = True) -> Prepared:
     """Load or validate a photo, find its scale and reduce it to working resolution without full-size copies.
 
-    ``image_or_path`` may be a path, an array, or a :class:`~analyzer.loading.LoadedImage` already read.
+    ``image_or_path`` may be a path, an array, or a :class:`~analyzer.loading.LoadedImage` already read. A JPEG
+    path is decoded only at the resolution the analysis needs (libjpeg's DCT scaling by 1/2, 1/4 or 1/8).
     """
     if px_per_mm is not None:
         _checked_scale(px_per_mm)
+    path = None
     if isinstance(image_or_path, (str, os.PathLike)):
-        image_or_path = read_image(image_or_path)
-    if isinstance(image_or_path, LoadedImage):
-        raw, d0 = image_or_path.pixels, image_or_path.downscale
+        path = image_or_path
+        size = peek_size(path)
+        share = needed_share(size, px_per_mm=px_per_mm) if size is not None else 1.0
+        image_or_path = read_image(path, reduce=share)
+    loaded = image_or_path if isinstance(image_or_path, LoadedImage) else None
+    if loaded is not None:
+        raw, d0 = loaded.pixels, loaded.downscale
     else:
         raw, d0 = image_or_path, 1.0
     h, w = np.shape(raw)[:2] if np.ndim(raw) >= 2 else (0, 0)
     # Power-of-two reductions (OpenCV's fast path for area averaging, ~5x faster than arbitrary factors).
-    if px_per_mm is not None:
-        reduce = _pow2_reduction((px_per_mm / d0) / (1.5 * ANALYSIS_PX_PER_MM))
-    else:
-        reduce = _pow2_reduction(max(h, w, 1) / CARD_SEARCH_PX * 2)
-    rgb = as_rgb(raw, reduce=reduce)
+    full = (round(w * d0), round(h * d0))
+    share = needed_share(full, px_per_mm=px_per_mm)
+    rgb = as_rgb(raw, reduce=_pow2_reduction(1.0 / (share * d0)))
     ds = d0 * w / rgb.shape[1] if rgb.shape[1] else d0
     p, source, card, warnings = resolve_scale(rgb, px_per_mm=px_per_mm, downscale=ds, use_card=use_card)
     if px_per_mm is None:
-        # The card search reduced by the long side; now that the scale is known, reduce the photo by what the
-        # analysis needs instead (a wide or elongated photo would otherwise be judged too coarse).
-        wanted = _pow2_reduction((p * ds / d0) / (1.5 * ANALYSIS_PX_PER_MM))
-        if wanted > reduce:
-            rgb = as_rgb(raw, reduce=wanted)
+        # The card search copy served the default scale; now that the scale is known, reduce the photo by what
+        # the analysis needs instead: coarser (a close-up card photo), or finer (a wide photo with the card),
+        # in which case the card is measured again on the finer copy.
+        wanted = needed_share(full, px_per_mm=p * ds)
+        if wanted != share:
+            if path is not None and wanted * d0 > 1.0:  # the decoded copy is too coarse: decode finer
+                loaded = read_image(path, reduce=wanted)
+                raw, d0 = loaded.pixels, loaded.downscale
+                w = raw.shape[1]
+            rgb = as_rgb(raw, reduce=_pow2_reduction(1.0 / (wanted * d0)))
             ds_new = d0 * w / rgb.shape[1]
-            p *= ds / ds_new  # px per mm of the finer copy
+            finer = resolve_scale(rgb, px_per_mm=None, downscale=ds_new) if wanted > share else None
+            if finer is not None and finer[2] is not None:  # the card, measured on more pixels
+                p, source, card, warnings = finer
+            else:
+                p *= ds / ds_new  # px per mm of the new copy
             ds = ds_new
     if p > WORKING_PX_PER_MM * 1.05:
         small, p2 = to_analysis_grid(rgb, px_per_mm=p, target_px_per_mm=WORKING_PX_PER_MM)
         ds *= rgb.shape[1] / small.shape[1]
         rgb, p = small, p2
-    return Prepared(rgb=rgb, px_per_mm=p, downscale=ds, source=source, card=card, warnings=warnings)
+    return Prepared(rgb=rgb, px_per_mm=p, downscale=ds, source=source, card=card, warnings=warnings,
+                    loaded=loaded)
 
 
 def card_gains(card):
