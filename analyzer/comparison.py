@@ -27,8 +27,8 @@ from . import filters
 from .consistency import assess
 from .loading import read_image
 from .errors import ReliefError
-from .measurement import (Analysis, Measurement, json_safe, named_regions, analyse, card_gains, needed_share,
-                          prepare, skin_mask, valid_mask)
+from .measurement import (GRAYSCALE_WARNING, Analysis, Measurement, json_safe, named_regions, analyse, card_gains,
+                          gray_copy, is_grayscale, needed_share, prepare, skin_mask, valid_mask)
 from .quality import check_quality
 from .registration import Registration, register, warp_to
 from .registry import ALGORITHM_VERSION, METRICS
@@ -297,10 +297,15 @@ def compare(baseline, followup, *, px_per_mm: float | None = None,
     fov_f = math.sqrt(rgb_f.shape[0] * rgb_f.shape[1]) / pf
     scale_change = 100.0 * (fov_b / fov_f - 1.0)
 
+    # A black-and-white photo cannot separate colour from relief: then both are compared in black and white.
+    gray_b, gray_f = is_grayscale(grid_b, mask=common), is_grayscale(warped, mask=common)
+    gray = gray_b or gray_f
+    in_b, in_f = (gray_copy(grid_b), gray_copy(warped)) if gray else (grid_b, warped)
     # Each photo's shading is the slope along its *own* light, so each is integrated along its own azimuth.
     with ThreadPoolExecutor(max_workers=2) as pool:
-        fut_f = pool.submit(analyse, warped, px_per_mm=gpb, valid=common, white_balance=card_gains(card_f))
-        an_b = analyse(grid_b, px_per_mm=gpb, valid=common, white_balance=card_gains(card_b))
+        fut_f = pool.submit(analyse, in_f, px_per_mm=gpb, valid=common, white_balance=card_gains(card_f),
+                            grayscale=gray)
+        an_b = analyse(in_b, px_per_mm=gpb, valid=common, white_balance=card_gains(card_b), grayscale=gray)
         an_f = fut_f.result()
     mask = an_b.maps.mask & an_f.maps.mask
 
@@ -329,8 +334,17 @@ def compare(baseline, followup, *, px_per_mm: float | None = None,
         metric_changes[name] = 100.0 * (b / a - 1.0) if (np.isfinite(a) and np.isfinite(b) and a != 0) \
             else float("nan")
 
-    consistency = assess(an_b, an_f, reg, q_b, q_f, rgb_b=grid_b, rgb_f=warped, mask=mask,
+    consistency = assess(an_b, an_f, reg, q_b, q_f, rgb_b=in_b, rgb_f=in_f, mask=mask,
                          scale_change_pct=scale_change)
+    consistency["grayscale"] = gray
+    if gray_b != gray_f:
+        consistency["ok"] = False
+        consistency["advice"].append(
+            f"the {'baseline' if gray_b else 'follow-up'} is black-and-white, so both photos were compared in black "
+            "and white: colour marks count as relief in both and pigment changes are not given — take every photo "
+            "in colour")
+    warn_b = warn_b + [GRAYSCALE_WARNING] if gray_b else warn_b
+    warn_f = warn_f + [GRAYSCALE_WARNING] if gray_f else warn_f
     base_m = _measurement(an_b, quality=q_b, px_per_mm=pb * ds_b, source=src_b, warnings=warn_b + q_b.warnings,
                           card=card_b)
     follow_m = _measurement(an_f, quality=q_f, px_per_mm=pf * ds_f, source=src_f,

@@ -24,7 +24,8 @@ from .relief import ANALYSIS_PX_PER_MM, ReliefMaps, relief_maps, to_analysis_gri
 from .scars import Pits, find_pits
 
 __all__ = ["DEFAULT_FIELD_WIDTH_MM", "Measurement", "Analysis", "measure", "analyse", "resolve_scale",
-           "valid_mask", "skin_mask", "parse_roi", "prepare", "Prepared", "needed_share"]
+           "valid_mask", "skin_mask", "parse_roi", "prepare", "Prepared", "needed_share",
+           "is_grayscale", "gray_copy", "GRAYSCALE_WARNING", "PIGMENT_METRICS"]
 
 #: Without a given scale or a calibration card, a photo is assumed to span this width (a cheek close-up).
 DEFAULT_FIELD_WIDTH_MM = 60.0
@@ -41,6 +42,7 @@ class Analysis:
     maps: ReliefMaps
     pits: Pits
     separation: colour.Separation
+    grayscale: bool = False
 
 
 @dataclass(frozen=True)
@@ -323,6 +325,50 @@ def valid_mask(rgb: np.ndarray, *, px_per_mm: float, card=None, glare_mm: float 
     return valid
 
 
+#: A photo whose channels differ by at most this much (sRGB, 99th percentile over the skin) is black-and-white. A
+#: gray photo saved as a colour JPEG keeps R, G and B within one or two code values of each other; skin in colour
+#: differs by tens (red exceeds blue on every skin tone).
+GRAY_TOLERANCE = 3.0 / 255.0
+#: Pigment metrics: colour only, so undefined on a black-and-white photo.
+PIGMENT_METRICS = ("melanin_unevenness", "erythema_index", "erythema_unevenness")
+#: Told whenever a black-and-white photo is measured.
+GRAYSCALE_WARNING = ("black-and-white photo: colour marks (redness, brown spots) cannot be told apart from relief, "
+                     "so they count as relief, and the pigment metrics are not given — take the photo in colour")
+#: Rec. 601 luma weights of encoded R, G, B: how JPEG, Pillow and most cameras make a black-and-white photo.
+_LUMA_601 = (0.299, 0.587, 0.114)
+
+
+def is_grayscale(rgb: np.ndarray, *, mask: np.ndarray | None = None) -> bool:
+    """True when a photo is black-and-white: one channel repeated (R = G = B within JPEG noise).
+
+    Parameters
+    ----------
+    rgb : (H, W, 3) float
+        sRGB-encoded photo in [0, 1].
+    mask : (H, W) bool, optional
+        Pixels to judge (the skin); all pixels by default.
+
+    Examples
+    --------
+    >>> is_grayscale(np.full((300, 400, 3), 0.5, np.float32))
+    True
+    """
+    step = max(1, int(np.sqrt(rgb.shape[0] * rgb.shape[1] / 50_000)))
+    sub = rgb[::step, ::step]
+    r, g, b = sub[..., 0], sub[..., 1], sub[..., 2]
+    spread = np.maximum(np.maximum(r, g), b) - np.minimum(np.minimum(r, g), b)
+    if mask is not None:
+        spread = spread[mask[::step, ::step]]
+    return bool(spread.size == 0 or np.percentile(spread, 99) <= GRAY_TOLERANCE)
+
+
+def gray_copy(rgb: np.ndarray) -> np.ndarray:
+    """The photo in black and white (Rec. 601 luma of the encoded values, repeated in three channels)."""
+    y = rgb[..., 0] * np.float32(_LUMA_601[0]) + rgb[..., 1] * np.float32(_LUMA_601[1]) \
+        + rgb[..., 2] * np.float32(_LUMA_601[2])
+    return np.repeat(np.clip(y, 0.0, 1.0).astype(np.float32)[..., None], 3, axis=2)
+
+
 def _pigment_metrics(sep: colour.Separation, *, px_per_mm: float, mask: np.ndarray) -> dict:
     mel = filters.band_pass(sep.melanin, px_per_mm=px_per_mm, min_mm=0.5, max_mm=20.0, mask=mask)
     hb = filters.band_pass(sep.haemoglobin, px_per_mm=px_per_mm, min_mm=0.5, max_mm=20.0, mask=mask)
@@ -334,7 +380,7 @@ def _pigment_metrics(sep: colour.Separation, *, px_per_mm: float, mask: np.ndarr
 
 
 def analyse(rgb_grid: np.ndarray, *, px_per_mm: float, valid: np.ndarray,
-            azimuth_deg: float | None = None, white_balance=None) -> Analysis:
+            azimuth_deg: float | None = None, white_balance=None, grayscale: bool | None = None) -> Analysis:
     """All metrics of a photo already on the analysis grid.
 
     Parameters
@@ -349,7 +395,14 @@ def analyse(rgb_grid: np.ndarray, *, px_per_mm: float, valid: np.ndarray,
         Light azimuth to integrate along; estimated when omitted.
     white_balance : (r, g, b), optional
         Linear gains from the calibration card (pigment metrics only; see :func:`analyzer.colour.separate`).
+    grayscale : bool, optional
+        Measure the photo in black and white (no pigment separation, pigment metrics NaN). By default it is
+        detected (:func:`is_grayscale`); ``compare`` forces it on both photos when either is black-and-white.
     """
+    if grayscale is None:
+        grayscale = is_grayscale(rgb_grid, mask=valid if valid.any() else None)
+    if grayscale:  # exactly one channel: the separation then leaves the achromatic shading untouched
+        rgb_grid = gray_copy(rgb_grid)
     sep = colour.separate(rgb_grid, px_per_mm=px_per_mm, mask=valid, white_balance=white_balance)
     maps = relief_maps(sep.shading, px_per_mm=px_per_mm, valid=valid, azimuth_deg=azimuth_deg)
     mask = maps.mask
@@ -366,11 +419,12 @@ def analyse(rgb_grid: np.ndarray, *, px_per_mm: float, valid: np.ndarray,
                 metrics[f"{name}.{key}"] = float(params[key])
         pits = find_pits(maps)
         metrics.update(pits.metrics)
-        metrics.update(_pigment_metrics(sep, px_per_mm=px_per_mm, mask=mask))
+        if not grayscale:  # colour marks cannot be told apart from relief in black and white: pigment stays NaN
+            metrics.update(_pigment_metrics(sep, px_per_mm=px_per_mm, mask=mask))
     else:
         pits = Pits(scars=[], scar_labels=np.zeros(mask.shape, np.int32), pore_mask=np.zeros(mask.shape, bool),
                     metrics={})
-    return Analysis(metrics=metrics, maps=maps, pits=pits, separation=sep)
+    return Analysis(metrics=metrics, maps=maps, pits=pits, separation=sep, grayscale=bool(grayscale))
 
 
 def measure(image_or_path, *, px_per_mm: float | None = None, roi=None, regions=None) -> Measurement:
@@ -427,6 +481,8 @@ def measure(image_or_path, *, px_per_mm: float | None = None, roi=None, regions=
         per_region = {name: region_metrics(analysis, m) for name, m in region_masks.items()}
         quality = quality_job.result()
     warnings = warnings + list(quality.warnings)
+    if analysis.grayscale:
+        warnings.append(GRAYSCALE_WARNING)
     if not np.isfinite(analysis.metrics["roughness_index"]):
         warnings.append("too little usable skin to measure — frame more skin and avoid glare and dark shadows")
     return Measurement(
