@@ -409,19 +409,24 @@ def analyse(rgb_grid: np.ndarray, *, px_per_mm: float, valid: np.ndarray,
     mask = maps.mask
     metrics: dict[str, float] = {name: float("nan") for name in METRICS}
     if mask.sum() >= 100:
-        for name, band in BANDS.items():
-            if band.max_mm * px_per_mm < _MIN_BAND_PX:  # the photo is too coarse to hold this band at all
-                continue
-            rms = float(np.sqrt(np.mean(maps.slope[name][mask] ** 2)))
-            index = 100.0 * math.sqrt(2.0) * rms
-            metrics["roughness_index" if name == "scar" else "fine_texture_index"] = index
-            params = areal_parameters(maps.height[name], px_per_mm=px_per_mm, mask=mask)
+        bands = [name for name, band in BANDS.items() if band.max_mm * px_per_mm >= _MIN_BAND_PX]  # (coarser: NaN)
+        # The areal parameters (numpy) and the pits and pigment (OpenCV) are independent: the areal ones run on
+        # the other core meanwhile (both release the GIL for their array work).
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            areal_job = pool.submit(lambda: {name: areal_parameters(maps.height[name], px_per_mm=px_per_mm, mask=mask)
+                                             for name in bands})
+            pits = find_pits(maps)
+            pigment = _pigment_metrics(sep, px_per_mm=px_per_mm, mask=mask) if not grayscale else {}
+            for name in bands:
+                rms = float(np.sqrt(np.mean(maps.slope[name][mask] ** 2)))
+                metrics["roughness_index" if name == "scar" else "fine_texture_index"] = 100.0 * math.sqrt(2.0) * rms
+            params = areal_job.result()
+        for name in bands:
             for key in _AREAL_KEYS:
-                metrics[f"{name}.{key}"] = float(params[key])
-        pits = find_pits(maps)
+                metrics[f"{name}.{key}"] = float(params[name][key])
         metrics.update(pits.metrics)
-        if not grayscale:  # colour marks cannot be told apart from relief in black and white: pigment stays NaN
-            metrics.update(_pigment_metrics(sep, px_per_mm=px_per_mm, mask=mask))
+        # Colour marks cannot be told apart from relief in black and white: the pigment metrics stay NaN then.
+        metrics.update(pigment)
     else:
         pits = Pits(scars=[], scar_labels=np.zeros(mask.shape, np.int32), pore_mask=np.zeros(mask.shape, bool),
                     metrics={})
