@@ -241,6 +241,16 @@ def needed_share(size: tuple[int, int], *, px_per_mm: float | None) -> float:
     return max(by_default, by_card)
 
 
+def _reduced(raw, reduce: float, *, checked: bool) -> np.ndarray:
+    """``as_rgb(raw, reduce=reduce)``; pixels already checked by :func:`read_image` are only resized."""
+    if not checked:
+        return as_rgb(raw, reduce=reduce)
+    if reduce >= 1.0:
+        return raw
+    h, w = raw.shape[:2]
+    return cv2.resize(raw, (max(1, round(w * reduce)), max(1, round(h * reduce))), interpolation=cv2.INTER_AREA)
+
+
 def prepare(image_or_path, *, px_per_mm: float | None = None, use_card: bool = True) -> Prepared:
     """Load or validate a photo, find its scale and reduce it to working resolution without full-size copies.
 
@@ -264,7 +274,7 @@ def prepare(image_or_path, *, px_per_mm: float | None = None, use_card: bool = T
     # Power-of-two reductions (OpenCV's fast path for area averaging, ~5x faster than arbitrary factors).
     full = (round(w * d0), round(h * d0))
     share = needed_share(full, px_per_mm=px_per_mm)
-    rgb = as_rgb(raw, reduce=_pow2_reduction(1.0 / (share * d0)))
+    rgb = _reduced(raw, _pow2_reduction(1.0 / (share * d0)), checked=loaded is not None)
     ds = d0 * w / rgb.shape[1] if rgb.shape[1] else d0
     p, source, card, warnings = resolve_scale(rgb, px_per_mm=px_per_mm, downscale=ds, use_card=use_card)
     if px_per_mm is None:
@@ -277,7 +287,7 @@ def prepare(image_or_path, *, px_per_mm: float | None = None, use_card: bool = T
                 loaded = read_image(path, reduce=wanted)
                 raw, d0 = loaded.pixels, loaded.downscale
                 w = raw.shape[1]
-            rgb = as_rgb(raw, reduce=_pow2_reduction(1.0 / (wanted * d0)))
+            rgb = _reduced(raw, _pow2_reduction(1.0 / (wanted * d0)), checked=loaded is not None)
             ds_new = d0 * w / rgb.shape[1]
             finer = resolve_scale(rgb, px_per_mm=None, downscale=ds_new) if wanted > share else None
             if finer is not None and finer[2] is not None:  # the card, measured on more pixels
