@@ -256,10 +256,11 @@ def compare(baseline, followup, *, px_per_mm: float | None = None,
                                               prep_b.card, prep_b.warnings)
     rgb_f, pf, ds_f, src_f, card_f, warn_f = (prep_f.rgb, prep_f.px_per_mm, prep_f.downscale, prep_f.source,
                                               prep_f.card, prep_f.warnings)
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        fut_q = pool.submit(check_quality, rgb_f, px_per_mm=pf, mask=skin_mask(rgb_f, card_f))
-        q_b = check_quality(rgb_b, px_per_mm=pb, mask=skin_mask(rgb_b, card_b))
-        q_f = fut_q.result()
+    # The quality gates feed neither the alignment nor the analysis: they run on a spare thread meanwhile.
+    q_pool = ThreadPoolExecutor(max_workers=1)
+    fut_q = q_pool.submit(lambda: (check_quality(rgb_b, px_per_mm=pb, mask=skin_mask(rgb_b, card_b)),
+                                   check_quality(rgb_f, px_per_mm=pf, mask=skin_mask(rgb_f, card_f))))
+    q_pool.shutdown(wait=False)  # (the job still runs; its result is collected below)
     grid_b, gpb = to_analysis_grid(rgb_b, px_per_mm=pb)
     grid_f, gpf = to_analysis_grid(rgb_f, px_per_mm=pf)
     valid_b = valid_mask(grid_b, px_per_mm=gpb, card=card_b)
@@ -334,6 +335,7 @@ def compare(baseline, followup, *, px_per_mm: float | None = None,
         metric_changes[name] = 100.0 * (b / a - 1.0) if (np.isfinite(a) and np.isfinite(b) and a != 0) \
             else float("nan")
 
+    q_b, q_f = fut_q.result()
     consistency = assess(an_b, an_f, reg, q_b, q_f, rgb_b=in_b, rgb_f=in_f, mask=mask,
                          scale_change_pct=scale_change)
     consistency["grayscale"] = gray
