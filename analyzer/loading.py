@@ -258,7 +258,8 @@ def _decode(fh, im: Image.Image, max_pixels: int, reduce: float = 1.0) -> tuple[
             # DCT-domain 1/2, 1/4, 1/8 scaling (libjpeg): only the needed pixels are ever computed. Pillow picks
             # the strongest reduction whose result is still at least the requested size.
             fw, fh_ = _fit(*size, max_pixels)
-            want = (max(1, min(fw, math.ceil(size[0] * reduce))), max(1, min(fh_, math.ceil(size[1] * reduce))))
+            share = max(reduce, MIN_SIDE_PX / min(size))  # the decoded copy keeps the smallest photo's side
+            want = (max(1, min(fw, math.ceil(size[0] * share))), max(1, min(fh_, math.ceil(size[1] * share))))
             im.draft("RGB", want)
         im.load()  # forces decoding; truncated data raises here (LOAD_TRUNCATED_IMAGES stays False)
         orientation = _orientation(im)  # 1 for TIFF: Pillow has applied it while loading
@@ -293,8 +294,9 @@ def read_image(path: str | os.PathLike, *, max_pixels: int = DEFAULT_MAX_PIXELS,
         Photos with more pixels are reduced (area averaging) to fit; JPEGs are reduced while decoding.
     reduce : float, optional
         Linear share of the pixels the caller needs, in (0, 1]. JPEGs are decoded with DCT scaling at the
-        strongest power-of-two reduction (1/2, 1/4, 1/8) that keeps at least this share, which costs about 40 %
-        of a full decode; other formats are decoded in full. ``downscale`` says what was done.
+        strongest power-of-two reduction (1/2, 1/4, 1/8) that keeps at least this share (and at least
+        :data:`MIN_SIDE_PX` on the short side), which costs about 40 % of a full decode; other formats are decoded
+        in full. ``downscale`` says what was done.
 
     Returns
     -------

@@ -84,3 +84,12 @@ def test_a_wide_photo_whose_card_needs_every_pixel_is_decoded_again_in_full(tmp_
     assert prep.source == "card"
     assert prep.loaded.downscale == 1.0
     assert prep.px_per_mm * prep.downscale == pytest.approx(12.8, rel=0.002)
+
+
+def test_a_small_photo_is_never_decoded_below_the_smallest_accepted_side(tmp_path, photo_2400):
+    # 800 × 600 px at 60 px/mm would be decoded at 1/4 (200 × 150 px): too small a photo, were it the file
+    path = write_jpeg(tmp_path / "s.jpg", cv2.resize(photo_2400, (800, 600), interpolation=cv2.INTER_AREA))
+    small = read_image(path, reduce=0.25)
+    assert small.pixels.shape[:2] == (300, 400) and small.downscale == pytest.approx(2.0)
+    m = measure(path, px_per_mm=60.0)
+    assert m.px_per_mm == pytest.approx(60.0)
