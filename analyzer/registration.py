@@ -17,7 +17,7 @@ Pipeline
    parallel threads), nearest-neighbour matching with Lowe's ratio test, a similarity transform by RANSAC
    (``cv2.estimateAffinePartial2D``, with its Levenberg-Marquardt refinement of the inliers);
 4. ECC refinement (``cv2.findTransformECC``, affine motion, the similarity as initial guess) on a
-   band-passed copy of at most 500 px; the refinement is kept only if it converges, stays close to the
+   band-passed copy of at most 400 px; the refinement is kept only if it converges, stays close to the
    RANSAC estimate and does not lower the normalised cross-correlation;
 5. the matrix is scaled back to full resolution and judged (inliers, overlap, correlation, scale).
 
@@ -65,7 +65,7 @@ _SIFT_FEATURES = 1500
 _DETECT_MAX_SIDE = 300    # features are detected on a copy no larger than this (see _features)
 _RATIO = 0.85              # Lowe ratio test; 0.85 keeps matches under a turned light or blur (see report)
 _RANSAC_PX = 3.0          # RANSAC reprojection threshold, working-resolution pixels
-_ECC_MAX_SIDE = 500       # ECC runs on a copy no larger than this
+_ECC_MAX_SIDE = 400       # ECC runs on a copy no larger than this
 _ECC_MAX_CORNER_MOVE = 4.0  # ECC may move the ECC-level corners this far (px) from the RANSAC estimate
 
 _ORDERS = {"nearest": cv2.INTER_NEAREST, "linear": cv2.INTER_LINEAR, "cubic": cv2.INTER_CUBIC}
