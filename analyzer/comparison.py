@@ -276,7 +276,7 @@ def compare(baseline, followup, *, px_per_mm: float | None = None,
     # cubic interpolation into the baseline's working frame, and both then reach the grid the same way.
     m_work = _grid_to_work(reg.matrix, grid_b.shape, rgb_b.shape, grid_f.shape, rgb_f.shape)
     warped_work, inside_work = warp_to(rgb_b.shape[:2], rgb_f, m_work, order="cubic")
-    warped, _ = to_analysis_grid(np.clip(warped_work, 0.0, 1.0), px_per_mm=pb)
+    warped, _ = to_analysis_grid(np.clip(warped_work, 0.0, 1.0, out=warped_work), px_per_mm=pb)
     inside = cv2.resize(inside_work.astype(np.uint8), grid_b.shape[1::-1], interpolation=cv2.INTER_AREA) > 0
     inside = cv2.erode(inside.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
     vf, _ = warp_to(grid_b.shape[:2], valid_f.astype(np.float32), reg.matrix)
