@@ -111,7 +111,7 @@ def run_bench(*, repeat: int = 5, scale_given: bool = True) -> dict:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m analyzer.bench", description=__doc__.splitlines()[0])
-    ap.add_argument("--repeat", type=int, default=7, help="interleaved rounds (median reported)")
+    ap.add_argument("--repeat", type=int, default=9, help="interleaved rounds (median reported)")
     ap.add_argument("--no-scale", action="store_true", help="do not pass px_per_mm (card search + default scale)")
     args = ap.parse_args(argv)
     r = run_bench(repeat=args.repeat, scale_given=not args.no_scale)
