@@ -194,8 +194,6 @@ NEEDED_PX_PER_MM = 1.5 * ANALYSIS_PX_PER_MM
 #: at least 8 mm × 1000 px / field of view: 130 px on a 60 mm close-up. When the card shows that the analysis
 #: needs finer pixels than the copy has, a finer copy is made and the card measured again on it.
 CARD_SEARCH_PX = 1000
-#: Kept for callers of earlier versions: the long side above which the card search copy is reduced.
-CARD_SEARCH_MAX_PX = 2 * CARD_SEARCH_PX
 
 
 @dataclass(frozen=True)
