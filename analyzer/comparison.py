@@ -27,8 +27,8 @@ from . import filters
 from .consistency import assess
 from .loading import read_image
 from .errors import ReliefError
-from .measurement import (Analysis, Measurement, json_safe, named_regions, analyse, card_gains, prepare,
-                          skin_mask, valid_mask)
+from .measurement import (GRAYSCALE_WARNING, Analysis, Measurement, json_safe, named_regions, analyse, card_gains,
+                          gray_copy, is_grayscale, needed_share, prepare, skin_mask, valid_mask)
 from .quality import check_quality
 from .registration import Registration, register, warp_to
 from .registry import ALGORITHM_VERSION, METRICS
@@ -235,8 +235,6 @@ def compare(baseline, followup, *, px_per_mm: float | None = None,
     RegistrationError
         When the photos cannot be aligned (different areas, or too little skin texture).
     """
-    if isinstance(followup, (str, os.PathLike)):
-        followup = read_image(followup)  # read once, even if it is prepared twice below
     # The two photos are independent until registration: prepared side by side (OpenCV and numpy release the
     # GIL for the heavy parts, so this uses both cores).
     with ThreadPoolExecutor(max_workers=2) as pool:
@@ -248,16 +246,21 @@ def compare(baseline, followup, *, px_per_mm: float | None = None,
         # way, so both are resampled alike); the registration then measures the true relative scale.
         guess = prep_b.px_per_mm * prep_b.downscale * _side(prep_f) / _side(prep_b)
         card = prep_f.card
-        prep_f = dataclasses.replace(prepare(followup, px_per_mm=guess, use_card=False), source="registration",
+        again = followup
+        if prep_f.loaded is not None and needed_share(prep_f.loaded.original_size, px_per_mm=guess) \
+                <= 1.0 / prep_f.loaded.downscale + 1e-9:
+            again = prep_f.loaded  # decoded finely enough already: no second decode
+        prep_f = dataclasses.replace(prepare(again, px_per_mm=guess, use_card=False), source="registration",
                                      card=card)
     rgb_b, pb, ds_b, src_b, card_b, warn_b = (prep_b.rgb, prep_b.px_per_mm, prep_b.downscale, prep_b.source,
                                               prep_b.card, prep_b.warnings)
     rgb_f, pf, ds_f, src_f, card_f, warn_f = (prep_f.rgb, prep_f.px_per_mm, prep_f.downscale, prep_f.source,
                                               prep_f.card, prep_f.warnings)
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        fut_q = pool.submit(check_quality, rgb_f, px_per_mm=pf, mask=skin_mask(rgb_f, card_f))
-        q_b = check_quality(rgb_b, px_per_mm=pb, mask=skin_mask(rgb_b, card_b))
-        q_f = fut_q.result()
+    # The quality gates feed neither the alignment nor the analysis: they run on a spare thread meanwhile.
+    q_pool = ThreadPoolExecutor(max_workers=1)
+    fut_q = q_pool.submit(lambda: (check_quality(rgb_b, px_per_mm=pb, mask=skin_mask(rgb_b, card_b)),
+                                   check_quality(rgb_f, px_per_mm=pf, mask=skin_mask(rgb_f, card_f))))
+    q_pool.shutdown(wait=False)  # (the job still runs; its result is collected below)
     grid_b, gpb = to_analysis_grid(rgb_b, px_per_mm=pb)
     grid_f, gpf = to_analysis_grid(rgb_f, px_per_mm=pf)
     valid_b = valid_mask(grid_b, px_per_mm=gpb, card=card_b)
@@ -273,7 +276,7 @@ def compare(baseline, followup, *, px_per_mm: float | None = None,
     # cubic interpolation into the baseline's working frame, and both then reach the grid the same way.
     m_work = _grid_to_work(reg.matrix, grid_b.shape, rgb_b.shape, grid_f.shape, rgb_f.shape)
     warped_work, inside_work = warp_to(rgb_b.shape[:2], rgb_f, m_work, order="cubic")
-    warped, _ = to_analysis_grid(np.clip(warped_work, 0.0, 1.0), px_per_mm=pb)
+    warped, _ = to_analysis_grid(np.clip(warped_work, 0.0, 1.0, out=warped_work), px_per_mm=pb)
     inside = cv2.resize(inside_work.astype(np.uint8), grid_b.shape[1::-1], interpolation=cv2.INTER_AREA) > 0
     inside = cv2.erode(inside.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
     vf, _ = warp_to(grid_b.shape[:2], valid_f.astype(np.float32), reg.matrix)
@@ -295,10 +298,15 @@ def compare(baseline, followup, *, px_per_mm: float | None = None,
     fov_f = math.sqrt(rgb_f.shape[0] * rgb_f.shape[1]) / pf
     scale_change = 100.0 * (fov_b / fov_f - 1.0)
 
+    # A black-and-white photo cannot separate colour from relief: then both are compared in black and white.
+    gray_b, gray_f = is_grayscale(grid_b, mask=common), is_grayscale(warped, mask=common)
+    gray = gray_b or gray_f
+    in_b, in_f = (gray_copy(grid_b), gray_copy(warped)) if gray else (grid_b, warped)
     # Each photo's shading is the slope along its *own* light, so each is integrated along its own azimuth.
     with ThreadPoolExecutor(max_workers=2) as pool:
-        fut_f = pool.submit(analyse, warped, px_per_mm=gpb, valid=common, white_balance=card_gains(card_f))
-        an_b = analyse(grid_b, px_per_mm=gpb, valid=common, white_balance=card_gains(card_b))
+        fut_f = pool.submit(analyse, in_f, px_per_mm=gpb, valid=common, white_balance=card_gains(card_f),
+                            grayscale=gray)
+        an_b = analyse(in_b, px_per_mm=gpb, valid=common, white_balance=card_gains(card_b), grayscale=gray)
         an_f = fut_f.result()
     mask = an_b.maps.mask & an_f.maps.mask
 
@@ -327,8 +335,18 @@ def compare(baseline, followup, *, px_per_mm: float | None = None,
         metric_changes[name] = 100.0 * (b / a - 1.0) if (np.isfinite(a) and np.isfinite(b) and a != 0) \
             else float("nan")
 
-    consistency = assess(an_b, an_f, reg, q_b, q_f, rgb_b=grid_b, rgb_f=warped, mask=mask,
+    q_b, q_f = fut_q.result()
+    consistency = assess(an_b, an_f, reg, q_b, q_f, rgb_b=in_b, rgb_f=in_f, mask=mask,
                          scale_change_pct=scale_change)
+    consistency["grayscale"] = gray
+    if gray_b != gray_f:
+        consistency["ok"] = False
+        consistency["advice"].append(
+            f"the {'baseline' if gray_b else 'follow-up'} is black-and-white, so both photos were compared in black "
+            "and white: colour marks count as relief in both and pigment changes are not given — take every photo "
+            "in colour")
+    warn_b = warn_b + [GRAYSCALE_WARNING] if gray_b else warn_b
+    warn_f = warn_f + [GRAYSCALE_WARNING] if gray_f else warn_f
     base_m = _measurement(an_b, quality=q_b, px_per_mm=pb * ds_b, source=src_b, warnings=warn_b + q_b.warnings,
                           card=card_b)
     follow_m = _measurement(an_f, quality=q_f, px_per_mm=pf * ds_f, source=src_f,

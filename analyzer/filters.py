@@ -7,7 +7,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-__all__ = ["gaussian", "band_pass", "size_to_sigma_px"]
+__all__ = ["gaussian", "gaussians", "band_pass", "size_to_sigma_px"]
 
 
 def size_to_sigma_px(size_mm: float, px_per_mm: float) -> float:
@@ -30,6 +30,29 @@ def gaussian(img: np.ndarray, sigma_px: float, *, mask: np.ndarray | None = None
         return _blur(img, sigma_px)
     w = mask.astype(np.float32)
     return _blur(img * w, sigma_px) / np.maximum(_blur(w, sigma_px), 1e-6)
+
+
+def gaussians(img, sigmas_px, *, mask: np.ndarray | None = None) -> list:
+    """:func:`gaussian` at several sigmas, of one map or of several, blurring the mask once per sigma.
+
+    ``img`` is one (H, W) map (result: a list with one blur per sigma) or a list of maps of one shape (result:
+    per map, that list). The values are those of :func:`gaussian`.
+    """
+    many = isinstance(img, (list, tuple))
+    imgs = [np.asarray(i, dtype=np.float32) for i in (img if many else [img])]
+    plain = mask is None or mask.all()
+    w = None if plain else mask.astype(np.float32)
+    out = [[None] * len(sigmas_px) for _ in imgs]
+    for k, s in enumerate(sigmas_px):
+        norm = None if plain or s < 0.3 else np.maximum(_blur(w, s), 1e-6)
+        for i, im in enumerate(imgs):
+            if s < 0.3:
+                out[i][k] = im.copy()
+            elif plain:
+                out[i][k] = _blur(im, s)
+            else:
+                out[i][k] = _blur(im * w, s) / norm
+    return out if many else out[0]
 
 
 def _blur(img: np.ndarray, sigma_px: float) -> np.ndarray:

@@ -30,7 +30,7 @@ from .errors import ImageError, OptionError
 
 __all__ = [
     "LoadedImage", "read_image", "load_image", "as_rgb", "as_image_and_scale",
-    "MIN_SIDE_PX", "DEFAULT_MAX_PIXELS", "MAX_HEADER_PIXELS", "FORMATS",
+    "MIN_SIDE_PX", "DEFAULT_MAX_PIXELS", "MAX_HEADER_PIXELS", "FORMATS", "peek_size",
 ]
 
 #: Shortest side (px) a photo must have: 200 px is 10 mm of skin at the 20 px/mm of a close-up, about the
@@ -231,8 +231,8 @@ def _fit(w: int, h: int, max_pixels: int) -> tuple[int, int]:
     return max(1, int(w * f)), max(1, int(h * f))
 
 
-def _decode(fh, im: Image.Image, max_pixels: int) -> tuple[np.ndarray, int, int, tuple[int, int]]:
-    """Decode an opened file to an array of at most max_pixels.
+def _decode(fh, im: Image.Image, max_pixels: int, reduce: float = 1.0) -> tuple[np.ndarray, int, int, tuple[int, int]]:
+    """Decode an opened file to an array of at most max_pixels (and, for JPEGs, not finer than ``reduce`` needs).
 
     Returns the array, its bit depth, the EXIF orientation still to apply, and the full-resolution
     (w, h) in the array's (not yet oriented) frame.
@@ -254,8 +254,13 @@ def _decode(fh, im: Image.Image, max_pixels: int) -> tuple[np.ndarray, int, int,
         bit_depth = 16
     else:
         size = im.size
-        if im.format in ("JPEG", "MPO") and size[0] * size[1] > max_pixels:
-            im.draft("RGB", _fit(*size, max_pixels))  # DCT-domain 1/2, 1/4, 1/8 scaling: fast, bounded memory
+        if im.format in ("JPEG", "MPO") and (size[0] * size[1] > max_pixels or reduce <= 0.5):
+            # DCT-domain 1/2, 1/4, 1/8 scaling (libjpeg): only the needed pixels are ever computed. Pillow picks
+            # the strongest reduction whose result is still at least the requested size.
+            fw, fh_ = _fit(*size, max_pixels)
+            share = max(reduce, MIN_SIDE_PX / min(size))  # the decoded copy keeps the smallest photo's side
+            want = (max(1, min(fw, math.ceil(size[0] * share))), max(1, min(fh_, math.ceil(size[1] * share))))
+            im.draft("RGB", want)
         im.load()  # forces decoding; truncated data raises here (LOAD_TRUNCATED_IMAGES stays False)
         orientation = _orientation(im)  # 1 for TIFF: Pillow has applied it while loading
         if im.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
@@ -278,7 +283,7 @@ def _decode(fh, im: Image.Image, max_pixels: int) -> tuple[np.ndarray, int, int,
     return arr, bit_depth, orientation, size
 
 
-def read_image(path: str | os.PathLike, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> LoadedImage:
+def read_image(path: str | os.PathLike, *, max_pixels: int = DEFAULT_MAX_PIXELS, reduce: float = 1.0) -> LoadedImage:
     """Read a photo file into Relief's image form, reducing it if it is huge.
 
     Parameters
@@ -287,6 +292,11 @@ def read_image(path: str | os.PathLike, *, max_pixels: int = DEFAULT_MAX_PIXELS)
         JPEG, PNG (8/16-bit; gray, gray+alpha, palette, RGB, RGBA), WebP, TIFF (8/16-bit) or HEIC/HEIF.
     max_pixels : int, optional
         Photos with more pixels are reduced (area averaging) to fit; JPEGs are reduced while decoding.
+    reduce : float, optional
+        Linear share of the pixels the caller needs, in (0, 1]. JPEGs are decoded with DCT scaling at the
+        strongest power-of-two reduction (1/2, 1/4, 1/8) that keeps at least this share (and at least
+        :data:`MIN_SIDE_PX` on the short side), which costs about 40 % of a full decode; other formats are decoded
+        in full. ``downscale`` says what was done.
 
     Returns
     -------
@@ -311,6 +321,8 @@ def read_image(path: str | os.PathLike, *, max_pixels: int = DEFAULT_MAX_PIXELS)
     """
     if not isinstance(max_pixels, (int, np.integer)) or max_pixels < MIN_SIDE_PX**2:
         raise OptionError(f"max_pixels must be an integer of at least {MIN_SIDE_PX**2} — pass a larger value")
+    if not 0 < reduce <= 1:
+        raise OptionError(f"reduce must be in (0, 1], got {reduce!r}")
     try:
         p = Path(os.fspath(path))
     except TypeError:
@@ -344,7 +356,7 @@ def read_image(path: str | os.PathLike, *, max_pixels: int = DEFAULT_MAX_PIXELS)
                 if min(w, h) < MIN_SIDE_PX:
                     raise _too_small(w, h)
                 fmt = im.format or "unknown"
-                arr, bit_depth, orientation, (w, h) = _decode(fh, im, int(max_pixels))
+                arr, bit_depth, orientation, (w, h) = _decode(fh, im, int(max_pixels), float(reduce))
         pixels = as_rgb(_orient(arr, orientation))
     except ImageError:
         raise
@@ -363,6 +375,23 @@ def read_image(path: str | os.PathLike, *, max_pixels: int = DEFAULT_MAX_PIXELS)
         w, h = h, w
     return LoadedImage(pixels=pixels, downscale=downscale, original_size=(int(w), int(h)),
                        format=fmt, bit_depth=bit_depth)
+
+
+def peek_size(path: str | os.PathLike) -> tuple[int, int] | None:
+    """Upright ``(width, height)`` of a photo file from its header alone (nothing is decoded).
+
+    Returns None when the header cannot be read; :func:`read_image` then says why.
+    """
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(os.fspath(path), formats=_PIL_FORMATS) as im:
+                w, h = im.size
+                if im.format != "TIFF" and _orientation(im) >= 5:  # Pillow reports TIFF sizes already upright
+                    w, h = h, w
+                return int(w), int(h)
+    except Exception:  # anything wrong is reported by read_image, with its one-line message
+        return None
 
 
 def load_image(path: str | os.PathLike, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:

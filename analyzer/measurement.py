@@ -17,14 +17,15 @@ import numpy as np
 from . import colour, filters
 from .areal import areal_parameters
 from .errors import OptionError
-from .loading import MIN_SIDE_PX, LoadedImage, as_rgb, read_image
+from .loading import MIN_SIDE_PX, LoadedImage, as_rgb, peek_size, read_image
 from .quality import QualityReport, check_quality
 from .registry import ALGORITHM_VERSION, BANDS, METRICS
 from .relief import ANALYSIS_PX_PER_MM, ReliefMaps, relief_maps, to_analysis_grid
 from .scars import Pits, find_pits
 
 __all__ = ["DEFAULT_FIELD_WIDTH_MM", "Measurement", "Analysis", "measure", "analyse", "resolve_scale",
-           "valid_mask", "skin_mask", "parse_roi", "prepare", "Prepared"]
+           "valid_mask", "skin_mask", "parse_roi", "prepare", "Prepared", "needed_share",
+           "is_grayscale", "gray_copy", "GRAYSCALE_WARNING", "PIGMENT_METRICS"]
 
 #: Without a given scale or a calibration card, a photo is assumed to span this width (a cheek close-up).
 DEFAULT_FIELD_WIDTH_MM = 60.0
@@ -41,6 +42,7 @@ class Analysis:
     maps: ReliefMaps
     pits: Pits
     separation: colour.Separation
+    grayscale: bool = False
 
 
 @dataclass(frozen=True)
@@ -183,9 +185,15 @@ def _checked_scale(px_per_mm) -> float:
 
 
 #: Photos are reduced to this resolution (px/mm) before anything else: twice the analysis grid, enough for the
-#: quality gate's clipping and glare checks, and the card search runs on at most CARD_SEARCH_PX long side.
+#: quality gate's clipping and glare checks.
 WORKING_PX_PER_MM = 2 * ANALYSIS_PX_PER_MM
-CARD_SEARCH_PX = 2400
+#: Finest the analysis needs a photo before its last resampling (px/mm): 1.5 × the grid. Photos are decoded or
+#: reduced by powers of two down to no less than this (JPEGs in the DCT domain, never existing at full size).
+NEEDED_PX_PER_MM = 1.5 * ANALYSIS_PX_PER_MM
+#: Without a given scale the card is searched on a copy whose long side is at least this (px). Markers are then
+#: at least 8 mm × 1000 px / field of view: 130 px on a 60 mm close-up. When the card shows that the analysis
+#: needs finer pixels than the copy has, a finer copy is made and the card measured again on it.
+CARD_SEARCH_PX = 1000
 
 
 @dataclass(frozen=True)
@@ -193,7 +201,8 @@ class Prepared:
     """A photo reduced to working resolution, with its scale.
 
     ``rgb`` is float32 sRGB at ``px_per_mm`` (≤ :data:`WORKING_PX_PER_MM` when the photo is finer);
-    ``downscale`` = original file pixels per ``rgb`` pixel.
+    ``downscale`` = original file pixels per ``rgb`` pixel. ``loaded`` is the decoded file when a path was
+    given (possibly reduced while decoding), so a second preparation need not decode it again.
     """
 
     rgb: np.ndarray
@@ -202,6 +211,7 @@ class Prepared:
     source: str
     card: object
     warnings: list
+    loaded: LoadedImage | None = field(default=None, repr=False)
 
 
 def _pow2_reduction(excess: float) -> float:
@@ -210,42 +220,85 @@ def _pow2_reduction(excess: float) -> float:
     return 0.5 ** k
 
 
+def needed_share(size: tuple[int, int], *, px_per_mm: float | None) -> float:
+    """Linear share (a power of two ≤ 1) of a photo's pixels that the measurement needs.
+
+    Parameters
+    ----------
+    size : (width, height)
+        Of the photo, upright, in px.
+    px_per_mm : float or None
+        Its scale when known. Without it the share must serve both the card search (long side ≥
+        :data:`CARD_SEARCH_PX`) and the default scale (the photo spans :data:`DEFAULT_FIELD_WIDTH_MM`).
+    """
+    w, h = size
+    if px_per_mm is not None:
+        return _pow2_reduction(px_per_mm / NEEDED_PX_PER_MM)
+    by_default = _pow2_reduction(w / DEFAULT_FIELD_WIDTH_MM / NEEDED_PX_PER_MM)
+    by_card = _pow2_reduction(max(w, h, 1) / CARD_SEARCH_PX)
+    return max(by_default, by_card)
+
+
+def _reduced(raw, reduce: float, *, checked: bool) -> np.ndarray:
+    """``as_rgb(raw, reduce=reduce)``; pixels already checked by :func:`read_image` are only resized."""
+    if not checked:
+        return as_rgb(raw, reduce=reduce)
+    if reduce >= 1.0:
+        return raw
+    h, w = raw.shape[:2]
+    return cv2.resize(raw, (max(1, round(w * reduce)), max(1, round(h * reduce))), interpolation=cv2.INTER_AREA)
+
+
 def prepare(image_or_path, *, px_per_mm: float | None = None, use_card: bool = True) -> Prepared:
     """Load or validate a photo, find its scale and reduce it to working resolution without full-size copies.
 
-    ``image_or_path`` may be a path, an array, or a :class:`~analyzer.loading.LoadedImage` already read.
+    ``image_or_path`` may be a path, an array, or a :class:`~analyzer.loading.LoadedImage` already read. A JPEG
+    path is decoded only at the resolution the analysis needs (libjpeg's DCT scaling by 1/2, 1/4 or 1/8).
     """
     if px_per_mm is not None:
         _checked_scale(px_per_mm)
+    path = None
     if isinstance(image_or_path, (str, os.PathLike)):
-        image_or_path = read_image(image_or_path)
-    if isinstance(image_or_path, LoadedImage):
-        raw, d0 = image_or_path.pixels, image_or_path.downscale
+        path = image_or_path
+        size = peek_size(path)
+        share = needed_share(size, px_per_mm=px_per_mm) if size is not None else 1.0
+        image_or_path = read_image(path, reduce=share)
+    loaded = image_or_path if isinstance(image_or_path, LoadedImage) else None
+    if loaded is not None:
+        raw, d0 = loaded.pixels, loaded.downscale
     else:
         raw, d0 = image_or_path, 1.0
     h, w = np.shape(raw)[:2] if np.ndim(raw) >= 2 else (0, 0)
     # Power-of-two reductions (OpenCV's fast path for area averaging, ~5x faster than arbitrary factors).
-    if px_per_mm is not None:
-        reduce = _pow2_reduction((px_per_mm / d0) / (1.5 * ANALYSIS_PX_PER_MM))
-    else:
-        reduce = _pow2_reduction(max(h, w, 1) / CARD_SEARCH_PX * 2)
-    rgb = as_rgb(raw, reduce=reduce)
+    full = (round(w * d0), round(h * d0))
+    share = needed_share(full, px_per_mm=px_per_mm)
+    rgb = _reduced(raw, _pow2_reduction(1.0 / (share * d0)), checked=loaded is not None)
     ds = d0 * w / rgb.shape[1] if rgb.shape[1] else d0
     p, source, card, warnings = resolve_scale(rgb, px_per_mm=px_per_mm, downscale=ds, use_card=use_card)
     if px_per_mm is None:
-        # The card search reduced by the long side; now that the scale is known, reduce the photo by what the
-        # analysis needs instead (a wide or elongated photo would otherwise be judged too coarse).
-        wanted = _pow2_reduction((p * ds / d0) / (1.5 * ANALYSIS_PX_PER_MM))
-        if wanted > reduce:
-            rgb = as_rgb(raw, reduce=wanted)
+        # The card search copy served the default scale; now that the scale is known, reduce the photo by what
+        # the analysis needs instead: coarser (a close-up card photo), or finer (a wide photo with the card),
+        # in which case the card is measured again on the finer copy.
+        wanted = needed_share(full, px_per_mm=p * ds)
+        if wanted != share:
+            if path is not None and wanted * d0 > 1.0:  # the decoded copy is too coarse: decode finer
+                loaded = read_image(path, reduce=wanted)
+                raw, d0 = loaded.pixels, loaded.downscale
+                w = raw.shape[1]
+            rgb = _reduced(raw, _pow2_reduction(1.0 / (wanted * d0)), checked=loaded is not None)
             ds_new = d0 * w / rgb.shape[1]
-            p *= ds / ds_new  # px per mm of the finer copy
+            finer = resolve_scale(rgb, px_per_mm=None, downscale=ds_new) if wanted > share else None
+            if finer is not None and finer[2] is not None:  # the card, measured on more pixels
+                p, source, card, warnings = finer
+            else:
+                p *= ds / ds_new  # px per mm of the new copy
             ds = ds_new
     if p > WORKING_PX_PER_MM * 1.05:
         small, p2 = to_analysis_grid(rgb, px_per_mm=p, target_px_per_mm=WORKING_PX_PER_MM)
         ds *= rgb.shape[1] / small.shape[1]
         rgb, p = small, p2
-    return Prepared(rgb=rgb, px_per_mm=p, downscale=ds, source=source, card=card, warnings=warnings)
+    return Prepared(rgb=rgb, px_per_mm=p, downscale=ds, source=source, card=card, warnings=warnings,
+                    loaded=loaded)
 
 
 def card_gains(card):
@@ -280,9 +333,54 @@ def valid_mask(rgb: np.ndarray, *, px_per_mm: float, card=None, glare_mm: float 
     return valid
 
 
+#: A photo whose channels differ by at most this much (sRGB, 99th percentile over the skin) is black-and-white. A
+#: gray photo saved as a colour JPEG keeps R, G and B within one or two code values of each other; skin in colour
+#: differs by tens (red exceeds blue on every skin tone).
+GRAY_TOLERANCE = 3.0 / 255.0
+#: Pigment metrics: colour only, so undefined on a black-and-white photo.
+PIGMENT_METRICS = ("melanin_unevenness", "erythema_index", "erythema_unevenness")
+#: Told whenever a black-and-white photo is measured.
+GRAYSCALE_WARNING = ("black-and-white photo: colour marks (redness, brown spots) cannot be told apart from relief, "
+                     "so they count as relief, and the pigment metrics are not given — take the photo in colour")
+#: Rec. 601 luma weights of encoded R, G, B: how JPEG, Pillow and most cameras make a black-and-white photo.
+_LUMA_601 = (0.299, 0.587, 0.114)
+
+
+def is_grayscale(rgb: np.ndarray, *, mask: np.ndarray | None = None) -> bool:
+    """True when a photo is black-and-white: one channel repeated (R = G = B within JPEG noise).
+
+    Parameters
+    ----------
+    rgb : (H, W, 3) float
+        sRGB-encoded photo in [0, 1].
+    mask : (H, W) bool, optional
+        Pixels to judge (the skin); all pixels by default.
+
+    Examples
+    --------
+    >>> is_grayscale(np.full((300, 400, 3), 0.5, np.float32))
+    True
+    """
+    step = max(1, int(np.sqrt(rgb.shape[0] * rgb.shape[1] / 50_000)))
+    sub = rgb[::step, ::step]
+    r, g, b = sub[..., 0], sub[..., 1], sub[..., 2]
+    spread = np.maximum(np.maximum(r, g), b) - np.minimum(np.minimum(r, g), b)
+    if mask is not None:
+        spread = spread[mask[::step, ::step]]
+    return bool(np.count_nonzero(spread > GRAY_TOLERANCE) <= 0.01 * spread.size)  # 99th percentile <= tolerance
+
+
+def gray_copy(rgb: np.ndarray) -> np.ndarray:
+    """The photo in black and white (Rec. 601 luma of the encoded values, repeated in three channels)."""
+    y = rgb[..., 0] * np.float32(_LUMA_601[0]) + rgb[..., 1] * np.float32(_LUMA_601[1]) \
+        + rgb[..., 2] * np.float32(_LUMA_601[2])
+    return np.repeat(np.clip(y, 0.0, 1.0).astype(np.float32)[..., None], 3, axis=2)
+
+
 def _pigment_metrics(sep: colour.Separation, *, px_per_mm: float, mask: np.ndarray) -> dict:
-    mel = filters.band_pass(sep.melanin, px_per_mm=px_per_mm, min_mm=0.5, max_mm=20.0, mask=mask)
-    hb = filters.band_pass(sep.haemoglobin, px_per_mm=px_per_mm, min_mm=0.5, max_mm=20.0, mask=mask)
+    sig = [filters.size_to_sigma_px(d, px_per_mm) for d in (0.5, 20.0)]  # the 0.5-20 mm band of both maps
+    (mel_lo, mel_hi), (hb_lo, hb_hi) = filters.gaussians([sep.melanin, sep.haemoglobin], sig, mask=mask)
+    mel, hb = mel_lo - mel_hi, hb_lo - hb_hi
     return {
         "melanin_unevenness": float(np.std(mel[mask])) if mask.any() else float("nan"),
         "erythema_index": float(np.mean(sep.haemoglobin[mask])) if mask.any() else float("nan"),
@@ -291,7 +389,7 @@ def _pigment_metrics(sep: colour.Separation, *, px_per_mm: float, mask: np.ndarr
 
 
 def analyse(rgb_grid: np.ndarray, *, px_per_mm: float, valid: np.ndarray,
-            azimuth_deg: float | None = None, white_balance=None) -> Analysis:
+            azimuth_deg: float | None = None, white_balance=None, grayscale: bool | None = None) -> Analysis:
     """All metrics of a photo already on the analysis grid.
 
     Parameters
@@ -306,28 +404,41 @@ def analyse(rgb_grid: np.ndarray, *, px_per_mm: float, valid: np.ndarray,
         Light azimuth to integrate along; estimated when omitted.
     white_balance : (r, g, b), optional
         Linear gains from the calibration card (pigment metrics only; see :func:`analyzer.colour.separate`).
+    grayscale : bool, optional
+        Measure the photo in black and white (no pigment separation, pigment metrics NaN). By default it is
+        detected (:func:`is_grayscale`); ``compare`` forces it on both photos when either is black-and-white.
     """
+    if grayscale is None:
+        grayscale = is_grayscale(rgb_grid, mask=valid if valid.any() else None)
+    if grayscale:  # exactly one channel: the separation then leaves the achromatic shading untouched
+        rgb_grid = gray_copy(rgb_grid)
     sep = colour.separate(rgb_grid, px_per_mm=px_per_mm, mask=valid, white_balance=white_balance)
     maps = relief_maps(sep.shading, px_per_mm=px_per_mm, valid=valid, azimuth_deg=azimuth_deg)
     mask = maps.mask
     metrics: dict[str, float] = {name: float("nan") for name in METRICS}
     if mask.sum() >= 100:
-        for name, band in BANDS.items():
-            if band.max_mm * px_per_mm < _MIN_BAND_PX:  # the photo is too coarse to hold this band at all
-                continue
-            rms = float(np.sqrt(np.mean(maps.slope[name][mask] ** 2)))
-            index = 100.0 * math.sqrt(2.0) * rms
-            metrics["roughness_index" if name == "scar" else "fine_texture_index"] = index
-            params = areal_parameters(maps.height[name], px_per_mm=px_per_mm, mask=mask)
+        bands = [name for name, band in BANDS.items() if band.max_mm * px_per_mm >= _MIN_BAND_PX]  # (coarser: NaN)
+        # The areal parameters (numpy) and the pits and pigment (OpenCV) are independent: the areal ones run on
+        # the other core meanwhile (both release the GIL for their array work).
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            areal_job = pool.submit(lambda: {name: areal_parameters(maps.height[name], px_per_mm=px_per_mm, mask=mask)
+                                             for name in bands})
+            pits = find_pits(maps)
+            pigment = _pigment_metrics(sep, px_per_mm=px_per_mm, mask=mask) if not grayscale else {}
+            for name in bands:
+                rms = float(np.sqrt(np.mean(maps.slope[name][mask] ** 2)))
+                metrics["roughness_index" if name == "scar" else "fine_texture_index"] = 100.0 * math.sqrt(2.0) * rms
+            params = areal_job.result()
+        for name in bands:
             for key in _AREAL_KEYS:
-                metrics[f"{name}.{key}"] = float(params[key])
-        pits = find_pits(maps)
+                metrics[f"{name}.{key}"] = float(params[name][key])
         metrics.update(pits.metrics)
-        metrics.update(_pigment_metrics(sep, px_per_mm=px_per_mm, mask=mask))
+        # Colour marks cannot be told apart from relief in black and white: the pigment metrics stay NaN then.
+        metrics.update(pigment)
     else:
         pits = Pits(scars=[], scar_labels=np.zeros(mask.shape, np.int32), pore_mask=np.zeros(mask.shape, bool),
                     metrics={})
-    return Analysis(metrics=metrics, maps=maps, pits=pits, separation=sep)
+    return Analysis(metrics=metrics, maps=maps, pits=pits, separation=sep, grayscale=bool(grayscale))
 
 
 def measure(image_or_path, *, px_per_mm: float | None = None, roi=None, regions=None) -> Measurement:
@@ -384,6 +495,8 @@ def measure(image_or_path, *, px_per_mm: float | None = None, roi=None, regions=
         per_region = {name: region_metrics(analysis, m) for name, m in region_masks.items()}
         quality = quality_job.result()
     warnings = warnings + list(quality.warnings)
+    if analysis.grayscale:
+        warnings.append(GRAYSCALE_WARNING)
     if not np.isfinite(analysis.metrics["roughness_index"]):
         warnings.append("too little usable skin to measure — frame more skin and avoid glare and dark shadows")
     return Measurement(
