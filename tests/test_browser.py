@@ -723,3 +723,34 @@ def test_hostile_text_in_names_is_shown_as_text_in_the_browser(page, server):
     assert main.locator("b", has_text="bold").count() == 0 and main.locator("img[src='x']").count() == 0
     assert "n" * 10_000 in page.locator(key("edit_patient_notes") + " textarea").input_value()
     assert_no_traceback(page)
+
+
+def test_report_download_button_gives_the_report_the_command_line_writes(page, server, tmp_path):
+    pypdf = pytest.importorskip("pypdf")
+    sign_in(page, server)
+    with open_store(server.data_dir) as store:
+        (demo,) = [p for p in store.list_patients(MAIN) if p.code == "DEMO"]
+    row = page.locator(key(f"open_patient_{demo.id}") + " button")
+    if row.is_enabled():
+        row.click()
+        settle(page)
+    go_to(page, "progress")
+    plotly_visible(page, "progress_chart")
+    latest = page.locator('[data-testid="stMetricValue"]').first.inner_text().strip()
+    page.locator(key("prepare_report") + " button").click()
+    page.locator(key("download_report") + " button").wait_for(timeout=120_000)
+    with page.expect_download() as info:
+        page.locator(key("download_report") + " button").click()
+    pdf = tmp_path / "from_page.pdf"
+    info.value.save_as(pdf)
+    page_text = " ".join(p.extract_text() for p in pypdf.PdfReader(str(pdf)).pages)
+    env = {**os.environ, "RELIEF_DATA_DIR": str(server.data_dir)}
+    env.pop("RELIEF_DATABASE_URL", None)
+    cli = subprocess.run([sys.executable, "-m", "relief_app", "report", "--patient", "DEMO", "--out",
+                          str(tmp_path / "cli.pdf")], cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert cli.returncode == 0, cli.stderr
+    cli_text = " ".join(p.extract_text() for p in pypdf.PdfReader(str(tmp_path / "cli.pdf")).pages)
+    assert latest in page_text and latest in cli_text  # the Progress page's latest change and interval
+    # The same report: identical text apart from the generation time in the footers.
+    strip = lambda t: re.sub(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}(:\d{2})?( UTC)?", "", t)  # noqa: E731
+    assert strip(page_text) == strip(cli_text)
