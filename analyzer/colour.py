@@ -174,13 +174,29 @@ def separate(rgb: np.ndarray, *, px_per_mm: float, mask: np.ndarray | None = Non
     def scar_band(x):
         return filters.band_pass(x, px_per_mm=px_per_mm, min_mm=0.5, max_mm=highpass_mm, mask=mask)
 
+    #
+    # Colour inside the scars (red or brown pits) is where a plain regression fails: a pit under a side light is
+    # not only bright on one wall and dark on the other (the directional part of its shading, odd about its
+    # centre along the light), it is also darker as a whole (Lambert's law is not linear in the slope:
+    # log E ≈ t·g − (t·g)²/2 − |∇h|²/2, an even part). Pigment that follows the pit is even too, so the
+    # regression would take "dark because it is a pit" for "dark because it is red", over-correct, and the pit
+    # would read shallower while it is red. The even part of the shading is the square of its directional part,
+    # to second order, whatever the pigment: a third regressor q = band(r²), r the scar-band shading corrected
+    # with the prior leak, takes that darkening, and k keeps only what the chroma itself explains. q is a
+    # nuisance term: the relief's darkening stays in the shading, only k·chroma is subtracted.
     step = max(1, int(np.sqrt(achro.size / _REGRESSION_SAMPLES)))
     sel = (np.ones(achro.shape, bool) if mask is None else mask)[::step, ::step]
-    y = scar_band(achro)[::step, ::step][sel].astype(np.float64)
-    X = np.stack([scar_band(c)[::step, ::step][sel] for c in chroma], -1).astype(np.float64)
+    y_map = scar_band(achro)
+    x_maps = [scar_band(c) for c in chroma]
+    r = y_map - x_maps[0] * np.float32(_K_PRIOR[0]) - x_maps[1] * np.float32(_K_PRIOR[1])
+    q_map = scar_band(r * r)
+    y = y_map[::step, ::step][sel].astype(np.float64)
+    X = np.stack([m[::step, ::step][sel] for m in (*x_maps, q_map)], -1).astype(np.float64)
     xtx = np.einsum("ni,nj->ij", X, X)
-    lam = np.diag(ridge * np.diag(xtx) + len(y) * CHROMA_FLOOR**2 + 1e-9)  # per chroma axis
-    k = np.linalg.solve(xtx + lam, np.einsum("ni,n->i", X, y) + lam @ _K_PRIOR)
+    floor = np.array([CHROMA_FLOOR**2, CHROMA_FLOOR**2, 0.0])  # chroma axes pulled to the prior; q is free
+    lam = np.diag(ridge * np.diag(xtx) + len(y) * floor + 1e-9)
+    prior = np.array([*_K_PRIOR, 0.0])
+    k = np.linalg.solve(xtx + lam, np.einsum("ni,n->i", X, y) + lam @ prior)[:2]
 
     # Correct only where there is a pigment pattern. Between pigment patches the band-passed chroma is JPEG's
     # quantised, subsampled chroma and sensor noise; subtracting k·chroma there would add that noise to the
