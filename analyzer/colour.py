@@ -180,23 +180,30 @@ def separate(rgb: np.ndarray, *, px_per_mm: float, mask: np.ndarray | None = Non
     # centre along the light), it is also darker as a whole (Lambert's law is not linear in the slope:
     # log E ≈ t·g − (t·g)²/2 − |∇h|²/2, an even part). Pigment that follows the pit is even too, so the
     # regression would take "dark because it is a pit" for "dark because it is red", over-correct, and the pit
-    # would read shallower while it is red. The even part of the shading is the square of its directional part,
-    # to second order, whatever the pigment: a third regressor q = band(r²), r the scar-band shading corrected
-    # with the prior leak, takes that darkening, and k keeps only what the chroma itself explains. q is a
-    # nuisance term: the relief's darkening stays in the shading, only k·chroma is subtracted.
+    # would read shallower while it is red (and rougher once the redness fades). Two guards, both from the
+    # physics of one photo:
+    # 1. relief is where the shading is strong: each pixel is weighted by 1 / (1 + (ρ/ρ_med)^4), ρ the local
+    #    (1 mm) size of the shading left after the prior pigment leak. Pigment patterns away from relief (and the
+    #    pigment of the skin around the scars) carry the estimate; the pits themselves count little;
+    # 2. the even part of the shading is, to second order, the square of its directional part: a third regressor
+    #    q = band(r²) takes that darkening where relief still counts. It is a nuisance term: the relief's
+    #    darkening stays in the shading, only k·chroma is subtracted.
     step = max(1, int(np.sqrt(achro.size / _REGRESSION_SAMPLES)))
     sel = (np.ones(achro.shape, bool) if mask is None else mask)[::step, ::step]
     y_map = scar_band(achro)
     x_maps = [scar_band(c) for c in chroma]
     r = y_map - x_maps[0] * np.float32(_K_PRIOR[0]) - x_maps[1] * np.float32(_K_PRIOR[1])
     q_map = scar_band(r * r)
+    rho = filters.gaussian(np.abs(r), filters.size_to_sigma_px(1.0, px_per_mm), mask=mask)[::step, ::step][sel]
+    rho_med = float(np.median(rho)) if rho.size else 0.0
+    w = 1.0 / (1.0 + (rho.astype(np.float64) / max(rho_med, 1e-6)) ** 4)
     y = y_map[::step, ::step][sel].astype(np.float64)
     X = np.stack([m[::step, ::step][sel] for m in (*x_maps, q_map)], -1).astype(np.float64)
-    xtx = np.einsum("ni,nj->ij", X, X)
+    xtx = np.einsum("ni,nj,n->ij", X, X, w)
     floor = np.array([CHROMA_FLOOR**2, CHROMA_FLOOR**2, 0.0])  # chroma axes pulled to the prior; q is free
-    lam = np.diag(ridge * np.diag(xtx) + len(y) * floor + 1e-9)
+    lam = np.diag(ridge * np.diag(xtx) + w.sum() * floor + 1e-9)
     prior = np.array([*_K_PRIOR, 0.0])
-    k = np.linalg.solve(xtx + lam, np.einsum("ni,n->i", X, y) + lam @ prior)[:2]
+    k = np.linalg.solve(xtx + lam, np.einsum("ni,n,n->i", X, y, w) + lam @ prior)[:2]
 
     # Correct only where there is a pigment pattern. Between pigment patches the band-passed chroma is JPEG's
     # quantised, subsampled chroma and sensor noise; subtracting k·chroma there would add that noise to the

@@ -590,7 +590,7 @@ def scar_footprint(skin: Skin) -> np.ndarray:
     return (-_paint_scars(skin.shape, skin.px_per_mm, unit)).astype(np.float32)
 
 
-def add_scar_pigment(skin: Skin, *, redness: float = 1.0, brown: float = 0.0) -> Skin:
+def add_scar_pigment(skin: Skin, *, redness: float = 0.0, brown: float = 0.0) -> Skin:
     """Colour inside the scars: redness (haemoglobin) and brown (melanin) following each scar's own profile.
 
     Atrophic acne scars are often red (post-inflammatory erythema) or brown (post-inflammatory
