@@ -16,9 +16,18 @@ moves the chroma *and* darkens the achromatic axis by an amount linear in the ch
     a = s + k1 * c1 + k2 * c2 + const.
 
 The coefficients ``k`` are estimated per photo by regression of the high-passed achromatic channel on the
-high-passed chroma (relief shading is achromatic, hence uncorrelated with chroma), ridge-regularised towards the
-value implied by literature pigment vectors. Subtracting ``k·c`` leaves the pigment-free shading ``s``. This needs
-no exact pigment spectra, and a white-balance cast or exposure only adds constants, which the band-pass removes.
+high-passed chroma, ridge-regularised towards the value implied by literature pigment vectors. Subtracting ``k·c``
+leaves the pigment-free shading ``s``. This needs no exact pigment spectra, and a white-balance cast or exposure
+only adds constants, which the band-pass removes.
+
+Relief shading is achromatic but *not* uncorrelated with chroma when the colour sits in the relief: red or brown
+acne scars are pigmented where they are deep, and a pit under a side light is darker as a whole as well as
+bright/dark on its two walls (Lambert's law is not linear in the slope: its even, second-order part). A plain
+regression takes that darkening for pigment, so a red pit reads shallower than the same pit faded. The estimate
+therefore (1) weights each pixel by how little relief shading it holds (``1 / (1 + (ρ/ρ_med)^4)``, ``ρ`` the local
+size of the shading left after the prior leak), so the pits themselves count little and the skin around them
+carries it; and (2) adds the square of the shading (band-passed) as a nuisance regressor that takes the pits' own
+even darkening. Neither is subtracted: only ``k·c`` is.
 
 Pigment maps (melanin, haemoglobin) come from the chroma by inverting the 2×2 projection of the literature
 pigment vectors; they feed the pigment metrics, never the roughness.
