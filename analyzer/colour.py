@@ -118,6 +118,8 @@ _K_PRIOR = _prior_leak()
 CHROMA_NOISE = 0.025
 #: Pixels sampled for the pigment-leak regression (a strided subset; the fit has two unknowns).
 _REGRESSION_SAMPLES = 60_000
+#: The leak estimate may run on a reduced grid, but never coarser than this (px/mm: 0.5 mm features keep ~2 px).
+_REGRESSION_MIN_PX_PER_MM = 4.0
 #: Pigment patterns get the full correction this far (mm) beyond their detected edge.
 PIGMENT_MARGIN_MM = 1.5
 
@@ -180,8 +182,23 @@ def separate(rgb: np.ndarray, *, px_per_mm: float, mask: np.ndarray | None = Non
     # Regression in the scar band (0.5-5 mm): pigment patches (freckles, blotches of redness) live there, while
     # the finest scales carry JPEG's subsampled chroma and sensor noise, which would bias k. The ridge pulls k to
     # the prior when the photo has little pigment contrast (chroma spread near CHROMA_FLOOR).
+    # On large photos the estimate runs on a grid reduced by area averaging (never coarser than
+    # _REGRESSION_MIN_PX_PER_MM): k has two unknowns, and the band-passes below cost a full-size map each.
+    f = max(1, min(int(np.sqrt(achro.size / _REGRESSION_SAMPLES)), int(px_per_mm // _REGRESSION_MIN_PX_PER_MM)))
+    if f > 1:
+        hh, ww = (achro.shape[0] // f) * f, (achro.shape[1] // f) * f
+
+        def reduce(x):
+            return cv2.resize(np.ascontiguousarray(x[:hh, :ww]), (ww // f, hh // f), interpolation=cv2.INTER_AREA)
+
+        r_achro, r_chroma = reduce(achro), [reduce(c) for c in chroma]
+        r_mask = None if mask is None else reduce(mask.astype(np.float32)) > 0.99
+    else:
+        r_achro, r_chroma, r_mask = achro, chroma, mask
+    r_ppm = px_per_mm / f
+
     def scar_band(x):
-        return filters.band_pass(x, px_per_mm=px_per_mm, min_mm=0.5, max_mm=highpass_mm, mask=mask)
+        return filters.band_pass(x, px_per_mm=r_ppm, min_mm=0.5, max_mm=highpass_mm, mask=r_mask)
 
     #
     # Colour inside the scars (red or brown pits) is where a plain regression fails: a pit under a side light is
@@ -197,13 +214,13 @@ def separate(rgb: np.ndarray, *, px_per_mm: float, mask: np.ndarray | None = Non
     # 2. the even part of the shading is, to second order, the square of its directional part: a third regressor
     #    q = band(r²) takes that darkening where relief still counts. It is a nuisance term: the relief's
     #    darkening stays in the shading, only k·chroma is subtracted.
-    step = max(1, int(np.sqrt(achro.size / _REGRESSION_SAMPLES)))
-    sel = (np.ones(achro.shape, bool) if mask is None else mask)[::step, ::step]
-    y_map = scar_band(achro)
-    x_maps = [scar_band(c) for c in chroma]
+    step = max(1, int(np.sqrt(r_achro.size / _REGRESSION_SAMPLES)))
+    sel = (np.ones(r_achro.shape, bool) if r_mask is None else r_mask)[::step, ::step]
+    y_map = scar_band(r_achro)
+    x_maps = [scar_band(c) for c in r_chroma]
     r = y_map - x_maps[0] * np.float32(_K_PRIOR[0]) - x_maps[1] * np.float32(_K_PRIOR[1])
     q_map = scar_band(r * r)
-    rho = filters.gaussian(np.abs(r), filters.size_to_sigma_px(1.0, px_per_mm), mask=mask)[::step, ::step][sel]
+    rho = filters.gaussian(np.abs(r), filters.size_to_sigma_px(1.0, r_ppm), mask=r_mask)[::step, ::step][sel]
     rho_med = float(np.median(rho)) if rho.size else 0.0
     w = 1.0 / (1.0 + (rho.astype(np.float64) / max(rho_med, 1e-6)) ** 4)
     y = y_map[::step, ::step][sel].astype(np.float64)

@@ -2,6 +2,7 @@
 shading and pigment maps with the *renderer's* pigment vectors (which differ from colour's priors on purpose)."""
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import pytest
 
@@ -191,3 +192,17 @@ def test_colour_inside_the_pits_is_not_taken_for_relief(scene, pits, pigment, am
     rms_plain, rms_coloured = (float(np.std(highpass(s.shading))) for s in (sp, sc))
     assert rms_coloured == pytest.approx(rms_plain, rel=0.01)
     assert corr(highpass(sc.shading), highpass(pits["shading"])) > 0.98
+
+
+def test_large_photos_estimate_the_leak_on_a_reduced_grid_with_the_same_result(scene, pits, monkeypatch):
+    # Red pits at twice the resolution: 480 x 640 px at 20 px/mm is reduced 2x for the estimate.
+    up = (SHAPE[1] * 2, SHAPE[0] * 2)
+    red = 0.5 * synth.albedo(scene["melanin"], scene["haemoglobin"] + 0.6 * pits["profile"]) \
+        * np.exp(pits["shading"])[..., None]
+    big = np.stack([cv2.resize(red[..., c].astype(np.float32), up, interpolation=cv2.INTER_CUBIC) for c in range(3)], -1)
+    srgb = colour.encode_srgb(np.clip(big, 1e-4, 1.0))
+    reduced = colour.separate(srgb, px_per_mm=2 * PX_PER_MM)
+    monkeypatch.setattr(colour, "_REGRESSION_SAMPLES", 10**9)  # no reduction
+    full = colour.separate(srgb, px_per_mm=2 * PX_PER_MM)
+    assert np.allclose(reduced.leak, full.leak, atol=0.02), (reduced.leak, full.leak)
+    assert np.max(np.abs(reduced.shading - full.shading)) < 0.02
