@@ -4,8 +4,8 @@ Steps: both photos go to the analysis grid; the follow-up is registered to the b
 similarity, ECC refinement) and warped into its frame; both are measured on the common overlap only, with the
 baseline's light azimuth; the change of the roughness index gets a 95 % interval from a paired spatial block
 bootstrap (5 mm tiles) combined with the recapture repeatability, calibrated on recaptures rendered apart from
-the validation ones (``python -m analyzer.validate``); ``significant`` means the change exceeds the minimal detectable change (MDC95)
-and its interval excludes zero.
+the validation ones (``python -m analyzer.validate``); ``significant`` means the change exceeds the minimal
+detectable change (MDC95) and its interval excludes zero.
 
 References
 ----------

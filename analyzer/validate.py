@@ -3,14 +3,15 @@
 Renders synthetic skin with known relief (:mod:`analyzer.synth`) under the drift of real visits and prints:
 
 1. rank correlation (Spearman) of the roughness index with the true scar-band RMS slope across severities;
-2. the change reported between recaptures of *unchanged* skin (its SD is the repeatability that sets the
-   minimal detectable change, ``compare.REPEATABILITY_SD_PCT``), and how many were called significant;
+2. the change reported between recaptures of *unchanged* skin, and how many were called significant (these pairs
+   are held apart from the calibration of ``comparison.REPEATABILITY_SD_PCT``: they check it);
 3. detection of a scar field made 30 % shallower;
-4. the change of the index under pigment-only edits (freckles, redness) and under each drift alone;
-5. colour inside the scars: red or brown pits whose colour fades while the pits stay, and pits filling with and
+4. the change of the index under pigment-only edits (freckles, redness) and under each drift alone (printed as 4.
+   and 5.), and the capture-consistency verdicts (6.);
+7. colour inside the scars: red or brown pits whose colour fades while the pits stay, and pits filling with and
    without their colour;
-6. the repeatability calibration behind ``significant``, on recaptures rendered with a second noise model, and
-   the false-significance rate on unchanged pairs held apart from it.
+8. the repeatability calibration behind ``significant``, on recaptures rendered with a second noise model
+   (:func:`calibration_pairs`), and the false-significance rate on unchanged pairs held apart from it.
 """
 from __future__ import annotations
 

@@ -199,7 +199,8 @@ def test_large_photos_estimate_the_leak_on_a_reduced_grid_with_the_same_result(s
     up = (SHAPE[1] * 2, SHAPE[0] * 2)
     red = 0.5 * synth.albedo(scene["melanin"], scene["haemoglobin"] + 0.6 * pits["profile"]) \
         * np.exp(pits["shading"])[..., None]
-    big = np.stack([cv2.resize(red[..., c].astype(np.float32), up, interpolation=cv2.INTER_CUBIC) for c in range(3)], -1)
+    big = np.stack([cv2.resize(red[..., c].astype(np.float32), up, interpolation=cv2.INTER_CUBIC)
+                    for c in range(3)], -1)
     srgb = colour.encode_srgb(np.clip(big, 1e-4, 1.0))
     reduced = colour.separate(srgb, px_per_mm=2 * PX_PER_MM)
     monkeypatch.setattr(colour, "_REGRESSION_SAMPLES", 10**9)  # no reduction
