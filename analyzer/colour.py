@@ -16,9 +16,18 @@ moves the chroma *and* darkens the achromatic axis by an amount linear in the ch
     a = s + k1 * c1 + k2 * c2 + const.
 
 The coefficients ``k`` are estimated per photo by regression of the high-passed achromatic channel on the
-high-passed chroma (relief shading is achromatic, hence uncorrelated with chroma), ridge-regularised towards the
-value implied by literature pigment vectors. Subtracting ``k·c`` leaves the pigment-free shading ``s``. This needs
-no exact pigment spectra, and a white-balance cast or exposure only adds constants, which the band-pass removes.
+high-passed chroma, ridge-regularised towards the value implied by literature pigment vectors. Subtracting ``k·c``
+leaves the pigment-free shading ``s``. This needs no exact pigment spectra, and a white-balance cast or exposure
+only adds constants, which the band-pass removes.
+
+Relief shading is achromatic but *not* uncorrelated with chroma when the colour sits in the relief: red or brown
+acne scars are pigmented where they are deep, and a pit under a side light is darker as a whole as well as
+bright/dark on its two walls (Lambert's law is not linear in the slope: its even, second-order part). A plain
+regression takes that darkening for pigment, so a red pit reads shallower than the same pit faded. The estimate
+therefore (1) weights each pixel by how little relief shading it holds (``1 / (1 + (ρ/ρ_med)^4)``, ``ρ`` the local
+size of the shading left after the prior leak), so the pits themselves count little and the skin around them
+carries it; and (2) adds the square of the shading (band-passed) as a nuisance regressor that takes the pits' own
+even darkening. Neither is subtracted: only ``k·c`` is.
 
 Pigment maps (melanin, haemoglobin) come from the chroma by inverting the 2×2 projection of the literature
 pigment vectors; they feed the pigment metrics, never the roughness.
@@ -109,6 +118,8 @@ _K_PRIOR = _prior_leak()
 CHROMA_NOISE = 0.025
 #: Pixels sampled for the pigment-leak regression (a strided subset; the fit has two unknowns).
 _REGRESSION_SAMPLES = 60_000
+#: The leak estimate may run on a reduced grid, but never coarser than this (px/mm: 0.5 mm features keep ~2 px).
+_REGRESSION_MIN_PX_PER_MM = 4.0
 #: Pigment patterns get the full correction this far (mm) beyond their detected edge.
 PIGMENT_MARGIN_MM = 1.5
 
@@ -171,16 +182,54 @@ def separate(rgb: np.ndarray, *, px_per_mm: float, mask: np.ndarray | None = Non
     # Regression in the scar band (0.5-5 mm): pigment patches (freckles, blotches of redness) live there, while
     # the finest scales carry JPEG's subsampled chroma and sensor noise, which would bias k. The ridge pulls k to
     # the prior when the photo has little pigment contrast (chroma spread near CHROMA_FLOOR).
-    def scar_band(x):
-        return filters.band_pass(x, px_per_mm=px_per_mm, min_mm=0.5, max_mm=highpass_mm, mask=mask)
+    # On large photos the estimate runs on a grid reduced by area averaging (never coarser than
+    # _REGRESSION_MIN_PX_PER_MM): k has two unknowns, and the band-passes below cost a full-size map each.
+    f = max(1, min(int(np.sqrt(achro.size / _REGRESSION_SAMPLES)), int(px_per_mm // _REGRESSION_MIN_PX_PER_MM)))
+    if f > 1:
+        hh, ww = (achro.shape[0] // f) * f, (achro.shape[1] // f) * f
 
-    step = max(1, int(np.sqrt(achro.size / _REGRESSION_SAMPLES)))
-    sel = (np.ones(achro.shape, bool) if mask is None else mask)[::step, ::step]
-    y = scar_band(achro)[::step, ::step][sel].astype(np.float64)
-    X = np.stack([scar_band(c)[::step, ::step][sel] for c in chroma], -1).astype(np.float64)
-    xtx = np.einsum("ni,nj->ij", X, X)
-    lam = np.diag(ridge * np.diag(xtx) + len(y) * CHROMA_FLOOR**2 + 1e-9)  # per chroma axis
-    k = np.linalg.solve(xtx + lam, np.einsum("ni,n->i", X, y) + lam @ _K_PRIOR)
+        def reduce(x):
+            return cv2.resize(np.ascontiguousarray(x[:hh, :ww]), (ww // f, hh // f), interpolation=cv2.INTER_AREA)
+
+        r_achro, r_chroma = reduce(achro), [reduce(c) for c in chroma]
+        r_mask = None if mask is None else reduce(mask.astype(np.float32)) > 0.99
+    else:
+        r_achro, r_chroma, r_mask = achro, chroma, mask
+    r_ppm = px_per_mm / f
+
+    def scar_band(x):
+        return filters.band_pass(x, px_per_mm=r_ppm, min_mm=0.5, max_mm=highpass_mm, mask=r_mask)
+
+    #
+    # Colour inside the scars (red or brown pits) is where a plain regression fails: a pit under a side light is
+    # not only bright on one wall and dark on the other (the directional part of its shading, odd about its
+    # centre along the light), it is also darker as a whole (Lambert's law is not linear in the slope:
+    # log E ≈ t·g − (t·g)²/2 − |∇h|²/2, an even part). Pigment that follows the pit is even too, so the
+    # regression would take "dark because it is a pit" for "dark because it is red", over-correct, and the pit
+    # would read shallower while it is red (and rougher once the redness fades). Two guards, both from the
+    # physics of one photo:
+    # 1. relief is where the shading is strong: each pixel is weighted by 1 / (1 + (ρ/ρ_med)^4), ρ the local
+    #    (1 mm) size of the shading left after the prior pigment leak. Pigment patterns away from relief (and the
+    #    pigment of the skin around the scars) carry the estimate; the pits themselves count little;
+    # 2. the even part of the shading is, to second order, the square of its directional part: a third regressor
+    #    q = band(r²) takes that darkening where relief still counts. It is a nuisance term: the relief's
+    #    darkening stays in the shading, only k·chroma is subtracted.
+    step = max(1, int(np.sqrt(r_achro.size / _REGRESSION_SAMPLES)))
+    sel = (np.ones(r_achro.shape, bool) if r_mask is None else r_mask)[::step, ::step]
+    y_map = scar_band(r_achro)
+    x_maps = [scar_band(c) for c in r_chroma]
+    r = y_map - x_maps[0] * np.float32(_K_PRIOR[0]) - x_maps[1] * np.float32(_K_PRIOR[1])
+    q_map = scar_band(r * r)
+    rho = filters.gaussian(np.abs(r), filters.size_to_sigma_px(1.0, r_ppm), mask=r_mask)[::step, ::step][sel]
+    rho_med = float(np.median(rho)) if rho.size else 0.0
+    w = 1.0 / (1.0 + (rho.astype(np.float64) / max(rho_med, 1e-6)) ** 4)
+    y = y_map[::step, ::step][sel].astype(np.float64)
+    X = np.stack([m[::step, ::step][sel] for m in (*x_maps, q_map)], -1).astype(np.float64)
+    xtx = np.einsum("ni,nj,n->ij", X, X, w)
+    floor = np.array([CHROMA_FLOOR**2, CHROMA_FLOOR**2, 0.0])  # chroma axes pulled to the prior; q is free
+    lam = np.diag(ridge * np.diag(xtx) + w.sum() * floor + 1e-9)
+    prior = np.array([*_K_PRIOR, 0.0])
+    k = np.linalg.solve(xtx + lam, np.einsum("ni,n,n->i", X, y, w) + lam @ prior)[:2]
 
     # Correct only where there is a pigment pattern. Between pigment patches the band-passed chroma is JPEG's
     # quantised, subsampled chroma and sensor noise; subtracting k·chroma there would add that noise to the

@@ -28,6 +28,11 @@ Model
   ``height_mm = texture_height_mm + scar_height_mm``, so :func:`scale_scars` changes the scars exactly.
 * ``melanin``, ``haemoglobin`` -- pigment concentrations (>= 0, arbitrary units): background 0.4 and 0.3 with
   gentle smooth variation; :func:`add_freckles` adds melanin spots and :func:`add_redness` adds haemoglobin.
+  :func:`add_scar_pigment` colours the scars themselves (post-inflammatory erythema: haemoglobin; post-inflammatory
+  hyperpigmentation: melanin), each scar in proportion to its own normalised depth profile (:func:`scar_footprint`),
+  so the colour sits exactly where the pit is. That colour is kept apart (``scar_melanin``, ``scar_haemoglobin``):
+  :func:`fade_scar_pigment` fades it while the pits stay, and :func:`scale_scars` makes the pits shallower while
+  the colour stays.
 
 **Colour** (Tsumura et al. 2003 [1]_, Beer-Lambert law [2]_). The diffuse albedo of each linear RGB channel is
 ``BASE_SKIN_RGB * exp(-(melanin * MELANIN_OD + haemoglobin * HAEMOGLOBIN_OD))``: the pigments attenuate light
@@ -119,6 +124,7 @@ __all__ = [
     "BASE_SKIN_RGB", "MELANIN_OD", "HAEMOGLOBIN_OD", "BASE_GAIN", "SHININESS", "SCAR_KINDS",
     "SCARS_PER_CM2_AT_SEVERITY_1",
     "ScarTruth", "Skin", "make_skin", "scale_scars", "add_freckles", "add_redness",
+    "scar_footprint", "add_scar_pigment", "fade_scar_pigment", "SCAR_REDNESS_HAEMOGLOBIN", "SCAR_BROWN_MELANIN",
     "Capture", "render", "recapture", "patch_to_photo_matrix", "to_photo_px", "albedo",
     "band_gain", "band_height", "true_roughness",
     "save_sample", "make_samples", "SAMPLE_SEED", "SAMPLE_SEVERITY",
@@ -209,6 +215,9 @@ class Skin:
         ``height_mm == texture_height_mm + scar_height_mm``. Needed by :func:`scale_scars`.
     seed, severity, scar_depth_scale
         How :func:`make_skin` built it (for sidecars); ``None`` for hand-built skins.
+    scar_melanin, scar_haemoglobin : ndarray, shape (H, W), float32, optional
+        The part of ``melanin`` and ``haemoglobin`` that :func:`add_scar_pigment` put inside the scars (already
+        included in ``melanin`` and ``haemoglobin``); :func:`fade_scar_pigment` scales it.
     """
 
     height_mm: np.ndarray = field(repr=False)
@@ -222,6 +231,8 @@ class Skin:
     seed: int | None = None
     severity: float | None = None
     scar_depth_scale: float = 1.0
+    scar_melanin: np.ndarray | None = field(default=None, repr=False)
+    scar_haemoglobin: np.ndarray | None = field(default=None, repr=False)
 
     def __post_init__(self):
         if not (np.isfinite(self.px_per_mm) and self.px_per_mm > 0):
@@ -229,7 +240,8 @@ class Skin:
         shape = np.shape(self.height_mm)
         if len(shape) != 2:
             raise OptionError(f"height_mm has shape {shape}; give a 2-D (H, W) height map.")
-        for name in ("melanin", "haemoglobin", "scar_height_mm", "texture_height_mm"):
+        for name in ("melanin", "haemoglobin", "scar_height_mm", "texture_height_mm", "scar_melanin",
+                     "scar_haemoglobin"):
             arr = getattr(self, name)
             if arr is not None and np.shape(arr) != shape:
                 raise OptionError(f"{name} has shape {np.shape(arr)}; it must match height_mm's {shape}.")
@@ -476,7 +488,8 @@ def make_skin(*, seed: int, severity: float = 0.5, size_mm=(60.0, 45.0), px_per_
 def scale_scars(skin: Skin, factor: float) -> Skin:
     """The same skin with every scar ``factor`` times as deep (0.7 = 30 % shallower).
 
-    Pores, lines and pigment are unchanged; the scar component is scaled exactly.
+    Pores, lines and pigment are unchanged (also the colour :func:`add_scar_pigment` put inside the scars: the
+    pits fill while their colour stays); the scar component is scaled exactly.
 
     Raises
     ------
@@ -553,6 +566,78 @@ def add_redness(skin: Skin, *, strength: float = 1.0, seed: int = 0) -> Skin:
     extra += _splat(skin.shape, u[:, 0] * w - 0.5, u[:, 1] * h - 0.5,
                     np.maximum(0.5 * (0.1 + 0.2 * u[:, 2]) * ppm, 0.75), 0.4 + 0.6 * u[:, 3], _raised_cosine)
     return replace(skin, haemoglobin=(skin.haemoglobin + strength * extra).astype(np.float32))
+
+
+#: Haemoglobin added at the centre of a scar by :func:`add_scar_pigment` at ``redness=1`` (post-inflammatory
+#: erythema: a clearly red pit, about twice the background haemoglobin).
+SCAR_REDNESS_HAEMOGLOBIN = 0.6
+#: Melanin added at the centre of a scar at ``brown=1`` (post-inflammatory hyperpigmentation: a brown pit).
+SCAR_BROWN_MELANIN = 0.5
+
+
+def scar_footprint(skin: Skin) -> np.ndarray:
+    """Each scar's own depth profile normalised to 1 at its centre (deepest scar wins where they overlap).
+
+    It does not depend on the scars' depth, so pigment painted with it stays put when :func:`scale_scars` fills
+    the pits.
+
+    Returns
+    -------
+    ndarray, shape (H, W), float32
+        In [0, 1]; 0 outside every scar.
+    """
+    unit = [replace(s, depth_mm=1.0) for s in skin.scars]
+    return (-_paint_scars(skin.shape, skin.px_per_mm, unit)).astype(np.float32)
+
+
+def add_scar_pigment(skin: Skin, *, redness: float = 0.0, brown: float = 0.0) -> Skin:
+    """Colour inside the scars: redness (haemoglobin) and brown (melanin) following each scar's own profile.
+
+    Atrophic acne scars are often red (post-inflammatory erythema) or brown (post-inflammatory
+    hyperpigmentation) inside the pit, deepest in colour where the pit is deepest. Adds
+    ``redness * SCAR_REDNESS_HAEMOGLOBIN * P`` to the haemoglobin and ``brown * SCAR_BROWN_MELANIN * P`` to the
+    melanin, ``P`` = :func:`scar_footprint`. The relief is unchanged. Calling it again adds more.
+
+    Parameters
+    ----------
+    skin : Skin
+        Made by :func:`make_skin` (or any skin with ``scars``).
+    redness, brown : float, >= 0
+        Strength of the erythema and of the hyperpigmentation (1 = a clearly coloured pit).
+
+    Returns
+    -------
+    Skin
+        With ``scar_haemoglobin`` / ``scar_melanin`` holding the added colour, for :func:`fade_scar_pigment`.
+    """
+    if not (np.isfinite(redness) and np.isfinite(brown) and redness >= 0 and brown >= 0):
+        raise OptionError(f"redness={redness}, brown={brown}; pass non-negative strengths such as 1.0.")
+    foot = scar_footprint(skin)
+    hb = (redness * SCAR_REDNESS_HAEMOGLOBIN * foot).astype(np.float32)
+    mel = (brown * SCAR_BROWN_MELANIN * foot).astype(np.float32)
+    old_hb = skin.scar_haemoglobin if skin.scar_haemoglobin is not None else 0.0
+    old_mel = skin.scar_melanin if skin.scar_melanin is not None else 0.0
+    return replace(skin, haemoglobin=(skin.haemoglobin + hb).astype(np.float32),
+                   melanin=(skin.melanin + mel).astype(np.float32),
+                   scar_haemoglobin=(old_hb + hb).astype(np.float32), scar_melanin=(old_mel + mel).astype(np.float32))
+
+
+def fade_scar_pigment(skin: Skin, factor: float) -> Skin:
+    """The same skin with the colour inside its scars ``factor`` times as strong (0 = faded away); pits unchanged.
+
+    Raises
+    ------
+    OptionError
+        If ``factor`` is negative or the skin has no scar colour (:func:`add_scar_pigment`).
+    """
+    if not (np.isfinite(factor) and factor >= 0):
+        raise OptionError(f"factor is {factor}; give a non-negative strength factor such as 0.3.")
+    if skin.scar_haemoglobin is None or skin.scar_melanin is None:
+        raise OptionError("this skin has no colour inside its scars; add it with add_scar_pigment first.")
+    hb, mel = skin.scar_haemoglobin * np.float32(factor), skin.scar_melanin * np.float32(factor)
+    return replace(skin, haemoglobin=(skin.haemoglobin - skin.scar_haemoglobin + hb).astype(np.float32),
+                   melanin=(skin.melanin - skin.scar_melanin + mel).astype(np.float32),
+                   scar_haemoglobin=hb.astype(np.float32), scar_melanin=mel.astype(np.float32))
 
 
 # --------------------------------------------------------------------------------------------------- camera

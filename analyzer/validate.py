@@ -3,27 +3,34 @@
 Renders synthetic skin with known relief (:mod:`analyzer.synth`) under the drift of real visits and prints:
 
 1. rank correlation (Spearman) of the roughness index with the true scar-band RMS slope across severities;
-2. the change reported between recaptures of *unchanged* skin (its SD is the repeatability that sets the
-   minimal detectable change, ``compare.REPEATABILITY_SD_PCT``), and how many were called significant;
+2. the change reported between recaptures of *unchanged* skin, and how many were called significant (these pairs
+   are held apart from the calibration of ``comparison.REPEATABILITY_SD_PCT``: they check it);
 3. detection of a scar field made 30 % shallower;
-4. the change of the index under pigment-only edits (freckles, redness) and under each drift alone.
+4. the change of the index under pigment-only edits (freckles, redness) and under each drift alone (printed as 4.
+   and 5.), and the capture-consistency verdicts (6.);
+7. colour inside the scars: red or brown pits whose colour fades while the pits stay, and pits filling with and
+   without their colour;
+8. the repeatability calibration behind ``significant``, on recaptures rendered with a second noise model
+   (:func:`calibration_pairs`), and the false-significance rate on unchanged pairs held apart from it.
 
 and, on real photos (``tests/data/real/``, or any folder with ``--real-dir``), checks that need no ground truth
 (:mod:`analyzer.perturb`):
 
-7. recapture invariance: the photo under a visit's drift (exposure, white balance, light gradient, rotation,
+9. recapture invariance: the photo under a visit's drift (exposure, white balance, light gradient, rotation,
    zoom, framing, JPEG) stays within the MDC and is not called significant;
-8. colour invariance: freckles, age spots or redness added in the pigment domain move the index by <= 5 %;
-9. monotonicity: blurring the photo, or blending it toward its smoothed copy, lowers the index;
-10. (local folders only) quality-warning rates and, for sub-folders named after scar types, the agreement of
+10. colour invariance: freckles, age spots or redness added in the pigment domain move the index by <= 5 %;
+11. monotonicity: blurring the photo, or blending it toward its smoothed copy, lowers the index;
+12. (local folders only) quality-warning rates and, for sub-folders named after scar types, the agreement of
     the dominant scar class per photo with the folder's label.
 """
 from __future__ import annotations
 
 import argparse
 import collections
+import csv
 import dataclasses
 import json
+import sys
 import time
 from pathlib import Path
 
@@ -31,13 +38,13 @@ import numpy as np
 from scipy.stats import spearmanr
 
 from . import perturb, synth
-from .comparison import compare
+from .comparison import REPEATABILITY_SD_PCT, calibrate_repeatability, compare
 from .errors import ReliefError
 from .loading import load_image
 from .measurement import DEFAULT_FIELD_WIDTH_MM, measure
 
-__all__ = ["run_validation", "real_photos", "real_recapture", "real_pigment", "real_monotonicity",
-           "real_survey", "REAL_DIR"]
+__all__ = ["run_validation", "scar_colour", "calibration_pairs", "held_out_spread", "repeatability_calibration",
+           "real_photos", "real_recapture", "real_pigment", "real_monotonicity", "real_survey", "REAL_DIR"]
 
 
 def _capture(rng, **kw):
@@ -126,6 +133,108 @@ def drift_sensitivity(*, seed: int = 500, severity: float = 0.6) -> dict:
         v = measure(synth.render(skin, dataclasses.replace(cap, **kw), seed=1), px_per_mm=cap.px_per_mm)
         out[name] = 100 * (v.roughness_index / base - 1)
     return out
+
+
+def scar_colour(*, n: int = 4, seed: int = 700, severity: float = 0.6, strength: float = 1.0) -> dict:
+    """Colour inside the scars (``synth.add_scar_pigment``): it must not read as relief.
+
+    For each of ``n`` skins and each colour (``red``: haemoglobin, ``brown``: melanin, at ``strength``):
+
+    * ``fade_pct``: index change when the colour fades away while the pits stay, same capture (pure colour
+      effect; target ``|change| <= 3 %``);
+    * ``fade_recapture_pct`` / ``fade_significant``: the same as a :func:`compare` of two recaptures (never
+      significant);
+    * ``shallower_plain_pct`` / ``shallower_coloured_pct``: pits 30 % shallower, compared on the same two
+      recaptures without and with the colour (which stays); ``shallower_gap_pts`` their difference (target
+      ``<= 3`` points).
+    """
+    rng = np.random.default_rng(seed)
+    cap = synth.Capture()
+    kinds = {"red": dict(redness=strength), "brown": dict(brown=strength)}
+    out = {"fade_pct": {k: [] for k in kinds}, "fade_recapture_pct": {k: [] for k in kinds},
+           "shallower_coloured_pct": {k: [] for k in kinds}, "shallower_gap_pts": {k: [] for k in kinds},
+           "shallower_plain_pct": [], "fade_significant": 0, "n": n, "strength": strength}
+    for i in range(n):
+        skin = synth.make_skin(seed=seed + i, severity=severity)
+        a, b = _capture(rng), _capture(rng)
+        plain = compare(synth.render(skin, a, seed=1), synth.render(synth.scale_scars(skin, 0.7), b, seed=2),
+                        px_per_mm=a.px_per_mm).change_pct
+        out["shallower_plain_pct"].append(plain)
+        for name, kw in kinds.items():
+            coloured = synth.add_scar_pigment(skin, **kw)
+            faded = synth.fade_scar_pigment(coloured, 0.0)
+            r0, r1 = (measure(synth.render(s, cap, seed=1), px_per_mm=cap.px_per_mm).roughness_index
+                      for s in (coloured, faded))
+            out["fade_pct"][name].append(100 * (r1 / r0 - 1))
+            c = compare(synth.render(coloured, a, seed=1), synth.render(faded, b, seed=2), px_per_mm=a.px_per_mm)
+            out["fade_recapture_pct"][name].append(c.change_pct)
+            out["fade_significant"] += int(c.significant)
+            sc = compare(synth.render(coloured, a, seed=1),
+                         synth.render(synth.scale_scars(coloured, 0.7), b, seed=2), px_per_mm=a.px_per_mm).change_pct
+            out["shallower_coloured_pct"][name].append(sc)
+            out["shallower_gap_pts"][name].append(sc - plain)
+    return out
+
+
+def _phone_processing(rgb: np.ndarray, rng) -> np.ndarray:
+    """A phone's own processing, which the validation renders do not have: a tone curve, sharpening, blotchy
+    chroma noise and a second JPEG (messaging apps re-encode)."""
+    import cv2
+
+    x = rgb.astype(np.float32) / 255.0
+    x = x ** np.float32(rng.uniform(0.97, 1.03))                     # adaptive tone curve (same phone)
+    amount, radius = rng.uniform(0.0, 0.4), rng.uniform(0.7, 1.5)    # unsharp mask
+    x = x + np.float32(amount) * (x - cv2.GaussianBlur(x, (0, 0), radius))
+    ycc = cv2.cvtColor(np.clip(x, 0, 1), cv2.COLOR_RGB2YCrCb)
+    chroma_noise = rng.standard_normal(ycc.shape[:2] + (2,)).astype(np.float32)
+    chroma_noise = cv2.GaussianBlur(chroma_noise, (0, 0), 1.5) * np.float32(rng.uniform(0.5, 1.5) * 3 / 255)
+    ycc[..., 1:] += chroma_noise                                      # demosaicing leaves correlated chroma noise
+    x = np.clip(cv2.cvtColor(ycc, cv2.COLOR_YCrCb2RGB), 0, 1)
+    u8 = np.rint(x * 255).astype(np.uint8)
+    ok, buf = cv2.imencode(".jpg", u8[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, int(rng.integers(75, 93))])
+    return np.ascontiguousarray(cv2.imdecode(buf, cv2.IMREAD_COLOR)[..., ::-1])
+
+
+def calibration_pairs(*, n: int = 30, seed: int = 5000):
+    """Recaptures of unchanged skin rendered with a second noise model, for the repeatability calibration.
+
+    They differ from the validation renders (:func:`recapture_spread`) on purpose: other skins (seeds from
+    ``seed``, severity 0.3-0.9), a lamp set up differently for each patient (azimuth 100-170°, zenith 40-50°,
+    ambient 0.12-0.28, vignetting up to 0.3, faint glare), wider drift between visits (exposure ×0.6-1.6, white
+    balance ±20 %, noise 0.002-0.015, blur 0.005-0.035 mm, light gradient up to 0.2, JPEG 75-95) and a phone's
+    processing on top (:func:`_phone_processing`: tone-curve exponent 0.97-1.03, sharpening, chroma noise, a
+    second JPEG). The tone curve matters most: the index reads log-contrast, so an exponent ×1.03 on the encoded
+    values reads ≈ +3 %, like a lamp 1° higher.
+
+    Yields
+    ------
+    (baseline, followup, px_per_mm)
+        uint8 RGB photos and the baseline's scale: what :func:`analyzer.comparison.calibrate_repeatability` takes.
+    """
+    rng = np.random.default_rng(seed)
+    for i in range(n):
+        skin = synth.make_skin(seed=seed + i, severity=float(rng.uniform(0.3, 0.9)))
+        base = synth.Capture(ambient=float(rng.uniform(0.12, 0.28)), vignetting=float(rng.uniform(0.0, 0.3)),
+                             specular=float(rng.uniform(0.0, 0.02)), light_azimuth_deg=float(rng.uniform(100, 170)),
+                             light_zenith_deg=float(rng.uniform(40, 50)))
+        kw = dict(base=base, exposure_range=(0.6, 1.6), white_balance_range=(0.8, 1.2), noise_range=(0.002, 0.015),
+                  blur_mm_range=(0.005, 0.035), max_light_gradient=0.2, jpeg_quality_range=(75, 95))
+        a, b = synth.recapture(rng, **kw), synth.recapture(rng, **kw)
+        pa = _phone_processing(synth.render(skin, a, seed=seed + 2 * i), rng)
+        pb = _phone_processing(synth.render(skin, b, seed=seed + 2 * i + 1), rng)
+        yield pa, pb, a.px_per_mm
+
+
+def repeatability_calibration(*, n: int = 30, seed: int = 5000) -> dict:
+    """:func:`analyzer.comparison.calibrate_repeatability` on :func:`calibration_pairs`; the figures behind
+    ``REPEATABILITY_SD_PCT`` (which should equal ``upper_pct`` of the full run, rounded up)."""
+    return {**calibrate_repeatability(calibration_pairs(n=n, seed=seed)), "constant_pct": REPEATABILITY_SD_PCT}
+
+
+def held_out_spread(*, n: int = 60, seed: int = 8000) -> dict:
+    """Unchanged pairs of the second noise model with seeds the calibration never saw: false-significance rate."""
+    r = calibrate_repeatability(calibration_pairs(n=n, seed=seed))
+    return {**r, "false_significance": r["significant"] / r["n"]}
 
 
 def capture_checks(*, seed: int = 600, severity: float = 0.6) -> dict:
@@ -300,6 +409,9 @@ def run_validation(*, quick: bool = False) -> dict:
         "pigment_only_pct": pigment_invariance(),
         "single_drift_pct": drift_sensitivity(),
         "capture_checks": capture_checks(),
+        "scar_colour": scar_colour(n=1 if quick else 4),
+        "calibration": repeatability_calibration(n=3 if quick else 30),
+        "held_out": held_out_spread(n=3 if quick else 60),
         "real": run_real(quick=quick),
     }
     res["seconds"] = time.perf_counter() - t
@@ -333,9 +445,54 @@ def _report(r: dict) -> None:
                   f"{v['scale_change_pct']:+.1f} %" + (f"; advice: {v['advice'][0]}" if v["advice"] else ""))
         else:
             print(f"   {name:22s} {v:+.2f} %")
+    sc = r["scar_colour"]
+
+    def nums(v):
+        return ", ".join(f"{x:+.1f}" for x in v)
+
+    print(f"7. Colour inside the scars ({sc['n']} skins; red = haemoglobin, brown = melanin, following each pit):")
+    for k in sc["fade_pct"]:
+        print(f"   {k:5s} colour fades, pits stay: index change {nums(sc['fade_pct'][k])} % same capture "
+              f"(target |change| <= 3 %), {nums(sc['fade_recapture_pct'][k])} % between recaptures")
+        print(f"   {k:5s} pits 30 % shallower, colour stays: {nums(sc['shallower_coloured_pct'][k])} % vs "
+              f"{nums(sc['shallower_plain_pct'])} % without colour; gap {nums(sc['shallower_gap_pts'][k])} points "
+              "(target <= 3)")
+    print(f"   fading colour called significant: {sc['fade_significant']} of {2 * sc['n']}   (target 0)")
+    cal, ho, rc = r["calibration"], r["held_out"], r["recapture"]
+    print(f"8. Repeatability calibrated on {cal['n']} recaptures of a second noise model (other skins, wider drift, "
+          f"phone processing; {cal['unaligned']} more could not be aligned): SD {cal['sd_pct']:.2f} %, upper 95 % "
+          f"limit {cal['upper_pct']:.2f} % (REPEATABILITY_SD_PCT = {cal['constant_pct']:.1f} %)")
+    total = ho["significant"] + rc["significant"]
+    n = ho["n"] + rc["n"]
+    within = (ho["within_3_pct"] * ho["n"] + sum(abs(c) <= 3.0 for c in rc["changes_pct"])) / n
+    print(f"   held-out unchanged pairs called significant: {ho['significant']}/{ho['n']} (second model, unseen "
+          f"seeds) + {rc['significant']}/{rc['n']} (validation renders, 2.) = {100 * total / n:.1f} %   "
+          "(target <= 5 %)")
+    print(f"   held-out changes within ±3 %: {100 * within:.0f} %   (goal: all); held-out second model: "
+          f"SD {ho['sd_pct']:.2f} %, max |change| {ho['max_abs_pct']:.2f} %")
     if "real" in r:
         _report_real(r["real"], str(REAL_DIR))
     print(f"({r['seconds']:.0f} s)")
+
+
+def _read_pairs(path) -> list:
+    """Rows ``baseline,followup[,px_per_mm]`` (paths relative to the list's folder; ``#`` lines are comments)."""
+    path = Path(path)
+    pairs = []
+    if not path.is_file():
+        raise ReliefError(f"{path} not found; give a CSV of baseline,followup[,px_per_mm] rows.")
+    with path.open(newline="") as f:
+        for row in csv.reader(f):
+            row = [c.strip() for c in row]
+            if not row or not row[0] or row[0].startswith("#"):
+                continue
+            if len(row) < 2:
+                raise ReliefError(f"{path.name}: a row needs baseline,followup[,px_per_mm]; got {row}")
+            pair = [str(path.parent / row[0]), str(path.parent / row[1])]
+            if len(row) > 2 and row[2]:
+                pair.append(float(row[2]))
+            pairs.append(tuple(pair))
+    return pairs
 
 
 def _fmt(values) -> str:
@@ -350,21 +507,21 @@ def _report_real(rr: dict, where: str) -> None:
     if not rr["n_photos"]:
         return
     rc = rr["recapture"]
-    print(f"7. Recapture drift, {rc['n']} visits: change {_fmt(rc['changes_pct'])}; within the MDC "
+    print(f"9. Recapture drift, {rc['n']} visits: change {_fmt(rc['changes_pct'])}; within the MDC "
           f"{rc['within_mdc']}/{rc['n']}; called significant {rc['significant']}/{rc['n']}; registration refused "
           f"{rc['failed']}   (target: all within the MDC, none significant)")
     for k, v in rc["single"].items():
         print(f"   {k:32s} {_fmt(v)}")
-    print("8. Pigment added (Beer-Lambert), target |change| <= 5 %:")
+    print("10. Pigment added (Beer-Lambert), target |change| <= 5 %:")
     for k, v in rr["pigment_pct"].items():
         within = int(np.sum(np.abs(np.asarray(v)) <= 5.0))
         print(f"   {k:10s} {_fmt(v)}; within 5 %: {within}/{len(v)}")
     mo = rr["monotonicity"]
-    print(f"9. Relief removed: index falls at every step in {mo['monotone']}/{mo['n']} photos")
+    print(f"11. Relief removed: index falls at every step in {mo['monotone']}/{mo['n']} photos")
     for k, v in mo["steps_pct"].items():
         print(f"   {k:12s} {_fmt(v)}")
     sv = rr["survey"]
-    print(f"10. Quality codes on {sv['n']} photos: "
+    print(f"12. Quality codes on {sv['n']} photos: "
           + (", ".join(f"{k} {v} ({100 * v / sv['n']:.0f} %)" for k, v in sorted(sv["codes"].items())) or "none"))
     for label, counts in sorted(sv["agreement"].items()):
         n = sum(counts.values())
@@ -375,6 +532,9 @@ def _report_real(rr: dict, where: str) -> None:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m analyzer.validate", description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="fewer renders")
+    ap.add_argument("--calibrate", metavar="PAIRS.csv",
+                    help="instead: calibrate the repeatability on real recaptures of unchanged skin listed as "
+                         "baseline,followup[,px_per_mm] rows")
     ap.add_argument("--real-dir", metavar="DIR",
                     help="only the real-photo section, on the photos of DIR (sub-folders = labels, e.g. scar types); "
                          "for photos that may not be kept in the repository")
@@ -385,6 +545,17 @@ def main(argv=None) -> int:
         t = time.perf_counter()
         _report_real(run_real(args.real_dir, quick=args.quick), args.real_dir)
         print(f"({time.perf_counter() - t:.0f} s)")
+        return 0
+    if args.calibrate:
+        try:
+            r = calibrate_repeatability(_read_pairs(args.calibrate))
+        except (ReliefError, ValueError) as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 2
+        print(f"{r['n']} recapture pairs: change " + ", ".join(f"{c:+.2f}" for c in r["changes_pct"]) + " %")
+        print(f"repeatability SD {r['sd_pct']:.2f} %, upper 95 % limit {r['upper_pct']:.2f} % "
+              f"(REPEATABILITY_SD_PCT = {REPEATABILITY_SD_PCT:.1f} %); within ±3 %: {100 * r['within_3_pct']:.0f} %; "
+              f"called significant: {r['significant']}/{r['n']}")
         return 0
     _report(run_validation(quick=args.quick))
     return 0

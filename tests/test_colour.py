@@ -2,6 +2,7 @@
 shading and pigment maps with the *renderer's* pigment vectors (which differ from colour's priors on purpose)."""
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import pytest
 
@@ -140,3 +141,69 @@ def test_masked_out_pixels_do_not_bias_the_leak_estimate(scene):
     assert np.allclose(sep.leak, ref.leak, atol=0.05)
     unmasked = separate(spoiled)
     assert not np.allclose(unmasked.leak, ref.leak, atol=0.05)  # the mask is what protected the estimate
+
+
+# ------------------------------------------------------------------------------ colour inside the scars
+def lambert_log_shading(height_mm: np.ndarray, *, azimuth_deg=135.0, zenith_deg=45.0, ambient=0.2) -> np.ndarray:
+    """Log irradiance of a Lambertian relief under one lamp (the renderer's model, written out here)."""
+    gy, gx = np.gradient(height_mm, 1.0 / PX_PER_MM)
+    phi, th = np.radians(azimuth_deg), np.radians(zenith_deg)
+    lx, ly, lz = np.sin(th) * np.cos(phi), -np.sin(th) * np.sin(phi), np.cos(th)
+    ndotl = (lz - gx * lx - gy * ly) / np.sqrt(1 + gx * gx + gy * gy)
+    return np.log(ambient + (1 - ambient) / lz * np.maximum(ndotl, 0.0)).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def pits():
+    """A field of pits and their profile (0-1): wide dishes (raised cosine, 2-4 mm, 0.1-0.3 mm deep) and narrow
+    steep cones (0.8-1.2 mm, 0.3-0.5 mm deep), slightly blurred as by a lens."""
+    rng = np.random.default_rng(3)
+    yy, xx = np.mgrid[0:SHAPE[0], 0:SHAPE[1]] / PX_PER_MM
+    height, profile = np.zeros(SHAPE), np.zeros(SHAPE)
+    for i in range(50):
+        cx, cy = rng.uniform(2, SHAPE[1] / PX_PER_MM - 2), rng.uniform(2, SHAPE[0] / PX_PER_MM - 2)
+        if i % 2:
+            radius, depth = rng.uniform(1.0, 2.0), rng.uniform(0.1, 0.3)
+            p = 0.5 * (1 + np.cos(np.pi * np.minimum(np.hypot(xx - cx, yy - cy) / radius, 1.0)))
+        else:
+            radius, depth = rng.uniform(0.4, 0.6), rng.uniform(0.3, 0.5)
+            p = np.clip(1.0 - np.hypot(xx - cx, yy - cy) / radius, 0.0, None)
+        height = np.minimum(height, -depth * p)
+        profile = np.maximum(profile, p)
+    height = filters.gaussian(height.astype(np.float32), 0.7)
+    return {"shading": lambert_log_shading(height), "profile": profile.astype(np.float32)}
+
+
+@pytest.mark.parametrize("amount", [0.6, 1.2])
+@pytest.mark.parametrize("pigment", ["haemoglobin", "melanin"])
+def test_colour_inside_the_pits_is_not_taken_for_relief(scene, pits, pigment, amount):
+    # The same pits, plain and coloured in proportion to their own depth profile (red: post-inflammatory
+    # erythema; brown: hyperpigmentation). The pit's own darkening (Lambert's law is not linear in the slope)
+    # sits exactly where the colour is; the leak estimate must not absorb it, and the relief must read the same.
+    mel, hb = scene["melanin"], scene["haemoglobin"]
+    plain = 0.5 * synth.albedo(mel, hb) * np.exp(pits["shading"])[..., None]
+    extra = amount * pits["profile"]
+    coloured = 0.5 * synth.albedo(mel + extra * (pigment == "melanin"), hb + extra * (pigment == "haemoglobin")) \
+        * np.exp(pits["shading"])[..., None]
+    sp, sc = separate(plain), separate(coloured)
+    true_k = np.linalg.solve(-np.stack([synth.MELANIN_OD, synth.HAEMOGLOBIN_OD]) @ colour._CHROMA.T,
+                             -np.stack([synth.MELANIN_OD, synth.HAEMOGLOBIN_OD]) @ colour._ACHRO)
+    assert np.allclose(sc.leak, true_k, atol=0.03), (sc.leak, true_k)  # the physical leak, not the pit's shade
+    rms_plain, rms_coloured = (float(np.std(highpass(s.shading))) for s in (sp, sc))
+    assert rms_coloured == pytest.approx(rms_plain, rel=0.01)
+    assert corr(highpass(sc.shading), highpass(pits["shading"])) > 0.98
+
+
+def test_large_photos_estimate_the_leak_on_a_reduced_grid_with_the_same_result(scene, pits, monkeypatch):
+    # Red pits at twice the resolution: 480 x 640 px at 20 px/mm is reduced 2x for the estimate.
+    up = (SHAPE[1] * 2, SHAPE[0] * 2)
+    red = 0.5 * synth.albedo(scene["melanin"], scene["haemoglobin"] + 0.6 * pits["profile"]) \
+        * np.exp(pits["shading"])[..., None]
+    big = np.stack([cv2.resize(red[..., c].astype(np.float32), up, interpolation=cv2.INTER_CUBIC)
+                    for c in range(3)], -1)
+    srgb = colour.encode_srgb(np.clip(big, 1e-4, 1.0))
+    reduced = colour.separate(srgb, px_per_mm=2 * PX_PER_MM)
+    monkeypatch.setattr(colour, "_REGRESSION_SAMPLES", 10**9)  # no reduction
+    full = colour.separate(srgb, px_per_mm=2 * PX_PER_MM)
+    assert np.allclose(reduced.leak, full.leak, atol=0.02), (reduced.leak, full.leak)
+    assert np.max(np.abs(reduced.shading - full.shading)) < 0.02

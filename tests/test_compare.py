@@ -93,6 +93,55 @@ def test_swapping_baseline_and_followup_negates_the_change(skin, skin_photo, bas
     assert abs(ab.change_pct + ba.change_pct) <= 1.5, (ab.change_pct, ba.change_pct)
 
 
+def test_repeatability_is_the_rms_change_and_its_upper_confidence_limit():
+    from scipy.stats import chi2
+
+    from analyzer.comparison import repeatability
+    r = repeatability([3.0, -4.0, float("nan"), 0.0, 5.0, -2.0])
+    assert r["n"] == 5
+    assert r["sd_pct"] == pytest.approx(np.sqrt((9 + 16 + 0 + 25 + 4) / 5))  # about zero: a bias is error too
+    assert r["upper_pct"] == pytest.approx(r["sd_pct"] * np.sqrt(5 / chi2.ppf(0.05, 5)))
+    assert r["within_3_pct"] == pytest.approx(3 / 5) and r["max_abs_pct"] == 5.0
+    with pytest.raises(ReliefError):
+        repeatability([1.0])
+
+
+def test_calibrate_repeatability_takes_a_list_of_recapture_pairs(skin, skin_photo):
+    from analyzer.comparison import calibrate_repeatability
+    rng = np.random.default_rng(77)
+    pairs = []
+    for _ in range(2):
+        a, b = synth.recapture(rng), synth.recapture(rng)
+        pairs.append((skin_photo(skin, a, 1), skin_photo(skin, b, 2), a.px_per_mm))
+    r = calibrate_repeatability(pairs)
+    assert r["n"] == 2 and r["unaligned"] == 0 and len(r["changes_pct"]) == 2
+    assert r["sd_pct"] <= 5.0 and r["upper_pct"] > r["sd_pct"] and r["significant"] == 0
+
+
+def test_validate_calibrate_reads_a_csv_of_pairs_and_refuses_a_bad_list(tmp_path, skin, skin_photo):
+    import subprocess
+    import sys
+
+    import cv2
+    rng = np.random.default_rng(78)
+    rows = []
+    for i in range(2):
+        a, b = synth.recapture(rng), synth.recapture(rng)
+        for name, c, seed in ((f"a{i}.png", a, 1), (f"b{i}.png", b, 2)):
+            cv2.imwrite(str(tmp_path / name), np.ascontiguousarray(skin_photo(skin, c, seed)[..., ::-1]))
+        rows.append(f"a{i}.png,b{i}.png,{a.px_per_mm}")
+    (tmp_path / "pairs.csv").write_text("# baseline,followup,px_per_mm\n" + "\n".join(rows) + "\n")
+    root = Path(__file__).resolve().parents[1]
+    out = subprocess.run([sys.executable, "-m", "analyzer.validate", "--calibrate", str(tmp_path / "pairs.csv")],
+                         cwd=root, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert "2 recapture pairs" in out.stdout and "repeatability SD" in out.stdout
+    (tmp_path / "bad.csv").write_text("only_one.png\n")
+    bad = subprocess.run([sys.executable, "-m", "analyzer.validate", "--calibrate", str(tmp_path / "bad.csv")],
+                         cwd=root, capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 2 and "Traceback" not in bad.stderr and bad.stderr.count("\n") == 1
+
+
 # ---------------------------------------------------------------------------------------------- real change
 def test_scars_30_percent_shallower_read_smoother_beyond_noise(smoother):
     c = smoother

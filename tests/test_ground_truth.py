@@ -48,6 +48,16 @@ def pigment():
     return validate.pigment_invariance()
 
 
+@pytest.fixture(scope="module")
+def scar_colour():
+    return validate.scar_colour(n=1)
+
+
+@pytest.fixture(scope="module")
+def held_out():
+    return validate.held_out_spread(n=4)
+
+
 def test_roughness_index_ranks_severities_like_the_true_relief(ranking):
     assert len(ranking["index"]) == len(ranking["true_Sdq"]) == 6
     assert np.all(np.diff(ranking["true_Sdq"]) > 0)  # the truth itself grows with severity
@@ -73,15 +83,39 @@ def test_pigment_only_edits_move_the_index_by_at_most_5_percent(pigment):
         assert abs(change) <= 5.0, name
 
 
+def test_fading_colour_inside_unchanged_scars_moves_the_index_by_at_most_3_percent(scar_colour):
+    assert set(scar_colour["fade_pct"]) == {"red", "brown"}
+    for name, changes in scar_colour["fade_pct"].items():
+        assert len(changes) == 1 and abs(changes[0]) <= 3.0, name
+    assert scar_colour["fade_significant"] == 0, scar_colour["fade_recapture_pct"]
+
+
+def test_scars_30_percent_shallower_read_the_same_with_and_without_their_colour(scar_colour):
+    assert scar_colour["shallower_plain_pct"][0] < -15.0  # a real improvement to read
+    for name, gaps in scar_colour["shallower_gap_pts"].items():
+        assert abs(gaps[0]) <= 3.0, (name, scar_colour["shallower_coloured_pct"][name])
+
+
+def test_unchanged_pairs_held_apart_from_the_calibration_are_not_called_significant(held_out):
+    # Second noise model, seeds the calibration of REPEATABILITY_SD_PCT never saw (full run: 0 of 20).
+    assert held_out["n"] + held_out["unaligned"] == 4 and held_out["n"] >= 3
+    assert held_out["significant"] == 0, held_out["changes_pct"]
+    assert held_out["max_abs_pct"] <= 8.0
+
+
 def test_validate_quick_prints_the_four_headline_figures(quick_run, ranking, recaptures):
     out, err = quick_run.communicate(timeout=300)
     assert quick_run.returncode == 0, err
     assert "Traceback" not in err
     lines = out.splitlines()
-    for n in "1234":
-        assert any(line.startswith(f"{n}. ") for line in lines), out
+    for n in range(1, 12):  # 1-8 on renders, 9-11 on the real photos in tests/data/real/
+        assert any(line.startswith(f"{n}. ") for line in lines), (n, out)
     # the printed figures are the library's (same seeds)
     rho = float(re.search(r"Spearman rho = ([-0-9.]+)", out).group(1))
     assert rho == pytest.approx(ranking["spearman"], abs=1e-3) and rho >= 0.95
     assert re.search(r"called significant: (\d+)", out).group(1) == str(recaptures["significant"])
     assert "significant improvement in 2/2" in out
+    assert "fading colour called significant: 0 of 2" in out
+    upper = float(re.search(r"upper 95 % limit ([0-9.]+) %", out).group(1))
+    assert upper > 0 and f"REPEATABILITY_SD_PCT = {validate.REPEATABILITY_SD_PCT:.1f} %" in out
+    assert re.search(r"held-out unchanged pairs called significant: 0/\d+", out)

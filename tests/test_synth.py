@@ -146,6 +146,42 @@ def test_freckles_and_redness_leave_relief_identical_and_change_colour(skin_smal
     assert np.all(freckled.melanin >= skin_small.melanin) and np.all(red.haemoglobin >= skin_small.haemoglobin)
 
 
+def test_scar_pigment_follows_each_scar_and_leaves_the_relief(skin_small):
+    red = synth.add_scar_pigment(skin_small, redness=1.0)
+    brown = synth.add_scar_pigment(skin_small, brown=1.0)
+    assert np.array_equal(red.height_mm, skin_small.height_mm) and np.array_equal(brown.height_mm, skin_small.height_mm)
+    added_hb = red.haemoglobin - skin_small.haemoglobin
+    added_mel = brown.melanin - skin_small.melanin
+    inside = skin_small.scar_height_mm < 0
+    assert np.all(added_hb[~inside] == 0) and np.all(added_mel[~inside] == 0)  # colour only inside the pits
+    assert np.array_equal(red.melanin, skin_small.melanin) and np.array_equal(brown.haemoglobin, skin_small.haemoglobin)
+    ppm = skin_small.px_per_mm
+    for s in skin_small.scars:  # strongest at each pit's centre, where the pit is deepest
+        r, c = int(s.y_mm * ppm), int(s.x_mm * ppm)
+        if 0 <= r < skin_small.shape[0] and 0 <= c < skin_small.shape[1]:
+            assert added_hb[r, c] == pytest.approx(synth.SCAR_REDNESS_HAEMOGLOBIN, rel=0.1)
+            assert added_mel[r, c] == pytest.approx(synth.SCAR_BROWN_MELANIN, rel=0.1)
+    # proportional to the scar's own profile: where the pit is half as deep (of one scar), half the colour
+    foot = synth.scar_footprint(skin_small)
+    assert np.allclose(added_hb, synth.SCAR_REDNESS_HAEMOGLOBIN * foot, atol=1e-6)
+
+
+def test_fading_scar_colour_keeps_the_pits_and_filling_pits_keeps_the_colour(skin_small):
+    red = synth.add_scar_pigment(skin_small, redness=1.0, brown=0.5)
+    faded = synth.fade_scar_pigment(red, 0.3)
+    assert np.array_equal(faded.height_mm, red.height_mm)
+    assert np.allclose(faded.haemoglobin - skin_small.haemoglobin, 0.3 * red.scar_haemoglobin, atol=1e-6)
+    assert np.allclose(faded.melanin - skin_small.melanin, 0.3 * red.scar_melanin, atol=1e-6)
+    assert np.allclose(synth.fade_scar_pigment(red, 0.0).haemoglobin, skin_small.haemoglobin, atol=1e-6)
+    filled = synth.scale_scars(red, 0.7)
+    assert np.array_equal(filled.haemoglobin, red.haemoglobin) and np.array_equal(filled.melanin, red.melanin)
+    assert np.array_equal(synth.scar_footprint(filled), synth.scar_footprint(red))  # the colour stays put
+    with pytest.raises(OptionError):
+        synth.fade_scar_pigment(skin_small, 0.5)  # no scar colour to fade
+    with pytest.raises(OptionError):
+        synth.add_scar_pigment(skin_small, redness=-1.0)
+
+
 def test_fewer_freckles_with_the_same_seed_are_a_subset():
     skin = flat_skin(size_mm=(30.0, 30.0), px_per_mm=10.0)
     many = synth.add_freckles(skin, seed=3, count=20).melanin - skin.melanin
