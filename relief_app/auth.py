@@ -104,6 +104,9 @@ def _sign_in_form() -> None:
     st.caption("Skin texture progress — sign in to continue.")
     if st.session_state.get("signin_flash"):
         st.info(st.session_state.pop("signin_flash"))
+    if services.get_store().accounts.first_start_pending():
+        st.info("First start: sign in as **admin** with the one-time password printed in the console where Relief "
+                "was started (or the one set with RELIEF_ADMIN_PASSWORD); you then choose your own.")
     with st.form("sign_in"):
         username = st.text_input("Username", key="signin_username", autocomplete="username")
         password = st.text_input("Password", type="password", key="signin_password",

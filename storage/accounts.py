@@ -115,6 +115,14 @@ class Accounts:
             return None
         return pw if one_time else None
 
+    def first_start_pending(self) -> bool:
+        """Whether the first admin still holds the one-time password printed at the first start (nobody has
+        completed a first sign-in yet). Tells nothing about any patient."""
+        with self._sessions() as s:
+            return bool(s.scalar(select(func.count(Account.id)).where(
+                Account.username == "admin", Account.must_change_password.is_(True),
+                Account.last_sign_in.is_(None))))
+
     @staticmethod
     def _clinic(s: Session, code: str, *, create: bool = False) -> Clinic:
         code = str(code or "").strip().upper()
