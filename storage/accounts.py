@@ -184,7 +184,7 @@ class Accounts:
         """The current :class:`Actor` of a signed-in account (checked again on every page run, so disabling
         an account or changing its role takes effect at once)."""
         with self._sessions() as s:
-            acc = s.get(Account, int(account_id))
+            acc = s.get(Account, int(account_id)) if isinstance(account_id, int) else None
             if acc is None or acc.disabled:
                 raise SignInFailed("your session has ended; sign in again")
             return self._actor(s, acc)

@@ -10,6 +10,7 @@ import os
 import shutil
 import subprocess
 import sys
+import types
 from pathlib import Path
 
 import cv2
@@ -188,6 +189,9 @@ def test_two_processes_give_the_same_rows_as_one(folder, first_run, tmp_path):
 def test_a_dask_cluster_gives_the_same_rows_as_one_process(folder, first_run, tmp_path, monkeypatch):
     distributed = pytest.importorskip("distributed")
     monkeypatch.setenv("PYTHONPATH", str(ROOT))  # the workers import this checkout's analyzer
+    # Worker processes are spawned, and spawn re-runs the parent's __main__ by path: after an AppTest in this
+    # process that is app.py. A bare __main__ keeps the workers to their own job.
+    monkeypatch.setitem(sys.modules, "__main__", types.ModuleType("__main__"))
     with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=True, host="127.0.0.1",
                                   dashboard_address="127.0.0.1:0", memory_limit="1GiB") as cluster:
         out = tmp_path / "dask.csv"
