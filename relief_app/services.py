@@ -254,26 +254,36 @@ def thumbnail_of_bytes(data: bytes, max_side: int = 640):
 
 
 @st.cache_data(show_spinner=False, max_entries=512)
-def _thumb_photo(key: str, actor: Actor, sha: str, max_side: int, _patient_id: int, _photo_id: int):
-    return images.thumbnail(get_store().photo_bytes(actor, _patient_id, _photo_id), max_side=max_side)
+def _thumb_photo(key: str, sha: str, max_side: int, _actor: Actor, _patient_id: int, _photo_id: int):
+    return images.thumbnail(get_store().photo_bytes(_actor, _patient_id, _photo_id), max_side=max_side)
 
 
 def thumbnail(photo, max_side: int = 640):
-    """Preview (uint8 RGB) of a stored photo record, cached by its SHA-256."""
-    return _thumb_photo(store_key(), current_actor(), photo.sha256, max_side, photo.patient_id, photo.id)
+    """Preview (uint8 RGB) of a stored photo record, cached by its SHA-256.
+
+    Storage checks the actor's access on every call (a cheap read); only then is the cached picture used, so the
+    cache, shared by all sessions, never hands a picture to an actor who may not see the photo.
+    """
+    actor = current_actor()
+    rec = get_store().photo(actor, photo.patient_id, photo.id)  # the access check, every time
+    return _thumb_photo(store_key(), rec.sha256, max_side, actor, rec.patient_id, rec.id)
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
-def _compare_views(key: str, actor: Actor, sha_a: str, sha_b: str, version: str, _patient_id: int, _a: int, _b: int):
-    out = visits.compare_views(get_store(), actor, _patient_id, _a, _b)
+def _compare_views(key: str, sha_a: str, sha_b: str, version: str, _actor: Actor, _patient_id: int, _a: int,
+                   _b: int):
+    out = visits.compare_views(get_store(), _actor, _patient_id, _a, _b)
     bump()  # the comparison may have been stored just now
     return out
 
 
 def compare_views(patient_id: int, baseline, followup) -> dict[str, Any]:
-    """Aligned before/after, difference map and numbers of two stored photos (records), cached by their hashes."""
-    return _compare_views(store_key(), current_actor(), baseline.sha256, followup.sha256, analyzer.ALGORITHM_VERSION,
-                          patient_id, baseline.id, followup.id)
+    """Aligned before/after, difference map and numbers of two stored photos (records), cached by their hashes
+    (shared across sessions, like :func:`thumbnail`: storage checks the actor's access first, every call)."""
+    store, actor = get_store(), current_actor()
+    a = store.photo(actor, patient_id, baseline.id)
+    b = store.photo(actor, patient_id, followup.id)
+    return _compare_views(store_key(), a.sha256, b.sha256, analyzer.ALGORITHM_VERSION, actor, patient_id, a.id, b.id)
 
 
 @st.cache_data(ttl=_TTL, show_spinner=False, max_entries=256)

@@ -46,11 +46,17 @@ def by_file(rows: list[dict], key="file") -> dict[str, dict]:
     return out
 
 
-def photo(seed: int, *, depth: float = 1.0, noise_seed: int = 0) -> np.ndarray:
-    skin = synth.make_skin(seed=seed, severity=0.7, size_mm=(24.0, 18.0), px_per_mm=CAPTURE.px_per_mm)
+#: Pairs to compare show 30 x 20 mm: on a 20 mm field (200 x 133 analysis pixels) a follow-up without its own scale
+#: is at the edge of what the feature matching aligns (10-14 inliers).
+PAIR_CAPTURE = synth.Capture(out_px=(900, 600), field_mm=30.0)
+
+
+def photo(seed: int, *, depth: float = 1.0, noise_seed: int = 0, capture: synth.Capture = CAPTURE) -> np.ndarray:
+    size = (capture.field_mm * 1.2, capture.field_mm * 0.9)
+    skin = synth.make_skin(seed=seed, severity=0.7, size_mm=size, px_per_mm=capture.px_per_mm)
     if depth != 1.0:
         skin = synth.scale_scars(skin, depth)
-    return synth.render(skin, CAPTURE, seed=noise_seed)
+    return synth.render(skin, capture, seed=noise_seed)
 
 
 def write(path: Path, rgb: np.ndarray) -> Path:
@@ -238,8 +244,8 @@ def test_progress_bar_on_a_terminal(folder, tmp_path):
 # --------------------------------------------------------------------------------------------------- compare
 def test_compare_pairs_by_name_with_change_interval_mdc_and_verdict(tmp_path):
     base, follow = tmp_path / "week00", tmp_path / "week12"
-    write(base / "p01.jpg", photo(1))
-    write(follow / "p01.jpg", photo(1, depth=0.4, noise_seed=1))  # scars at 40 % depth: smoother
+    write(base / "p01.jpg", photo(1, capture=PAIR_CAPTURE))
+    write(follow / "p01.jpg", photo(1, depth=0.4, noise_seed=1, capture=PAIR_CAPTURE))  # 40 % depth: smoother
     same = write(base / "clinic2" / "p02.png", photo(2))
     (follow / "clinic2").mkdir()
     shutil.copy(same, follow / "clinic2" / "p02.png")  # the very same file: no change at all
