@@ -316,6 +316,50 @@ def test_disabling_an_account_ends_its_sessions(world):
         store.accounts.set_disabled(a["main_admin"], "main_admin")
 
 
+def test_single_sign_on_maps_a_verified_email_to_exactly_one_enabled_account(world):
+    store, system = world["store"], Actor.system()
+    store.accounts.add(system, "sso_prac", role="practitioner", password=None, clinic="MAIN",
+                       email="Dr.Sso@Clinic.example")
+    store.accounts.add(system, "sso_off", role="viewer", password=None, clinic="MAIN", email="off@clinic.example")
+    store.accounts.set_disabled(system, "sso_off")
+    for name in ("twin_a", "twin_b"):
+        store.accounts.add(system, name, role="viewer", password=None, clinic="OTHER", email="twin@clinic.example")
+
+    actor = store.accounts.sign_in_sso("dr.sso@CLINIC.example", verified=True)  # case does not matter
+    assert (actor.name, actor.role, actor.clinic_code) == ("sso_prac", "practitioner", "MAIN")
+    assert [p.name for p in store.list_patients(actor)] == ["Alice Secret"]
+    assert store.accounts.actor(actor.account_id, single_sign_on=True) == actor
+
+    refusals = {}
+    for label, email, verified in (("unverified", "dr.sso@clinic.example", False), ("unknown", "x@y.example", True),
+                                   ("disabled", "off@clinic.example", True), ("two accounts", "twin@clinic.example", True),
+                                   ("empty", "  ", True)):
+        with pytest.raises(SignInFailed) as err:
+            store.accounts.sign_in_sso(email, verified=verified)
+        refusals[label] = str(err.value)
+    with pytest.raises(SignInFailed) as wrong_password:
+        store.accounts.sign_in("main_prac", "wrong password!!")
+    assert set(refusals.values()) == {str(wrong_password.value)}  # the same one line as a wrong password
+
+    rows = [e for e in store.audit.events(system, action="sign_in") if "single sign-on" in e.detail]
+    assert [(e.account, e.outcome) for e in rows] == [
+        ("", "failed"), ("twin@clinic.example", "failed"), ("sso_off", "failed"), ("x@y.example", "failed"),
+        ("dr.sso@clinic.example", "failed"), ("sso_prac", "ok")]  # newest first; one row per attempt
+
+
+def test_single_sign_on_skips_a_pending_password_change_and_bad_emails_are_refused(world):
+    store, system = world["store"], Actor.system()
+    store.accounts.add(system, "temp_pw", role="practitioner", password=PW, clinic="MAIN", email="t@clinic.example",
+                       must_change_password=True)
+    assert store.accounts.sign_in("temp_pw", PW).must_change_password  # by password: must change it first
+    actor = store.accounts.sign_in_sso("t@clinic.example", verified=True)
+    assert not actor.must_change_password and actor.can("write")
+    assert store.accounts.actor(actor.account_id).must_change_password  # a password session still must
+    for bad in ("no-at-sign", "two@@signs", "sp ace@x.example"):
+        with pytest.raises(OptionError, match="e-mail"):
+            store.accounts.add(system, "bad_mail", role="viewer", password=None, clinic="MAIN", email=bad)
+
+
 def test_first_admin_gets_the_configured_or_a_one_time_password(tmp_path):
     with open_store(tmp_path / "a") as s:
         one_time = s.accounts.ensure_first_admin()
