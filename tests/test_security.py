@@ -332,7 +332,8 @@ def test_single_sign_on_maps_a_verified_email_to_exactly_one_enabled_account(wor
 
     refusals = {}
     for label, email, verified in (("unverified", "dr.sso@clinic.example", False), ("unknown", "x@y.example", True),
-                                   ("disabled", "off@clinic.example", True), ("two accounts", "twin@clinic.example", True),
+                                   ("disabled", "off@clinic.example", True),
+                                   ("two accounts", "twin@clinic.example", True),
                                    ("empty", "  ", True)):
         with pytest.raises(SignInFailed) as err:
             store.accounts.sign_in_sso(email, verified=verified)
