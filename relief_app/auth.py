@@ -104,6 +104,8 @@ def _clear() -> None:
 
 
 def sign_out(message: str | None = None) -> None:
+    """End the session (audited). If the browser carries a single sign-on identity, also ``st.logout()``: the
+    browser goes to the identity provider's sign-out and back, and this page run ends here."""
     actor = st.session_state.get("actor")
     if isinstance(actor, Actor) and actor.kind == "account":
         try:
@@ -114,9 +116,11 @@ def sign_out(message: str | None = None) -> None:
     if message:
         st.session_state["signin_flash"] = message
     if _sso_identity():
-        # Clear the identity provider's cookie too, or the next page load would sign in again by itself.
+        # Clear the identity provider's cookie too, or the next page load would sign in again by itself. The
+        # run ends here: a st.rerun() after st.logout() would drop its redirect of the browser.
         st.session_state.pop("sso_refused", None)
         st.logout()
+        st.stop()
 
 
 def _link_mode() -> Actor:
