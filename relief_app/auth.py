@@ -149,12 +149,8 @@ def _hide_chrome() -> None:
                 "{display: none;}</style>", unsafe_allow_html=True)
 
 
-def _sign_in_form() -> None:
-    _hide_chrome()
-    st.title("Relief")
-    st.caption("Skin texture progress — sign in to continue.")
-    if st.session_state.get("signin_flash"):
-        st.info(st.session_state.pop("signin_flash"))
+def _sso_offer() -> None:
+    """Single sign-on on the sign-in page: its button, or the refusal of this browser's identity."""
     if st.session_state.get("sso_refused"):
         st.error(st.session_state["sso_refused"])
         if st.button("Sign out of single sign-on", key="signin_sso_logout"):
@@ -168,6 +164,15 @@ def _sign_in_form() -> None:
                 st.error("Single sign-on is not fully set up on this server; sign in with your user name and "
                          "password, and tell your clinic's admin.")
         st.caption("Or with your Relief user name and password:")
+
+
+def _sign_in_form() -> None:
+    _hide_chrome()
+    st.title("Relief")
+    st.caption("Skin texture progress — sign in to continue.")
+    _sso_offer()
+    if st.session_state.get("signin_flash"):
+        st.info(st.session_state.pop("signin_flash"))
     with st.form("sign_in"):
         username = st.text_input("Username", key="signin_username", autocomplete="username")
         password = st.text_input("Password", type="password", key="signin_password",
