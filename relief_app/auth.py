@@ -5,7 +5,17 @@ the session's :class:`storage.Actor` in ``st.session_state["actor"]`` (which :mo
 to every storage call) or ends the page on the sign-in form. Storage decides what the actor may see; this module
 only decides who the actor is.
 
-Session state: ``account_id`` and ``last_active`` (a signed-in account), ``link_token`` (a session opened by a
+Single sign-on (optional): with an ``[auth]`` section in ``.streamlit/secrets.toml`` the sign-in page also offers
+Streamlit's ``st.login`` (OpenID Connect). Once the identity provider has sent the browser back, ``st.user``
+carries its ID token's claims; :meth:`storage.Accounts.sign_in_sso` maps the e-mail to one Relief account (or
+refuses, with the same line as a wrong password). Streamlit keeps that identity in a cookie, so a new browser
+session of the same person signs in again without a click until the cookie is cleared: signing out, and the
+idle timeout, therefore also call ``st.logout()``. A refused identity is kept out (one audit row per browser
+session) and the page offers "Sign out of single sign-on" to clear it — calling ``st.logout()`` at once would
+take the browser to the identity provider before the refusal could be read.
+
+Session state: ``account_id`` and ``last_active`` (a signed-in account), ``sso`` (it came from single sign-on),
+``sso_refused`` (the refusal of this browser's single sign-on identity), ``link_token`` (a session opened by a
 patient link; locked to it), ``actor`` (re-made on every run, so a disabled account, a revoked or expired link,
 and the idle timeout take effect at once).
 """
@@ -17,13 +27,15 @@ import time
 
 import streamlit as st
 
+from streamlit.errors import StreamlitAuthError
+
 from storage import Actor, NotFound, OptionError, SignInFailed
 
 from . import services
 
-__all__ = ["gate", "sign_out", "idle_minutes", "Mode"]
+__all__ = ["gate", "sign_out", "idle_minutes", "sso_configured", "Mode"]
 
-_SESSION_KEYS = ("actor", "account_id", "last_active", "link_token", "patient_id", "sidebar_patient",
+_SESSION_KEYS = ("actor", "account_id", "last_active", "sso", "link_token", "patient_id", "sidebar_patient",
                  "_viewed_patients", "edit_for")
 
 
@@ -55,12 +67,45 @@ def _first_admin(key: str) -> bool:
     return True
 
 
+def sso_configured() -> bool:
+    """Whether single sign-on is set up: Streamlit found an ``[auth]`` section in its secrets (it then reports
+    ``is_logged_in`` in ``st.user``, signed in or not)."""
+    return "is_logged_in" in st.user.to_dict()
+
+
+def _sso_identity() -> bool:
+    """Whether this browser carries an identity from the identity provider (Streamlit's auth cookie)."""
+    return sso_configured() and bool(st.user.get("is_logged_in"))
+
+
+def _message(err: Exception) -> str:
+    return str(err)[:1].upper() + str(err)[1:] + "."
+
+
+def _sso_sign_in() -> None:
+    """Map this browser's single sign-on identity to its Relief account (once per browser session)."""
+    claims = st.user.to_dict()
+    verified = claims.get("email_verified", True)  # absent: the provider makes no statement, trust the address
+    verified = verified is True or str(verified).strip().lower() == "true"
+    try:
+        actor = services.get_store().accounts.sign_in_sso(str(claims.get("email") or ""), verified=verified)
+    except SignInFailed as err:
+        st.session_state["sso_refused"] = _message(err)
+        return
+    st.session_state["account_id"] = actor.account_id
+    st.session_state["sso"] = True
+    st.session_state["last_active"] = time.time()
+    st.session_state["actor"] = actor
+
+
 def _clear() -> None:
     for k in _SESSION_KEYS:
         st.session_state.pop(k, None)
 
 
 def sign_out(message: str | None = None) -> None:
+    """End the session (audited). If the browser carries a single sign-on identity, also ``st.logout()``: the
+    browser goes to the identity provider's sign-out and back, and this page run ends here."""
     actor = st.session_state.get("actor")
     if isinstance(actor, Actor) and actor.kind == "account":
         try:
@@ -70,6 +115,12 @@ def sign_out(message: str | None = None) -> None:
     _clear()
     if message:
         st.session_state["signin_flash"] = message
+    if _sso_identity():
+        # Clear the identity provider's cookie too, or the next page load would sign in again by itself. The
+        # run ends here: a st.rerun() after st.logout() would drop its redirect of the browser.
+        st.session_state.pop("sso_refused", None)
+        st.logout()
+        st.stop()
 
 
 def _link_mode() -> Actor:
@@ -98,10 +149,28 @@ def _hide_chrome() -> None:
                 "{display: none;}</style>", unsafe_allow_html=True)
 
 
+def _sso_offer() -> None:
+    """Single sign-on on the sign-in page: its button, or the refusal of this browser's identity."""
+    if st.session_state.get("sso_refused"):
+        st.error(st.session_state["sso_refused"])
+        if st.button("Sign out of single sign-on", key="signin_sso_logout"):
+            st.session_state.pop("sso_refused", None)
+            st.logout()
+    elif sso_configured():
+        if st.button("Sign in with single sign-on", key="signin_sso", type="primary"):
+            try:
+                st.login()
+            except StreamlitAuthError:
+                st.error("Single sign-on is not fully set up on this server; sign in with your user name and "
+                         "password, and tell your clinic's admin.")
+        st.caption("Or with your Relief user name and password:")
+
+
 def _sign_in_form() -> None:
     _hide_chrome()
     st.title("Relief")
     st.caption("Skin texture progress — sign in to continue.")
+    _sso_offer()
     if st.session_state.get("signin_flash"):
         st.info(st.session_state.pop("signin_flash"))
     if services.get_store().accounts.first_start_pending():
@@ -116,8 +185,9 @@ def _sign_in_form() -> None:
         try:
             actor = services.get_store().accounts.sign_in(username, password)
         except SignInFailed as err:
-            st.error(str(err)[:1].upper() + str(err)[1:] + ".")
+            st.error(_message(err))
         else:
+            st.session_state.pop("sso_refused", None)
             st.session_state["account_id"] = actor.account_id
             st.session_state["last_active"] = time.time()
             st.session_state["actor"] = actor
@@ -172,6 +242,9 @@ def gate() -> tuple[str, Actor]:
         st.info("This link is not valid; ask your clinic for a new patient link.")
         st.stop()
     account_id = st.session_state.get("account_id")
+    if account_id is None and "sso_refused" not in st.session_state and _sso_identity():
+        _sso_sign_in()
+        account_id = st.session_state.get("account_id")
     if account_id is None:
         st.session_state["actor"] = None
         _sign_in_form()
@@ -180,7 +253,7 @@ def gate() -> tuple[str, Actor]:
         sign_out(f"You were signed out after {idle_minutes():g} minutes without activity. Sign in again.")
         _sign_in_form()
     try:
-        actor = services.get_store().accounts.actor(account_id)
+        actor = services.get_store().accounts.actor(account_id, single_sign_on=bool(st.session_state.get("sso")))
     except SignInFailed as err:
         sign_out(str(err)[:1].upper() + str(err)[1:] + ".")
         _sign_in_form()

@@ -9,6 +9,12 @@ Sign-in policy (constants below):
   :data:`LOCK_MINUTES` minutes; a successful sign-in resets the count;
 * every refusal — unknown name, wrong password, disabled, throttled or locked — has the same message
   (:data:`SIGN_IN_FAILED`), and an unknown name costs the same hash computation as a known one.
+
+Single sign-on (:meth:`Accounts.sign_in_sso`): the identity provider has already checked the person; the e-mail
+it vouches for (verified) must belong, compared without regard to case, to exactly one enabled account, whose
+:class:`Actor` it becomes. Any other case is refused with the same :data:`SIGN_IN_FAILED` message. Password
+throttling does not apply (no password is tried); every attempt is one audit row (``sign_in``, detail
+``single sign-on``).
 """
 from __future__ import annotations
 
@@ -16,7 +22,7 @@ import datetime as dt
 import re
 import secrets
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
@@ -40,6 +46,7 @@ LOCK_MINUTES = 15
 SIGN_IN_FAILED = ("sign-in failed: wrong user name or password, or too many attempts — wait a moment and try "
                   "again, or ask your clinic's admin")
 _USERNAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,99}$")
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+$")
 _CLINIC_CODE = re.compile(r"^[A-Z0-9][A-Z0-9_-]{0,39}$")
 _hasher = PasswordHasher()  # Argon2id
 _DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))
@@ -76,6 +83,15 @@ def _check_username(name: object) -> str:
         raise OptionError("a user name has 1-100 letters, digits, '.', '_', '@' or '-' and starts with a letter "
                           "or digit")
     return name
+
+
+def _check_email(email: object) -> str | None:
+    """An account's e-mail (used to match single sign-on), stripped; ``None`` for none."""
+    if email is None or (isinstance(email, str) and not email.strip()):
+        return None
+    if not isinstance(email, str) or len(email.strip()) > 255 or not _EMAIL.match(email.strip()):
+        raise OptionError("an e-mail address looks like name@clinic.example (one '@', no spaces)")
+    return email.strip()
 
 
 def _aware(t: dt.datetime | None) -> dt.datetime | None:
@@ -180,14 +196,67 @@ class Accounts:
             raise SignInFailed(SIGN_IN_FAILED)
         return actor
 
-    def actor(self, account_id: int) -> Actor:
+    def sign_in_sso(self, email: str, *, verified: bool) -> Actor:
+        """Sign in the account whose e-mail an identity provider (single sign-on) has vouched for.
+
+        Parameters
+        ----------
+        email : str
+            The ``email`` claim of the identity provider's ID token; matched to :attr:`Account.email` without
+            regard to case.
+        verified : bool
+            Whether the provider says the address is verified (its ``email_verified`` claim; ``True`` when the
+            provider sends no such claim). An unverified address signs in nobody.
+
+        Returns
+        -------
+        Actor
+            The account's actor, never required to change its password (it did not use one).
+
+        Raises
+        ------
+        SignInFailed
+            With :data:`SIGN_IN_FAILED`, when the address is unverified, empty, belongs to no account, to a
+            disabled account, or to more than one account. Each attempt leaves one ``sign_in`` audit row.
+        """
+        now = self.clock()
+        addr = str(email or "").strip()
+        shown = addr[:100]
+        actor = None
+        with self._sessions() as s, s.begin():
+            accs = list(s.scalars(select(Account).where(func.lower(Account.email) == addr.lower()))) if addr else []
+            if not addr or not verified:
+                audit.record(s, None, "sign_in", outcome="failed", account=shown,
+                             detail="single sign-on: e-mail missing or not verified by the identity provider")
+            elif not accs:
+                audit.record(s, None, "sign_in", outcome="failed", account=shown,
+                             detail="single sign-on: no account with this e-mail")
+            elif len(accs) > 1:
+                audit.record(s, None, "sign_in", outcome="failed", account=shown,
+                             clinic_id=accs[0].clinic_id if len({a.clinic_id for a in accs}) == 1 else None,
+                             detail=f"single sign-on: {len(accs)} accounts have this e-mail")
+            elif accs[0].disabled:
+                audit.record(s, None, "sign_in", outcome="failed", account=accs[0].username,
+                             clinic_id=accs[0].clinic_id, detail="single sign-on: disabled")
+            else:
+                acc = accs[0]
+                acc.last_sign_in = now
+                actor = replace(self._actor(s, acc), must_change_password=False)
+                audit.record(s, actor, "sign_in", detail="single sign-on")
+        if actor is None:
+            raise SignInFailed(SIGN_IN_FAILED)
+        return actor
+
+    def actor(self, account_id: int, *, single_sign_on: bool = False) -> Actor:
         """The current :class:`Actor` of a signed-in account (checked again on every page run, so disabling
-        an account or changing its role takes effect at once)."""
+        an account or changing its role takes effect at once). ``single_sign_on``: the session was opened by
+        :meth:`sign_in_sso`, so a pending password change does not apply to it."""
         with self._sessions() as s:
             acc = s.get(Account, int(account_id)) if isinstance(account_id, int) else None
             if acc is None or acc.disabled:
                 raise SignInFailed("your session has ended; sign in again")
-            return self._actor(s, acc)
+            actor = self._actor(s, acc)
+            return replace(actor, must_change_password=False) if single_sign_on else actor
 
     @staticmethod
     def _actor(s: Session, acc: Account) -> Actor:
@@ -238,6 +307,7 @@ class Accounts:
             raise OptionError(f"role must be one of {', '.join(ROLES)}")
         if password is not None:
             check_password(password)
+        email = _check_email(email)
         try:
             with self._sessions() as s, s.begin():
                 if actor.clinic_id is not None:
@@ -248,7 +318,7 @@ class Accounts:
                     if not clinic:
                         raise OptionError("give the account's clinic with --clinic CODE")
                     c = self._clinic(s, clinic, create=True)
-                acc = Account(username=username, clinic_id=c.id, role=role, email=(email or None),
+                acc = Account(username=username, clinic_id=c.id, role=role, email=email,
                               password_hash=_hasher.hash(password) if password is not None else None,
                               disabled=False, must_change_password=bool(must_change_password), failed_attempts=0,
                               created_at=self.clock())

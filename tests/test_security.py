@@ -30,6 +30,7 @@ from storage.models import Account, AuditEvent, Photo, Visit
 
 REPO = Path(__file__).resolve().parents[1]
 PW = "correct horse battery staple"
+SIGN_IN_FAILED_LINE = accounts_mod.SIGN_IN_FAILED[:1].upper() + accounts_mod.SIGN_IN_FAILED[1:] + "."
 V = "1.0.0"
 
 
@@ -316,6 +317,51 @@ def test_disabling_an_account_ends_its_sessions(world):
         store.accounts.set_disabled(a["main_admin"], "main_admin")
 
 
+def test_single_sign_on_maps_a_verified_email_to_exactly_one_enabled_account(world):
+    store, system = world["store"], Actor.system()
+    store.accounts.add(system, "sso_prac", role="practitioner", password=None, clinic="MAIN",
+                       email="Dr.Sso@Clinic.example")
+    store.accounts.add(system, "sso_off", role="viewer", password=None, clinic="MAIN", email="off@clinic.example")
+    store.accounts.set_disabled(system, "sso_off")
+    for name in ("twin_a", "twin_b"):
+        store.accounts.add(system, name, role="viewer", password=None, clinic="OTHER", email="twin@clinic.example")
+
+    actor = store.accounts.sign_in_sso("dr.sso@CLINIC.example", verified=True)  # case does not matter
+    assert (actor.name, actor.role, actor.clinic_code) == ("sso_prac", "practitioner", "MAIN")
+    assert [p.name for p in store.list_patients(actor)] == ["Alice Secret"]
+    assert store.accounts.actor(actor.account_id, single_sign_on=True) == actor
+
+    refusals = {}
+    for label, email, verified in (("unverified", "dr.sso@clinic.example", False), ("unknown", "x@y.example", True),
+                                   ("disabled", "off@clinic.example", True),
+                                   ("two accounts", "twin@clinic.example", True),
+                                   ("empty", "  ", True)):
+        with pytest.raises(SignInFailed) as err:
+            store.accounts.sign_in_sso(email, verified=verified)
+        refusals[label] = str(err.value)
+    with pytest.raises(SignInFailed) as wrong_password:
+        store.accounts.sign_in("main_prac", "wrong password!!")
+    assert set(refusals.values()) == {str(wrong_password.value)}  # the same one line as a wrong password
+
+    rows = [e for e in store.audit.events(system, action="sign_in") if "single sign-on" in e.detail]
+    assert [(e.account, e.outcome) for e in rows] == [
+        ("", "failed"), ("twin@clinic.example", "failed"), ("sso_off", "failed"), ("x@y.example", "failed"),
+        ("dr.sso@clinic.example", "failed"), ("sso_prac", "ok")]  # newest first; one row per attempt
+
+
+def test_single_sign_on_skips_a_pending_password_change_and_bad_emails_are_refused(world):
+    store, system = world["store"], Actor.system()
+    store.accounts.add(system, "temp_pw", role="practitioner", password=PW, clinic="MAIN", email="t@clinic.example",
+                       must_change_password=True)
+    assert store.accounts.sign_in("temp_pw", PW).must_change_password  # by password: must change it first
+    actor = store.accounts.sign_in_sso("t@clinic.example", verified=True)
+    assert not actor.must_change_password and actor.can("write")
+    assert store.accounts.actor(actor.account_id).must_change_password  # a password session still must
+    for bad in ("no-at-sign", "two@@signs", "sp ace@x.example"):
+        with pytest.raises(OptionError, match="e-mail"):
+            store.accounts.add(system, "bad_mail", role="viewer", password=None, clinic="MAIN", email=bad)
+
+
 def test_first_admin_gets_the_configured_or_a_one_time_password(tmp_path):
     with open_store(tmp_path / "a") as s:
         one_time = s.accounts.ensure_first_admin()
@@ -525,6 +571,58 @@ def test_signed_out_every_page_shows_the_sign_in_form_and_no_patient(app_env, pa
     assert at.text_input(key="signin_username").label == "Username"
     assert at.text_input(key="signin_password").label == "Password"
     assert at.button(key="signin_submit").label == "Sign in"
+
+
+def _account_id(d, name: str) -> int:
+    with open_store(d) as s:
+        return next(a.id for a in s.accounts.list(Actor.system()) if a.username == name)
+
+
+def _sso_at(**user):
+    """The app as Streamlit runs it with an ``[auth]`` section: ``st.user`` has ``is_logged_in`` (AppTest's
+    ``user`` stands in for the identity provider's claims; the real round trip is in test_sso.py)."""
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.user = {"is_logged_in": False, **user}
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def test_single_sign_on_is_offered_only_when_configured_and_maps_verified_claims(app_env):
+    d, ids, pid = app_env
+    with open_store(d) as s:
+        if "sso_user" not in {a.username for a in s.accounts.list(Actor.system())}:
+            s.accounts.add(Actor.system(), "sso_user", role="viewer", password=None, clinic="MAIN",
+                           email="sso.user@main.example")
+    assert "signin_sso" not in [b.key for b in _at().button]  # not configured: only the local form
+    at = _sso_at()
+    assert at.button(key="signin_sso").label == "Sign in with single sign-on"
+    assert at.button(key="signin_submit").label == "Sign in"
+    _no_patient_data(at)
+
+    for claims in ({"email": "SSO.User@main.example", "email_verified": False},
+                   {"email": "sso.user@main.example", "email_verified": "false"},
+                   {"email": "nobody@main.example"}, {}):
+        at = _sso_at(is_logged_in=True, **claims)
+        _no_patient_data(at)
+        assert [e.value for e in at.error] == [SIGN_IN_FAILED_LINE], claims
+        assert at.button(key="signin_sso_logout").label == "Sign out of single sign-on"
+    for verified in ({}, {"email_verified": True}, {"email_verified": "true"}):  # absent claim: no statement
+        at = _sso_at(is_logged_in=True, email="SSO.User@MAIN.example", **verified)
+        assert demo.DEMO_NAME in _everything(at), verified
+        assert "sso_user" in _everything(at)
+        at.sidebar.button(key="sign_out").click().run()  # also st.logout(): Streamlit forgets the identity
+        assert at.user == {"is_logged_in": False}
+        _no_patient_data(at)
+    # The idle timeout ends a single sign-on session too, and forgets the identity (else it would sign in again).
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.user = {"is_logged_in": True, "email": "sso.user@main.example"}
+    at.session_state["account_id"] = _account_id(d, "sso_user")
+    at.session_state["sso"] = True
+    at.session_state["last_active"] = time.time() - 31 * 60
+    at.run()
+    assert at.user == {"is_logged_in": False}
+    _no_patient_data(at)
 
 
 @pytest.mark.parametrize("query", [dict(mode="visit", patient=1), dict(patient=1), dict(patient_id=1),

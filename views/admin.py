@@ -21,7 +21,7 @@ with tab_accounts:
         st.success(st.session_state.pop("admin_flash"))
     with services.show_errors():
         rows = services.accounts()
-    st.dataframe([{"User": a.username, "Role": a.role, "Disabled": a.disabled,
+    st.dataframe([{"User": a.username, "Role": a.role, "E-mail": a.email or "", "Disabled": a.disabled,
                    "Must change password": a.must_change_password,
                    "Locked until": a.locked_until.astimezone().strftime("%d %b %H:%M") if a.locked_until and
                    a.locked_until > dt.datetime.now(dt.timezone.utc) else "",
@@ -35,9 +35,12 @@ with tab_accounts:
             role = st.selectbox("Role", ROLES, index=1, key="new_account_role")
             pw = st.text_input("One-time password (at least 12 characters)", type="password",
                                key="new_account_password")
+            email = st.text_input("E-mail (for single sign-on)", key="new_account_email",
+                                  help="The address your identity provider reports for this person; with single "
+                                       "sign-on set up, it signs them in to this account.")
             if st.form_submit_button("Create account", key="create_account"):
                 with services.show_errors(stop=False):
-                    services.add_account(name, role=role, password=pw)
+                    services.add_account(name, role=role, password=pw, email=email.strip() or None)
                     st.session_state["admin_flash"] = (f"Created {esc(name)} ({role}); they choose their own "
                                                        "password at the first sign-in.")
                     st.rerun()
