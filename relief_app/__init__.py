@@ -53,13 +53,14 @@ Progress     ``progress_region``, ``progress_metric``, chart ``progress_chart``
 Compare      ``compare_region``, ``compare_a``, ``compare_b``, ``overlay_opacity``, chart ``difference_map``,
              ``compare_region_metric``, tables ``scar_table``, ``region_table``
 Visit mode   ``visit_region_pick``, chart ``visit_chart``
-Sign-in      ``signin_username``, ``signin_password``, ``signin_submit``; sidebar ``sign_out``; one-time password
+Sign-in      ``signin_username``, ``signin_password``, ``signin_submit``, single sign-on ``signin_sso``,
+             ``signin_sso_logout``; sidebar ``sign_out``; one-time password
              change ``pw_old``, ``pw_new``, ``pw_again``, ``pw_submit``
 Consent      ``consent_kind``, ``consent_decision``, ``consent_date``, ``record_consent``
 Links        ``link_until``, ``issue_link``, per link ``revoke_link_<id>``
 Reports      ``report_paper``, ``prepare_report``, ``download_report``, ``prepare_export``, ``download_export``
 Admin        ``accounts_table``, ``new_account_name``, ``new_account_role``, ``new_account_password``,
-             ``create_account``, ``manage_account``, ``toggle_account``, ``reset_password_value``,
+             ``new_account_email``, ``create_account``, ``manage_account``, ``toggle_account``, ``reset_password_value``,
              ``reset_password_submit``, ``audit_since``, ``audit_action``, ``audit_account``, ``audit_table``,
              ``export_deidentify``, ``prepare_clinic_export``, ``download_clinic_export``
 """
