@@ -781,7 +781,8 @@ class Store:
                 setattr(row, k, v)
             s.flush()
             audit.record(s, actor, "compare", patient_id=patient_id,
-                         detail=f"photo {baseline_id} -> {followup_id}: {row.change_pct if row.change_pct is not None else 'n/a'} %")
+                         detail=f"photo {baseline_id} -> {followup_id}: " + (
+                             "n/a" if row.change_pct is None else f"{row.change_pct:+.1f} %"))
             return _comparison_rec(row)
 
         return self._write_unique(write)
