@@ -43,7 +43,8 @@ Stable widget keys (for AppTest and browser tests)
 sidebar      ``sidebar_patient`` (patient picker)
 Patients     ``patient_search``; form ``new_patient_name``, ``new_patient_code``, ``new_patient_notes``,
              submit ``create_patient``; per row ``open_patient_<id>``; edit form ``edit_patient_name``,
-             ``edit_patient_code``, ``edit_patient_notes``, submit ``update_patient``
+             ``edit_patient_code``, ``edit_patient_notes``, submit ``update_patient``; ``delete_patient_confirm``,
+             ``delete_patient``
 New visit    ``visit_region``, ``visit_region_other``, ``visit_date``, ``visit_notes``, ``treatment_done``,
              ``needle_depth_mm``, ``treatment_area``, ``treatment_notes``, ``px_per_mm``, ``upload_photos``,
              ``full_face``; region by hand ``region_manual`` (shown when a face was found), ``region_name``,

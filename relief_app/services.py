@@ -33,7 +33,7 @@ __all__ = [
     "list_patients", "patient", "progress", "baseline_photo", "standard_regions", "compute_missing", "treatments",
     "visits_of", "regions", "photos", "analyse_upload", "thumbnail", "thumbnail_of_bytes", "compare_views",
     "region_values", "save_visit", "create_patient", "update_patient", "current_actor", "open_patient",
-    "consent_status", "record_consent", "issue_link", "links_of", "revoke_link", "can",
+    "consent_status", "record_consent", "delete_patient", "issue_link", "links_of", "revoke_link", "can",
 ]
 
 _TTL = 30  # seconds: reads cached across reruns; writes by another process show up after at most this
@@ -311,6 +311,13 @@ def create_patient(name: str, code: str | None = None, notes: str = ""):
     rec = get_store().create_patient(current_actor(), name, code=(code or None), notes=notes)
     bump()
     return rec
+
+
+def delete_patient(patient_id: int) -> None:
+    """Delete the patient with their photo files (audited); then the data revision changes."""
+    get_store().delete_patient(current_actor(), patient_id)
+    st.session_state.get("_viewed_patients", set()).discard(patient_id)
+    bump()
 
 
 def update_patient(patient_id: int, **fields):

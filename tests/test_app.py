@@ -25,7 +25,7 @@ from streamlit.testing.v1 import AppTest  # noqa: E402
 
 from analyzer.errors import ReliefError  # noqa: E402
 from relief_app import charts, demo, text, visits  # noqa: E402
-from storage import open_store  # noqa: E402
+from storage import NewPhoto, open_store  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 APP = str(REPO / "app.py")
@@ -730,3 +730,26 @@ def test_progress_page_report_button_gives_the_pdf_with_the_pages_numbers(data_d
     at.button(key="prepare_export").click().run()
     _no_exception(at)
     assert at.session_state["export_zip"][1][:2] == b"PK"
+
+
+def test_delete_patient_from_the_page_removes_rows_and_photo_files(data_dir, store):
+    p = new_patient(store, "To Delete")
+    buf = io.BytesIO()
+    Image.fromarray(np.random.default_rng(77).integers(0, 256, (40, 60, 3), dtype=np.uint8)).save(buf, "PNG")
+    data = buf.getvalue()  # a photo of this patient only (identical bytes of two patients share one file)
+    (photo,) = store.save_visit(MAIN, p.id, date="2025-01-01", photos=[NewPhoto(data, "w.jpg", "chin")]).photos
+    path = store.photo_path(MAIN, p.id, photo.id)
+    assert path.is_file()
+    import streamlit as st
+
+    st.cache_data.clear()
+    at = _app().run()
+    at.button(key=f"open_patient_{p.id}").click().run()
+    assert at.button(key="delete_patient").disabled  # not without the confirmation
+    at.checkbox(key="delete_patient_confirm").check().run()
+    at.button(key="delete_patient").click().run()
+    _no_exception(at)
+    assert "Deleted To Delete" in _texts(at)
+    assert p.id not in [x.id for x in store.list_patients(MAIN)]
+    assert [e.patient_id for e in store.audit.events(MAIN, action="delete_patient")] == [p.id]
+    assert not path.exists()  # the photo file went with the rows

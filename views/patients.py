@@ -153,6 +153,18 @@ with right:
                     rec = services.update_patient(pid, name=new_name, code=new_code or None, notes=new_notes)
                     st.session_state["flash"] = f"Saved {esc(rec.name)}."
                     st.rerun()
+        with st.expander("Delete this patient"):
+            st.caption("Deletes the patient with every visit, photo file, measurement, comparison, consent record "
+                       "and link, at once and for good (the audit log keeps that it happened). Keep a report or an "
+                       "export first if the record must be archived.")
+            sure = st.checkbox(f"Yes, delete {esc(current.name, limit=80)} and all their photos",
+                               key="delete_patient_confirm")
+            if st.button("Delete patient", key="delete_patient", disabled=not sure, type="primary"):
+                with services.show_errors(stop=False):
+                    services.delete_patient(pid)
+                    st.session_state["patient_id"] = None
+                    st.session_state["flash"] = f"Deleted {esc(current.name)} and all their photos."
+                    st.rerun()
 
 if st.session_state["patient_id"] is not None:
     _consent_and_links(st.session_state["patient_id"])
