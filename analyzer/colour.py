@@ -224,12 +224,19 @@ def separate(rgb: np.ndarray, *, px_per_mm: float, mask: np.ndarray | None = Non
     rho_med = float(np.median(rho)) if rho.size else 0.0
     w = 1.0 / (1.0 + (rho.astype(np.float64) / max(rho_med, 1e-6)) ** 4)
     y = y_map[::step, ::step][sel].astype(np.float64)
-    X = np.stack([m[::step, ::step][sel] for m in (*x_maps, q_map)], -1).astype(np.float64)
-    xtx = np.einsum("ni,nj,n->ij", X, X, w)
+    # Weighted normal equations from one-dimensional columns (two-operand einsum: SIMD sums, no threaded BLAS;
+    # half the time of one (N, 3) three-operand einsum).
+    cols = [m[::step, ::step][sel].astype(np.float64) for m in (*x_maps, q_map)]
+    wcols = [c * w for c in cols]
+    xtx = np.empty((3, 3))
+    for i in range(3):
+        for j in range(i, 3):
+            xtx[i, j] = xtx[j, i] = np.einsum("n,n->", wcols[i], cols[j])
+    xty = np.array([np.einsum("n,n->", wc, y) for wc in wcols])
     floor = np.array([CHROMA_FLOOR**2, CHROMA_FLOOR**2, 0.0])  # chroma axes pulled to the prior; q is free
     lam = np.diag(ridge * np.diag(xtx) + w.sum() * floor + 1e-9)
     prior = np.array([*_K_PRIOR, 0.0])
-    k = np.linalg.solve(xtx + lam, np.einsum("ni,n,n->i", X, y, w) + lam @ prior)[:2]
+    k = np.linalg.solve(xtx + lam, xty + lam @ prior)[:2]
 
     # Correct only where there is a pigment pattern. Between pigment patches the band-passed chroma is JPEG's
     # quantised, subsampled chroma and sensor noise; subtracting k·chroma there would add that noise to the
