@@ -7,7 +7,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-__all__ = ["gaussian", "gaussians", "band_pass", "size_to_sigma_px"]
+__all__ = ["gaussian", "gaussians", "band_pass", "size_to_sigma_px", "median"]
 
 
 def size_to_sigma_px(size_mm: float, px_per_mm: float) -> float:
@@ -88,3 +88,34 @@ def band_pass(img: np.ndarray, *, px_per_mm: float, min_mm: float, max_mm: float
     lo = gaussian(img, size_to_sigma_px(min_mm, px_per_mm), mask=mask)
     hi = gaussian(img, size_to_sigma_px(max_mm, px_per_mm), mask=mask)
     return lo - hi
+
+
+#: Arrays at least this long are selected from a bracket found on a strided sample (see :func:`median`).
+_BRACKET_MIN_SIZE = 20_000
+_BRACKET_SAMPLE = 4096
+
+
+def median(x: np.ndarray):
+    """``np.median`` of a 1-D array, exactly, with one selection on a few per cent of it.
+
+    A strided sample brackets the middle; only the values inside the bracket are partitioned (a full
+    ``np.partition`` of a 270 000-pixel map costs ~2 ms, the bracket ~0.3 ms). The counts below and inside
+    the bracket prove that it holds the middle; if it does not, the whole array is partitioned, so the value is
+    always that of ``np.median`` (NaN-free input).
+    """
+    n = x.size
+    k = n // 2
+    ranks = (k,) if n % 2 else (k - 1, k)
+    if n >= _BRACKET_MIN_SIZE:
+        sample = np.sort(x[:: n // _BRACKET_SAMPLE])
+        m = sample.size
+        j, d = (k * m) // n, int(3.0 * np.sqrt(m)) + 4
+        lo, hi = sample[max(j - d, 0)], sample[min(j + d, m - 1)]
+        below = int(np.count_nonzero(x < lo))
+        inside = x[(x >= lo) & (x <= hi)]
+        if below <= ranks[0] and below + inside.size > ranks[-1]:
+            part = np.partition(inside, [r - below for r in ranks])
+            vals = [part[r - below] for r in ranks]
+            return vals[0] if n % 2 else (vals[1] + vals[0]) * x.dtype.type(0.5)
+    part = np.partition(x, k)
+    return part[k] if n % 2 else (part[k] + part[:k].max()) * x.dtype.type(0.5)

@@ -20,7 +20,7 @@ from .errors import OptionError
 from .loading import MIN_SIDE_PX, LoadedImage, as_rgb, peek_size, read_image
 from .quality import QualityReport, check_quality
 from .registry import ALGORITHM_VERSION, BANDS, METRICS
-from .relief import ANALYSIS_PX_PER_MM, ReliefMaps, relief_maps, to_analysis_grid
+from .relief import ANALYSIS_PX_PER_MM, ReliefMaps, measured_mask, relief_maps, to_analysis_grid
 from .scars import Pits, find_pits
 
 __all__ = ["DEFAULT_FIELD_WIDTH_MM", "Measurement", "Analysis", "measure", "analyse", "resolve_scale",
@@ -412,30 +412,34 @@ def analyse(rgb_grid: np.ndarray, *, px_per_mm: float, valid: np.ndarray,
         grayscale = is_grayscale(rgb_grid, mask=valid if valid.any() else None)
     if grayscale:  # exactly one channel: the separation then leaves the achromatic shading untouched
         rgb_grid = gray_copy(rgb_grid)
-    sep = colour.separate(rgb_grid, px_per_mm=px_per_mm, mask=valid, white_balance=white_balance)
-    maps = relief_maps(sep.shading, px_per_mm=px_per_mm, valid=valid, azimuth_deg=azimuth_deg)
-    mask = maps.mask
     metrics: dict[str, float] = {name: float("nan") for name in METRICS}
-    if mask.sum() >= 100:
-        bands = [name for name, band in BANDS.items() if band.max_mm * px_per_mm >= _MIN_BAND_PX]  # (coarser: NaN)
-        # The areal parameters (numpy) and the pits and pigment (OpenCV) are independent: the areal ones run on
-        # the other core meanwhile (both release the GIL for their array work).
-        with ThreadPoolExecutor(max_workers=1) as pool:
+    mask = measured_mask(valid, px_per_mm=px_per_mm)  # = maps.mask, known before the maps
+    enough = mask.sum() >= 100
+    # Independent stages run on a second thread while the main one follows the chain separation → relief maps
+    # → pits: the pigment-pattern weight (during the leak estimate), the pigment metrics (during the relief
+    # maps) and the areal parameters (during the pits). OpenCV and numpy release the GIL for their array work,
+    # so this uses both cores; every value is the one computed in sequence.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        sep = colour.separate(rgb_grid, px_per_mm=px_per_mm, mask=valid, white_balance=white_balance, executor=pool)
+        # Colour marks cannot be told apart from relief in black and white: the pigment metrics stay NaN then.
+        pigment_job = pool.submit(_pigment_metrics, sep, px_per_mm=px_per_mm, mask=mask) \
+            if enough and not grayscale else None
+        maps = relief_maps(sep.shading, px_per_mm=px_per_mm, valid=valid, azimuth_deg=azimuth_deg)
+        if enough:
+            bands = [name for name, band in BANDS.items() if band.max_mm * px_per_mm >= _MIN_BAND_PX]  # coarser: NaN
             areal_job = pool.submit(lambda: {name: areal_parameters(maps.height[name], px_per_mm=px_per_mm, mask=mask)
                                              for name in bands})
             pits = find_pits(maps)
-            pigment = _pigment_metrics(sep, px_per_mm=px_per_mm, mask=mask) if not grayscale else {}
             for name in bands:
                 rms = float(np.sqrt(np.mean(maps.slope[name][mask] ** 2)))
                 metrics["roughness_index" if name == "scar" else "fine_texture_index"] = 100.0 * math.sqrt(2.0) * rms
             params = areal_job.result()
-        for name in bands:
-            for key in _AREAL_KEYS:
-                metrics[f"{name}.{key}"] = float(params[name][key])
-        metrics.update(pits.metrics)
-        # Colour marks cannot be told apart from relief in black and white: the pigment metrics stay NaN then.
-        metrics.update(pigment)
-    else:
+            for name in bands:
+                for key in _AREAL_KEYS:
+                    metrics[f"{name}.{key}"] = float(params[name][key])
+            metrics.update(pits.metrics)
+            metrics.update(pigment_job.result() if pigment_job is not None else {})
+    if not enough:
         pits = Pits(scars=[], scar_labels=np.zeros(mask.shape, np.int32), pore_mask=np.zeros(mask.shape, bool),
                     metrics={})
     return Analysis(metrics=metrics, maps=maps, pits=pits, separation=sep, grayscale=bool(grayscale))

@@ -40,7 +40,7 @@ from .registry import BANDS, FORM_MM
 
 __all__ = [
     "ANALYSIS_PX_PER_MM", "NOMINAL_TAN_ZENITH", "to_analysis_grid", "ReliefMaps", "relief_maps",
-    "light_azimuth", "integrate_slope", "robust_std",
+    "light_azimuth", "integrate_slope", "robust_std", "measured_mask",
 ]
 
 #: Resolution every photo is analysed at (px/mm). Finer photos are reduced to it (area averaging).
@@ -86,40 +86,9 @@ def robust_std(x: np.ndarray) -> float:
     x = x.astype(np.float32 if x.dtype == np.float32 else np.float64, copy=False).ravel()
     if x.size == 0:
         return float("nan")
-    dev = x - _median(x)
+    dev = x - filters.median(x)
     np.abs(dev, out=dev)
-    return float(1.4826 * float(_median(dev)))
-
-
-#: Arrays at least this long are selected from a bracket found on a strided sample (see :func:`_median`).
-_BRACKET_MIN_SIZE = 20_000
-_BRACKET_SAMPLE = 4096
-
-
-def _median(x: np.ndarray):
-    """``np.median`` of a 1-D array, exactly, with one selection on a few per cent of it.
-
-    A strided sample brackets the middle; only the values inside the bracket are partitioned (a full
-    ``np.partition`` of a 270 000-pixel map costs ~2 ms, the bracket ~0.3 ms). The counts below and inside
-    the bracket prove that it holds the middle; if it does not, the whole array is partitioned, so the value is
-    always that of ``np.median`` (NaN-free input).
-    """
-    n = x.size
-    k = n // 2
-    ranks = (k,) if n % 2 else (k - 1, k)
-    if n >= _BRACKET_MIN_SIZE:
-        sample = np.sort(x[:: n // _BRACKET_SAMPLE])
-        m = sample.size
-        j, d = (k * m) // n, int(3.0 * np.sqrt(m)) + 4
-        lo, hi = sample[max(j - d, 0)], sample[min(j + d, m - 1)]
-        below = int(np.count_nonzero(x < lo))
-        inside = x[(x >= lo) & (x <= hi)]
-        if below <= ranks[0] and below + inside.size > ranks[-1]:
-            part = np.partition(inside, [r - below for r in ranks])
-            vals = [part[r - below] for r in ranks]
-            return vals[0] if n % 2 else (vals[1] + vals[0]) * x.dtype.type(0.5)
-    part = np.partition(x, k)
-    return part[k] if n % 2 else (part[k] + part[:k].max()) * x.dtype.type(0.5)
+    return float(1.4826 * float(filters.median(dev)))
 
 
 def light_azimuth(slope: np.ndarray, *, mask: np.ndarray | None = None) -> tuple[float, float]:
@@ -210,6 +179,12 @@ class ReliefMaps:
     integrated_along_deg: float = float("nan")
 
 
+def measured_mask(valid: np.ndarray, *, px_per_mm: float) -> np.ndarray:
+    """Pixels that count in :func:`relief_maps` (``ReliefMaps.mask``): valid ones away from the borders of the
+    photo and of the invalid areas (the form filter's reach)."""
+    return _border_mask(valid, max(2, int(round(filters.size_to_sigma_px(FORM_MM, px_per_mm) * 0.75))))
+
+
 def _border_mask(valid: np.ndarray, border_px: int) -> np.ndarray:
     m = valid.copy()
     m[:border_px, :] = m[-border_px:, :] = False
@@ -252,8 +227,7 @@ def relief_maps(shading: np.ndarray, *, px_per_mm: float, valid: np.ndarray | No
     # Large-scale illumination and facial form: removed by the top of the scar band (FORM_MM).
     flat = shading - filters.gaussian(shading, filters.size_to_sigma_px(FORM_MM, px_per_mm), mask=valid)
     flat = np.where(valid, flat, 0.0).astype(np.float32)
-    border = max(2, int(round(filters.size_to_sigma_px(FORM_MM, px_per_mm) * 0.75)))
-    mask = _border_mask(valid, border)
+    mask = measured_mask(valid, px_per_mm=px_per_mm)
     slope = _bands(flat, px_per_mm=px_per_mm, mask=valid)
     if mask.sum() < _MIN_PIXELS:  # nothing to measure: empty maps, no light estimate (the caller reports it)
         zeros = {name: np.zeros(shading.shape, np.float32) for name in BANDS}
