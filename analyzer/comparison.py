@@ -386,8 +386,9 @@ def compare(baseline, followup, *, px_per_mm: float | None = None,
     # Each photo's shading is the slope along its *own* light, so each is integrated along its own azimuth.
     with ThreadPoolExecutor(max_workers=2) as pool:
         fut_f = pool.submit(analyse, in_f, px_per_mm=gpb, valid=common, white_balance=card_gains(card_f),
-                            grayscale=gray)
-        an_b = analyse(in_b, px_per_mm=gpb, valid=common, white_balance=card_gains(card_b), grayscale=gray)
+                            grayscale=gray, parallel=False)
+        an_b = analyse(in_b, px_per_mm=gpb, valid=common, white_balance=card_gains(card_b), grayscale=gray,
+                       parallel=False)
         an_f = fut_f.result()
     mask = an_b.maps.mask & an_f.maps.mask
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import os
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import cv2
@@ -388,8 +388,27 @@ def _pigment_metrics(sep: colour.Separation, *, px_per_mm: float, mask: np.ndarr
     }
 
 
+class _InThread:
+    """An executor that runs each job at once in the calling thread (same interface as a thread pool)."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def submit(self, fn, /, *args, **kwargs) -> Future:
+        fut = Future()
+        try:
+            fut.set_result(fn(*args, **kwargs))
+        except BaseException as err:  # delivered by .result(), as a pool would
+            fut.set_exception(err)
+        return fut
+
+
 def analyse(rgb_grid: np.ndarray, *, px_per_mm: float, valid: np.ndarray,
-            azimuth_deg: float | None = None, white_balance=None, grayscale: bool | None = None) -> Analysis:
+            azimuth_deg: float | None = None, white_balance=None, grayscale: bool | None = None,
+            parallel: bool = True) -> Analysis:
     """All metrics of a photo already on the analysis grid.
 
     Parameters
@@ -407,6 +426,9 @@ def analyse(rgb_grid: np.ndarray, *, px_per_mm: float, valid: np.ndarray,
     grayscale : bool, optional
         Measure the photo in black and white (no pigment separation, pigment metrics NaN). By default it is
         detected (:func:`is_grayscale`); ``compare`` forces it on both photos when either is black-and-white.
+    parallel : bool
+        Run independent stages on a second thread (the default). ``compare`` analyses its two photos side by
+        side instead, each in one thread: more threads than cores only add switching.
     """
     if grayscale is None:
         grayscale = is_grayscale(rgb_grid, mask=valid if valid.any() else None)
@@ -419,8 +441,9 @@ def analyse(rgb_grid: np.ndarray, *, px_per_mm: float, valid: np.ndarray,
     # → pits: the pigment-pattern weight (during the leak estimate), the pigment metrics (during the relief
     # maps) and the areal parameters (during the pits). OpenCV and numpy release the GIL for their array work,
     # so this uses both cores; every value is the one computed in sequence.
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        sep = colour.separate(rgb_grid, px_per_mm=px_per_mm, mask=valid, white_balance=white_balance, executor=pool)
+    with (ThreadPoolExecutor(max_workers=1) if parallel else _InThread()) as pool:
+        sep = colour.separate(rgb_grid, px_per_mm=px_per_mm, mask=valid, white_balance=white_balance,
+                              executor=pool if parallel else None)
         # Colour marks cannot be told apart from relief in black and white: the pigment metrics stay NaN then.
         pigment_job = pool.submit(_pigment_metrics, sep, px_per_mm=px_per_mm, mask=mask) \
             if enough and not grayscale else None
