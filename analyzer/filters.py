@@ -4,6 +4,9 @@ All sizes arrive here already converted to pixels by the caller's one mm→px co
 """
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
+
 import cv2
 import numpy as np
 
@@ -29,7 +32,33 @@ def gaussian(img: np.ndarray, sigma_px: float, *, mask: np.ndarray | None = None
     if mask is None or mask.all():
         return _blur(img, sigma_px)
     w = mask.astype(np.float32)
-    return _blur(img * w, sigma_px) / np.maximum(_blur(w, sigma_px), 1e-6)
+    return _blur(img * w, sigma_px) / _normaliser(mask, w, sigma_px)
+
+
+#: Blurred masks kept for reuse (a comparison blurs both photos' maps with one common mask, and the bands and
+#: the form filter share sigmas): about 1 MB each on the analysis grid.
+_NORM_CACHE_SIZE = 24
+_norm_cache: OrderedDict = OrderedDict()
+_norm_lock = threading.Lock()
+
+
+def _normaliser(mask: np.ndarray, w: np.ndarray, sigma_px: float) -> np.ndarray:
+    """``max(blur(w), 1e-6)`` for a boolean mask (``w`` = it as float32), remembered by the mask's content."""
+    if mask.dtype != bool:  # (weights other than 0/1 are not remembered)
+        return np.maximum(_blur(w, sigma_px), 1e-6)
+    key = (mask.shape, float(sigma_px), np.packbits(mask).tobytes())
+    with _norm_lock:
+        norm = _norm_cache.get(key)
+        if norm is not None:
+            _norm_cache.move_to_end(key)
+            return norm
+    norm = np.maximum(_blur(w, sigma_px), 1e-6)
+    norm.setflags(write=False)
+    with _norm_lock:
+        _norm_cache[key] = norm
+        while len(_norm_cache) > _NORM_CACHE_SIZE:
+            _norm_cache.popitem(last=False)
+    return norm
 
 
 def gaussians(img, sigmas_px, *, mask: np.ndarray | None = None) -> list:
@@ -44,7 +73,7 @@ def gaussians(img, sigmas_px, *, mask: np.ndarray | None = None) -> list:
     w = None if plain else mask.astype(np.float32)
     out = [[None] * len(sigmas_px) for _ in imgs]
     for k, s in enumerate(sigmas_px):
-        norm = None if plain or s < 0.3 else np.maximum(_blur(w, s), 1e-6)
+        norm = None if plain or s < 0.3 else _normaliser(mask, w, s)
         for i, im in enumerate(imgs):
             if s < 0.3:
                 out[i][k] = im.copy()
