@@ -133,6 +133,8 @@ def median(x: np.ndarray):
     always that of ``np.median`` (NaN-free input).
     """
     n = x.size
+    if n == 0:
+        return x.dtype.type(np.nan) if x.dtype.kind == "f" else np.float64(np.nan)
     k = n // 2
     ranks = (k,) if n % 2 else (k - 1, k)
     if n >= _BRACKET_MIN_SIZE:

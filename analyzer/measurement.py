@@ -439,8 +439,8 @@ def analyse(rgb_grid: np.ndarray, *, px_per_mm: float, valid: np.ndarray,
     enough = mask.sum() >= 100
     # Independent stages run on a second thread while the main one follows the chain separation → relief maps
     # → pits: the pigment-pattern weight (during the leak estimate), the pigment metrics (during the relief
-    # maps) and the areal parameters (during the pits). OpenCV and numpy release the GIL for their array work,
-    # so this uses both cores; every value is the one computed in sequence.
+    # maps) and the areal parameters (during the pits). OpenCV and numpy release the GIL for their array
+    # work, so this uses both cores; every value is the one computed in sequence.
     with (ThreadPoolExecutor(max_workers=1) if parallel else _InThread()) as pool:
         sep = colour.separate(rgb_grid, px_per_mm=px_per_mm, mask=valid, white_balance=white_balance,
                               executor=pool if parallel else None)
@@ -450,16 +450,16 @@ def analyse(rgb_grid: np.ndarray, *, px_per_mm: float, valid: np.ndarray,
         maps = relief_maps(sep.shading, px_per_mm=px_per_mm, valid=valid, azimuth_deg=azimuth_deg)
         if enough:
             bands = [name for name, band in BANDS.items() if band.max_mm * px_per_mm >= _MIN_BAND_PX]  # coarser: NaN
-            areal_job = pool.submit(lambda: {name: areal_parameters(maps.height[name], px_per_mm=px_per_mm, mask=mask)
-                                             for name in bands})
+            areal_jobs = {name: pool.submit(areal_parameters, maps.height[name], px_per_mm=px_per_mm, mask=mask)
+                          for name in bands}
             pits = find_pits(maps)
             for name in bands:
                 rms = float(np.sqrt(np.mean(maps.slope[name][mask] ** 2)))
                 metrics["roughness_index" if name == "scar" else "fine_texture_index"] = 100.0 * math.sqrt(2.0) * rms
-            params = areal_job.result()
             for name in bands:
+                params = areal_jobs[name].result()
                 for key in _AREAL_KEYS:
-                    metrics[f"{name}.{key}"] = float(params[name][key])
+                    metrics[f"{name}.{key}"] = float(params[key])
             metrics.update(pits.metrics)
             metrics.update(pigment_job.result() if pigment_job is not None else {})
     if not enough:
@@ -497,21 +497,29 @@ def measure(image_or_path, *, px_per_mm: float | None = None, roi=None, regions=
     >>> m.roughness_index > 0
     True
     """
-    prep = prepare(image_or_path, px_per_mm=px_per_mm)
+    # With a given scale the card only masks itself out: it is searched on the other core while the photo is
+    # resampled to the analysis grid (the same search as prepare's, on the same pixels).
+    given = px_per_mm is not None
+    prep = prepare(image_or_path, px_per_mm=px_per_mm, use_card=not given)
     rgb, p, downscale, card, source = prep.rgb, prep.px_per_mm, prep.downscale, prep.card, prep.source
     warnings = list(prep.warnings)
-    if roi is not None:
-        H, W = (int(round(v * downscale)) for v in rgb.shape[:2])
-        x, y, w, h = parse_roi(roi, (H, W))
-        x, y, w, h = (int(round(v / downscale)) for v in (x, y, w, h))
-        rgb = rgb[y:y + h, x:x + w]
-    named, face = named_regions(regions, rgb, downscale, warnings) if regions is not None else ({}, None)
-    if face is not None and source == "default":
-        p, source, warnings = _face_scale(face, p, downscale, warnings)
-    # The quality gate is independent of the analysis: it runs on the other core meanwhile.
     with ThreadPoolExecutor(max_workers=1) as pool:
-        quality_job = pool.submit(check_quality, rgb, px_per_mm=p, mask=skin_mask(rgb, card))
+        if given:
+            from .card import detect_card
+            card_job = pool.submit(detect_card, rgb)
+        if roi is not None:
+            H, W = (int(round(v * downscale)) for v in rgb.shape[:2])
+            x, y, w, h = parse_roi(roi, (H, W))
+            x, y, w, h = (int(round(v / downscale)) for v in (x, y, w, h))
+            rgb = rgb[y:y + h, x:x + w]
+        named, face = named_regions(regions, rgb, downscale, warnings) if regions is not None else ({}, None)
+        if face is not None and source == "default":
+            p, source, warnings = _face_scale(face, p, downscale, warnings)
         grid, gp = to_analysis_grid(rgb, px_per_mm=p)
+        if given:
+            card = card_job.result()
+        # The quality gate is independent of the analysis: it runs on the other core meanwhile.
+        quality_job = pool.submit(check_quality, rgb, px_per_mm=p, mask=skin_mask(rgb, card))
         valid = valid_mask(grid, px_per_mm=gp, card=card if roi is None else None)
         region_masks = {}
         if named:
