@@ -356,10 +356,6 @@ def compare(baseline, followup, *, px_per_mm: float | None = None,
                                               prep_b.card, prep_b.warnings)
     rgb_f, pf, ds_f, src_f, card_f, warn_f = (prep_f.rgb, prep_f.px_per_mm, prep_f.downscale, prep_f.source,
                                               prep_f.card, prep_f.warnings)
-    # The quality gates feed neither the alignment nor the analysis: they run on a spare thread meanwhile.
-    q_pool = ThreadPoolExecutor(max_workers=1)
-    fut_q = q_pool.submit(lambda: (check_quality(rgb_b, px_per_mm=pb, mask=skin_mask(rgb_b, card_b)),
-                                   check_quality(rgb_f, px_per_mm=pf, mask=skin_mask(rgb_f, card_f))))
     grid_b, gpb = to_analysis_grid(rgb_b, px_per_mm=pb)
     grid_f, gpf = to_analysis_grid(rgb_f, px_per_mm=pf)
     valid_b = valid_mask(grid_b, px_per_mm=gpb, card=card_b)
@@ -368,9 +364,14 @@ def compare(baseline, followup, *, px_per_mm: float | None = None,
     reg = register(grid_b, grid_f, px_per_mm=gpb, fixed_mask=_not_card(card_b, grid_b),
                    moving_mask=_not_card(card_f, grid_f))
     if not reg.ok:
-        q_pool.shutdown(wait=False)
         raise RegistrationError(reg.message or "could not align the follow-up with the baseline — "
                                 "photograph the same area, with the same framing")
+    # The quality gates feed neither the alignment nor the analysis: they run on a spare thread meanwhile —
+    # from here, where the main thread warps alone (the registration's own two threads are done).
+    q_pool = ThreadPoolExecutor(max_workers=1)
+    fut_q = q_pool.submit(lambda pb=pb, pf=pf: (check_quality(rgb_b, px_per_mm=pb, mask=skin_mask(rgb_b, card_b)),
+                                                check_quality(rgb_f, px_per_mm=pf, mask=skin_mask(rgb_f, card_f))))
+    # (pf as prepared: the registration's scale below replaces it only for the report)
     # Resampling smooths: warping the follow-up on the analysis grid itself would make it read smoother than
     # the untouched baseline. So the follow-up is warped at working resolution (about twice the grid's) with
     # cubic interpolation into the baseline's working frame, and both then reach the grid the same way.
