@@ -356,10 +356,14 @@ def compare(baseline, followup, *, px_per_mm: float | None = None,
                                               prep_b.card, prep_b.warnings)
     rgb_f, pf, ds_f, src_f, card_f, warn_f = (prep_f.rgb, prep_f.px_per_mm, prep_f.downscale, prep_f.source,
                                               prep_f.card, prep_f.warnings)
-    grid_b, gpb = to_analysis_grid(rgb_b, px_per_mm=pb)
-    grid_f, gpf = to_analysis_grid(rgb_f, px_per_mm=pf)
-    valid_b = valid_mask(grid_b, px_per_mm=gpb, card=card_b)
-    valid_f = valid_mask(grid_f, px_per_mm=gpf, card=card_f)
+    def to_grid(rgb, p, card):
+        grid, gp = to_analysis_grid(rgb, px_per_mm=p)
+        return grid, gp, valid_mask(grid, px_per_mm=gp, card=card)
+
+    with ThreadPoolExecutor(max_workers=1) as pool:  # both photos at once
+        fut_grid = pool.submit(to_grid, rgb_f, pf, card_f)
+        grid_b, gpb, valid_b = to_grid(rgb_b, pb, card_b)
+        grid_f, gpf, valid_f = fut_grid.result()
 
     reg = register(grid_b, grid_f, px_per_mm=gpb, fixed_mask=_not_card(card_b, grid_b),
                    moving_mask=_not_card(card_f, grid_f))
