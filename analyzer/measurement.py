@@ -497,29 +497,21 @@ def measure(image_or_path, *, px_per_mm: float | None = None, roi=None, regions=
     >>> m.roughness_index > 0
     True
     """
-    # With a given scale the card only masks itself out: it is searched on the other core while the photo is
-    # resampled to the analysis grid (the same search as prepare's, on the same pixels).
-    given = px_per_mm is not None
-    prep = prepare(image_or_path, px_per_mm=px_per_mm, use_card=not given)
+    prep = prepare(image_or_path, px_per_mm=px_per_mm)
     rgb, p, downscale, card, source = prep.rgb, prep.px_per_mm, prep.downscale, prep.card, prep.source
     warnings = list(prep.warnings)
+    if roi is not None:
+        H, W = (int(round(v * downscale)) for v in rgb.shape[:2])
+        x, y, w, h = parse_roi(roi, (H, W))
+        x, y, w, h = (int(round(v / downscale)) for v in (x, y, w, h))
+        rgb = rgb[y:y + h, x:x + w]
+    named, face = named_regions(regions, rgb, downscale, warnings) if regions is not None else ({}, None)
+    if face is not None and source == "default":
+        p, source, warnings = _face_scale(face, p, downscale, warnings)
+    # The quality gate is independent of the analysis: it runs on the other core meanwhile.
     with ThreadPoolExecutor(max_workers=1) as pool:
-        if given:
-            from .card import detect_card
-            card_job = pool.submit(detect_card, rgb)
-        if roi is not None:
-            H, W = (int(round(v * downscale)) for v in rgb.shape[:2])
-            x, y, w, h = parse_roi(roi, (H, W))
-            x, y, w, h = (int(round(v / downscale)) for v in (x, y, w, h))
-            rgb = rgb[y:y + h, x:x + w]
-        named, face = named_regions(regions, rgb, downscale, warnings) if regions is not None else ({}, None)
-        if face is not None and source == "default":
-            p, source, warnings = _face_scale(face, p, downscale, warnings)
-        grid, gp = to_analysis_grid(rgb, px_per_mm=p)
-        if given:
-            card = card_job.result()
-        # The quality gate is independent of the analysis: it runs on the other core meanwhile.
         quality_job = pool.submit(check_quality, rgb, px_per_mm=p, mask=skin_mask(rgb, card))
+        grid, gp = to_analysis_grid(rgb, px_per_mm=p)
         valid = valid_mask(grid, px_per_mm=gp, card=card if roi is None else None)
         region_masks = {}
         if named:
