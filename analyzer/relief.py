@@ -29,6 +29,7 @@ References
 from __future__ import annotations
 
 import functools
+import threading
 from dataclasses import dataclass, field
 
 import cv2
@@ -181,8 +182,27 @@ class ReliefMaps:
 
 def measured_mask(valid: np.ndarray, *, px_per_mm: float) -> np.ndarray:
     """Pixels that count in :func:`relief_maps` (``ReliefMaps.mask``): valid ones away from the borders of the
-    photo and of the invalid areas (the form filter's reach)."""
-    return _border_mask(valid, max(2, int(round(filters.size_to_sigma_px(FORM_MM, px_per_mm) * 0.75))))
+    photo and of the invalid areas (the form filter's reach). A new array on every call."""
+    valid = np.asarray(valid, bool)
+    border = max(2, int(round(filters.size_to_sigma_px(FORM_MM, px_per_mm) * 0.75)))
+    if valid.all():
+        return _border_mask(valid, border)
+    # The erosion by a disc (~2 ms) is remembered by the mask's content: a comparison measures both photos over
+    # one common mask, and analyse needs the result before relief_maps does.
+    key = (valid.shape, border, np.packbits(valid).tobytes())
+    with _measured_lock:
+        hit = _measured_cache.get(key)
+    if hit is None:
+        hit = _border_mask(valid, border)
+        with _measured_lock:
+            _measured_cache[key] = hit
+            while len(_measured_cache) > 4:
+                _measured_cache.pop(next(iter(_measured_cache)))
+    return hit.copy()
+
+
+_measured_cache: dict = {}
+_measured_lock = threading.Lock()
 
 
 def _border_mask(valid: np.ndarray, border_px: int) -> np.ndarray:
