@@ -36,8 +36,8 @@ def gaussian(img: np.ndarray, sigma_px: float, *, mask: np.ndarray | None = None
 
 
 #: Blurred masks kept for reuse (a comparison blurs both photos' maps with one common mask, and the bands and
-#: the form filter share sigmas): about 1 MB each on the analysis grid.
-_NORM_CACHE_SIZE = 24
+#: the form filter share sigmas): about 1 MB each on a close-up's analysis grid; at most this many bytes in all.
+_NORM_CACHE_BYTES = 48 * 2**20
 _norm_cache: OrderedDict = OrderedDict()
 _norm_lock = threading.Lock()
 
@@ -56,7 +56,7 @@ def _normaliser(mask: np.ndarray, w: np.ndarray, sigma_px: float) -> np.ndarray:
     norm.setflags(write=False)
     with _norm_lock:
         _norm_cache[key] = norm
-        while len(_norm_cache) > _NORM_CACHE_SIZE:
+        while len(_norm_cache) > 1 and sum(v.nbytes for v in _norm_cache.values()) > _NORM_CACHE_BYTES:
             _norm_cache.popitem(last=False)
     return norm
 
