@@ -32,7 +32,7 @@ from .measurement import (GRAYSCALE_WARNING, Analysis, Measurement, json_safe, n
 from .quality import check_quality
 from .registration import Registration, register, warp_to
 from .registry import ALGORITHM_VERSION, METRICS
-from .relief import to_analysis_grid
+from .relief import measured_mask, to_analysis_grid
 
 __all__ = ["Comparison", "compare", "RegistrationError", "REPEATABILITY_SD_PCT", "TILE_MM", "repeatability",
            "calibrate_repeatability"]
@@ -219,8 +219,24 @@ def _tile_sums(values: np.ndarray, mask: np.ndarray, tile_px: int) -> tuple[np.n
     return v, n
 
 
+def _kept_tiles(mask: np.ndarray, px_per_mm: float) -> np.ndarray:
+    """Tile size (px) and which tiles of :func:`change_interval`'s grid hold enough measured pixels."""
+    tile = max(4, int(round(TILE_MM * px_per_mm)))
+    h, w = mask.shape
+    th, tw = max(1, h // tile), max(1, w // tile)
+    n = mask[:th * tile, :tw * tile].reshape(th, tile, tw, tile).sum(axis=(1, 3)).ravel()
+    return n > 0.25 * tile * tile
+
+
+def bootstrap_weights(n_tiles: int, *, seed: int = 0) -> np.ndarray:
+    """Resampling counts (``_BOOTSTRAP`` × ``n_tiles``) of the spatial bootstrap: drawn once per comparison
+    (depending only on the number of tiles), so they can be drawn before the slopes are known."""
+    rng = np.random.default_rng(seed)
+    return rng.multinomial(n_tiles, np.full(n_tiles, 1.0 / n_tiles), size=_BOOTSTRAP).astype(np.float64)
+
+
 def change_interval(base_sq: np.ndarray, follow_sq: np.ndarray, mask: np.ndarray, *, px_per_mm: float,
-                    seed: int = 0) -> tuple[float, float]:
+                    seed: int = 0, weights: np.ndarray | None = None) -> tuple[float, float]:
     """Change of an RMS quantity (%) and its spatial-bootstrap standard error (percentage points).
 
     Parameters
@@ -229,6 +245,9 @@ def change_interval(base_sq: np.ndarray, follow_sq: np.ndarray, mask: np.ndarray
         Squared values whose mean's square root is the metric (e.g. squared slopes).
     mask : (H, W) bool
         Pixels measured in both.
+    weights : ndarray, optional
+        ``bootstrap_weights(n, seed=seed)`` for this mask's number of kept tiles, drawn beforehand (drawn here
+        otherwise, or when the number does not match).
     """
     tile = max(4, int(round(TILE_MM * px_per_mm)))
     b, n = _tile_sums(base_sq, mask, tile)
@@ -238,9 +257,11 @@ def change_interval(base_sq: np.ndarray, follow_sq: np.ndarray, mask: np.ndarray
     if b.size < 2 or b.sum() <= 0:
         return float("nan"), float("nan")
     change = 100.0 * (math.sqrt(f.sum() / b.sum()) - 1.0)
-    rng = np.random.default_rng(seed)
-    w = rng.multinomial(b.size, np.full(b.size, 1.0 / b.size), size=_BOOTSTRAP).astype(np.float64)
-    ratios = np.sqrt((w @ f) / np.maximum(w @ b, 1e-30))
+    w = weights if weights is not None and weights.shape == (_BOOTSTRAP, b.size) \
+        else bootstrap_weights(b.size, seed=seed)
+    # einsum, not `@`: a (rounds × tiles) matrix-vector product goes through threaded BLAS, whose worker threads
+    # then spin on the second core for tens of ms.
+    ratios = np.sqrt(np.einsum("ij,j->i", w, f) / np.maximum(np.einsum("ij,j->i", w, b), 1e-30))
     return change, float(np.std(100.0 * (ratios - 1.0)))
 
 
@@ -335,21 +356,26 @@ def compare(baseline, followup, *, px_per_mm: float | None = None,
                                               prep_b.card, prep_b.warnings)
     rgb_f, pf, ds_f, src_f, card_f, warn_f = (prep_f.rgb, prep_f.px_per_mm, prep_f.downscale, prep_f.source,
                                               prep_f.card, prep_f.warnings)
-    # The quality gates feed neither the alignment nor the analysis: they run on a spare thread meanwhile.
-    q_pool = ThreadPoolExecutor(max_workers=1)
-    fut_q = q_pool.submit(lambda: (check_quality(rgb_b, px_per_mm=pb, mask=skin_mask(rgb_b, card_b)),
-                                   check_quality(rgb_f, px_per_mm=pf, mask=skin_mask(rgb_f, card_f))))
-    q_pool.shutdown(wait=False)  # (the job still runs; its result is collected below)
-    grid_b, gpb = to_analysis_grid(rgb_b, px_per_mm=pb)
-    grid_f, gpf = to_analysis_grid(rgb_f, px_per_mm=pf)
-    valid_b = valid_mask(grid_b, px_per_mm=gpb, card=card_b)
-    valid_f = valid_mask(grid_f, px_per_mm=gpf, card=card_f)
+    def to_grid(rgb, p, card):
+        grid, gp = to_analysis_grid(rgb, px_per_mm=p)
+        return grid, gp, valid_mask(grid, px_per_mm=gp, card=card)
+
+    with ThreadPoolExecutor(max_workers=1) as pool:  # both photos at once
+        fut_grid = pool.submit(to_grid, rgb_f, pf, card_f)
+        grid_b, gpb, valid_b = to_grid(rgb_b, pb, card_b)
+        grid_f, gpf, valid_f = fut_grid.result()
 
     reg = register(grid_b, grid_f, px_per_mm=gpb, fixed_mask=_not_card(card_b, grid_b),
                    moving_mask=_not_card(card_f, grid_f))
     if not reg.ok:
         raise RegistrationError(reg.message or "could not align the follow-up with the baseline — "
                                 "photograph the same area, with the same framing")
+    # The quality gates feed neither the alignment nor the analysis: they run on a spare thread meanwhile —
+    # from here, where the main thread warps alone (the registration's own two threads are done).
+    q_pool = ThreadPoolExecutor(max_workers=1)
+    fut_q = q_pool.submit(lambda pb=pb, pf=pf: (check_quality(rgb_b, px_per_mm=pb, mask=skin_mask(rgb_b, card_b)),
+                                                check_quality(rgb_f, px_per_mm=pf, mask=skin_mask(rgb_f, card_f))))
+    # (pf as prepared: the registration's scale below replaces it only for the report)
     # Resampling smooths: warping the follow-up on the analysis grid itself would make it read smoother than
     # the untouched baseline. So the follow-up is warped at working resolution (about twice the grid's) with
     # cubic interpolation into the baseline's working frame, and both then reach the grid the same way.
@@ -381,16 +407,23 @@ def compare(baseline, followup, *, px_per_mm: float | None = None,
     gray_b, gray_f = is_grayscale(grid_b, mask=common), is_grayscale(warped, mask=common)
     gray = gray_b or gray_f
     in_b, in_f = (gray_copy(grid_b), gray_copy(warped)) if gray else (grid_b, warped)
+    # The bootstrap's resampling depends only on how many tiles the overlap holds (both analyses measure the
+    # pixels measured_mask(common)): drawn on the spare thread during the analyses.
+    n_tiles = int(np.count_nonzero(_kept_tiles(measured_mask(common, px_per_mm=gpb), gpb)))
+    fut_w = q_pool.submit(bootstrap_weights, n_tiles) if n_tiles >= 2 else None
+    q_pool.shutdown(wait=False)  # (its jobs still run; their results are collected below)
     # Each photo's shading is the slope along its *own* light, so each is integrated along its own azimuth.
     with ThreadPoolExecutor(max_workers=2) as pool:
         fut_f = pool.submit(analyse, in_f, px_per_mm=gpb, valid=common, white_balance=card_gains(card_f),
-                            grayscale=gray)
-        an_b = analyse(in_b, px_per_mm=gpb, valid=common, white_balance=card_gains(card_b), grayscale=gray)
+                            grayscale=gray, parallel=False)
+        an_b = analyse(in_b, px_per_mm=gpb, valid=common, white_balance=card_gains(card_b), grayscale=gray,
+                       parallel=False)
         an_f = fut_f.result()
     mask = an_b.maps.mask & an_f.maps.mask
 
     sb, sf = an_b.maps.slope["scar"], an_f.maps.slope["scar"]
-    change, se_boot = change_interval(sb * sb, sf * sf, mask, px_per_mm=gpb)
+    change, se_boot = change_interval(sb * sb, sf * sf, mask, px_per_mm=gpb,
+                                      weights=fut_w.result() if fut_w is not None else None)
     se = math.sqrt(se_boot**2 + REPEATABILITY_SD_PCT**2) if np.isfinite(se_boot) else float("nan")
     ci = (change - 1.96 * se, change + 1.96 * se)
     mdc = 1.96 * se

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import os
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import cv2
@@ -20,7 +20,7 @@ from .errors import OptionError
 from .loading import MIN_SIDE_PX, LoadedImage, as_rgb, peek_size, read_image
 from .quality import QualityReport, check_quality
 from .registry import ALGORITHM_VERSION, BANDS, METRICS
-from .relief import ANALYSIS_PX_PER_MM, ReliefMaps, relief_maps, to_analysis_grid
+from .relief import ANALYSIS_PX_PER_MM, ReliefMaps, measured_mask, relief_maps, to_analysis_grid
 from .scars import Pits, find_pits
 
 __all__ = ["DEFAULT_FIELD_WIDTH_MM", "Measurement", "Analysis", "measure", "analyse", "resolve_scale",
@@ -388,8 +388,27 @@ def _pigment_metrics(sep: colour.Separation, *, px_per_mm: float, mask: np.ndarr
     }
 
 
+class _InThread:
+    """An executor that runs each job at once in the calling thread (same interface as a thread pool)."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def submit(self, fn, /, *args, **kwargs) -> Future:
+        fut = Future()
+        try:
+            fut.set_result(fn(*args, **kwargs))
+        except BaseException as err:  # delivered by .result(), as a pool would
+            fut.set_exception(err)
+        return fut
+
+
 def analyse(rgb_grid: np.ndarray, *, px_per_mm: float, valid: np.ndarray,
-            azimuth_deg: float | None = None, white_balance=None, grayscale: bool | None = None) -> Analysis:
+            azimuth_deg: float | None = None, white_balance=None, grayscale: bool | None = None,
+            parallel: bool = True) -> Analysis:
     """All metrics of a photo already on the analysis grid.
 
     Parameters
@@ -407,35 +426,43 @@ def analyse(rgb_grid: np.ndarray, *, px_per_mm: float, valid: np.ndarray,
     grayscale : bool, optional
         Measure the photo in black and white (no pigment separation, pigment metrics NaN). By default it is
         detected (:func:`is_grayscale`); ``compare`` forces it on both photos when either is black-and-white.
+    parallel : bool
+        Run independent stages on a second thread (the default). ``compare`` analyses its two photos side by
+        side instead, each in one thread: more threads than cores only add switching.
     """
     if grayscale is None:
         grayscale = is_grayscale(rgb_grid, mask=valid if valid.any() else None)
     if grayscale:  # exactly one channel: the separation then leaves the achromatic shading untouched
         rgb_grid = gray_copy(rgb_grid)
-    sep = colour.separate(rgb_grid, px_per_mm=px_per_mm, mask=valid, white_balance=white_balance)
-    maps = relief_maps(sep.shading, px_per_mm=px_per_mm, valid=valid, azimuth_deg=azimuth_deg)
-    mask = maps.mask
     metrics: dict[str, float] = {name: float("nan") for name in METRICS}
-    if mask.sum() >= 100:
-        bands = [name for name, band in BANDS.items() if band.max_mm * px_per_mm >= _MIN_BAND_PX]  # (coarser: NaN)
-        # The areal parameters (numpy) and the pits and pigment (OpenCV) are independent: the areal ones run on
-        # the other core meanwhile (both release the GIL for their array work).
-        with ThreadPoolExecutor(max_workers=1) as pool:
-            areal_job = pool.submit(lambda: {name: areal_parameters(maps.height[name], px_per_mm=px_per_mm, mask=mask)
-                                             for name in bands})
+    mask = measured_mask(valid, px_per_mm=px_per_mm)  # = maps.mask, known before the maps
+    enough = mask.sum() >= 100
+    # Independent stages run on a second thread while the main one follows the chain separation → relief maps
+    # → pits: the pigment-pattern weight (during the leak estimate), the pigment metrics (during the relief
+    # maps) and the areal parameters (during the pits). OpenCV and numpy release the GIL for their array
+    # work, so this uses both cores; every value is the one computed in sequence.
+    with (ThreadPoolExecutor(max_workers=1) if parallel else _InThread()) as pool:
+        sep = colour.separate(rgb_grid, px_per_mm=px_per_mm, mask=valid, white_balance=white_balance,
+                              executor=pool if parallel else None)
+        # Colour marks cannot be told apart from relief in black and white: the pigment metrics stay NaN then.
+        pigment_job = pool.submit(_pigment_metrics, sep, px_per_mm=px_per_mm, mask=mask) \
+            if enough and not grayscale else None
+        maps = relief_maps(sep.shading, px_per_mm=px_per_mm, valid=valid, azimuth_deg=azimuth_deg)
+        if enough:
+            bands = [name for name, band in BANDS.items() if band.max_mm * px_per_mm >= _MIN_BAND_PX]  # coarser: NaN
+            areal_jobs = {name: pool.submit(areal_parameters, maps.height[name], px_per_mm=px_per_mm, mask=mask)
+                          for name in bands}
             pits = find_pits(maps)
-            pigment = _pigment_metrics(sep, px_per_mm=px_per_mm, mask=mask) if not grayscale else {}
             for name in bands:
                 rms = float(np.sqrt(np.mean(maps.slope[name][mask] ** 2)))
                 metrics["roughness_index" if name == "scar" else "fine_texture_index"] = 100.0 * math.sqrt(2.0) * rms
-            params = areal_job.result()
-        for name in bands:
-            for key in _AREAL_KEYS:
-                metrics[f"{name}.{key}"] = float(params[name][key])
-        metrics.update(pits.metrics)
-        # Colour marks cannot be told apart from relief in black and white: the pigment metrics stay NaN then.
-        metrics.update(pigment)
-    else:
+            for name in bands:
+                params = areal_jobs[name].result()
+                for key in _AREAL_KEYS:
+                    metrics[f"{name}.{key}"] = float(params[key])
+            metrics.update(pits.metrics)
+            metrics.update(pigment_job.result() if pigment_job is not None else {})
+    if not enough:
         pits = Pits(scars=[], scar_labels=np.zeros(mask.shape, np.int32), pore_mask=np.zeros(mask.shape, bool),
                     metrics={})
     return Analysis(metrics=metrics, maps=maps, pits=pits, separation=sep, grayscale=bool(grayscale))

@@ -29,6 +29,7 @@ References
 from __future__ import annotations
 
 import functools
+import threading
 from dataclasses import dataclass, field
 
 import cv2
@@ -40,7 +41,7 @@ from .registry import BANDS, FORM_MM
 
 __all__ = [
     "ANALYSIS_PX_PER_MM", "NOMINAL_TAN_ZENITH", "to_analysis_grid", "ReliefMaps", "relief_maps",
-    "light_azimuth", "integrate_slope", "robust_std",
+    "light_azimuth", "integrate_slope", "robust_std", "measured_mask",
 ]
 
 #: Resolution every photo is analysed at (px/mm). Finer photos are reduced to it (area averaging).
@@ -86,16 +87,9 @@ def robust_std(x: np.ndarray) -> float:
     x = x.astype(np.float32 if x.dtype == np.float32 else np.float64, copy=False).ravel()
     if x.size == 0:
         return float("nan")
-    dev = x - _median(x)
+    dev = x - filters.median(x)
     np.abs(dev, out=dev)
-    return float(1.4826 * float(_median(dev)))
-
-
-def _median(x: np.ndarray):
-    """``np.median`` of a 1-D array with one selection instead of two (the lower middle is the lower half's max)."""
-    k = x.size // 2
-    part = np.partition(x, k)
-    return part[k] if x.size % 2 else (part[k] + part[:k].max()) * x.dtype.type(0.5)
+    return float(1.4826 * float(filters.median(dev)))
 
 
 def light_azimuth(slope: np.ndarray, *, mask: np.ndarray | None = None) -> tuple[float, float]:
@@ -186,6 +180,31 @@ class ReliefMaps:
     integrated_along_deg: float = float("nan")
 
 
+def measured_mask(valid: np.ndarray, *, px_per_mm: float) -> np.ndarray:
+    """Pixels that count in :func:`relief_maps` (``ReliefMaps.mask``): valid ones away from the borders of the
+    photo and of the invalid areas (the form filter's reach). A new array on every call."""
+    valid = np.asarray(valid, bool)
+    border = max(2, int(round(filters.size_to_sigma_px(FORM_MM, px_per_mm) * 0.75)))
+    if valid.all():
+        return _border_mask(valid, border)
+    # The erosion by a disc (~2 ms) is remembered by the mask's content: a comparison measures both photos over
+    # one common mask, and analyse needs the result before relief_maps does.
+    key = (valid.shape, border, np.packbits(valid).tobytes())
+    with _measured_lock:
+        hit = _measured_cache.get(key)
+    if hit is None:
+        hit = _border_mask(valid, border)
+        with _measured_lock:
+            _measured_cache[key] = hit
+            while len(_measured_cache) > 4:
+                _measured_cache.pop(next(iter(_measured_cache)))
+    return hit.copy()
+
+
+_measured_cache: dict = {}
+_measured_lock = threading.Lock()
+
+
 def _border_mask(valid: np.ndarray, border_px: int) -> np.ndarray:
     m = valid.copy()
     m[:border_px, :] = m[-border_px:, :] = False
@@ -228,8 +247,7 @@ def relief_maps(shading: np.ndarray, *, px_per_mm: float, valid: np.ndarray | No
     # Large-scale illumination and facial form: removed by the top of the scar band (FORM_MM).
     flat = shading - filters.gaussian(shading, filters.size_to_sigma_px(FORM_MM, px_per_mm), mask=valid)
     flat = np.where(valid, flat, 0.0).astype(np.float32)
-    border = max(2, int(round(filters.size_to_sigma_px(FORM_MM, px_per_mm) * 0.75)))
-    mask = _border_mask(valid, border)
+    mask = measured_mask(valid, px_per_mm=px_per_mm)
     slope = _bands(flat, px_per_mm=px_per_mm, mask=valid)
     if mask.sum() < _MIN_PIXELS:  # nothing to measure: empty maps, no light estimate (the caller reports it)
         zeros = {name: np.zeros(shading.shape, np.float32) for name in BANDS}

@@ -1,0 +1,83 @@
+"""The speed-ups change no number: shortcuts against the plain computation they replace."""
+import numpy as np
+import pytest
+
+from analyzer import filters, synth
+from analyzer.comparison import _BOOTSTRAP, bootstrap_weights, change_interval
+from analyzer.measurement import analyse, valid_mask
+from analyzer.relief import _border_mask, measured_mask, to_analysis_grid
+
+
+@pytest.mark.parametrize("kind", ["normal", "ties", "sorted", "skewed", "float64", "small"])
+@pytest.mark.parametrize("n", [20_000, 20_001, 270_001])
+def test_bracketed_median_is_np_median(kind, n):
+    rng = np.random.default_rng(n + len(kind))
+    x = {"normal": lambda: rng.standard_normal(n).astype(np.float32),
+         "ties": lambda: np.round(3 * rng.standard_normal(n)).astype(np.float32),
+         "sorted": lambda: np.sort(rng.standard_normal(n)).astype(np.float32),
+         "skewed": lambda: rng.standard_exponential(n).astype(np.float32) ** 3,
+         "float64": lambda: rng.standard_normal(n),
+         "small": lambda: rng.standard_normal(n % 1000 + 5).astype(np.float32)}[kind]()
+    assert filters.median(x) == np.median(x).astype(x.dtype)
+
+
+def test_masked_gaussian_remembers_only_the_same_mask():
+    rng = np.random.default_rng(0)
+    img = rng.random((120, 160)).astype(np.float32)
+    mask = np.ones(img.shape, bool)
+    mask[30:60, 40:90] = False
+
+    def direct(m, s):
+        w = m.astype(np.float32)
+        return filters._blur(img * w, s) / np.maximum(filters._blur(w, s), 1e-6)
+
+    first = filters.gaussian(img, 4.0, mask=mask)
+    assert np.array_equal(first, direct(mask, 4.0))
+    assert np.array_equal(filters.gaussian(img, 4.0, mask=mask.copy()), first)  # remembered: same values
+    mask[0:20, 0:20] = False  # the same array, changed in place: a new normaliser
+    changed = filters.gaussian(img, 4.0, mask=mask)
+    assert np.array_equal(changed, direct(mask, 4.0))
+    assert not np.array_equal(changed, first)
+    many = filters.gaussians([img, 2 * img], [1.5, 4.0], mask=mask)
+    assert np.array_equal(many[1][1], filters.gaussian(2 * img, 4.0, mask=mask))
+
+
+def test_measured_mask_is_a_fresh_copy_of_the_erosion():
+    valid = np.ones((200, 260), bool)
+    valid[80:120, 100:150] = False
+    a = measured_mask(valid, px_per_mm=10.0)
+    border = max(2, int(round(filters.size_to_sigma_px(5.0, 10.0) * 0.75)))
+    assert np.array_equal(a, _border_mask(valid, border))
+    a[:] = False  # the caller's copy: the next call is unaffected
+    assert np.array_equal(measured_mask(valid, px_per_mm=10.0), _border_mask(valid, border))
+    valid[10:30, 10:30] = False
+    assert np.array_equal(measured_mask(valid, px_per_mm=10.0), _border_mask(valid, border))
+
+
+def test_change_interval_with_weights_drawn_beforehand():
+    rng = np.random.default_rng(3)
+    b, f = rng.random((300, 400)) ** 2, rng.random((300, 400)) ** 2
+    mask = np.ones(b.shape, bool)
+    mask[:, :60] = False
+    plain = change_interval(b, f, mask, px_per_mm=10.0)
+    assert np.all(np.isfinite(plain)) and plain[1] > 0
+    n_tiles = (300 // 50) * (400 // 50) - 6  # 5 mm tiles; the first column of tiles is unmeasured: dropped
+    w = bootstrap_weights(n_tiles)
+    assert w.shape == (_BOOTSTRAP, n_tiles)
+    assert change_interval(b, f, mask, px_per_mm=10.0, weights=w) == plain
+    # weights of the wrong size are not used
+    assert change_interval(b, f, mask, px_per_mm=10.0, weights=bootstrap_weights(n_tiles + 1)) == plain
+
+
+def test_analyse_on_two_threads_equals_one():
+    rgb = synth.render(synth.make_skin(seed=5, severity=0.6), synth.Capture(), seed=5)
+    grid, gp = to_analysis_grid(rgb.astype(np.float32), px_per_mm=synth.Capture().px_per_mm)
+    valid = valid_mask(grid, px_per_mm=gp)
+    valid[:40, :60] = False
+    one = analyse(grid, px_per_mm=gp, valid=valid, parallel=False)
+    two = analyse(grid, px_per_mm=gp, valid=valid)
+    assert one.metrics.keys() == two.metrics.keys()
+    for k, v in one.metrics.items():
+        assert (np.isnan(v) and np.isnan(two.metrics[k])) or v == two.metrics[k], k
+    assert np.array_equal(one.separation.shading, two.separation.shading)
+    assert one.pits.scars == two.pits.scars
