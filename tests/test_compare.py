@@ -238,3 +238,23 @@ def test_regions_restrict_the_comparison_and_report_each_region():
         lo, hi = rc["ci95_pct"]
         assert rc["change_pct"] < -10 and lo < rc["change_pct"] < hi, name  # week 12: scars 35 % shallower
     assert json.loads(json.dumps(c.to_dict()))["region_changes"].keys() == boxes.keys()
+
+
+def test_files_compare_like_arrays_when_only_the_baseline_has_a_scale(tmp_path):
+    """A small field (20 mm, a 200 px analysis grid): the baseline with a given scale is decoded reduced by
+    libjpeg; the follow-up, without a scale of its own, must go through the same decode — reusing its full-size
+    decode instead once cost the feature matching a quarter of its inliers and the pair was refused."""
+    import cv2
+
+    cap = synth.Capture(out_px=(600, 400), field_mm=20.0)
+    skin = synth.make_skin(seed=1, severity=0.7, size_mm=(24.0, 18.0), px_per_mm=cap.px_per_mm)
+    before = synth.render(skin, cap, seed=0)
+    after = synth.render(synth.scale_scars(skin, 0.4), cap, seed=1)
+    paths = []
+    for name, rgb in (("a.jpg", before), ("b.jpg", after)):
+        cv2.imwrite(str(tmp_path / name), np.ascontiguousarray(rgb[..., ::-1]))
+        paths.append(str(tmp_path / name))
+    from_files = compare(*paths, px_per_mm=cap.px_per_mm)
+    from_arrays = compare(*(cv2.imread(p)[..., ::-1] for p in paths), px_per_mm=cap.px_per_mm)
+    assert from_files.change_pct == pytest.approx(from_arrays.change_pct, abs=1.0)
+    assert from_files.change_pct < -30 and from_files.significant
