@@ -347,11 +347,12 @@ def compare(baseline, followup, *, px_per_mm: float | None = None,
         guess = prep_b.px_per_mm * prep_b.downscale * _side(prep_f) / _side(prep_b)
         card = prep_f.card
         again = followup
-        # Reuse the follow-up's decode only when the baseline was not reduced while decoding: libjpeg's DCT
-        # scaling and area averaging give slightly different fine texture, and on a small field (~200 px
+        # Reuse the follow-up's decode only when it was decoded as the baseline was (same libjpeg reduction):
+        # DCT scaling and area averaging give slightly different fine texture, and on a small field (~200 px
         # analysis grid) that difference alone cost the feature matching a quarter of its inliers.
-        same_path = prep_b.loaded is None or prep_b.loaded.downscale == 1.0
-        if same_path and prep_f.loaded is not None \
+        same_path = prep_b.loaded is not None and prep_f.loaded is not None \
+            and prep_b.loaded.downscale == prep_f.loaded.downscale
+        if same_path \
                 and needed_share(prep_f.loaded.original_size, px_per_mm=guess) <= 1.0 / prep_f.loaded.downscale + 1e-9:
             again = prep_f.loaded  # decoded finely enough already: no second decode
         prep_f = dataclasses.replace(prepare(again, px_per_mm=guess, use_card=False), source="registration",
