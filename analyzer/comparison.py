@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -25,7 +24,6 @@ import numpy as np
 
 from . import filters
 from .consistency import assess
-from .loading import read_image
 from .errors import ReliefError
 from .measurement import (GRAYSCALE_WARNING, Analysis, Measurement, json_safe, named_regions, analyse, card_gains,
                           gray_copy, is_grayscale, needed_share, prepare, skin_mask, valid_mask)

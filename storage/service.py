@@ -15,7 +15,6 @@ import datetime as dt
 import functools
 import io
 import math
-import numbers
 import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager

@@ -15,3 +15,19 @@ def new_patient(store, name, *, actor: Actor = MAIN, consent: bool = True, **fie
     if consent:
         store.consents.record(actor, p.id, "clinical", granted=True, date=dt.date(2020, 1, 1))
     return p
+
+
+def seeded_demo_dir(tmp_path_factory, name: str):
+    """A new data folder with the demo patient seeded as the app's first start does (photos measured for real);
+    skips when sample_images/ is missing."""
+    import pytest
+
+    from relief_app import demo
+    from storage import open_store
+
+    if not all((demo.SAMPLES_DIR / n).is_file() for n, _, _ in demo.COURSE):
+        pytest.skip("sample_images/ missing — run `python -m analyzer.synth --samples sample_images`")
+    data = tmp_path_factory.mktemp(name) / "data"
+    with open_store(data) as store:
+        assert demo.seed_demo(store) is not None
+    return data

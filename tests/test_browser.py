@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from helpers import MAIN, new_patient
+from helpers import MAIN
 
 pytest.importorskip("playwright")
 pytest.importorskip("pytest_playwright")

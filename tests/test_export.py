@@ -14,7 +14,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from helpers import MAIN, new_patient
+from helpers import MAIN, new_patient, seeded_demo_dir
 from storage import Actor
 
 openpyxl = pytest.importorskip("openpyxl")
@@ -39,11 +39,8 @@ SECOND = dict(name="Zoë Ångström-Whitfield", code="ZX-4471", birth_date=dt.da
 @pytest.fixture(scope="module")
 def seeded(tmp_path_factory) -> Path:
     """The demo patient (seeded as on the app's first start) and a second patient with a birth date and notes."""
-    if not all((SAMPLES / n).is_file() for n, _, _ in demo.COURSE):
-        pytest.skip("sample_images/ missing — run `python -m analyzer.synth --samples sample_images`")
-    data = tmp_path_factory.mktemp("export") / "data"
+    data = seeded_demo_dir(tmp_path_factory, "export")
     with open_store(data) as store:
-        assert demo.seed_demo(store) is not None
         p = new_patient(store, SECOND["name"], code=SECOND["code"], birth_date=SECOND["birth_date"],
                                  notes=SECOND["notes"])
         photo = (SAMPLES / "week00_baseline.jpg").read_bytes()
@@ -276,8 +273,6 @@ def test_zip_export_holds_the_same_files(exported, tmp_path):
 def test_deidentified_export_honours_marketing_consent_and_is_audited(seeded, tmp_path):
     """De-identified exports leave the clinic (teaching, research, marketing): only patients whose consent to
     that use is in force are in them; withdrawing it takes them out again. Every export leaves an audit row."""
-    import shutil
-
     data = tmp_path / "data"
     shutil.copytree(seeded, data)
     with open_store(data) as store:
@@ -298,6 +293,7 @@ def test_deidentified_export_honours_marketing_consent_and_is_audited(seeded, tm
     assert deid_codes("withdrawn") == set()
     # The clinic's own (identified) export still holds every patient.
     r = _cli(data, "export", "--out", str(tmp_path / "own"))
+    assert r.returncode == 0, r.stderr
     assert {row["patient"] for row in _rows(tmp_path / "own" / "patients.csv")} == {"DEMO", "ZX-4471"}
     with open_store(data) as store:
         rows = [e for e in store.audit.events(MAIN) if e.action == "export" and e.id not in before]

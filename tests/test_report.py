@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import MAIN, new_patient
+from helpers import MAIN, new_patient, seeded_demo_dir
 
 pytest.importorskip("fpdf")
 pypdf = pytest.importorskip("pypdf")
@@ -31,12 +31,7 @@ NOW = dt.datetime(2026, 5, 4, 9, 30, tzinfo=dt.timezone.utc)
 @pytest.fixture(scope="module")
 def seeded(tmp_path_factory) -> Path:
     """A data folder with the demo patient, seeded as the app's first start does (photos measured for real)."""
-    if not all((SAMPLES / n).is_file() for n, _, _ in demo.COURSE):
-        pytest.skip("sample_images/ missing — run `python -m analyzer.synth --samples sample_images`")
-    data = tmp_path_factory.mktemp("report") / "data"
-    with open_store(data) as store:
-        assert demo.seed_demo(store) is not None
-    return data
+    return seeded_demo_dir(tmp_path_factory, "report")
 
 
 @pytest.fixture

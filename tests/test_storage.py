@@ -14,15 +14,13 @@ import subprocess
 import sys
 import textwrap
 import time
-import uuid
 from pathlib import Path
 
 import numpy as np
 import pytest
 from helpers import MAIN, new_patient
 from PIL import Image
-from sqlalchemy import create_engine, event, func, select, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import event, func, select
 
 import storage
 from storage import (
