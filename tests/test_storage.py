@@ -37,7 +37,6 @@ from storage.blobs import BlobStore
 from storage.models import Base, Comparison, Measurement, Patient, Photo, Treatment, Visit
 
 REPO = Path(__file__).resolve().parents[1]
-PG_SKIP = "PostgreSQL not started — run via make test"
 V1, V2 = "1.0.0", "2.0.0"
 
 
