@@ -734,3 +734,67 @@ def test_bandit_finds_no_high_severity_issue():
                         "app.py", "-lll", "-f", "json"], cwd=REPO, capture_output=True, text=True, timeout=300)
     report = json.loads(r.stdout)
     assert [x for x in report["results"] if x["issue_severity"] == "HIGH"] == [], report["results"]
+
+
+def _shared_cache_script():
+    import streamlit as st
+
+    from relief_app import services
+
+    st.session_state["actor"] = st.session_state["as_actor"]
+    photos = st.session_state["photos"]
+    for name, call in (("thumbnail", lambda: services.thumbnail(photos[0], 160)),
+                       ("compare", lambda: services.compare_views(photos[0].patient_id, photos[0], photos[-1]))):
+        try:
+            call()
+            st.text(f"{name}: SHOWN")
+        except Exception as err:  # noqa: BLE001
+            st.text(f"{name}: {type(err).__name__}")
+
+
+def test_pictures_cached_for_one_session_never_reach_another_clinic_or_another_patients_link(app_env):
+    """Thumbnails and aligned pairs are cached across sessions by the photos' hashes; the access check runs
+    before the cache on every call, so a warm cache hands nothing to an actor who may not see the photo."""
+    d, ids, pid = app_env
+    with open_store(d) as s:
+        photos = s.photos(MAIN, pid)
+        other = new_patient(s, "Other Patient")
+        token, _ = s.links.issue(MAIN, other.id)
+        link_actor = s.links.actor(token)
+        outsider = s.accounts.actor(ids["other_prac"])
+        admin = s.accounts.actor(ids["admin"])
+
+    def run(actor):
+        at = AppTest.from_function(_shared_cache_script, default_timeout=120)
+        at.session_state["as_actor"] = actor
+        at.session_state["photos"] = photos
+        at.run()
+        assert not at.exception, [e.value for e in at.exception]
+        return [t.value for t in at.text]
+
+    assert run(admin) == ["thumbnail: SHOWN", "compare: SHOWN"]  # warms the caches
+    assert run(outsider) == ["thumbnail: NotFound", "compare: NotFound"]
+    assert run(link_actor) == ["thumbnail: NotFound", "compare: NotFound"]
+    assert run(None) == ["thumbnail: AccessDenied", "compare: AccessDenied"]
+
+
+def test_reports_and_exports_read_only_what_the_actor_may_see(app_env):
+    from relief_app import reportdata
+
+    d, ids, pid = app_env
+    with open_store(d) as s:
+        outsider = s.accounts.actor(ids["other_prac"])
+        viewer = s.accounts.actor(ids["viewer"])
+        other = new_patient(s, "Link Only")
+        token, _ = s.links.issue(MAIN, other.id)
+        link_actor = s.links.actor(token)
+        with pytest.raises(NotFound):
+            reportdata.gather_report(s, outsider, pid)
+        with pytest.raises(NotFound):
+            reportdata.find_patient(s, outsider, "DEMO")
+        assert reportdata.gather_export(s, outsider).patients == ()
+        assert [p.patient.id for p in reportdata.gather_export(s, link_actor).patients] == [other.id]
+        assert reportdata.gather_report(s, viewer, pid).patient.id == pid  # reading is a viewer's right
+        with pytest.raises(AccessDenied):
+            reportdata.gather_report(s, None, pid)
+        s.delete_patient(MAIN, other.id)
