@@ -60,7 +60,8 @@ def _picked() -> None:
 
 with st.sidebar:
     st.markdown("### Relief")
-    st.caption(f"Signed in as **{text.md_escape(actor.name)}** · {actor.role} · clinic {text.md_escape(actor.clinic_code)}")
+    st.caption(f"Signed in as **{text.md_escape(actor.name)}** · {actor.role} · "
+               f"clinic {text.md_escape(actor.clinic_code)}")
     if st.button("Sign out", key="sign_out"):
         auth.sign_out("You are signed out.")
         st.rerun()

@@ -92,10 +92,25 @@ def _sso_sign_in() -> None:
     except SignInFailed as err:
         st.session_state["sso_refused"] = _message(err)
         return
+    _start_session(actor, sso=True)
+
+
+def _start_session(actor: Actor, *, sso: bool = False) -> None:
+    st.session_state.pop("sso_refused", None)
     st.session_state["account_id"] = actor.account_id
-    st.session_state["sso"] = True
     st.session_state["last_active"] = time.time()
     st.session_state["actor"] = actor
+    if sso:
+        st.session_state["sso"] = True
+
+
+def _no_entry(message: str) -> None:
+    """A page with nothing but ``message`` (no sidebar, no navigation); the page run ends here."""
+    st.session_state["actor"] = None
+    _hide_chrome()
+    st.title("Relief")
+    st.info(message)
+    st.stop()
 
 
 def _clear() -> None:
@@ -135,11 +150,7 @@ def _link_mode() -> Actor:
         else:
             actor = store.links.actor(token)
     except NotFound as err:
-        st.session_state["actor"] = None
-        _hide_chrome()
-        st.title("Relief")
-        st.info(str(err)[:1].upper() + str(err)[1:] + ".")
-        st.stop()
+        _no_entry(_message(err))
     st.session_state["actor"] = actor
     return actor
 
@@ -187,10 +198,7 @@ def _sign_in_form() -> None:
         except SignInFailed as err:
             st.error(_message(err))
         else:
-            st.session_state.pop("sso_refused", None)
-            st.session_state["account_id"] = actor.account_id
-            st.session_state["last_active"] = time.time()
-            st.session_state["actor"] = actor
+            _start_session(actor)
             st.rerun()
     st.stop()
 
@@ -211,7 +219,7 @@ def _change_password(actor: Actor) -> None:
             try:
                 st.session_state["actor"] = services.get_store().accounts.change_password(actor, old, new)
             except (SignInFailed, OptionError) as err:
-                st.error(str(err)[:1].upper() + str(err)[1:] + ".")
+                st.error(_message(err))
             else:
                 st.rerun()
     if st.button("Sign out", key="pw_sign_out"):
@@ -236,11 +244,7 @@ def gate() -> tuple[str, Actor]:
     if st.session_state.get("link_token") is not None or "link" in params:
         return Mode.LINK, _link_mode()
     if str(params.get("mode", "")).lower() == "visit":
-        # The old counting-id form (/?mode=visit&patient=<id>) opens nothing.
-        _hide_chrome()
-        st.title("Relief")
-        st.info("This link is not valid; ask your clinic for a new patient link.")
-        st.stop()
+        _no_entry("This link is not valid; ask your clinic for a new patient link.")  # the old counting-id form
     account_id = st.session_state.get("account_id")
     if account_id is None and "sso_refused" not in st.session_state and _sso_identity():
         _sso_sign_in()
@@ -255,7 +259,7 @@ def gate() -> tuple[str, Actor]:
     try:
         actor = services.get_store().accounts.actor(account_id, single_sign_on=bool(st.session_state.get("sso")))
     except SignInFailed as err:
-        sign_out(str(err)[:1].upper() + str(err)[1:] + ".")
+        sign_out(_message(err))
         _sign_in_form()
     st.session_state["actor"] = actor
     st.session_state["last_active"] = now

@@ -294,7 +294,8 @@ def _region_values(key: str, actor: Actor, sha: str, version: str, rev: int, _pa
 
 def region_values(patient_id: int, photo) -> dict[str, dict[str, float]]:
     """Per-region numbers stored with a photo's measurement (``{}`` when it was measured as a whole)."""
-    return _region_values(store_key(), current_actor(), photo.sha256, analyzer.ALGORITHM_VERSION, revision(), patient_id, photo.id)
+    return _region_values(store_key(), current_actor(), photo.sha256, analyzer.ALGORITHM_VERSION, revision(),
+                          patient_id, photo.id)
 
 
 def compute_missing(patient_id: int, region: str, points: Sequence) -> list[str]:

@@ -13,10 +13,11 @@ __all__ = ["base_url", "link_url", "qr_png"]
 def base_url(current_url: str | None = None) -> str:
     """Where the dashboard is reached: ``RELIEF_PUBLIC_URL`` (set it behind a reverse proxy or for phones on the
     clinic's Wi-Fi), else the address this browser used, else ``http://localhost:8501``."""
-    url = os.environ.get("RELIEF_PUBLIC_URL") or current_url or "http://localhost:8501"
-    parts = urlsplit(url)
-    return urlunsplit((parts.scheme or "http", parts.netloc, parts.path.rstrip("/") if os.environ.get(
-        "RELIEF_PUBLIC_URL") else "", "", ""))
+    public = os.environ.get("RELIEF_PUBLIC_URL")
+    parts = urlsplit(public or current_url or "http://localhost:8501")
+    # A configured address may carry a path (a sub-path behind a proxy); the browser's path is only its page.
+    path = parts.path.rstrip("/") if public else ""
+    return urlunsplit((parts.scheme or "http", parts.netloc, path, "", ""))
 
 
 def link_url(token: str, base: str) -> str:

@@ -394,7 +394,8 @@ def comparison_values(c) -> dict[str, Any]:
                 significant=bool(c.significant), result=d)
 
 
-def compare_and_store(store: Store, actor: Actor, patient_id: int, baseline_id: int, followup_id: int) -> ComparisonRecord:
+def compare_and_store(store: Store, actor: Actor, patient_id: int, baseline_id: int,
+                      followup_id: int) -> ComparisonRecord:
     """The stored comparison of two photos, computed once per algorithm version."""
     return store.comparison_for(
         actor, patient_id, baseline_id, followup_id, analyzer.ALGORITHM_VERSION,

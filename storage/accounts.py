@@ -363,7 +363,8 @@ class Accounts:
     def _rec(s: Session, a: Account) -> AccountRecord:
         clinic = s.get(Clinic, a.clinic_id)
         return AccountRecord(id=a.id, username=a.username, role=a.role, clinic_code=clinic.code if clinic else "",
-                             email=a.email, disabled=bool(a.disabled), must_change_password=bool(a.must_change_password),
+                             email=a.email, disabled=bool(a.disabled),
+                             must_change_password=bool(a.must_change_password),
                              locked_until=_aware(a.locked_until), last_sign_in=_aware(a.last_sign_in),
                              created_at=_aware(a.created_at))
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from .access import ADMIN, Actor, require
+from .access import ADMIN, Actor, patient_in_scope, require
 from .models import AuditEvent, utcnow
 
 __all__ = ["AuditLog", "AuditRecord", "record", "ACTIONS"]
@@ -66,8 +66,6 @@ class AuditLog:
 
         ``patient_id`` must be a patient the actor may see.
         """
-        from .access import patient_in_scope
-
         with self._sessions() as s, s.begin():
             if patient_id is not None:
                 patient_in_scope(s, actor, patient_id)

@@ -592,7 +592,7 @@ class Store:
                 )
             )
             if m is None:
-                _get_photo(s, actor, patient_id, photo_id)
+                _photo_of(s, patient_id, photo_id)
                 return None
             return _measurement_rec(m)
 
@@ -701,8 +701,8 @@ class Store:
                 )
             )
             if c is None:
-                _get_photo(s, actor, patient_id, baseline_photo_id)
-                _get_photo(s, actor, patient_id, followup_photo_id)
+                _photo_of(s, patient_id, baseline_photo_id)
+                _photo_of(s, patient_id, followup_photo_id)
                 return None
             return _comparison_rec(c)
 
@@ -759,8 +759,9 @@ class Store:
         right = WRITE if replace else READ
 
         def write(s):
-            _get_photo(s, actor, patient_id, baseline_id, right)
-            followup, _ = _get_photo(s, actor, patient_id, followup_id, right)
+            patient_in_scope(s, actor, patient_id, right)
+            _photo_of(s, patient_id, baseline_id)
+            followup, _ = _photo_of(s, patient_id, followup_id)
             row = s.scalar(
                 select(Comparison).where(
                     Comparison.baseline_photo_id == baseline_id,
@@ -897,7 +898,13 @@ def _require_clinical_consent(s: Session, patient_id: int, photos: Sequence[Any]
 
 def _get_photo(s: Session, actor: Actor, patient_id: int, photo_id: int, right: str = READ
                ) -> tuple[Photo, dt.date]:
+    """The photo and its visit's date, after the actor's access to the patient is checked."""
     patient_in_scope(s, actor, patient_id, right)
+    return _photo_of(s, patient_id, photo_id)
+
+
+def _photo_of(s: Session, patient_id: int, photo_id: int) -> tuple[Photo, dt.date]:
+    """The patient's photo (for callers that have checked the patient with ``patient_in_scope`` already)."""
     row = s.execute(
         select(Photo, Visit.date)
         .join(Visit, Visit.id == Photo.visit_id)

@@ -200,7 +200,8 @@ if saved is not None and already and saved.visit.patient_id == pid:
             st.caption(f"{significance_text(c.significant).capitalize()} (smallest detectable change "
                        f"{c.mdc_pct:.0f} %). Negative = smoother.")
         elif o.error:
-            st.warning(f"{esc(o.photo.filename)}: saved, but not compared with the baseline — {esc(o.error, limit=None)}")
+            st.warning(f"{esc(o.photo.filename)}: saved, but not compared with the baseline — "
+                       f"{esc(o.error, limit=None)}")
         else:
             st.caption(f"{esc(o.photo.filename)} is the baseline of {esc(o.photo.region)}.")
     st.page_link("views/compare.py", label="Open the comparison", icon=":material/compare:")

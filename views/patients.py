@@ -73,7 +73,8 @@ def _consent_and_links(pid: int) -> None:
                     lc, rc = st.columns([3, 1])
                     lc.markdown(f"Link #{x.id} by {esc(x.created_by)} · valid until "
                                 f"{x.expires_at.astimezone():%d %b %Y %H:%M}"
-                                + (f" · last opened {x.last_used_at.astimezone():%d %b %H:%M}" if x.last_used_at else ""))
+                                + (f" · last opened {x.last_used_at.astimezone():%d %b %H:%M}"
+                                   if x.last_used_at else ""))
                     if rc.button("Revoke", key=f"revoke_link_{x.id}"):
                         services.revoke_link(pid, x.id)
                         if st.session_state.get("new_link", (None,))[0] == pid:
