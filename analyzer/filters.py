@@ -42,12 +42,6 @@ _norm_cache: OrderedDict = OrderedDict()
 _norm_lock = threading.Lock()
 
 
-def clear_caches() -> None:
-    """Forget the remembered blurred masks (benchmarks time a new photo with this)."""
-    with _norm_lock:
-        _norm_cache.clear()
-
-
 def _normaliser(mask: np.ndarray, w: np.ndarray, sigma_px: float) -> np.ndarray:
     """``max(blur(w), 1e-6)`` for a boolean mask (``w`` = it as float32), remembered by the mask's content."""
     if mask.dtype != bool:  # (weights other than 0/1 are not remembered)

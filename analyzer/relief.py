@@ -145,7 +145,7 @@ def _frequencies(fh: int, fw: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return wy, wx, w2
 
 
-@functools.lru_cache(maxsize=8)
+@functools.lru_cache(maxsize=4)  # 3.4 MB each on a close-up; a comparison integrates along two azimuths
 def _integration_filter(fh: int, fw: int, azimuth_deg: float, eps: float) -> np.ndarray:
     """``i ω_d / (ω_d² + ε² |ω|²)`` on the rfft2 grid (complex64), cached per shape and azimuth.
 
@@ -220,13 +220,6 @@ def measured_mask(valid: np.ndarray, *, px_per_mm: float) -> np.ndarray:
 
 _measured_cache: dict = {}
 _measured_lock = threading.Lock()
-
-
-def clear_caches() -> None:
-    """Forget the remembered eroded masks (benchmarks time a new photo with this)."""
-    with _measured_lock:
-        _measured_cache.clear()
-
 
 def _border_mask(valid: np.ndarray, border_px: int) -> np.ndarray:
     m = valid.copy()
