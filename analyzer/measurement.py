@@ -23,12 +23,13 @@ from .registry import ALGORITHM_VERSION, BANDS, METRICS
 from .relief import ANALYSIS_PX_PER_MM, ReliefMaps, measured_mask, relief_maps, to_analysis_grid
 from .scars import Pits, find_pits
 
-__all__ = ["DEFAULT_FIELD_WIDTH_MM", "Measurement", "Analysis", "measure", "analyse", "resolve_scale",
+__all__ = ["DEFAULT_FIELD_MM", "Measurement", "Analysis", "measure", "analyse", "resolve_scale",
            "valid_mask", "skin_mask", "parse_roi", "prepare", "Prepared", "needed_share",
            "is_grayscale", "gray_copy", "GRAYSCALE_WARNING", "PIGMENT_METRICS"]
 
-#: Without a given scale or a calibration card, a photo is assumed to span this width (a cheek close-up).
-DEFAULT_FIELD_WIDTH_MM = 60.0
+#: Without a given scale or a calibration card, a photo's long side is assumed to span this (a cheek close-up):
+#: the long side, so that a portrait and a landscape photo of the same skin from the same distance get one scale.
+DEFAULT_FIELD_MM = 60.0
 _AREAL_KEYS = ("Sa", "Sq", "Sz", "Ssk", "Sku", "Sdq", "Sdr")
 #: A band whose largest features span fewer pixels than this is not measurable on the photo (NaN).
 _MIN_BAND_PX = 3.0
@@ -152,8 +153,8 @@ def resolve_scale(rgb: np.ndarray, *, px_per_mm: float | None, downscale: float 
     """Scale of a photo: ``(px_per_mm, source, card, warnings)``.
 
     Order: an explicit ``px_per_mm`` (of the original file's pixels, divided by ``downscale`` = original px per
-    ``rgb`` px), a calibration card in the photo, or the documented default (the photo spans
-    :data:`DEFAULT_FIELD_WIDTH_MM`).
+    ``rgb`` px), a calibration card in the photo, or the documented default (the photo's long
+    side spans :data:`DEFAULT_FIELD_MM`, whichever way the camera was held).
     """
     card = None
     if use_card:  # searched even with a given scale: the card must be masked out of the skin
@@ -163,10 +164,10 @@ def resolve_scale(rgb: np.ndarray, *, px_per_mm: float | None, downscale: float 
         return _checked_scale(px_per_mm) / downscale, "given", card, []
     if card is not None:
         return float(card.px_per_mm), "card", card, list(card.warnings)
-    p = rgb.shape[1] / DEFAULT_FIELD_WIDTH_MM
+    p = max(rgb.shape[:2]) / DEFAULT_FIELD_MM
     return p, "default", None, [
-        f"no scale given and no calibration card found — assumed the photo spans {DEFAULT_FIELD_WIDTH_MM:.0f} mm "
-        f"({p * downscale:.1f} px/mm); place the Relief card beside the area or give the scale (px per mm) "
+        f"no scale given and no calibration card found — assumed the photo's long side spans "
+        f"{DEFAULT_FIELD_MM:.0f} mm ({p * downscale:.1f} px/mm); place the Relief card beside the area or give the scale (px per mm) "
         "for absolute sizes"]
 
 
@@ -229,12 +230,12 @@ def needed_share(size: tuple[int, int], *, px_per_mm: float | None) -> float:
         Of the photo, upright, in px.
     px_per_mm : float or None
         Its scale when known. Without it the share must serve both the card search (long side ≥
-        :data:`CARD_SEARCH_PX`) and the default scale (the photo spans :data:`DEFAULT_FIELD_WIDTH_MM`).
+        :data:`CARD_SEARCH_PX`) and the default scale (the long side spans :data:`DEFAULT_FIELD_MM`).
     """
     w, h = size
     if px_per_mm is not None:
         return _pow2_reduction(px_per_mm / NEEDED_PX_PER_MM)
-    by_default = _pow2_reduction(w / DEFAULT_FIELD_WIDTH_MM / NEEDED_PX_PER_MM)
+    by_default = _pow2_reduction(max(w, h) / DEFAULT_FIELD_MM / NEEDED_PX_PER_MM)
     by_card = _pow2_reduction(max(w, h, 1) / CARD_SEARCH_PX)
     return max(by_default, by_card)
 

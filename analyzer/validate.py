@@ -41,7 +41,7 @@ from . import perturb, synth
 from .comparison import REPEATABILITY_SD_PCT, calibrate_repeatability, compare
 from .errors import ReliefError
 from .loading import load_image
-from .measurement import DEFAULT_FIELD_WIDTH_MM, measure
+from .measurement import DEFAULT_FIELD_MM, measure
 
 __all__ = ["run_validation", "scar_colour", "calibration_pairs", "held_out_spread", "repeatability_calibration",
            "real_photos", "real_recapture", "real_pigment", "real_monotonicity", "real_survey", "REAL_DIR"]
@@ -271,7 +271,7 @@ def real_photos(directory=None) -> list[dict]:
     """Real photos of a folder (recursively): ``[{"name", "rgb", "px_per_mm", "label"}]``.
 
     The scale comes from the folder's ``manifest.json`` (``{file: {"px_per_mm": ...}}``) when it lists the file,
-    otherwise it is Relief's default (the photo spans ``DEFAULT_FIELD_WIDTH_MM``). ``label`` is the name of the
+    otherwise it is Relief's default (the photo's long side spans ``DEFAULT_FIELD_MM``). ``label`` is the name of the
     sub-folder the photo sits in (None at the top level), e.g. a scar type.
     """
     root = Path(directory) if directory is not None else REAL_DIR
@@ -285,7 +285,7 @@ def real_photos(directory=None) -> list[dict]:
         except ReliefError:
             continue
         rel = f.relative_to(root)
-        ppm = manifest.get(str(rel), {}).get("px_per_mm") or rgb.shape[1] / DEFAULT_FIELD_WIDTH_MM
+        ppm = manifest.get(str(rel), {}).get("px_per_mm") or max(rgb.shape[:2]) / DEFAULT_FIELD_MM
         out.append({"name": str(rel), "rgb": rgb, "px_per_mm": float(ppm),
                     "label": rel.parts[0] if len(rel.parts) > 1 else None})
     return out

@@ -25,14 +25,14 @@ import numpy as np
 import analyzer
 from analyzer.comparison import compare as _compare
 from analyzer.errors import ImageError, OptionError, ReliefError
-from analyzer.measurement import DEFAULT_FIELD_WIDTH_MM
+from analyzer.measurement import DEFAULT_FIELD_MM
 from analyzer.measurement import measure as _measure
 from storage import Actor, ComparisonRecord, NewMeasurement, NewPhoto, PhotoRecord, Store, VisitRecord
 
 __all__ = [
     "PhotoAnalysis", "SavedVisit", "ComparisonOutcome", "analyse_photo", "save_new_visit", "sha256",
     "compare_and_store", "run_compare", "comparison_values", "compare_views", "given_scale", "SCALE_LABELS",
-    "DEFAULT_FIELD_WIDTH_MM", "REGION_PREFIX", "REGION_METRICS", "flatten_regions", "regions_from_metrics",
+    "DEFAULT_FIELD_MM", "REGION_PREFIX", "REGION_METRICS", "flatten_regions", "regions_from_metrics",
     "region_spec_json", "photo_size", "box_from_percent", "NO_FACE",
 ]
 

@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from analyzer import OptionError, measure, synth
-from analyzer.measurement import DEFAULT_FIELD_WIDTH_MM
+from analyzer.measurement import DEFAULT_FIELD_MM
 from analyzer.registry import METRICS
 
 TOP_KEYS = {"roughness_index", "metrics", "scars", "quality", "px_per_mm", "scale_source"}
@@ -97,11 +97,21 @@ def test_given_scale_is_reported_as_given(base, skin_small_capture):
     assert not any("assumed" in w for w in base.warnings)
 
 
+def test_a_photo_held_upright_or_sideways_gets_one_default_scale_and_one_reading(photo):
+    # Without a card the long side is assumed to span 60 mm, whichever way the phone was held (it used to be the
+    # width: a portrait photo of the same skin got a 4/3 finer scale, other bands, another reading).
+    sideways = np.ascontiguousarray(np.rot90(photo))
+    a, b = measure(photo), measure(sideways)
+    assert photo.shape[0] != photo.shape[1]
+    assert b.px_per_mm == pytest.approx(a.px_per_mm)
+    assert b.roughness_index == pytest.approx(a.roughness_index, rel=0.02)
+
+
 def test_without_scale_the_documented_default_is_assumed_with_a_warning(photo):
     m = measure(photo)
     assert m.scale_source == "default"
-    assert m.px_per_mm == pytest.approx(photo.shape[1] / DEFAULT_FIELD_WIDTH_MM)
-    assert any(f"{DEFAULT_FIELD_WIDTH_MM:.0f} mm" in w for w in m.warnings)
+    assert m.px_per_mm == pytest.approx(max(photo.shape[:2]) / DEFAULT_FIELD_MM)
+    assert any(f"{DEFAULT_FIELD_MM:.0f} mm" in w for w in m.warnings)
     assert m.to_dict()["scale_source"] == "default"
 
 

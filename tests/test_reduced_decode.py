@@ -34,7 +34,7 @@ def photo_2400(skin_make):
     ((4000, 3000), 66.7, 0.25),
     ((4000, 3000), 20.0, 1.0),     # a wide view: every pixel is needed
     ((2600, 1950), None, 0.5),
-    ((3000, 4000), None, 0.5),     # portrait: the default 60 mm span the 3000 px width (50 px/mm)
+    ((3000, 4000), None, 0.25),    # portrait: the default 60 mm span the long side, as for landscape
     ((1200, 900), None, 1.0),
 ])
 def test_needed_share_keeps_at_least_one_and_a_half_grid_pixels_per_mm(size, px_per_mm, share):

@@ -6,7 +6,7 @@ import streamlit as st
 from relief_app import images, services
 from relief_app.text import change_with_interval, finite, metric_unit, region_rows, significance_text
 from relief_app.text import md_escape as esc
-from relief_app.visits import DEFAULT_FIELD_WIDTH_MM, box_from_percent, sha256
+from relief_app.visits import DEFAULT_FIELD_MM, box_from_percent, sha256
 
 FULL_FACE = "full face"  # the visit region offered for full-face photos
 
@@ -40,7 +40,7 @@ with c3:
     px_per_mm = st.number_input(
         "Scale, px/mm (optional)", min_value=0.0, max_value=2000.0, value=0.0, step=1.0, key="px_per_mm",
         help="Pixels per millimetre of the photos, if known. 0 = use the Relief calibration card when it is in "
-             f"the photo, otherwise assume the photo spans {DEFAULT_FIELD_WIDTH_MM:.0f} mm.")
+             f"the photo, otherwise assume the photo's long side spans {DEFAULT_FIELD_MM:.0f} mm.")
 px = float(px_per_mm) or None
 
 treated = st.checkbox("Treatment done today?", key="treatment_done")
