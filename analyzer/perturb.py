@@ -8,8 +8,8 @@ to remove it. :mod:`analyzer.validate` uses them on the photos in ``tests/data/r
   relief is unchanged, so the roughness index should stay within the minimal detectable change.
 * :func:`add_pigment` — freckles, age spots or redness added in the pigment domain: the photo's linear RGB is
   attenuated by ``exp(-(melanin * MELANIN_OD + haemoglobin * HAEMOGLOBIN_OD))`` (Beer–Lambert, the optical
-  densities of :mod:`analyzer.synth`), which multiplies the albedo and leaves the shading alone. The relief is
-  unchanged, so the index should not move.
+  densities of :mod:`analyzer.synth`, or the photo's own pigment axes from :func:`axis_with_leak`), which
+  multiplies the albedo and leaves the shading alone. The relief is unchanged, so the index should not move.
 * :func:`smooth_relief` — a blend toward a Gaussian-smoothed copy of the photo, or the smoothed copy itself:
   relief (and everything else small) is removed, so the index must fall.
 
@@ -24,11 +24,12 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from .colour import _C1, _C2
 from .errors import OptionError
 from .synth import HAEMOGLOBIN_OD, MELANIN_OD
 
-__all__ = ["Drift", "recapture_drift", "random_drift", "add_pigment", "smooth_relief", "to_linear", "to_srgb",
-           "PIGMENT_KINDS"]
+__all__ = ["Drift", "recapture_drift", "random_drift", "add_pigment", "axis_with_leak", "smooth_relief",
+           "to_linear", "to_srgb", "PIGMENT_KINDS"]
 
 PIGMENT_KINDS = ("freckles", "age_spots", "redness")
 
@@ -149,7 +150,29 @@ def _blobs(shape, rng, *, count: int, diam_px: tuple, amp: tuple) -> np.ndarray:
     return out
 
 
-def add_pigment(rgb: np.ndarray, *, kind: str, px_per_mm: float, seed: int = 0, strength: float = 1.0) -> np.ndarray:
+def axis_with_leak(od, leak) -> np.ndarray:
+    """A pigment's optical-density vector with its colour kept and its brightness part set by ``leak``.
+
+    How much darker a pigment makes skin per unit of its colour depends on the camera (its spectral
+    sensitivities) and differs from any fixed vector; :func:`analyzer.colour.separate` estimates it on each photo
+    as the leak ``k`` (brightness change = k · chroma change). This returns the vector with the chroma of ``od``
+    and the brightness ``k · chroma``: pigment as *this* photo's camera sees this skin's pigment, e.g. a new
+    freckle on the same cheek at the next visit.
+
+    Parameters
+    ----------
+    od : (3,) array
+        Optical density (R, G, B) per unit concentration.
+    leak : (2,) array
+        ``Separation.leak`` of the photo.
+    """
+    v = -np.asarray(od, float)
+    chroma = np.array([_C1 @ v, _C2 @ v])
+    return -(chroma[0] * _C1 + chroma[1] * _C2 + float(np.asarray(leak, float) @ chroma))
+
+
+def add_pigment(rgb: np.ndarray, *, kind: str, px_per_mm: float, seed: int = 0, strength: float = 1.0,
+                melanin_od=MELANIN_OD, haemoglobin_od=HAEMOGLOBIN_OD) -> np.ndarray:
     """Add pigment to a real photo in the pigment domain (Beer–Lambert); the relief is unchanged.
 
     Parameters
@@ -165,6 +188,9 @@ def add_pigment(rgb: np.ndarray, *, kind: str, px_per_mm: float, seed: int = 0, 
     seed : int
     strength : float
         Multiplies every concentration.
+    melanin_od, haemoglobin_od : (3,) array
+        Optical densities per unit concentration: the renderer's by default, or a photo's own
+        (:func:`axis_with_leak`).
 
     Returns
     -------
@@ -192,7 +218,8 @@ def add_pigment(rgb: np.ndarray, *, kind: str, px_per_mm: float, seed: int = 0, 
         hb = 0.25 * (1.0 + 0.3 * noise)
         hb += _blobs((h, w), rng, count=max(2, round(0.3 * area_cm2)), diam_px=(3 * px_per_mm, 10 * px_per_mm),
                      amp=(0.1, 0.3))
-    od = strength * (mel[..., None] * MELANIN_OD.astype(np.float32) + hb[..., None] * HAEMOGLOBIN_OD.astype(np.float32))
+    od = strength * (mel[..., None] * np.asarray(melanin_od, np.float32)
+                     + hb[..., None] * np.asarray(haemoglobin_od, np.float32))
     return to_srgb(to_linear(rgb) * np.exp(-od))
 
 
