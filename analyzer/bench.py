@@ -110,9 +110,9 @@ def run_bench(*, repeat: int = 5, scale_given: bool = True) -> dict:
                 k = turn % n
                 turn += 1
                 t_dec, c_dec = _timed(lambda: cv2.imread(str(paths_a[k]), cv2.IMREAD_COLOR))
+                t, c = _timed(lambda: fn(k))
                 reused_s.append(_timed(lambda: cv2.imread(str(paths_a[k]), reused[arrays[k].shape],
                                                           cv2.IMREAD_COLOR))[0])
-                t, c = _timed(lambda: fn(k))
                 times["decode"].append(t_dec)
                 times[name].append(t)
                 ratios[name].append(t / t_dec)
