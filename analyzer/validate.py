@@ -560,11 +560,11 @@ def _report_real(rr: dict, where: str) -> None:
                   f"significant {p['significant']}")
     for k, v in rc["single"].items():
         print(f"   {k:32s} {_fmt(v)}")
-    for key, what in (("pigment_pct", "the renderer's pigment vectors"), ("pigment_own_pct", "each photo's own "
-                                                                             "pigment axes (its estimated leak)")):
+    print(f"10. Pigment added (Beer-Lambert), {REAL_PIGMENT_SEEDS} spot patterns a photo, target |change| <= 5 %:")
+    for key, what in (("pigment_pct", "a) with the renderer's fixed pigment vectors"),
+                      ("pigment_own_pct", "b) with each photo's own pigment axes (its estimated leak)")):
         pg = rr[key]
-        print(f"10{'a' if key == 'pigment_pct' else 'b'}. Pigment added (Beer-Lambert) with {what}, "
-              f"{REAL_PIGMENT_SEEDS} spot patterns a photo, target |change| <= 5 %:")
+        print(f"  {what}:")
         for k, v in pg["changes"].items():
             within = int(np.sum(np.abs(np.asarray(v)) <= 5.0))
             ok = [n for n, w in zip(pg["names"], pg["worst"][k]) if w <= 5.0]
