@@ -17,11 +17,10 @@ import numpy as np
 from . import colour, filters
 from .areal import areal_parameters
 from .errors import OptionError
-from .jobs import Deferred
 from .loading import MIN_SIDE_PX, LoadedImage, as_rgb, peek_size, read_image
 from .quality import QualityReport, check_quality
 from .registry import ALGORITHM_VERSION, BANDS, METRICS
-from .relief import ANALYSIS_PX_PER_MM, ReliefMaps, measured_mask, relief_maps, robust_std, to_analysis_grid
+from .relief import ANALYSIS_PX_PER_MM, ReliefMaps, measured_mask, relief_maps, to_analysis_grid
 from .scars import Pits, find_pits
 
 __all__ = ["DEFAULT_FIELD_MM", "Measurement", "Analysis", "measure", "analyse", "resolve_scale",
@@ -452,17 +451,13 @@ def analyse(rgb_grid: np.ndarray, *, px_per_mm: float, valid: np.ndarray,
         maps = relief_maps(sep.shading, px_per_mm=px_per_mm, valid=valid, azimuth_deg=azimuth_deg)
         if enough:
             bands = [name for name, band in BANDS.items() if band.max_mm * px_per_mm >= _MIN_BAND_PX]  # coarser: NaN
-            side = pool if parallel else None
-            # The fine band's spread first: find_pits asks for it half-way; then the areal parameters. A job the
-            # second thread has not started when its result is needed runs here instead (jobs.Deferred).
-            fine_spread = Deferred(side, robust_std, maps.height["fine"][maps.mask])
-            areal_jobs = {name: Deferred(side, areal_parameters, maps.height[name], px_per_mm=px_per_mm, mask=mask)
+            areal_jobs = {name: pool.submit(areal_parameters, maps.height[name], px_per_mm=px_per_mm, mask=mask)
                           for name in bands}
-            pits = find_pits(maps, fine_spread=fine_spread.result)
+            pits = find_pits(maps)
             for name in bands:
                 rms = float(np.sqrt(np.mean(maps.slope[name][mask] ** 2)))
                 metrics["roughness_index" if name == "scar" else "fine_texture_index"] = 100.0 * math.sqrt(2.0) * rms
-            for name in reversed(bands):  # the last queued is the likeliest not to have started
+            for name in bands:
                 params = areal_jobs[name].result()
                 for key in _AREAL_KEYS:
                     metrics[f"{name}.{key}"] = float(params[key])

@@ -83,7 +83,7 @@ def _classify(diameter_mm: float) -> str:
 
 
 def find_pits(maps: ReliefMaps, *, scar_threshold: float = SCAR_THRESHOLD,
-              pore_threshold: float = PORE_THRESHOLD, fine_spread=None) -> Pits:
+              pore_threshold: float = PORE_THRESHOLD) -> Pits:
     """Detect scars and pores in a :class:`~analyzer.relief.ReliefMaps`.
 
     Parameters
@@ -92,9 +92,6 @@ def find_pits(maps: ReliefMaps, *, scar_threshold: float = SCAR_THRESHOLD,
         Output of :func:`analyzer.relief.relief_maps`.
     scar_threshold, pore_threshold : float
         Depth thresholds in units of each band's robust height spread (MAD).
-    fine_spread : callable, optional
-        Returns ``robust_std`` of the fine band's heights over ``maps.mask``; asked for only once the scars are
-        found (``analyse`` computes it on its second thread meanwhile). Computed here by default.
     """
     mask = maps.mask
     p = maps.px_per_mm
@@ -104,8 +101,11 @@ def find_pits(maps: ReliefMaps, *, scar_threshold: float = SCAR_THRESHOLD,
     # Thresholds relative to the robust spread (MAD) of each band: pits are sparse, so the MAD follows the
     # background texture, and the threshold cancels the unknown light obliquity that scales the height proxy.
     ref = robust_std(scar_h[mask]) if mask.any() else float("nan")
+    ref_fine = robust_std(fine[mask]) if mask.any() else float("nan")
     if not np.isfinite(ref) or ref <= 0:
         ref = 1e-6
+    if not np.isfinite(ref_fine) or ref_fine <= 0:
+        ref_fine = 1e-6
 
     # Scars: scar-band pits deeper than the threshold, outlined by the connected pixels below OUTLINE_THRESHOLD.
     seeds = (scar_h < -scar_threshold * ref) & mask
@@ -135,9 +135,6 @@ def find_pits(maps: ReliefMaps, *, scar_threshold: float = SCAR_THRESHOLD,
     scar_labels = keep[labels]
 
     # Pores: fine-band pits of pore size, outside scars.
-    ref_fine = (fine_spread() if fine_spread is not None else robust_std(fine[mask])) if mask.any() else float("nan")
-    if not np.isfinite(ref_fine) or ref_fine <= 0:
-        ref_fine = 1e-6
     pores = (fine < -pore_threshold * ref_fine) & mask & (scar_labels == 0)
     n2, labels2, stats2, _ = _components(pores)
     areas = stats2[1:, cv2.CC_STAT_AREA] / p**2
