@@ -229,8 +229,12 @@ def _kept_tiles(mask: np.ndarray, px_per_mm: float) -> np.ndarray:
 def bootstrap_weights(n_tiles: int, *, seed: int = 0) -> np.ndarray:
     """Resampling counts (``_BOOTSTRAP`` × ``n_tiles``) of the spatial bootstrap: drawn once per comparison
     (depending only on the number of tiles), so they can be drawn before the slopes are known."""
+    # Each resample draws n_tiles tiles with replacement; counting the draws per tile (one bincount over all
+    # resamples) gives the multinomial counts at a fifth of the time of rng.multinomial.
     rng = np.random.default_rng(seed)
-    return rng.multinomial(n_tiles, np.full(n_tiles, 1.0 / n_tiles), size=_BOOTSTRAP).astype(np.float64)
+    draws = rng.integers(0, n_tiles, size=(_BOOTSTRAP, n_tiles), dtype=np.int64)
+    draws += (np.arange(_BOOTSTRAP, dtype=np.int64) * n_tiles)[:, None]
+    return np.bincount(draws.ravel(), minlength=_BOOTSTRAP * n_tiles).reshape(_BOOTSTRAP, n_tiles).astype(np.float64)
 
 
 def change_interval(base_sq: np.ndarray, follow_sq: np.ndarray, mask: np.ndarray, *, px_per_mm: float,
