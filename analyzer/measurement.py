@@ -167,8 +167,8 @@ def resolve_scale(rgb: np.ndarray, *, px_per_mm: float | None, downscale: float 
     p = max(rgb.shape[:2]) / DEFAULT_FIELD_MM
     return p, "default", None, [
         f"no scale given and no calibration card found — assumed the photo's long side spans "
-        f"{DEFAULT_FIELD_MM:.0f} mm ({p * downscale:.1f} px/mm); place the Relief card beside the area or give the scale (px per mm) "
-        "for absolute sizes"]
+        f"{DEFAULT_FIELD_MM:.0f} mm ({p * downscale:.1f} px/mm); place the Relief card beside the area or give the "
+        "scale (px per mm) for absolute sizes"]
 
 
 #: No camera resolves more than this (a microscope would): larger scales are typing errors.

@@ -10,7 +10,8 @@ from dataclasses import dataclass
 __all__ = ["Band", "BANDS", "Metric", "METRICS", "metric", "ScarClass", "SCAR_CLASSES", "ALGORITHM_VERSION"]
 
 #: Bump whenever a change can move any number; stored measurements are recomputed when it changes.
-ALGORITHM_VERSION = "1.1.0"
+#: 1.2.0: without a card or a given scale the long side (not the width) spans the default 60 mm.
+ALGORITHM_VERSION = "1.2.0"
 
 
 @dataclass(frozen=True)

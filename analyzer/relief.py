@@ -221,6 +221,7 @@ def measured_mask(valid: np.ndarray, *, px_per_mm: float) -> np.ndarray:
 _measured_cache: dict = {}
 _measured_lock = threading.Lock()
 
+
 def _border_mask(valid: np.ndarray, border_px: int) -> np.ndarray:
     m = valid.copy()
     m[:border_px, :] = m[-border_px:, :] = False

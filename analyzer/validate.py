@@ -30,6 +30,7 @@ import collections
 import csv
 import dataclasses
 import json
+import math
 import sys
 import time
 import zlib
@@ -381,7 +382,8 @@ def real_pigment(photos: list[dict], *, seeds: int = REAL_PIGMENT_SEEDS, axes: s
                 img = perturb.add_pigment(ph["rgb"], kind=kind, px_per_mm=ph["px_per_mm"], seed=first + j, **od)
                 cs.append(100 * (measure(img, px_per_mm=ph["px_per_mm"]).roughness_index / base - 1))
             changes[kind] += cs
-            worst[kind].append(max(abs(c) for c in cs))
+            # A pattern that leaves the photo unmeasurable (NaN) is a failure, wherever it falls in the list.
+            worst[kind].append(max(abs(c) if math.isfinite(c) else math.inf for c in cs))
     return {"changes": changes, "worst": worst, "names": [ph["name"] for ph in photos]}
 
 

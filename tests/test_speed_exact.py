@@ -1,11 +1,15 @@
 """The speed-ups change no number: shortcuts against the plain computation they replace."""
+import cv2
 import numpy as np
 import pytest
+import scipy.fft
 
 from analyzer import filters, synth
+from analyzer.areal import _hybrid
+from analyzer.card import _gray
 from analyzer.comparison import _BOOTSTRAP, bootstrap_weights, change_interval
 from analyzer.measurement import analyse, valid_mask
-from analyzer.relief import _border_mask, measured_mask, to_analysis_grid
+from analyzer.relief import _border_mask, _integration_filter, measured_mask, to_analysis_grid
 
 
 @pytest.mark.parametrize("kind", ["normal", "ties", "sorted", "skewed", "float64", "small"])
@@ -81,3 +85,54 @@ def test_analyse_on_two_threads_equals_one():
         assert (np.isnan(v) and np.isnan(two.metrics[k])) or v == two.metrics[k], k
     assert np.array_equal(one.separation.shading, two.separation.shading)
     assert one.pits.scars == two.pits.scars
+
+
+def test_bootstrap_counts_are_resamples_with_replacement():
+    for n in (1, 2, 7, 300):
+        w = bootstrap_weights(n, seed=3)
+        assert w.shape == (_BOOTSTRAP, n)
+        assert np.all(w.sum(axis=1) == n) and np.all(w >= 0) and np.all(w == np.round(w))
+    w = bootstrap_weights(5, seed=1)  # multinomial(5, 1/5): mean 1, variance 4/5 per tile
+    assert w.mean() == pytest.approx(1.0)
+    assert w.var(axis=0).mean() == pytest.approx(0.8, abs=0.08)
+    assert np.array_equal(bootstrap_weights(50, seed=4), bootstrap_weights(50, seed=4))
+
+
+def test_float32_integration_filter_matches_the_float64_expression():
+    fh, fw, az, eps = 96, 130, 37.5, 0.25
+    wy = (2 * np.pi * scipy.fft.fftfreq(fh))[:, None]
+    wx = (2 * np.pi * scipy.fft.rfftfreq(fw))[None, :]
+    wd = wx * np.cos(np.radians(az)) - wy * np.sin(np.radians(az))
+    den = wd * wd + eps * eps * (wx * wx + wy * wy)
+    den[0, 0] = 1.0
+    ref = 1j * wd / den
+    ref[0, 0] = 0.0
+    got = _integration_filter(fh, fw, az, eps)
+    assert got.dtype == np.complex64 and not got.flags.writeable and got[0, 0] == 0
+    assert np.abs(got - ref).max() <= 1e-5 * np.abs(ref).max()
+
+
+@pytest.mark.parametrize("shape", [(3, 3), (3, 40), (40, 3), (55, 600), (56, 600), (57, 600), (130, 300)])
+def test_blocked_sdq_and_sdr_match_whole_map_differences(shape):
+    rng = np.random.default_rng(sum(shape))
+    z = np.cumsum(rng.standard_normal(shape), axis=1) * 1e-3
+    z[rng.random(shape) < 0.1] = np.nan
+    gx2 = (np.diff(z, axis=1) * 10.0) ** 2
+    gy2 = (np.diff(z, axis=0) * 10.0) ** 2
+    s = [np.sqrt(1 + a + b) for a in (gx2[:-1], gx2[1:]) for b in (gy2[:, :-1], gy2[:, 1:])]
+    sdq = np.sqrt(np.nanmean(gx2) + np.nanmean(gy2))
+    sdr = 100 * (0.25 * np.nanmean(sum(s)) - 1)
+    got = _hybrid(z, 10.0, False)
+    assert got["Sdq"] == pytest.approx(sdq, rel=1e-12) and got["Sdr"] == pytest.approx(sdr, rel=1e-9)
+
+
+def test_card_gray_conversion_rounds_and_saturates():
+    rgb = np.repeat(np.array([[-0.2, 0.25, 0.5, 1.0, 1.7, 0.4]], np.float32)[..., None], 3, axis=2)
+    gray_f, gray = _gray(rgb)
+    assert gray.dtype == np.uint8
+    assert gray.tolist() == [[0, 64, 128, 255, 255, 102]]  # out of range saturates (not |-0.2| -> 51)
+    assert gray_f.min() >= 0.0 and gray_f.max() <= 1.0
+    rng = np.random.default_rng(0)
+    rgb = rng.random((100, 100, 3)).astype(np.float32)
+    old = np.clip(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY) * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    assert np.abs(_gray(rgb)[1].astype(int) - old).max() <= 1  # differs from round-half-up on exact ties only
