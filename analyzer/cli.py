@@ -122,31 +122,39 @@ def _batch(args) -> int:
     return 0
 
 
-def main(argv=None) -> int:
-    args = _parser().parse_args(argv)
+def _run(args) -> int:
+    if args.command == "measure":
+        from .measurement import measure
+        m = measure(args.photo, px_per_mm=args.px_per_mm, roi=args.roi, regions="face" if args.face else None)
+        print(json.dumps(m.to_dict())) if args.json else _print_measure(m)
+    elif args.command == "compare":
+        from .comparison import compare
+        c = compare(args.baseline, args.followup, px_per_mm=args.px_per_mm,
+                    regions="face" if args.face else None)
+        print(json.dumps(c.to_dict())) if args.json else _print_compare(c)
+    elif args.command == "batch":
+        return _batch(args)
+    elif args.command == "card":
+        from .card import write_card_pdf
+        write_card_pdf(args.out)
+        print(f"wrote {args.out} — print it at 100 % (no 'fit to page') and check the ruler")
+    return 0
+
+
+def guarded(run, *, writes: bool = False, report_with: str = "") -> int:
+    """Run one command-line command; any failure becomes one line on stderr and ``EXIT_ERROR``, never a traceback.
+
+    Shared by ``python -m analyzer`` and ``python -m relief_app``. ``run()`` returns the exit code. ``writes``: the
+    command's files are outputs, so an ``OSError`` says "cannot write". ``report_with`` ends the internal-error line
+    (what to attach to a bug report).
+    """
     try:
-        if args.command == "measure":
-            from .measurement import measure
-            m = measure(args.photo, px_per_mm=args.px_per_mm, roi=args.roi, regions="face" if args.face else None)
-            print(json.dumps(m.to_dict())) if args.json else _print_measure(m)
-        elif args.command == "compare":
-            from .comparison import compare
-            c = compare(args.baseline, args.followup, px_per_mm=args.px_per_mm,
-                        regions="face" if args.face else None)
-            print(json.dumps(c.to_dict())) if args.json else _print_compare(c)
-        elif args.command == "batch":
-            return _batch(args)
-        elif args.command == "card":
-            from .card import write_card_pdf
-            write_card_pdf(args.out)
-            print(f"wrote {args.out} — print it at 100 % (no 'fit to page') and check the ruler")
+        return run()
     except ReliefError as err:
         print(f"error: {err}", file=sys.stderr)
-        return EXIT_ERROR
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
-        return EXIT_ERROR
-    except BrokenPipeError:  # the reader (e.g. `| head`) closed the pipe: not an error of the photo
+    except BrokenPipeError:  # the reader (e.g. `| head`) closed the pipe: not an error of the command
         try:
             sys.stdout = open(os.devnull, "w")
         except OSError:
@@ -154,14 +162,18 @@ def main(argv=None) -> int:
         return 0
     except MemoryError:
         print("error: the photo needs more memory than is available — export a smaller copy", file=sys.stderr)
-        return EXIT_ERROR
     except OSError as err:
         where = f": {err.filename}" if getattr(err, "filename", None) else ""
-        print(f"error: {err.strerror or err}{where} — check the path and permissions", file=sys.stderr)
-        return EXIT_ERROR
+        reason = err.strerror or err
+        print(f"error: cannot write{where} ({reason})" if writes else f"error: {reason}{where}",
+              "— check the path and permissions", file=sys.stderr)
     except Exception as err:  # noqa: BLE001 — last resort: never a traceback to a user
         one_line = " ".join(str(err).split())
-        print(f"error: internal error ({type(err).__name__}: {one_line}) — please report it with the photo",
+        print(f"error: internal error ({type(err).__name__}: {one_line}) — please report it{report_with}",
               file=sys.stderr)
-        return EXIT_ERROR
-    return 0
+    return EXIT_ERROR
+
+
+def main(argv=None) -> int:
+    args = _parser().parse_args(argv)
+    return guarded(lambda: _run(args), report_with=" with the photo")

@@ -19,9 +19,8 @@ import os
 import sys
 from pathlib import Path
 
-from analyzer.errors import ReliefError
+from analyzer.cli import EXIT_ERROR, guarded
 
-EXIT_ERROR = 2
 
 
 class _Parser(argparse.ArgumentParser):
@@ -108,24 +107,12 @@ def _export(args) -> str:
 
 def main(argv=None) -> int:
     args = _parser().parse_args(argv)
-    try:
-        message = _report(args) if args.command == "report" else _export(args)
-    except ReliefError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return EXIT_ERROR
-    except KeyboardInterrupt:
-        print("error: interrupted", file=sys.stderr)
-        return EXIT_ERROR
-    except OSError as err:
-        where = f": {err.filename}" if getattr(err, "filename", None) else ""
-        print(f"error: cannot write{where} ({err.strerror or err}) — check the path and permissions",
-              file=sys.stderr)
-        return EXIT_ERROR
-    except Exception as err:  # noqa: BLE001 — last resort: never a traceback to a user
-        print(f"error: internal error ({type(err).__name__}: {err}) — please report it", file=sys.stderr)
-        return EXIT_ERROR
-    print(message)
-    return 0
+
+    def run() -> int:
+        print(_report(args) if args.command == "report" else _export(args))
+        return 0
+
+    return guarded(run, writes=True)
 
 
 if __name__ == "__main__":
