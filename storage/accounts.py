@@ -33,7 +33,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from . import audit
 from .access import ADMIN, ROLES, Actor, require
 from .errors import AccessDenied, Conflict, NotFound, OptionError, SignInFailed
-from .models import Account, Clinic, utcnow
+from .models import Account, Clinic, as_utc, utcnow
 
 __all__ = ["Accounts", "AccountRecord", "MIN_PASSWORD_LENGTH", "FREE_FAILURES", "LOCK_AFTER", "LOCK_MINUTES",
            "SIGN_IN_FAILED", "check_password"]
@@ -92,12 +92,6 @@ def _check_email(email: object) -> str | None:
     if not isinstance(email, str) or len(email.strip()) > 255 or not _EMAIL.match(email.strip()):
         raise OptionError("an e-mail address looks like name@clinic.example (one '@', no spaces)")
     return email.strip()
-
-
-def _aware(t: dt.datetime | None) -> dt.datetime | None:
-    if t is None:
-        return None
-    return t if t.tzinfo else t.replace(tzinfo=dt.timezone.utc)
 
 
 class Accounts:
@@ -171,7 +165,7 @@ class Accounts:
             if acc is None or acc.password_hash is None:
                 _verify(_DUMMY_HASH, str(password or ""))  # same cost as a real check
                 audit.record(s, None, "sign_in", outcome="failed", account=name, detail="unknown user name")
-            elif (locked := _aware(acc.locked_until)) is not None and now < locked:
+            elif (locked := as_utc(acc.locked_until)) is not None and now < locked:
                 audit.record(s, None, "sign_in", outcome="failed", account=name, clinic_id=acc.clinic_id,
                              detail="throttled or locked")
             elif not _verify(acc.password_hash, str(password or "")):
@@ -365,8 +359,8 @@ class Accounts:
         return AccountRecord(id=a.id, username=a.username, role=a.role, clinic_code=clinic.code if clinic else "",
                              email=a.email, disabled=bool(a.disabled),
                              must_change_password=bool(a.must_change_password),
-                             locked_until=_aware(a.locked_until), last_sign_in=_aware(a.last_sign_in),
-                             created_at=_aware(a.created_at))
+                             locked_until=as_utc(a.locked_until), last_sign_in=as_utc(a.last_sign_in),
+                             created_at=as_utc(a.created_at))
 
 
 def _verify(hashed: str, password: str) -> bool:

@@ -18,7 +18,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from .access import ADMIN, Actor, patient_in_scope, require
-from .models import AuditEvent, utcnow
+from .models import AuditEvent, as_utc, utcnow
 
 __all__ = ["AuditLog", "AuditRecord", "record", "ACTIONS"]
 
@@ -83,8 +83,8 @@ class AuditLog:
         if since is not None:
             if not isinstance(since, dt.datetime):
                 since = dt.datetime.combine(since, dt.time(), tzinfo=dt.timezone.utc)
-            elif since.tzinfo is None:
-                since = since.replace(tzinfo=dt.timezone.utc)
+            else:
+                since = as_utc(since)
             q = q.where(AuditEvent.at >= since)
         if action:
             q = q.where(AuditEvent.action == action)
@@ -94,7 +94,7 @@ class AuditLog:
             q = q.where(AuditEvent.patient_id == int(patient_id))
         with self._sessions() as s:
             return [
-                AuditRecord(id=e.id, at=e.at if e.at.tzinfo else e.at.replace(tzinfo=dt.timezone.utc),
+                AuditRecord(id=e.id, at=as_utc(e.at),
                             account=e.account, clinic_id=e.clinic_id, action=e.action, patient_id=e.patient_id,
                             outcome=e.outcome, detail=e.detail)
                 for e in s.scalars(q)

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from . import audit
 from .access import WRITE, Actor, patient_in_scope
 from .errors import OptionError
-from .models import Consent, utcnow
+from .models import Consent, as_utc, utcnow
 
 __all__ = ["Consents", "ConsentRecord", "ConsentStatus", "KINDS", "in_force"]
 
@@ -57,8 +57,8 @@ def in_force(s: Session, patient_ids: list[int], kind: str) -> dict[int, bool]:
 
 
 def _rec(c: Consent) -> ConsentRecord:
-    t = c.created_at if c.created_at.tzinfo else c.created_at.replace(tzinfo=dt.timezone.utc)
-    return ConsentRecord(kind=c.kind, granted=bool(c.granted), date=c.date, recorded_by=c.recorded_by, created_at=t)
+    return ConsentRecord(kind=c.kind, granted=bool(c.granted), date=c.date, recorded_by=c.recorded_by,
+                         created_at=as_utc(c.created_at))
 
 
 class Consents:

@@ -18,7 +18,7 @@ from sqlalchemy.orm import sessionmaker
 from . import audit
 from .access import WRITE, Actor, patient_in_scope
 from .errors import NotFound, OptionError
-from .models import Patient, PatientLink, utcnow
+from .models import Patient, PatientLink, as_utc, utcnow
 
 __all__ = ["PatientLinks", "LinkRecord", "INVALID_LINK", "end_of_today"]
 
@@ -51,16 +51,10 @@ def token_hash(token: str) -> str:
     return hashlib.sha256(str(token).encode("utf-8", "replace")).hexdigest()
 
 
-def _aware(t):
-    if t is None:
-        return None
-    return t if t.tzinfo else t.replace(tzinfo=dt.timezone.utc)
-
-
 def _rec(link: PatientLink) -> LinkRecord:
     return LinkRecord(id=link.id, patient_id=link.patient_id, created_by=link.created_by,
-                      created_at=_aware(link.created_at), expires_at=_aware(link.expires_at),
-                      revoked_at=_aware(link.revoked_at), last_used_at=_aware(link.last_used_at))
+                      created_at=as_utc(link.created_at), expires_at=as_utc(link.expires_at),
+                      revoked_at=as_utc(link.revoked_at), last_used_at=as_utc(link.last_used_at))
 
 
 class PatientLinks:
@@ -106,7 +100,7 @@ class PatientLinks:
         if row is None:
             return None
         link, patient = row
-        if link.revoked_at is not None or self.clock() >= _aware(link.expires_at):
+        if link.revoked_at is not None or self.clock() >= as_utc(link.expires_at):
             return None
         return link, patient
 

@@ -35,7 +35,7 @@ from .consent import Consents
 from .errors import Conflict, ConsentRequired, NotFound, OptionError, StorageError
 from .links import PatientLinks
 from .photo_privacy import PhotoFormatError
-from .models import Comparison, Measurement, Patient, Photo, Treatment, Visit, utcnow
+from .models import Comparison, Measurement, Patient, Photo, Treatment, Visit, as_utc, utcnow
 from .records import (
     ComparisonRecord,
     MeasurementRecord,
@@ -1087,14 +1087,10 @@ def _image_size(data: bytes) -> tuple[int | None, int | None]:
         return None, None
 
 
-def _aware(t: dt.datetime) -> dt.datetime:
-    return t.replace(tzinfo=dt.timezone.utc) if t is not None and t.tzinfo is None else t
-
-
 def _patient_rec(p: Patient) -> PatientRecord:
     return PatientRecord(
         id=p.id, name=p.name, code=p.code, birth_date=p.birth_date, notes=p.notes or "",
-        created_at=_aware(p.created_at),
+        created_at=as_utc(p.created_at),
     )
 
 
@@ -1110,13 +1106,13 @@ def _photo_rec(p: Photo, visit_date: dt.date) -> PhotoRecord:
         id=p.id, patient_id=p.patient_id, visit_id=p.visit_id, visit_date=visit_date, region=p.region,
         sha256=p.sha256, filename=p.filename, content_type=p.content_type, width=p.width, height=p.height,
         capture=dict(p.capture or {}), quality=None if p.quality is None else dict(p.quality),
-        created_at=_aware(p.created_at),
+        created_at=as_utc(p.created_at),
     )
 
 
 def _visit_rec(v: Visit, photos: Sequence[Photo]) -> VisitRecord:
     return VisitRecord(
-        id=v.id, patient_id=v.patient_id, date=v.date, notes=v.notes or "", created_at=_aware(v.created_at),
+        id=v.id, patient_id=v.patient_id, date=v.date, notes=v.notes or "", created_at=as_utc(v.created_at),
         photos=tuple(_photo_rec(p, v.date) for p in photos),
     )
 
@@ -1125,7 +1121,7 @@ def _measurement_rec(m: Measurement) -> MeasurementRecord:
     return MeasurementRecord(
         id=m.id, patient_id=m.patient_id, photo_id=m.photo_id, algorithm_version=m.algorithm_version,
         roughness_index=_nan(m.roughness_index), metrics=_metrics_out(m.metrics), scars=list(m.scars or []),
-        px_per_mm=m.px_per_mm, scale_source=m.scale_source or "", created_at=_aware(m.created_at),
+        px_per_mm=m.px_per_mm, scale_source=m.scale_source or "", created_at=as_utc(m.created_at),
     )
 
 
@@ -1135,5 +1131,5 @@ def _comparison_rec(c: Comparison) -> ComparisonRecord:
         followup_photo_id=c.followup_photo_id, algorithm_version=c.algorithm_version,
         change_pct=_nan(c.change_pct), ci_low=_nan(c.ci_low), ci_high=_nan(c.ci_high),
         mdc_pct=_nan(c.mdc_pct), significant=bool(c.significant), result=dict(c.result or {}),
-        created_at=_aware(c.created_at),
+        created_at=as_utc(c.created_at),
     )
