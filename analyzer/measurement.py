@@ -158,8 +158,16 @@ def resolve_scale(rgb: np.ndarray, *, px_per_mm: float | None, downscale: float 
     """
     card = None
     if use_card:  # searched even with a given scale: the card must be masked out of the skin
-        from .card import detect_card
-        card = detect_card(rgb)
+        from .card import CARD_LAYOUT, detect_card
+        search = {}
+        if px_per_mm is not None:
+            # The scale tells how large the markers are: search a copy on which they keep CARD_MARKER_PX
+            # (each found marker is then measured again at full resolution), not the whole photo.
+            marker_px = CARD_LAYOUT.marker_size_mm * _checked_scale(px_per_mm) / downscale
+            reduce = _pow2_reduction(marker_px / CARD_MARKER_PX)
+            if reduce < 1.0:
+                search["max_side"] = max(1, int(max(rgb.shape[:2]) * reduce))
+        card = detect_card(rgb, **search)
     if px_per_mm is not None:
         return _checked_scale(px_per_mm) / downscale, "given", card, []
     if card is not None:
@@ -170,6 +178,11 @@ def resolve_scale(rgb: np.ndarray, *, px_per_mm: float | None, downscale: float 
         f"{DEFAULT_FIELD_MM:.0f} mm ({p * downscale:.1f} px/mm); place the Relief card beside the area or give the "
         "scale (px per mm) for absolute sizes"]
 
+
+#: With a given scale the card's markers are searched on a copy reduced by a power of two as far as keeps their
+#: side at least this long (px); ArUco finds 4x4 markers reliably from ~20 px, so this leaves room for a card
+#: seen at a slant or a scale that is off by a factor of two.
+CARD_MARKER_PX = 64.0
 
 #: No camera resolves more than this (a microscope would): larger scales are typing errors.
 MAX_PX_PER_MM = 1000.0

@@ -339,3 +339,19 @@ def test_bad_inputs_raise_one_sentence_that_says_the_fix(height, kwargs, error, 
 def test_px_per_mm_is_keyword_only():
     with pytest.raises(TypeError):
         areal_parameters(_OK, 10.0)  # type: ignore[misc]
+
+
+def test_a_mask_that_trims_the_borders_gives_the_parameters_of_the_cropped_map():
+    # the analysis masks a frame along the borders: the result must be that of the map inside it alone
+    rng = np.random.default_rng(11)
+    z = rng.standard_normal((120, 90)) * 0.01
+    mask = np.zeros(z.shape, bool)
+    mask[7:113, 5:80] = True
+    got = areal_parameters(z, px_per_mm=10.0, mask=mask)
+    want = areal_parameters(z[7:113, 5:80], px_per_mm=10.0)
+    for name in got:
+        assert got[name] == pytest.approx(want[name], rel=1e-12), name
+    # a hole inside the frame still counts as missing
+    mask[50:60, 40:50] = False
+    holed = areal_parameters(z, px_per_mm=10.0, mask=mask)
+    assert holed["Sq"] != pytest.approx(got["Sq"], rel=1e-9)

@@ -312,3 +312,27 @@ def test_non_rgb_input_raises_image_error(shape):
 def test_too_coarse_card_raster_raises_option_error():
     with pytest.raises(OptionError):
         card_image(px_per_mm=1.0)
+
+
+@pytest.mark.parametrize("tilt_deg", [0, 35])
+def test_with_a_given_scale_the_card_is_searched_on_a_reduced_copy_and_measured_the_same(monkeypatch, tilt_deg):
+    # 24 px/mm: 192 px markers, searched at 1/2 (96 px), then measured again at full resolution; a card at a
+    # slant (35°) shrinks them further along one axis and must still be found.
+    from analyzer import card as card_mod
+    from analyzer.measurement import CARD_MARKER_PX, resolve_scale
+    H = camera_homography(tilt_deg=tilt_deg, roll_deg=20, px_per_mm=24.0, centre_px=(700, 520))
+    photo = render_photo(H, shape=(1050, 1400), seed=3, card_ppm=48.0)
+    full = detect_card(photo, max_side=10_000)
+    sides = []
+    real = card_mod.detect_card
+    monkeypatch.setattr(card_mod, "detect_card", lambda rgb, **kw: sides.append(kw.get("max_side")) or real(rgb, **kw))
+    p, source, det, _ = resolve_scale(photo, px_per_mm=24.0)
+    assert sides == [700] and 8.0 * 24.0 / 2 >= CARD_MARKER_PX  # the copy searched is half the photo
+    assert (p, source) == (24.0, "given")
+    assert det is not None and det.marker_ids == full.marker_ids == [0, 1, 2, 3]
+    assert det.px_per_mm == pytest.approx(full.px_per_mm, rel=1e-6)
+    np.testing.assert_allclose(det.white_balance_gains, full.white_balance_gains, rtol=1e-6)
+    # without a scale the markers could be any size: detect_card's own search (the whole of this photo)
+    sides.clear()
+    resolve_scale(photo, px_per_mm=None)
+    assert sides == [None]
