@@ -111,7 +111,9 @@ def light_azimuth(slope: np.ndarray, *, mask: np.ndarray | None = None) -> tuple
     w = np.ones(slope.shape, bool) if mask is None else mask
     if not w.any():
         return float("nan"), 0.0
-    jxx, jyy, jxy = (float(np.mean(v[w])) for v in (gx * gx, gy * gy, gx * gy))
+    # The tensor's mean over the mask, from the selected gradients (no product maps).
+    sx, sy = gx[w], gy[w]
+    jxx, jyy, jxy = (float(np.einsum("i,i->", a, b)) / sx.size for a, b in ((sx, sx), (sy, sy), (sx, sy)))
     theta = 0.5 * np.degrees(np.arctan2(2 * jxy, jxx - jyy))  # axis angle in (x, row) coordinates
     tr = jxx + jyy
     aniso = float(np.hypot(jxx - jyy, 2 * jxy) / tr) if tr > 0 else 0.0
@@ -262,8 +264,10 @@ def relief_maps(shading: np.ndarray, *, px_per_mm: float, valid: np.ndarray | No
     if valid is None:
         valid = np.ones(shading.shape, bool)
     # Large-scale illumination and facial form: removed by the top of the scar band (FORM_MM).
-    flat = shading - filters.gaussian(shading, filters.size_to_sigma_px(FORM_MM, px_per_mm), mask=valid)
-    flat = np.where(valid, flat, 0.0).astype(np.float32)
+    flat = (shading - filters.gaussian(shading, filters.size_to_sigma_px(FORM_MM, px_per_mm), mask=valid)
+            ).astype(np.float32, copy=False)
+    if not valid.all():
+        flat[~valid] = 0.0
     mask = measured_mask(valid, px_per_mm=px_per_mm)
     slope = _bands(flat, px_per_mm=px_per_mm, mask=valid)
     if mask.sum() < _MIN_PIXELS:  # nothing to measure: empty maps, no light estimate (the caller reports it)

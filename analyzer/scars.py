@@ -111,8 +111,7 @@ def find_pits(maps: ReliefMaps, *, scar_threshold: float = SCAR_THRESHOLD,
     seeds = (scar_h < -scar_threshold * ref) & mask
     outline = (scar_h < -OUTLINE_THRESHOLD * ref) & mask
     n, labels, stats, cents = _components(outline)
-    has_seed = np.zeros(n, bool)
-    has_seed[np.unique(labels[seeds])] = True
+    has_seed = np.bincount(labels[seeds], minlength=n) > 0
     scars, keep = [], np.zeros(n, np.int32)
     min_area = np.pi * (SCAR_MIN_MM * p / 2) ** 2
     max_area = np.pi * (SCAR_MAX_MM * p / 2) ** 2 * 1.5
@@ -132,7 +131,7 @@ def find_pits(maps: ReliefMaps, *, scar_threshold: float = SCAR_THRESHOLD,
             "diameter_mm": float(diameter), "area_mm2": float(area / p**2),
             "depth_um": depth * 1000.0, "depth_rel": depth / ref,
         })
-    scar_labels = keep[labels]
+    scar_labels = np.take(keep, labels)
 
     # Pores: fine-band pits of pore size, outside scars.
     pores = (fine < -pore_threshold * ref_fine) & mask & (scar_labels == 0)
@@ -141,7 +140,7 @@ def find_pits(maps: ReliefMaps, *, scar_threshold: float = SCAR_THRESHOLD,
     d2 = 2 * np.sqrt(areas / np.pi)
     good = (d2 >= PORE_MIN_MM) & (d2 <= PORE_MAX_MM * 1.5)
     lut = np.concatenate([[False], good])
-    pore_mask = lut[labels2]
+    pore_mask = np.take(lut, labels2)
 
     skin_px = max(int(mask.sum()), 1)
     metrics = {
