@@ -30,7 +30,7 @@ from .errors import ImageError, OptionError
 
 __all__ = [
     "LoadedImage", "read_image", "load_image", "as_rgb", "as_image_and_scale",
-    "MIN_SIDE_PX", "DEFAULT_MAX_PIXELS", "MAX_HEADER_PIXELS", "FORMATS", "peek_size",
+    "MIN_SIDE_PX", "DEFAULT_MAX_PIXELS", "MAX_HEADER_PIXELS", "FORMATS", "peek_size", "jpeg_quality",
 ]
 
 #: Shortest side (px) a photo must have: 200 px is 10 mm of skin at the 20 px/mm of a close-up, about the
@@ -78,6 +78,9 @@ class LoadedImage:
         Container format as Pillow names it: ``"JPEG"``, ``"MPO"``, ``"PNG"``, ``"WEBP"``, ``"TIFF"``, ``"HEIF"``.
     bit_depth : int
         Bits per channel in the file: 8, 16 (or 32 for float TIFF).
+    jpeg_quality : float or None
+        For a JPEG, the quality it was saved with (IJG scale 1–100), estimated from its luminance quantisation
+        table (:func:`jpeg_quality`); None for other formats.
     """
 
     pixels: np.ndarray
@@ -85,6 +88,7 @@ class LoadedImage:
     original_size: tuple[int, int]
     format: str
     bit_depth: int
+    jpeg_quality: float | None = None
 
 
 def _name(path: object) -> str:
@@ -231,6 +235,31 @@ def _fit(w: int, h: int, max_pixels: int) -> tuple[int, int]:
     return max(1, int(w * f)), max(1, int(h * f))
 
 
+#: The IJG (libjpeg) base luminance quantisation table (ITU-T T.81, Annex K.1), in row order as Pillow gives it.
+_IJG_LUMA = np.array([
+    16, 11, 10, 16, 24, 40, 51, 61, 12, 12, 14, 19, 26, 58, 60, 55, 14, 13, 16, 24, 40, 57, 69, 56,
+    14, 17, 22, 29, 51, 87, 80, 62, 18, 22, 37, 56, 68, 109, 103, 77, 24, 35, 55, 64, 81, 104, 113, 92,
+    49, 64, 78, 87, 103, 121, 120, 101, 72, 92, 95, 98, 112, 100, 103, 99], np.float64)
+
+
+def jpeg_quality(im: Image.Image) -> float | None:
+    """The quality a JPEG was saved with, on libjpeg's 1–100 scale, from its luminance quantisation table.
+
+    libjpeg scales its base table by ``5000 / q`` percent below quality 50 and by ``200 - 2 q`` percent above;
+    the median ratio of the file's table to the base table inverts that (exactly for files libjpeg wrote; for
+    cameras' own tables it is the libjpeg quality of equal coarseness). None when ``im`` is not a JPEG.
+    """
+    tables = getattr(im, "quantization", None)
+    if im.format not in ("JPEG", "MPO") or not tables:
+        return None
+    luma = np.asarray(tables.get(0, next(iter(tables.values()))), np.float64)
+    if luma.size != 64:
+        return None
+    scale = float(np.median(luma * 100.0 / _IJG_LUMA))
+    q = 5000.0 / scale if scale >= 100.0 else (200.0 - scale) / 2.0
+    return float(min(max(q, 1.0), 100.0))
+
+
 def _decode(fh, im: Image.Image, max_pixels: int, reduce: float = 1.0) -> tuple[np.ndarray, int, int, tuple[int, int]]:
     """Decode an opened file to an array of at most max_pixels (and, for JPEGs, not finer than ``reduce`` needs).
 
@@ -356,6 +385,7 @@ def read_image(path: str | os.PathLike, *, max_pixels: int = DEFAULT_MAX_PIXELS,
                 if min(w, h) < MIN_SIDE_PX:
                     raise _too_small(w, h)
                 fmt = im.format or "unknown"
+                quality = jpeg_quality(im)
                 arr, bit_depth, orientation, (w, h) = _decode(fh, im, int(max_pixels), float(reduce))
         pixels = as_rgb(_orient(arr, orientation))
     except ImageError:
@@ -374,7 +404,7 @@ def read_image(path: str | os.PathLike, *, max_pixels: int = DEFAULT_MAX_PIXELS,
     if orientation >= 5:
         w, h = h, w
     return LoadedImage(pixels=pixels, downscale=downscale, original_size=(int(w), int(h)),
-                       format=fmt, bit_depth=bit_depth)
+                       format=fmt, bit_depth=bit_depth, jpeg_quality=quality)
 
 
 def peek_size(path: str | os.PathLike) -> tuple[int, int] | None:

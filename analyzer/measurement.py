@@ -311,8 +311,35 @@ def prepare(image_or_path, *, px_per_mm: float | None = None, use_card: bool = T
         small, p2 = to_analysis_grid(rgb, px_per_mm=p, target_px_per_mm=WORKING_PX_PER_MM)
         ds *= rgb.shape[1] / small.shape[1]
         rgb, p = small, p2
+    if loaded is not None:
+        warnings = list(warnings) + jpeg_warnings(loaded.jpeg_quality, px_per_mm=p * ds)
     return Prepared(rgb=rgb, px_per_mm=p, downscale=ds, source=source, card=card, warnings=warnings,
                     loaded=loaded)
+
+
+#: JPEGs saved below this quality (libjpeg scale, :func:`analyzer.loading.jpeg_quality`) get a warning when their
+#: 8-px blocks are at least JPEG_BLOCK_MM on the skin. On the real photos of tests/data/real (27 px/mm and
+#: coarser, blocks ≥ 0.3 mm) saving at quality 80 moved the index by up to +6.7 % and at 70 by up to +10 %; on
+#: 12 MP renders (blocks of 0.12 mm) by ≤ 1.4 % down to quality 60. Cameras save at 85–95; messaging apps and
+#: e-mail resize and save at 70–80.
+JPEG_MIN_QUALITY = 80.0
+JPEG_BLOCK_MM = 0.2
+
+
+def jpeg_warnings(quality: float | None, *, px_per_mm: float) -> list[str]:
+    """The warning for a strongly compressed JPEG whose blocks reach the measured texture (else none).
+
+    ``quality`` as :func:`analyzer.loading.jpeg_quality` estimates it (None: not a JPEG); ``px_per_mm`` of the
+    file's own pixels.
+    """
+    if quality is None or quality >= JPEG_MIN_QUALITY or not px_per_mm > 0:
+        return []
+    block_mm = 8.0 / px_per_mm
+    if block_mm < JPEG_BLOCK_MM:
+        return []
+    return [f"the photo was saved with strong JPEG compression (quality about {quality:.0f}) and its 8-pixel "
+            f"blocks are {block_mm:.2f} mm on the skin, the size of the texture measured: readings can shift by "
+            "several per cent — upload the camera's original photo, not a copy sent by a messaging app or e-mail"]
 
 
 def card_gains(card):

@@ -42,8 +42,8 @@ from scipy.stats import spearmanr
 from . import perturb, synth
 from .comparison import REPEATABILITY_SD_PCT, calibrate_repeatability, compare
 from .errors import ReliefError
-from .loading import load_image
-from .measurement import DEFAULT_FIELD_MM, measure
+from .loading import read_image
+from .measurement import DEFAULT_FIELD_MM, jpeg_warnings, measure
 
 __all__ = ["run_validation", "scar_colour", "calibration_pairs", "held_out_spread", "repeatability_calibration",
            "real_photos", "real_recapture", "real_pigment", "REAL_PIGMENT_SEEDS", "real_monotonicity", "real_survey",
@@ -284,12 +284,13 @@ def real_photos(directory=None) -> list[dict]:
     out = []
     for f in sorted(p for p in root.rglob("*") if p.suffix.lower() in _IMAGE_EXT):
         try:
-            rgb = load_image(f)
+            loaded = read_image(f)
         except ReliefError:
             continue
+        rgb = loaded.pixels
         rel = f.relative_to(root)
         ppm = manifest.get(str(rel), {}).get("px_per_mm") or max(rgb.shape[:2]) / DEFAULT_FIELD_MM
-        out.append({"name": str(rel), "rgb": rgb, "px_per_mm": float(ppm),
+        out.append({"name": str(rel), "rgb": rgb, "px_per_mm": float(ppm), "jpeg_quality": loaded.jpeg_quality,
                     "label": rel.parts[0] if len(rel.parts) > 1 else None})
     return out
 
@@ -421,6 +422,9 @@ def real_survey(photos: list[dict]) -> dict:
     for ph in photos:
         m = measure(ph["rgb"], px_per_mm=ph["px_per_mm"])
         codes.update(set(m.quality.codes))
+        # (the file's own compression: measure of a file warns about it, of an array it cannot)
+        if jpeg_warnings(ph.get("jpeg_quality"), px_per_mm=ph["px_per_mm"]):
+            codes["strong JPEG compression"] += 1
         if ph["label"] is not None:
             kinds = collections.Counter(s["kind"] for s in m.scars)
             dom = kinds.most_common(1)[0][0] if kinds else "none"
