@@ -356,6 +356,11 @@ class CardDetection:
         }
 
 
+#: detect_card searches for the markers on a copy whose long side is at most this (px), then measures each one found
+#: again at full resolution.
+SEARCH_MAX_SIDE = 1600
+
+
 def _detector(subpix: bool = True) -> cv2.aruco.ArucoDetector:
     params = cv2.aruco.DetectorParameters()
     if subpix:
@@ -530,7 +535,7 @@ def _sample_patches(rgb: np.ndarray, Hm: np.ndarray) -> tuple[np.ndarray, np.nda
     return np.array(lin, np.float64), np.array(enc, np.float64), np.array(n)
 
 
-def detect_card(rgb, *, max_side: int = 1600, min_markers: int = 2) -> CardDetection | None:
+def detect_card(rgb, *, max_side: int = SEARCH_MAX_SIDE, min_markers: int = 2) -> CardDetection | None:
     """Find the calibration card in a photo and measure scale, tilt, white balance and exposure.
 
     Parameters

@@ -246,16 +246,25 @@ def jpeg_quality(im: Image.Image) -> float | None:
     """The quality a JPEG was saved with, on libjpeg's 1–100 scale, from its luminance quantisation table.
 
     libjpeg scales its base table by ``5000 / q`` percent below quality 50 and by ``200 - 2 q`` percent above;
-    the median ratio of the file's table to the base table inverts that (exactly for files libjpeg wrote; for
-    cameras' own tables it is the libjpeg quality of equal coarseness). None when ``im`` is not a JPEG.
+    the median ratio of the file's table to the base table inverts that (within 1 for files libjpeg wrote at
+    quality 11–100; below 11 the table entries are capped at 255 and it reads ~11; for cameras' own tables it is
+    the libjpeg quality of equal coarseness). None when ``im`` is not a JPEG or its tables cannot be read: the
+    estimate only feeds a warning, so it never refuses a photo.
     """
-    tables = getattr(im, "quantization", None)
-    if im.format not in ("JPEG", "MPO") or not tables:
+    try:
+        tables = getattr(im, "quantization", None)
+        if im.format not in ("JPEG", "MPO") or not tables:
+            return None
+        layers = getattr(im, "layer", None)  # (component id, h, v, table index): the first is luma (Y or gray)
+        key = layers[0][3] if layers and layers[0][3] in tables else min(tables)
+        luma = np.asarray(tables[key], np.float64)
+        if luma.size != 64:
+            return None
+        scale = float(np.median(luma * 100.0 / _IJG_LUMA))
+    except Exception:  # a header Pillow parsed but that holds no usable table
         return None
-    luma = np.asarray(tables.get(0, next(iter(tables.values()))), np.float64)
-    if luma.size != 64:
+    if not scale > 0:
         return None
-    scale = float(np.median(luma * 100.0 / _IJG_LUMA))
     q = 5000.0 / scale if scale >= 100.0 else (200.0 - scale) / 2.0
     return float(min(max(q, 1.0), 100.0))
 

@@ -158,15 +158,15 @@ def resolve_scale(rgb: np.ndarray, *, px_per_mm: float | None, downscale: float 
     """
     card = None
     if use_card:  # searched even with a given scale: the card must be masked out of the skin
-        from .card import CARD_LAYOUT, detect_card
+        from .card import CARD_LAYOUT, SEARCH_MAX_SIDE, detect_card
         search = {}
         if px_per_mm is not None:
             # The scale tells how large the markers are: search a copy on which they keep CARD_MARKER_PX
             # (each found marker is then measured again at full resolution), not the whole photo.
             marker_px = CARD_LAYOUT.marker_size_mm * _checked_scale(px_per_mm) / downscale
             reduce = _pow2_reduction(marker_px / CARD_MARKER_PX)
-            if reduce < 1.0:
-                search["max_side"] = max(1, int(max(rgb.shape[:2]) * reduce))
+            if reduce < 1.0:  # (never larger than detect_card's own search copy)
+                search["max_side"] = min(SEARCH_MAX_SIDE, max(1, int(max(rgb.shape[:2]) * reduce)))
         card = detect_card(rgb, **search)
     if px_per_mm is not None:
         return _checked_scale(px_per_mm) / downscale, "given", card, []
@@ -180,8 +180,9 @@ def resolve_scale(rgb: np.ndarray, *, px_per_mm: float | None, downscale: float 
 
 
 #: With a given scale the card's markers are searched on a copy reduced by a power of two as far as keeps their
-#: side at least this long (px); ArUco finds 4x4 markers reliably from ~20 px, so this leaves room for a card
-#: seen at a slant or a scale that is off by a factor of two.
+#: side at least this long (px), and never larger than detect_card's own search copy (card.SEARCH_MAX_SIDE long);
+#: ArUco finds 4x4 markers reliably from ~20 px, so this leaves room for a card seen at a slant or a scale that is
+#: off by a factor of two.
 CARD_MARKER_PX = 64.0
 
 #: No camera resolves more than this (a microscope would): larger scales are typing errors.
@@ -319,9 +320,10 @@ def prepare(image_or_path, *, px_per_mm: float | None = None, use_card: bool = T
 
 #: JPEGs saved below this quality (libjpeg scale, :func:`analyzer.loading.jpeg_quality`) get a warning when their
 #: 8-px blocks are at least JPEG_BLOCK_MM on the skin. On the real photos of tests/data/real (27 px/mm and
-#: coarser, blocks ≥ 0.3 mm) saving at quality 80 moved the index by up to +6.7 % and at 70 by up to +10 %; on
-#: 12 MP renders (blocks of 0.12 mm) by ≤ 1.4 % down to quality 60. Cameras save at 85–95; messaging apps and
-#: e-mail resize and save at 70–80.
+#: coarser, blocks ≥ 0.3 mm) saving at quality 90 moved the index by up to +3.0 %, at 80 by up to +6.7 % and at
+#: 70 by up to +10 %, past the minimal detectable change (~9.7 %): below 80 compression alone can come near a
+#: "significant" change. On 12 MP renders (blocks of 0.12 mm) it moved by ≤ 1.4 % down to quality 60. Cameras
+#: save at 85–95; messaging apps and e-mail resize and save at 70–80.
 JPEG_MIN_QUALITY = 80.0
 JPEG_BLOCK_MM = 0.2
 
@@ -337,7 +339,7 @@ def jpeg_warnings(quality: float | None, *, px_per_mm: float) -> list[str]:
     block_mm = 8.0 / px_per_mm
     if block_mm < JPEG_BLOCK_MM:
         return []
-    return [f"the photo was saved with strong JPEG compression (quality about {quality:.0f}) and its 8-pixel "
+    return [f"the photo was saved with strong JPEG compression (quality about {math.floor(quality)}) and its 8-pixel "
             f"blocks are {block_mm:.2f} mm on the skin, the size of the texture measured: readings can shift by "
             "several per cent — upload the camera's original photo, not a copy sent by a messaging app or e-mail"]
 

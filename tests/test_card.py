@@ -329,6 +329,10 @@ def test_with_a_given_scale_the_card_is_searched_on_a_reduced_copy_and_measured_
     p, source, det, _ = resolve_scale(photo, px_per_mm=24.0)
     assert sides == [700] and 8.0 * 24.0 / 2 >= CARD_MARKER_PX  # the copy searched is half the photo
     assert (p, source) == (24.0, "given")
+    # the scale is the file's: a photo already reduced by 2 (downscale) has the same 192 px markers at 48 px/mm
+    sides.clear()
+    assert resolve_scale(photo, px_per_mm=48.0, downscale=2.0)[2].px_per_mm == pytest.approx(full.px_per_mm)
+    assert sides == [700]
     assert det is not None and det.marker_ids == full.marker_ids == [0, 1, 2, 3]
     assert det.px_per_mm == pytest.approx(full.px_per_mm, rel=1e-6)
     np.testing.assert_allclose(det.white_balance_gains, full.white_balance_gains, rtol=1e-6)
@@ -336,3 +340,13 @@ def test_with_a_given_scale_the_card_is_searched_on_a_reduced_copy_and_measured_
     sides.clear()
     resolve_scale(photo, px_per_mm=None)
     assert sides == [None]
+
+
+def test_the_reduced_card_search_is_never_larger_than_detect_cards_own(monkeypatch):
+    from analyzer import card as card_mod
+    from analyzer.measurement import resolve_scale
+    sides = []
+    monkeypatch.setattr(card_mod, "detect_card", lambda rgb, **kw: sides.append(kw.get("max_side")))
+    photo = np.full((3000, 4000, 3), (200, 150, 130), np.uint8)
+    resolve_scale(photo, px_per_mm=16.0)  # 128 px markers: half would be a 2000 px copy
+    assert sides == [card_mod.SEARCH_MAX_SIDE] == [1600]

@@ -51,7 +51,8 @@ def test_a_strongly_compressed_resized_photo_is_warned_about_with_what_to_do(tmp
 
 @pytest.mark.parametrize("quality, px_per_mm, warned", [
     (92, 30.0, False),   # a camera's own quality
-    (80, 30.0, False),   # at the threshold
+    (80, 30.0, False),   # at the threshold (real photos: up to +6.7 %, within the MDC)
+    (75, 30.0, True),
     (60, 60.0, False),   # blocks of 0.13 mm: below the texture measured (a 12 MP close-up's are 0.12 mm)
     (60, 30.0, True),
 ])
@@ -76,7 +77,17 @@ def test_a_comparison_warns_about_the_compressed_photo_only(tmp_path, photo):
 def test_thresholds_are_the_documented_ones():
     assert (JPEG_MIN_QUALITY, JPEG_BLOCK_MM) == (80.0, 0.2)
     assert jpeg_warnings(None, px_per_mm=10.0) == [] and jpeg_warnings(70.0, px_per_mm=0.0) == []
-    assert jpeg_warnings(79.5, px_per_mm=40.0)  # blocks of exactly 0.2 mm count
+    (w,) = jpeg_warnings(79.7, px_per_mm=40.0)  # blocks of exactly 0.2 mm count
+    assert "quality about 79)" in w  # never printed as the threshold itself
+
+
+def test_an_unreadable_table_gives_no_estimate_rather_than_an_error(tmp_path, photo):
+    path = save(tmp_path / "p.jpg", photo, 90)
+    with Image.open(path) as im:
+        im.quantization = {0: [0] * 64}  # no usable table
+        assert jpeg_quality(im) is None
+        im.quantization = {}
+        assert jpeg_quality(im) is None
 
 
 def test_the_real_photo_survey_counts_strongly_compressed_files(tmp_path, photo):
