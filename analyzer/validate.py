@@ -305,6 +305,7 @@ REAL_SINGLE_DRIFTS = {
     "zoom x1.05": perturb.Drift(zoom=1.05),
     "framing 4 %": perturb.Drift(shift=(0.04, -0.03)),
     "JPEG quality 80": perturb.Drift(jpeg_quality=80),
+    "JPEG quality 70": perturb.Drift(jpeg_quality=70),  # (below 80 a file carries a warning: measurement.py)
 }
 
 
