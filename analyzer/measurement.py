@@ -156,20 +156,20 @@ def resolve_scale(rgb: np.ndarray, *, px_per_mm: float | None, downscale: float 
     ``rgb`` px), a calibration card in the photo, or the documented default (the photo's long
     side spans :data:`DEFAULT_FIELD_MM`, whichever way the camera was held).
     """
+    given = _checked_scale(px_per_mm) / downscale if px_per_mm is not None else None  # px/mm of rgb
     card = None
     if use_card:  # searched even with a given scale: the card must be masked out of the skin
         from .card import CARD_LAYOUT, SEARCH_MAX_SIDE, detect_card
         search = {}
-        if px_per_mm is not None:
+        if given is not None:
             # The scale tells how large the markers are: search a copy on which they keep CARD_MARKER_PX
             # (each found marker is then measured again at full resolution), not the whole photo.
-            marker_px = CARD_LAYOUT.marker_size_mm * _checked_scale(px_per_mm) / downscale
-            reduce = _pow2_reduction(marker_px / CARD_MARKER_PX)
+            reduce = _pow2_reduction(CARD_LAYOUT.marker_size_mm * given / CARD_MARKER_PX)
             if reduce < 1.0:  # (never larger than detect_card's own search copy)
                 search["max_side"] = min(SEARCH_MAX_SIDE, max(1, int(max(rgb.shape[:2]) * reduce)))
         card = detect_card(rgb, **search)
-    if px_per_mm is not None:
-        return _checked_scale(px_per_mm) / downscale, "given", card, []
+    if given is not None:
+        return given, "given", card, []
     if card is not None:
         return float(card.px_per_mm), "card", card, list(card.warnings)
     p = max(rgb.shape[:2]) / DEFAULT_FIELD_MM

@@ -22,7 +22,6 @@ from pathlib import Path
 from analyzer.cli import EXIT_ERROR, guarded
 
 
-
 class _Parser(argparse.ArgumentParser):
     def error(self, message):  # one line, exit 2
         self.exit(EXIT_ERROR, f"error: {message} (see: python -m relief_app --help)\n")
