@@ -11,7 +11,9 @@ __all__ = ["Band", "BANDS", "Metric", "METRICS", "metric", "ScarClass", "SCAR_CL
 
 #: Bump whenever a change can move any number; stored measurements are recomputed when it changes.
 #: 1.2.0: without a card or a given scale the long side (not the width) spans the default 60 mm.
-ALGORITHM_VERSION = "1.2.0"
+#: 1.2.1: the light's axis is summed in float32 (metrics move by up to 2e-5 relative) and strongly compressed
+#: JPEGs carry a warning, which stored measurements hold.
+ALGORITHM_VERSION = "1.2.1"
 
 
 @dataclass(frozen=True)
