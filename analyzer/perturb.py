@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from .colour import _C1, _C2
+from .colour import _C1, _C2, encode_srgb, linearise
 from .errors import OptionError
 from .synth import HAEMOGLOBIN_OD, MELANIN_OD
 
@@ -35,16 +35,12 @@ PIGMENT_KINDS = ("freckles", "age_spots", "redness")
 
 
 def to_linear(srgb: np.ndarray) -> np.ndarray:
-    """sRGB-encoded ``[0, 1]`` -> linear light (IEC 61966-2-1)."""
-    s = np.clip(srgb, 0.0, 1.0).astype(np.float32)
-    return np.where(s <= 0.04045, s / 12.92, ((s + 0.055) / 1.055) ** 2.4).astype(np.float32)
+    """sRGB-encoded ``[0, 1]`` -> linear light (IEC 61966-2-1); out-of-range values are clipped first."""
+    return linearise(np.clip(srgb, 0.0, 1.0))
 
 
-def to_srgb(lin: np.ndarray) -> np.ndarray:
-    """Linear light -> sRGB-encoded, clipped to ``[0, 1]``."""
-    x = np.clip(lin, 0.0, 1.0).astype(np.float32)
-    return np.where(x <= 0.0031308, 12.92 * x, 1.055 * np.power(np.maximum(x, 0.0031308), 1 / 2.4) - 0.055
-                    ).astype(np.float32)
+#: Linear light -> sRGB-encoded, clipped to ``[0, 1]`` (the one transfer function of :mod:`analyzer.colour`).
+to_srgb = encode_srgb
 
 
 @dataclass(frozen=True)
