@@ -14,10 +14,12 @@ idle timeout, therefore also call ``st.logout()``. A refused identity is kept ou
 session) and the page offers "Sign out of single sign-on" to clear it — calling ``st.logout()`` at once would
 take the browser to the identity provider before the refusal could be read.
 
-Session state: ``account_id`` and ``last_active`` (a signed-in account), ``sso`` (it came from single sign-on),
+Session state: ``account_id``, ``session_stamp`` (its password's stamp when the session began: a password change
+or reset elsewhere ends it) and ``last_active`` (a signed-in account), ``sso`` (it came from single sign-on),
 ``sso_refused`` (the refusal of this browser's single sign-on identity), ``link_token`` (a session opened by a
 patient link; locked to it), ``actor`` (re-made on every run, so a disabled account, a revoked or expired link,
-and the idle timeout take effect at once).
+and the idle timeout take effect at once). Signing out (or being signed out) clears the whole session but
+``sso_refused``.
 """
 from __future__ import annotations
 
@@ -35,8 +37,10 @@ from . import services
 
 __all__ = ["gate", "sign_out", "idle_minutes", "sso_configured", "Mode"]
 
-_SESSION_KEYS = ("actor", "account_id", "last_active", "sso", "link_token", "patient_id", "sidebar_patient",
-                 "_viewed_patients", "edit_for")
+#: What survives signing out: the refusal of this browser's single sign-on identity (cleared by its own button).
+#: Everything else in the session goes: who was signed in, and whatever their pages kept (a prepared export or
+#: report, a new patient link, the selected patient, form values), so the next person at this browser finds none.
+_KEEP_ON_SIGN_OUT = ("sso_refused",)
 
 
 class Mode:
@@ -100,6 +104,7 @@ def _start_session(actor: Actor, *, sso: bool = False) -> None:
     st.session_state["account_id"] = actor.account_id
     st.session_state["last_active"] = time.time()
     st.session_state["actor"] = actor
+    st.session_state["session_stamp"] = actor.credential_stamp
     if sso:
         st.session_state["sso"] = True
 
@@ -114,8 +119,9 @@ def _no_entry(message: str) -> None:
 
 
 def _clear() -> None:
-    for k in _SESSION_KEYS:
-        st.session_state.pop(k, None)
+    for k in list(st.session_state.keys()):
+        if k not in _KEEP_ON_SIGN_OUT:
+            del st.session_state[k]
 
 
 def sign_out(message: str | None = None) -> None:
@@ -217,10 +223,12 @@ def _change_password(actor: Actor) -> None:
             st.error("The two new passwords differ; type them again.")
         else:
             try:
-                st.session_state["actor"] = services.get_store().accounts.change_password(actor, old, new)
+                changed = services.get_store().accounts.change_password(actor, old, new)
             except (SignInFailed, OptionError) as err:
                 st.error(_message(err))
             else:
+                st.session_state["actor"] = changed
+                st.session_state["session_stamp"] = changed.credential_stamp  # this session goes on; others end
                 st.rerun()
     if st.button("Sign out", key="pw_sign_out"):
         sign_out()
@@ -257,11 +265,13 @@ def gate() -> tuple[str, Actor]:
         sign_out(f"You were signed out after {idle_minutes():g} minutes without activity. Sign in again.")
         _sign_in_form()
     try:
-        actor = services.get_store().accounts.actor(account_id, single_sign_on=bool(st.session_state.get("sso")))
-    except SignInFailed as err:
+        actor = services.get_store().accounts.actor(account_id, single_sign_on=bool(st.session_state.get("sso")),
+                                                    stamp=st.session_state.get("session_stamp"))
+    except SignInFailed as err:  # disabled, deleted, or its password changed since this session began
         sign_out(_message(err))
         _sign_in_form()
     st.session_state["actor"] = actor
+    st.session_state["session_stamp"] = actor.credential_stamp
     st.session_state["last_active"] = now
     if actor.must_change_password:
         _change_password(actor)

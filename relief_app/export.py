@@ -158,7 +158,7 @@ def _cell(v: Any) -> Any:
     """A value safe for a CSV or a spreadsheet cell: text without control characters, never a formula."""
     if isinstance(v, str):
         v = _CONTROL.sub("", v.encode("utf-8", "replace").decode("utf-8"))
-        if v[:1] in ("=", "+", "-", "@"):
+        if v[:1] in ("=", "+", "-", "@", "\t", "\r"):  # (OWASP's list: a spreadsheet skips tab and CR)
             v = "'" + v
     return v
 

@@ -19,7 +19,7 @@ system          the server's command line (``python -m storage``, reports); all 
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlalchemy import ColumnElement, and_, select
 from sqlalchemy.orm import Session
@@ -61,6 +61,9 @@ class Actor:
     account_id: int | None = None
     patient_id: int | None = None  # a link's one patient
     must_change_password: bool = False
+    #: Changes whenever the account's password does (:meth:`storage.Accounts.actor` compares it): a session
+    #: opened before a password change or reset ends. Not part of equality, so caches keyed by actor keep.
+    credential_stamp: str = field(default="", compare=False, repr=False)
 
     @classmethod
     def system(cls, clinic_id: int | None = None, clinic_code: str = "") -> Actor:

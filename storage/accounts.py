@@ -19,6 +19,7 @@ throttling does not apply (no password is tried); every attempt is one audit row
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import re
 import secrets
 from collections.abc import Callable
@@ -166,6 +167,7 @@ class Accounts:
                 _verify(_DUMMY_HASH, str(password or ""))  # same cost as a real check
                 audit.record(s, None, "sign_in", outcome="failed", account=name, detail="unknown user name")
             elif (locked := as_utc(acc.locked_until)) is not None and now < locked:
+                _verify(_DUMMY_HASH, str(password or ""))  # same cost as a real check: the delay tells nothing
                 audit.record(s, None, "sign_in", outcome="failed", account=name, clinic_id=acc.clinic_id,
                              detail="throttled or locked")
             elif not _verify(acc.password_hash, str(password or "")):
@@ -241,15 +243,19 @@ class Accounts:
             raise SignInFailed(SIGN_IN_FAILED)
         return actor
 
-    def actor(self, account_id: int, *, single_sign_on: bool = False) -> Actor:
+    def actor(self, account_id: int, *, single_sign_on: bool = False, stamp: str | None = None) -> Actor:
         """The current :class:`Actor` of a signed-in account (checked again on every page run, so disabling
         an account or changing its role takes effect at once). ``single_sign_on``: the session was opened by
-        :meth:`sign_in_sso`, so a pending password change does not apply to it."""
+        :meth:`sign_in_sso`, so a pending password change does not apply to it. ``stamp``: the
+        :attr:`Actor.credential_stamp` the session began with; once the password has been changed or reset
+        since, the session has ended (whoever knew the old password is out)."""
         with self._sessions() as s:
             acc = s.get(Account, int(account_id)) if isinstance(account_id, int) else None
             if acc is None or acc.disabled:
                 raise SignInFailed("your session has ended; sign in again")
             actor = self._actor(s, acc)
+            if stamp is not None and stamp != actor.credential_stamp:
+                raise SignInFailed("the password of this account has been changed; sign in again")
             return replace(actor, must_change_password=False) if single_sign_on else actor
 
     @staticmethod
@@ -257,7 +263,7 @@ class Accounts:
         clinic = s.get(Clinic, acc.clinic_id)
         return Actor(kind="account", name=acc.username, role=acc.role, clinic_id=acc.clinic_id,
                      clinic_code=clinic.code if clinic else "", account_id=acc.id,
-                     must_change_password=bool(acc.must_change_password))
+                     must_change_password=bool(acc.must_change_password), credential_stamp=_stamp(acc))
 
     def sign_out(self, actor: Actor) -> None:
         with self._sessions() as s, s.begin():
@@ -361,6 +367,11 @@ class Accounts:
                              must_change_password=bool(a.must_change_password),
                              locked_until=as_utc(a.locked_until), last_sign_in=as_utc(a.last_sign_in),
                              created_at=as_utc(a.created_at))
+
+
+def _stamp(acc: Account) -> str:
+    """Changes with every password change or reset: the Argon2 hash has a new random salt each time."""
+    return hashlib.sha256((acc.password_hash or "").encode()).hexdigest()[:16]
 
 
 def _verify(hashed: str, password: str) -> bool:

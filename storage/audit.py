@@ -73,6 +73,19 @@ class AuditLog:
                 require(actor)
             record(s, actor, action, patient_id=patient_id, outcome=outcome, detail=detail)
 
+    def log_each(self, actor: Actor, action: str, patient_ids, *, detail: str = "") -> None:
+        """Record an action that touched several patients (a clinic-wide export): one row per patient, so the
+        question "was this patient's record exported?" has an answer; one row without a patient when there were
+        none. All patients must be ones the actor may see; the rows are written together or not at all."""
+        ids = list(dict.fromkeys(int(i) for i in patient_ids))
+        with self._sessions() as s, s.begin():
+            require(actor)
+            for pid in ids:
+                patient_in_scope(s, actor, pid)
+                record(s, actor, action, patient_id=pid, detail=detail)
+            if not ids:
+                record(s, actor, action, detail=detail)
+
     def events(self, actor: Actor, *, since: dt.datetime | dt.date | None = None, action: str | None = None,
                account: str | None = None, patient_id: int | None = None, limit: int = 1000) -> list[AuditRecord]:
         """Newest first. An admin sees their clinic's rows; the system actor without a clinic sees all."""

@@ -90,7 +90,7 @@ def sniff_content_type(data: bytes) -> str:
         return "image/tiff"
     if head[4:8] == b"ftyp":
         brand = head[8:12]
-        if brand in (b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis"):
+        if brand in (b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"hevm", b"hevs"):  # pillow-heif's
             return "image/heic"
         if brand in (b"avif", b"avis"):
             return "image/avif"

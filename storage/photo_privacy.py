@@ -71,8 +71,8 @@ def strip_metadata(data: bytes) -> bytes:
     Returns
     -------
     bytes
-        JPEG, PNG or WebP without metadata (orientation kept), a PNG of the pixels for TIFF/HEIC, or
-        ``data`` itself when it holds nothing to remove or is not a format the loader reads.
+        JPEG, PNG or WebP without metadata (orientation kept), a PNG of the pixels for TIFF, HEIC and anything
+        else the loader reads, or ``data`` itself when it is not a format the loader reads.
 
     Raises
     ------
@@ -88,9 +88,23 @@ def strip_metadata(data: bytes) -> bytes:
 
     if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
         return _strip_webp(data)
-    if sniff_content_type(data) in ("image/tiff", "image/heic", "image/heif"):
+    if sniff_content_type(data) in ("image/tiff", "image/heic", "image/heif") or _loader_opens(data):
+        # (the last: a variant the sniffer does not name, e.g. a new HEIF brand, that the loader still reads)
         return _recontainer_png(data)
     return data
+
+
+def _loader_opens(data: bytes) -> bool:
+    """Whether the photo loader would read ``data`` (Pillow parses its header; nothing is decoded)."""
+    from PIL import Image
+
+    from analyzer import loading
+
+    try:
+        with Image.open(io.BytesIO(data), formats=loading._PIL_FORMATS):
+            return True
+    except Exception:
+        return False
 
 
 def _broken(kind: str, why: str) -> PhotoFormatError:

@@ -35,7 +35,7 @@ from .consent import Consents
 from .errors import Conflict, ConsentRequired, NotFound, OptionError, StorageError
 from .links import PatientLinks
 from .photo_privacy import PhotoFormatError
-from .models import Comparison, Measurement, Patient, Photo, Treatment, Visit, as_utc, utcnow
+from .models import AuditEvent, Comparison, Measurement, Patient, Photo, Treatment, Visit, as_utc, utcnow
 from .records import (
     ComparisonRecord,
     MeasurementRecord,
@@ -91,6 +91,15 @@ def open_store(
             f"migrated ({type(err).__name__}: {err}); check RELIEF_DATABASE_URL and that the server runs"
         ) from err
     return Store(engine, data_dir)
+
+
+def _unused_patient_id(s: Session) -> int:
+    """A patient id never given before. SQLite hands out max(id) + 1, so a deleted patient's id would come back
+    (PostgreSQL's sequences never reuse one): the audit log would then tell the deleted patient's history as the
+    new one's, and a page still holding the old id would show the new patient. Every patient ever created has a
+    ``create_patient`` row in the append-only audit log, so one past the largest id seen there is free."""
+    seen = [s.scalar(select(func.max(Patient.id))), s.scalar(select(func.max(AuditEvent.patient_id)))]
+    return 1 + max((int(v) for v in seen if v is not None), default=0)
 
 
 class Store:
@@ -150,6 +159,8 @@ class Store:
         try:
             with self._tx() as s:
                 p = Patient(**values, clinic_id=actor.clinic_id, created_at=utcnow())
+                if s.get_bind().dialect.name == "sqlite":
+                    p.id = _unused_patient_id(s)
                 s.add(p)
                 s.flush()
                 audit.record(s, actor, "create_patient", patient_id=p.id)

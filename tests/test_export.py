@@ -179,6 +179,12 @@ def test_text_that_a_spreadsheet_would_run_is_not_a_formula(exported):
     assert "'=HYPERLINK" in (plain / "treatments.csv").read_text(encoding="utf-8")
 
 
+@pytest.mark.parametrize("lead", ["=", "+", "-", "@", "\t", "\r"])
+def test_a_cell_never_starts_with_what_a_spreadsheet_runs(lead):
+    # OWASP's list: a spreadsheet skips a leading tab or carriage return and runs the formula after it.
+    assert export._cell(lead + '=HYPERLINK("https://evil.example")').startswith("'")
+
+
 # ------------------------------------------------------------------------------------------ de-identified
 def test_deidentified_export_holds_no_name_code_note_or_date_of_the_database(exported, seeded):
     _, _, plain, deid = exported
@@ -297,7 +303,12 @@ def test_deidentified_export_honours_marketing_consent_and_is_audited(seeded, tm
     assert {row["patient"] for row in _rows(tmp_path / "own" / "patients.csv")} == {"DEMO", "ZX-4471"}
     with open_store(data) as store:
         rows = [e for e in store.audit.events(MAIN) if e.action == "export" and e.id not in before]
-    assert len(rows) == 4 and all(e.account == "system" for e in rows)
+        everyone = {p.id for p in store.list_patients(MAIN)}
+    # One row per exported patient (a privacy officer can ask "was this patient's record exported?"), one row
+    # without a patient for an export that held none: 0 + 1 + 0 patients de-identified, then the clinic's 2.
+    assert len(rows) == 5 and all(e.account == "system" for e in rows)
+    assert [e.patient_id for e in rows if "de-identified" in e.detail].count(pid) == 1
+    assert {e.patient_id for e in rows if "de-identified" not in e.detail} == everyone
 
 
 def test_cli_export_of_another_clinic_finds_nothing_of_main(seeded, tmp_path):

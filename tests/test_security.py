@@ -110,6 +110,7 @@ CALLS = [
     ("link list", lambda s, x, pid, a, b, v: s.links.list(x, pid)),
     ("link revoke", lambda s, x, pid, a, b, v: s.links.revoke(x, pid, 1)),
     ("audit log", lambda s, x, pid, a, b, v: s.audit.log(x, "export", patient_id=pid)),
+    ("audit log each", lambda s, x, pid, a, b, v: s.audit.log_each(x, "export", [pid])),
 ]
 WRITES = {"update_patient", "delete_patient", "add_treatment", "save_visit", "delete_visit", "save_measurement",
           "save_comparison", "consent record", "link issue", "link list", "link revoke"}
@@ -798,3 +799,129 @@ def test_reports_and_exports_read_only_what_the_actor_may_see(app_env):
         with pytest.raises(AccessDenied):
             reportdata.gather_report(s, None, pid)
         s.delete_patient(MAIN, other.id)
+
+
+# --------------------------------------------------------------------------- found by a security review
+def test_signing_out_leaves_nothing_a_page_kept_for_the_next_person(app_env):
+    # An admin prepares an identified export of the whole clinic and leaves; the next person at this browser
+    # (another clinic's admin) must not be offered it.
+    d, ids, pid = app_env
+    with open_store(d) as s:
+        if "other_admin" not in {a.username for a in s.accounts.list(Actor.system())}:
+            s.accounts.add(Actor.system(), "other_admin", role="admin", password=PW, clinic="OTHER")
+        other_admin = {a.username: a.id for a in s.accounts.list(Actor.system())}["other_admin"]
+    at = _at(account=ids["admin"], page="views/admin.py")
+    at.checkbox(key="export_deidentify").uncheck().run()
+    at.button(key="prepare_clinic_export").click().run()
+    assert at.session_state["clinic_export"] and at.get("download_button")
+    at.session_state["report_pdf"] = (pid, b"%PDF- a report of the demo patient")  # as the Progress page keeps it
+    at.sidebar.button(key="sign_out").click().run()
+    for key in ("clinic_export", "report_pdf", "patient_id", "account_id", "export_deidentify"):
+        assert key not in at.session_state, key
+    at.session_state["account_id"] = other_admin
+    at.session_state["last_active"] = time.time()
+    at.run()
+    at.switch_page("views/admin.py").run()
+    assert not at.exception
+    assert not at.get("download_button")
+    _no_patient_data(at)
+
+
+def test_a_password_change_or_reset_ends_every_other_session(app_env):
+    d, ids, pid = app_env
+    at = _at(account=ids["viewer"])
+    assert demo.DEMO_NAME in _everything(at)
+    with open_store(d) as s:  # the operator resets it (someone else knew the old one)
+        s.accounts.reset_password(Actor.system(), "viewer", "a brand new password 1", must_change=False)
+    at.run()
+    _no_patient_data(at)
+    assert at.text_input(key="signin_username") and "password of this account has been changed" in _everything(at)
+    # Signing in again with the new password works; the reset back does not disturb the other tests' sessions.
+    at.text_input(key="signin_username").input("viewer")
+    at.text_input(key="signin_password").input("a brand new password 1")
+    at.button(key="signin_submit").click().run()
+    assert demo.DEMO_NAME in _everything(at)
+    with open_store(d) as s:
+        s.accounts.reset_password(Actor.system(), "viewer", PW, must_change=False)
+
+
+def test_own_password_change_keeps_this_session_and_ends_the_others(world):
+    store, a = world["store"], world["actors"]
+    here = store.accounts.sign_in("main_prac", PW)
+    there = store.accounts.sign_in("main_prac", PW)
+    assert here.credential_stamp == there.credential_stamp
+    changed = store.accounts.change_password(here, PW, "another good password 2")
+    assert store.accounts.actor(here.account_id, stamp=changed.credential_stamp).name == "main_prac"
+    with pytest.raises(SignInFailed, match="changed"):
+        store.accounts.actor(there.account_id, stamp=there.credential_stamp)
+    assert here == changed  # (the stamp is not part of equality: caches keyed by actor stay valid)
+
+
+def test_a_throttled_or_locked_account_costs_a_password_check_like_an_unknown_name(world, monkeypatch):
+    # Otherwise the refusal comes back faster for a real user name once it is throttled: the timing tells
+    # which names exist.
+    store = world["store"]
+    calls = []
+    real = accounts_mod._verify
+    monkeypatch.setattr(accounts_mod, "_verify", lambda h, p: calls.append(1) or real(h, p))
+    costs = {}
+    for name in ("main_prac", "no_such_user"):
+        calls.clear()
+        for _ in range(accounts_mod.FREE_FAILURES + 3):
+            with pytest.raises(SignInFailed):
+                store.accounts.sign_in(name, "wrong password 99")
+        costs[name] = len(calls)
+    assert costs["main_prac"] == costs["no_such_user"] == accounts_mod.FREE_FAILURES + 3
+
+
+def test_a_deleted_patients_id_is_never_given_again(world):
+    store, a = world["store"], world["actors"]
+    prac = a["main_prac"]
+    first = store.create_patient(prac, "Created by mistake")
+    store.delete_patient(prac, first.id)
+    second = store.create_patient(prac, "The right patient")
+    assert second.id != first.id
+    rows = store.audit.events(Actor.system(), patient_id=second.id)
+    assert [r.action for r in rows] == ["create_patient"]  # none of the deleted patient's history
+
+
+def test_a_clinic_export_leaves_one_audit_row_per_patient(world):
+    store, a = world["store"], world["actors"]
+    from relief_app import reportdata
+
+    data = reportdata.gather_export(store, a["main_admin"])
+    ids = [p.patient.id for p in data.patients]
+    assert ids
+    store.audit.log_each(a["main_admin"], "export", ids, detail="test")
+    for pid in ids:
+        assert store.audit.events(a["main_admin"], patient_id=pid, action="export")
+    other = store.create_patient(a["other_prac"], "Other clinic's patient")
+    with pytest.raises(NotFound):  # all or nothing, and only patients the actor may see
+        store.audit.log_each(a["main_admin"], "export", [ids[0], other.id])
+
+
+def test_a_hostile_region_name_is_text_in_the_baseline_caption(app_env):
+    # A region is free text typed by any practitioner of the clinic; shown as Markdown it would be a link
+    # ("Session expired – sign in") on every colleague's New-visit page.
+    d, ids, pid = app_env
+    region = "[Session expired - sign in](https://evil.example)"
+    with open_store(d) as s:
+        visit = s.save_visit(MAIN, pid, date="2024-12-31", photos=[NewPhoto(png(4), "x.png", region)])
+    import streamlit as st
+
+    st.cache_data.clear()  # written behind the app's back: no revision bump
+    try:
+        at = AppTest.from_file(APP, default_timeout=60)
+        at.session_state["account_id"] = ids["admin"]
+        at.session_state["last_active"] = time.time()
+        at.session_state["patient_id"] = pid
+        at.run()
+        at.switch_page("views/new_visit.py").run()
+        at.selectbox(key="visit_region").select(region).run()
+        assert not at.exception, [e.value for e in at.exception]
+        images = at.image if hasattr(at, "image") else at.get("imgs")
+        captions = [i.caption for im in images for i in im.proto.imgs if "Baseline of" in i.caption]
+        assert captions and all("](https://evil" not in c for c in captions), captions
+    finally:
+        with open_store(d) as s:
+            s.delete_visit(MAIN, pid, visit.id)

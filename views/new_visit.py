@@ -63,7 +63,7 @@ with ghost_col:
         thumb = services.thumbnail(base, 480)
         if thumb is not None:
             st.image(images.ghost(thumb, opacity=0.5), width="stretch",
-                     caption=f"Baseline of {region} ({base.visit_date:%d %b %Y}) at 50 % — frame the new "
+                     caption=f"Baseline of {esc(region)} ({base.visit_date:%d %b %Y}) at 50 % — frame the new "
                              "photo the same way: same distance, angle and light.")
     elif region:
         st.info(f"No photo of {esc(region)} yet: today's photo becomes its baseline.")
