@@ -264,14 +264,17 @@ def gate() -> tuple[str, Actor]:
     if now - float(st.session_state.get("last_active", 0.0)) > idle_minutes() * 60:
         sign_out(f"You were signed out after {idle_minutes():g} minutes without activity. Sign in again.")
         _sign_in_form()
+    stamp = st.session_state.get("session_stamp")
+    if stamp is None:  # set with the account id at sign-in: a session without one has ended (fail-safe)
+        sign_out("Your session has ended; sign in again.")
+        _sign_in_form()
     try:
         actor = services.get_store().accounts.actor(account_id, single_sign_on=bool(st.session_state.get("sso")),
-                                                    stamp=st.session_state.get("session_stamp"))
+                                                    stamp=stamp)
     except SignInFailed as err:  # disabled, deleted, or its password changed since this session began
         sign_out(_message(err))
         _sign_in_form()
     st.session_state["actor"] = actor
-    st.session_state["session_stamp"] = actor.credential_stamp
     st.session_state["last_active"] = now
     if actor.must_change_password:
         _change_password(actor)

@@ -392,7 +392,13 @@ def set_account_disabled(username: str, disabled: bool):
 
 
 def reset_account_password(username: str, password: str):
-    return get_store().accounts.reset_password(current_actor(), username, password, must_change=True)
+    """A one-time password for an account of the admin's clinic. The account's sessions end (its password
+    changed); when admins reset their own, this session goes on and asks them to choose a new one."""
+    store, actor = get_store(), current_actor()
+    rec = store.accounts.reset_password(actor, username, password, must_change=True)
+    if rec.id == actor.account_id:
+        st.session_state["session_stamp"] = store.accounts.actor(actor.account_id).credential_stamp
+    return rec
 
 
 def audit_events(**filters):

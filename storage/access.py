@@ -62,7 +62,8 @@ class Actor:
     patient_id: int | None = None  # a link's one patient
     must_change_password: bool = False
     #: Changes whenever the account's password does (:meth:`storage.Accounts.actor` compares it): a session
-    #: opened before a password change or reset ends. Not part of equality, so caches keyed by actor keep.
+    #: opened before a password change or reset ends. Not part of ``==``; Streamlit's caches, which hash the
+    #: fields, miss once after a password change.
     credential_stamp: str = field(default="", compare=False, repr=False)
 
     @classmethod

@@ -159,7 +159,7 @@ class AuditEvent(Base):
     account: Mapped[str] = mapped_column(String(100), default="")
     clinic_id: Mapped[int | None] = mapped_column(Integer)
     action: Mapped[str] = mapped_column(String(40))
-    patient_id: Mapped[int | None] = mapped_column(Integer)
+    patient_id: Mapped[int | None] = mapped_column(Integer, index=True)
     outcome: Mapped[str] = mapped_column(String(20), default="ok")
     detail: Mapped[str] = mapped_column(Text, default="")
 

@@ -21,7 +21,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, and_, delete, func, or_, select
+from sqlalchemy import Engine, and_, delete, func, or_, select, union_all
 from sqlalchemy.engine import URL
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload, sessionmaker
@@ -93,13 +93,18 @@ def open_store(
     return Store(engine, data_dir)
 
 
-def _unused_patient_id(s: Session) -> int:
-    """A patient id never given before. SQLite hands out max(id) + 1, so a deleted patient's id would come back
-    (PostgreSQL's sequences never reuse one): the audit log would then tell the deleted patient's history as the
-    new one's, and a page still holding the old id would show the new patient. Every patient ever created has a
-    ``create_patient`` row in the append-only audit log, so one past the largest id seen there is free."""
-    seen = [s.scalar(select(func.max(Patient.id))), s.scalar(select(func.max(AuditEvent.patient_id)))]
-    return 1 + max((int(v) for v in seen if v is not None), default=0)
+def _unused_patient_id():
+    """SQL for a patient id never given before (a scalar subquery, evaluated inside the INSERT).
+
+    SQLite hands out max(id) + 1, so a deleted patient's id would come back (PostgreSQL's sequences never reuse
+    one): the audit log would then tell the deleted patient's history as the new one's, and a page still holding
+    the old id would show the new patient. Every patient ever created has a ``create_patient`` row in the
+    append-only audit log, so one past the largest id seen there is free. Computed by the INSERT statement
+    itself, not read beforehand: a read first would make the transaction fail when another write commits in
+    between (SQLite refuses to upgrade a stale snapshot), where one statement waits its turn like any insert.
+    """
+    seen = union_all(select(func.max(Patient.id).label("m")), select(func.max(AuditEvent.patient_id).label("m")))
+    return select(func.coalesce(func.max(seen.subquery().c.m), 0) + 1).scalar_subquery()
 
 
 class Store:
@@ -160,7 +165,7 @@ class Store:
             with self._tx() as s:
                 p = Patient(**values, clinic_id=actor.clinic_id, created_at=utcnow())
                 if s.get_bind().dialect.name == "sqlite":
-                    p.id = _unused_patient_id(s)
+                    p.id = _unused_patient_id()
                 s.add(p)
                 s.flush()
                 audit.record(s, actor, "create_patient", patient_id=p.id)

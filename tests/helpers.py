@@ -31,3 +31,22 @@ def seeded_demo_dir(tmp_path_factory, name: str):
     with open_store(data) as store:
         assert demo.seed_demo(store) is not None
     return data
+
+
+def signed_in(at, account_id: int, *, last_active: float | None = None):
+    """Make an AppTest session look as after the sign-in form for ``account_id``: its id, its password's stamp
+    (without which the app ends the session) and the time of last activity. The data folder is the app's
+    (``RELIEF_DATA_DIR``)."""
+    import os
+    import time
+
+    from storage import open_store
+
+    with open_store(os.environ["RELIEF_DATA_DIR"]) as s:
+        s.accounts.ensure_first_admin(os.environ.get("RELIEF_ADMIN_PASSWORD") or None)  # as the app's first start
+        stamp = s.accounts.actor(account_id).credential_stamp
+    at.session_state["account_id"] = account_id
+    at.session_state["session_stamp"] = stamp
+    at.session_state["last_active"] = time.time() if last_active is None else last_active
+    return at
+

@@ -11,13 +11,13 @@ import json
 import re
 import shutil
 import struct
-import time
 import zlib
 from pathlib import Path
 
 import numpy as np
 import pytest
 from helpers import MAIN, new_patient
+from helpers import signed_in as session_of
 from PIL import Image
 
 pytest.importorskip("streamlit")
@@ -46,8 +46,7 @@ def _app(signed_in: int | None = 1, **query) -> AppTest:
     for k, v in query.items():
         at.query_params[k] = str(v)
     if signed_in is not None:
-        at.session_state["account_id"] = signed_in
-        at.session_state["last_active"] = time.time()
+        session_of(at, signed_in)
     return at
 
 

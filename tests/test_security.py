@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import MAIN, new_patient
+from helpers import MAIN, new_patient, signed_in
 from PIL import Image
 from sqlalchemy import text
 
@@ -537,8 +537,7 @@ def _at(*, account=None, page=None, last_active=None, **query):
     for k, v in query.items():
         at.query_params[k] = str(v)
     if account is not None:
-        at.session_state["account_id"] = account
-        at.session_state["last_active"] = time.time() if last_active is None else last_active
+        signed_in(at, account, last_active=last_active)
     at.run()
     if page is not None:
         at.switch_page(page).run()
@@ -617,9 +616,8 @@ def test_single_sign_on_is_offered_only_when_configured_and_maps_verified_claims
     # The idle timeout ends a single sign-on session too, and forgets the identity (else it would sign in again).
     at = AppTest.from_file(APP, default_timeout=60)
     at.user = {"is_logged_in": True, "email": "sso.user@main.example"}
-    at.session_state["account_id"] = _account_id(d, "sso_user")
+    signed_in(at, _account_id(d, "sso_user"), last_active=time.time() - 31 * 60)
     at.session_state["sso"] = True
-    at.session_state["last_active"] = time.time() - 31 * 60
     at.run()
     assert at.user == {"is_logged_in": False}
     _no_patient_data(at)
@@ -663,8 +661,7 @@ def test_a_practitioner_of_another_clinic_cannot_reach_the_demo(app_env, page):
     d, ids, pid = app_env
     at = AppTest.from_file(APP, default_timeout=60)
     at.query_params["patient"] = str(pid)
-    at.session_state["account_id"] = ids["other_prac"]
-    at.session_state["last_active"] = time.time()
+    signed_in(at, ids["other_prac"])
     at.session_state["patient_id"] = pid  # even a session that names the demo's id
     at.run()
     if page == "views/admin.py":  # not even registered for a practitioner
@@ -812,14 +809,18 @@ def test_signing_out_leaves_nothing_a_page_kept_for_the_next_person(app_env):
         other_admin = {a.username: a.id for a in s.accounts.list(Actor.system())}["other_admin"]
     at = _at(account=ids["admin"], page="views/admin.py")
     at.checkbox(key="export_deidentify").uncheck().run()
+    before = dt.datetime.now(dt.timezone.utc)
     at.button(key="prepare_clinic_export").click().run()
     assert at.session_state["clinic_export"] and at.get("download_button")
+    with open_store(d) as s:  # the identified clinic export: one audit row per patient in it
+        rows = s.audit.events(Actor.system(), action="export", since=before)
+        assert sorted(r.patient_id for r in rows) == sorted(p.id for p in s.list_patients(MAIN)) and pid in [
+            r.patient_id for r in rows]
     at.session_state["report_pdf"] = (pid, b"%PDF- a report of the demo patient")  # as the Progress page keeps it
     at.sidebar.button(key="sign_out").click().run()
     for key in ("clinic_export", "report_pdf", "patient_id", "account_id", "export_deidentify"):
         assert key not in at.session_state, key
-    at.session_state["account_id"] = other_admin
-    at.session_state["last_active"] = time.time()
+    signed_in(at, other_admin)
     at.run()
     at.switch_page("views/admin.py").run()
     assert not at.exception
@@ -831,22 +832,51 @@ def test_a_password_change_or_reset_ends_every_other_session(app_env):
     d, ids, pid = app_env
     at = _at(account=ids["viewer"])
     assert demo.DEMO_NAME in _everything(at)
-    with open_store(d) as s:  # the operator resets it (someone else knew the old one)
-        s.accounts.reset_password(Actor.system(), "viewer", "a brand new password 1", must_change=False)
+    try:
+        with open_store(d) as s:  # the operator resets it (someone else knew the old one)
+            s.accounts.reset_password(Actor.system(), "viewer", "a brand new password 1", must_change=False)
+        at.run()
+        _no_patient_data(at)
+        assert at.text_input(key="signin_username")
+        assert "password of this account has been changed" in _everything(at)
+        at.text_input(key="signin_username").input("viewer")  # the new password works
+        at.text_input(key="signin_password").input("a brand new password 1")
+        at.button(key="signin_submit").click().run()
+        assert demo.DEMO_NAME in _everything(at)
+    finally:  # (the module's other tests sign in with PW)
+        with open_store(d) as s:
+            s.accounts.reset_password(Actor.system(), "viewer", PW, must_change=False)
+
+
+def test_a_session_without_its_password_stamp_has_ended(app_env):
+    # The stamp is set together with the account id at sign-in; code that ever set one without the other must
+    # not switch the password check off.
+    d, ids, pid = app_env
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.session_state["account_id"] = ids["admin"]
+    at.session_state["last_active"] = time.time()
     at.run()
     _no_patient_data(at)
-    assert at.text_input(key="signin_username") and "password of this account has been changed" in _everything(at)
-    # Signing in again with the new password works; the reset back does not disturb the other tests' sessions.
-    at.text_input(key="signin_username").input("viewer")
-    at.text_input(key="signin_password").input("a brand new password 1")
-    at.button(key="signin_submit").click().run()
-    assert demo.DEMO_NAME in _everything(at)
-    with open_store(d) as s:
-        s.accounts.reset_password(Actor.system(), "viewer", PW, must_change=False)
+    assert at.text_input(key="signin_username") and "session has ended" in _everything(at)
+
+
+def test_an_admin_resetting_their_own_password_stays_signed_in_and_chooses_a_new_one(app_env):
+    d, ids, pid = app_env
+    try:
+        at = _at(account=ids["admin"], page="views/admin.py")
+        at.selectbox(key="manage_account").select("admin").run()
+        at.text_input(key="reset_password_value").input("a one-time password 7")
+        at.button(key="reset_password_submit").click().run()
+        assert not at.exception
+        assert not [w for w in at.text_input if w.key == "signin_username"]  # still signed in...
+        assert "Choose your password" in [t.value for t in at.title]  # ...and asked for a new password
+    finally:
+        with open_store(d) as s:
+            s.accounts.reset_password(Actor.system(), "admin", PW, must_change=False)
 
 
 def test_own_password_change_keeps_this_session_and_ends_the_others(world):
-    store, a = world["store"], world["actors"]
+    store = world["store"]
     here = store.accounts.sign_in("main_prac", PW)
     there = store.accounts.sign_in("main_prac", PW)
     assert here.credential_stamp == there.credential_stamp
@@ -885,6 +915,36 @@ def test_a_deleted_patients_id_is_never_given_again(world):
     assert [r.action for r in rows] == ["create_patient"]  # none of the deleted patient's history
 
 
+def test_patients_created_while_others_write_all_get_new_ids(world):
+    # The new id is computed inside the INSERT: read beforehand, a write committed in between made SQLite refuse
+    # the insert ("database is locked", at once).
+    import threading
+
+    store, prac = world["store"], world["actors"]["main_prac"]
+    made, errors = [], []
+
+    def create():
+        for i in range(8):
+            try:
+                made.append(store.create_patient(prac, f"P {i}").id)
+            except Exception as err:  # noqa: BLE001 - counted
+                errors.append(repr(err))
+
+    def log():
+        for _ in range(20):
+            try:
+                store.audit.log(prac, "export", detail="concurrent")
+            except Exception as err:  # noqa: BLE001 - counted
+                errors.append(repr(err))
+
+    threads = [threading.Thread(target=create) for _ in range(4)] + [threading.Thread(target=log) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == [] and len(made) == len(set(made)) == 32
+
+
 def test_a_clinic_export_leaves_one_audit_row_per_patient(world):
     store, a = world["store"], world["actors"]
     from relief_app import reportdata
@@ -912,8 +972,7 @@ def test_a_hostile_region_name_is_text_in_the_baseline_caption(app_env):
     st.cache_data.clear()  # written behind the app's back: no revision bump
     try:
         at = AppTest.from_file(APP, default_timeout=60)
-        at.session_state["account_id"] = ids["admin"]
-        at.session_state["last_active"] = time.time()
+        signed_in(at, ids["admin"])
         at.session_state["patient_id"] = pid
         at.run()
         at.switch_page("views/new_visit.py").run()
@@ -925,3 +984,33 @@ def test_a_hostile_region_name_is_text_in_the_baseline_caption(app_env):
     finally:
         with open_store(d) as s:
             s.delete_visit(MAIN, pid, visit.id)
+
+
+def test_hostile_file_names_are_text_in_the_compare_captions(app_env):
+    # Only the folder part of an uploaded file's name is removed; the rest reaches the Compare page's captions,
+    # which Streamlit renders as Markdown.
+    d, ids, pid = app_env
+    name = "[Sign in again](http:evil.example).jpg"  # (no slash: the folder part would go)
+    region = "jaw line (caption test)"
+    photo = (demo.SAMPLES_DIR / demo.COURSE[0][0]).read_bytes()
+    with open_store(d) as s:
+        visits = [s.save_visit(MAIN, pid, date=f"2024-12-{day}", photos=[NewPhoto(photo, name, region)])
+                  for day in ("01", "29")]
+    import streamlit as st
+
+    st.cache_data.clear()  # written behind the app's back: no revision bump
+    try:
+        at = AppTest.from_file(APP, default_timeout=120)
+        signed_in(at, ids["admin"])
+        at.session_state["patient_id"] = pid
+        at.run()
+        at.switch_page("views/compare.py").run()
+        at.selectbox(key="compare_region").select(region).run()
+        assert not at.exception, [e.value for e in at.exception]
+        images = at.image if hasattr(at, "image") else at.get("imgs")
+        captions = [i.caption for im in images for i in im.proto.imgs if "Before —" in i.caption]
+        assert captions and all("](http:evil" not in c for c in captions), captions
+    finally:
+        with open_store(d) as s:
+            for v in visits:
+                s.delete_visit(MAIN, pid, v.id)

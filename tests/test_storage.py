@@ -88,7 +88,7 @@ def test_migrated_schema_matches_models(store):
     with store.engine.connect() as conn:
         assert compare_metadata(MigrationContext.configure(conn), Base.metadata) == []
     head = ScriptDirectory.from_config(storage_db.alembic_config()).get_current_head()
-    assert storage_db.current_revision(store.engine) == head == "0002"
+    assert storage_db.current_revision(store.engine) == head == "0003"
 
 
 def test_downgrade_to_base_and_upgrade_again_round_trips(store):

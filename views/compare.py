@@ -52,8 +52,9 @@ st.caption(NEGATIVE_IS_SMOOTHER)
 
 st.subheader("Aligned before and after")
 left, right = st.columns(2)
-left.image(view["baseline"], caption=f"Before — {_label(a_id)}", width="stretch")
-right.image(view["followup"], caption=f"After — {_label(b_id)} (aligned to the before photo)", width="stretch")
+# (captions are Markdown: the file name is the uploader's text)
+left.image(view["baseline"], caption=f"Before — {esc(_label(a_id))}", width="stretch")
+right.image(view["followup"], caption=f"After — {esc(_label(b_id))} (aligned to the before photo)", width="stretch")
 
 overlay, _ = st.columns([3, 2])
 with overlay:
