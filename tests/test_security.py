@@ -960,6 +960,23 @@ def test_a_clinic_export_leaves_one_audit_row_per_patient(world):
         store.audit.log_each(a["main_admin"], "export", [ids[0], other.id])
 
 
+def _captions(ids, pid, page: str, select_key: str, region: str, containing: str) -> list[str]:
+    """Image captions containing ``containing`` on ``page`` (admin of MAIN, the demo patient, ``region`` picked in
+    the select box ``select_key``); data written behind the app's back, so its caches are cleared first."""
+    import streamlit as st
+
+    st.cache_data.clear()
+    at = AppTest.from_file(APP, default_timeout=120)
+    signed_in(at, ids["admin"])
+    at.session_state["patient_id"] = pid
+    at.run()
+    at.switch_page(page).run()
+    at.selectbox(key=select_key).select(region).run()
+    assert not at.exception, [e.value for e in at.exception]
+    images = at.image if hasattr(at, "image") else at.get("imgs")
+    return [i.caption for im in images for i in im.proto.imgs if containing in i.caption]
+
+
 def test_a_hostile_region_name_is_text_in_the_baseline_caption(app_env):
     # A region is free text typed by any practitioner of the clinic; shown as Markdown it would be a link
     # ("Session expired – sign in") on every colleague's New-visit page.
@@ -967,19 +984,8 @@ def test_a_hostile_region_name_is_text_in_the_baseline_caption(app_env):
     region = "[Session expired - sign in](https://evil.example)"
     with open_store(d) as s:
         visit = s.save_visit(MAIN, pid, date="2024-12-31", photos=[NewPhoto(png(4), "x.png", region)])
-    import streamlit as st
-
-    st.cache_data.clear()  # written behind the app's back: no revision bump
     try:
-        at = AppTest.from_file(APP, default_timeout=60)
-        signed_in(at, ids["admin"])
-        at.session_state["patient_id"] = pid
-        at.run()
-        at.switch_page("views/new_visit.py").run()
-        at.selectbox(key="visit_region").select(region).run()
-        assert not at.exception, [e.value for e in at.exception]
-        images = at.image if hasattr(at, "image") else at.get("imgs")
-        captions = [i.caption for im in images for i in im.proto.imgs if "Baseline of" in i.caption]
+        captions = _captions(ids, pid, "views/new_visit.py", "visit_region", region, "Baseline of")
         assert captions and all("](https://evil" not in c for c in captions), captions
     finally:
         with open_store(d) as s:
@@ -996,19 +1002,8 @@ def test_hostile_file_names_are_text_in_the_compare_captions(app_env):
     with open_store(d) as s:
         visits = [s.save_visit(MAIN, pid, date=f"2024-12-{day}", photos=[NewPhoto(photo, name, region)])
                   for day in ("01", "29")]
-    import streamlit as st
-
-    st.cache_data.clear()  # written behind the app's back: no revision bump
     try:
-        at = AppTest.from_file(APP, default_timeout=120)
-        signed_in(at, ids["admin"])
-        at.session_state["patient_id"] = pid
-        at.run()
-        at.switch_page("views/compare.py").run()
-        at.selectbox(key="compare_region").select(region).run()
-        assert not at.exception, [e.value for e in at.exception]
-        images = at.image if hasattr(at, "image") else at.get("imgs")
-        captions = [i.caption for im in images for i in im.proto.imgs if "Before —" in i.caption]
+        captions = _captions(ids, pid, "views/compare.py", "compare_region", region, "Before —")
         assert captions and all("](http:evil" not in c for c in captions), captions
     finally:
         with open_store(d) as s:
