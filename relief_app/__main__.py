@@ -98,10 +98,7 @@ def _export(args) -> str:
         data = reportdata.gather_export(store, actor, patient_id=pid, teaching=args.deidentify)
         key = export.pseudonym_key(store.data_dir) if args.deidentify else None
         detail = f"command line, {len(data.patients)} patient(s)" + (", de-identified" if key else "")
-        if pid is not None:
-            store.audit.log(actor, "export", patient_id=pid, detail=detail)
-        else:  # the whole clinic: one row per patient in it
-            store.audit.log_each(actor, "export", [p.patient.id for p in data.patients], detail=detail)
+        reportdata.log_export(store, actor, data, patient_id=pid, detail=detail)
     files = export.write_export(data, out, deidentify=args.deidentify, key=key)
     what = "de-identified " if args.deidentify else ""
     return f"wrote {what}export of {len(data.patients)} patient(s) to {out}: {', '.join(f.name for f in files)}"

@@ -217,6 +217,13 @@ def gather_report(store: Store, actor: Any, patient_id: int, *, region: str | No
         generated_at=now or dt.datetime.now(dt.timezone.utc), algorithm_version=version)
 
 
+def log_export(store: Store, actor: Any, data: ExportData, *, patient_id: int | None, detail: str) -> None:
+    """Audit an export: one row for the patient asked for, or, for the whole clinic, one row per patient in it
+    (so "was this patient's record exported?" has an answer)."""
+    ids = [patient_id] if patient_id is not None else [p.patient.id for p in data.patients]
+    store.audit.log_each(actor, "export", ids, detail=detail)
+
+
 def gather_export(store: Store, actor: Any, *, patient_id: int | None = None, teaching: bool = False,
                   now: dt.datetime | None = None) -> ExportData:
     """Read everything a data export writes: one patient, or every patient the actor may see.

@@ -429,8 +429,5 @@ def export_zip(*, patient_id: int | None = None, deidentify: bool = False) -> by
     key = export.pseudonym_key(store.data_dir) if deidentify else None
     out = export.zip_export(data, deidentify=deidentify, key=key)
     detail = f"dashboard, {len(data.patients)} patient(s)" + (", de-identified" if deidentify else "")
-    if patient_id is not None:
-        store.audit.log(actor, "export", patient_id=patient_id, detail=detail)
-    else:  # a clinic-wide export: one row per patient in it
-        store.audit.log_each(actor, "export", [p.patient.id for p in data.patients], detail=detail)
+    reportdata.log_export(store, actor, data, patient_id=patient_id, detail=detail)
     return out
