@@ -26,6 +26,7 @@ import io
 import math
 import multiprocessing
 import os
+import pkgutil
 import re
 import sys
 import tempfile
@@ -374,10 +375,10 @@ def _run_local(fn: Callable, tasks: list[tuple], kwargs: dict, jobs: int):
         pool.shutdown(wait=True, cancel_futures=True)
 
 
-def _run_dask(fn: Callable, tasks: list[tuple], kwargs: dict, scheduler: str):
-    """Yield ``(task, row)`` as tasks finish on the Dask distributed cluster at ``scheduler``."""
+def _connect_dask(scheduler: str):
+    """A client of the Dask distributed cluster at ``scheduler``, checked to run this Relief (:func:`_check_cluster`)."""
     try:
-        from distributed import Client, as_completed
+        from distributed import Client
     except ImportError:  # pragma: no cover - listed dependency
         raise OptionError("--scheduler needs dask.distributed — pip install 'dask[distributed]'") from None
     try:
@@ -385,6 +386,18 @@ def _run_dask(fn: Callable, tasks: list[tuple], kwargs: dict, scheduler: str):
     except Exception as err:  # noqa: BLE001 — OSError, TimeoutError, ValueError for a malformed address ...
         raise OptionError(f"cannot reach the Dask scheduler at {_one_line(scheduler)} ({type(err).__name__}) — "
                           "check the address (tcp://HOST:PORT) and that `dask scheduler` is running") from None
+    try:
+        _check_cluster(client, scheduler)
+    except BaseException:
+        client.close()
+        raise
+    return client
+
+
+def _run_dask(fn: Callable, tasks: list[tuple], kwargs: dict, client):
+    """Yield ``(task, row)`` as tasks finish on the cluster of ``client`` (closed at the end)."""
+    from distributed import as_completed
+
     try:
         futures = {}
         for t in tasks:
@@ -400,6 +413,35 @@ def _run_dask(fn: Callable, tasks: list[tuple], kwargs: dict, scheduler: str):
             yield futures[fut], row
     finally:
         client.close()
+
+
+#: Imported on the scheduler and every worker before any photo is sent: they unpickle Relief's tasks, so each must
+#: import this same ``analyzer`` (a worker without it fails every photo with an unpickling error).
+_PROBE = "analyzer.registry:ALGORITHM_VERSION"
+
+
+def _check_cluster(client, scheduler: str) -> None:
+    """Refuse (one line) a cluster that cannot run Relief: no workers, or a scheduler or worker that cannot
+    import ``analyzer`` or runs another algorithm version."""
+    fix = ("start `dask scheduler` and `dask worker` in Relief's environment with PYTHONPATH set to Relief's folder "
+           "(the same version on every machine)")
+    try:
+        where = "scheduler"
+        on_scheduler = client.run_on_scheduler(pkgutil.resolve_name, _PROBE)
+        where = "workers"
+        on_workers = client.run(pkgutil.resolve_name, _PROBE)
+    except Exception as err:  # noqa: BLE001 — ModuleNotFoundError, ImportError, a worker lost meanwhile ...
+        raise OptionError(f"the Dask {where} at {_one_line(scheduler)} cannot import Relief "
+                          f"({type(err).__name__}) — {fix}") from None
+    if not on_workers:
+        raise OptionError(f"no Dask workers are connected to {_one_line(scheduler)} — start `dask worker "
+                          f"{_one_line(scheduler)}` on the machines that see the photos")
+    versions = {"scheduler": on_scheduler, **on_workers}
+    other = {who: v for who, v in versions.items() if v != ALGORITHM_VERSION}
+    if other:
+        who, v = next(iter(other.items()))
+        raise OptionError(f"the Dask {'scheduler' if who == 'scheduler' else 'worker ' + _one_line(who)} runs Relief "
+                          f"algorithm {_one_line(v)}, this is {ALGORITHM_VERSION} — {fix}")
 
 
 # ------------------------------------------------------------------------------------------------------ engine
@@ -456,6 +498,8 @@ def _run(tasks: list[tuple], fn: Callable, *, out, columns, key_columns, sort_ke
             raise OptionError(f"cannot read {_one_line(out)} ({type(err).__name__}) — choose a new --out") from None
         _check_version(rows, out)
         _check_scale(rows, kwargs.get("px_per_mm"), out)
+        # Before anything is written: a cluster that cannot run Relief is refused, not recorded as failed rows.
+        client = _connect_dask(scheduler) if scheduler else None
     except BaseException:
         os.close(fd)
         if not existed:
@@ -471,7 +515,7 @@ def _run(tasks: list[tuple], fn: Callable, *, out, columns, key_columns, sort_ke
             progress = sys.stderr.isatty()
         from tqdm import tqdm
 
-        runner = (_run_dask(fn, todo, kwargs, scheduler) if scheduler
+        runner = (_run_dask(fn, todo, kwargs, client) if client is not None
                   else _run_local(fn, todo, kwargs, min(jobs, max(1, len(todo)))))
         unit = "photo" if sort_key == "file" else "pair"
         with tqdm(total=len(todo), disable=not progress, unit=unit, file=sys.stderr, dynamic_ncols=True) as bar:
@@ -488,6 +532,8 @@ def _run(tasks: list[tuple], fn: Callable, *, out, columns, key_columns, sort_ke
         _rewrite(out, rows, columns, sort_key)  # still holding the lock
     finally:
         os.close(fd)
+        if client is not None:
+            client.close()  # (again, if the run stopped before the cluster's generator closed it)
     total = len({r[sort_key] for r in rows})
     return BatchSummary(measured=measured, skipped=len(tasks) - len(todo), errors=errors, total=total, out=out)
 

@@ -210,6 +210,37 @@ def test_a_dask_cluster_gives_the_same_rows_as_one_process(folder, first_run, tm
         assert numbers(got[k]) == numbers(want[k]), k
 
 
+#: What is done to the cluster's workers before the batch, and what the batch must say instead of failing every row.
+_BROKEN_CLUSTERS = {
+    # A worker whose Python cannot import Relief (started without PYTHONPATH): every task would fail to unpickle.
+    "worker-without-relief": (1, "import sys\nfor k in [k for k in sys.modules if k.split('.')[0] == 'analyzer']:\n"
+                                 "    sys.modules[k] = None\nsys.modules['analyzer'] = None",
+                              "cannot import Relief"),
+    "worker-of-another-version": (1, "import analyzer.registry as r\nr.ALGORITHM_VERSION = '0.0.1'",
+                                  "runs Relief algorithm 0.0.1"),
+    "no-workers": (0, None, "no Dask workers"),
+}
+
+
+@pytest.mark.parametrize("case", list(_BROKEN_CLUSTERS))
+def test_a_cluster_that_cannot_run_relief_is_refused_before_anything_is_written(case, folder, tmp_path, monkeypatch):
+    distributed = pytest.importorskip("distributed")
+    n_workers, poison, said = _BROKEN_CLUSTERS[case]
+    monkeypatch.setenv("PYTHONPATH", str(ROOT))
+    monkeypatch.setitem(sys.modules, "__main__", types.ModuleType("__main__"))  # (see the test above)
+    with distributed.LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True, host="127.0.0.1",
+                                  dashboard_address="127.0.0.1:0", memory_limit="1GiB") as cluster, \
+            distributed.Client(cluster) as client:
+        if poison is not None:
+            client.run(exec, poison)
+        out = tmp_path / "r.csv"
+        res = run("batch", folder["dir"], "--out", out, "--px-per-mm", PX, "--scheduler", cluster.scheduler_address)
+    assert res.returncode == 2, res.stdout + res.stderr
+    assert said in res.stderr and "Traceback" not in res.stderr
+    assert len(res.stderr.strip().splitlines()) == 1, res.stderr
+    assert not out.exists()  # no header-only CSV, no rows of failures
+
+
 def test_progress_bar_on_a_terminal(folder, tmp_path):
     import fcntl
     import pty
