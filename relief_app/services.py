@@ -49,7 +49,11 @@ def store_key() -> str:
 @st.cache_resource(show_spinner=False)
 def _open(key: str, store_class: int) -> Store:
     data_dir, _, url = key.partition("|")
-    return open_store(data_dir or None, url or None)
+    store = open_store(data_dir or None, url or None)
+    # Photo files a killed save left behind (no row refers to them, so no deletion could reach them): removed
+    # once per process; files younger than an hour are kept (a save elsewhere may be about to refer to them).
+    store.gc_orphans()
+    return store
 
 
 def get_store() -> Store:

@@ -48,8 +48,10 @@ def record(s: Session, actor: Actor | None, action: str, *, patient_id: int | No
     if action not in ACTIONS:
         raise ValueError(f"unknown audit action {action!r}")
     s.add(AuditEvent(
-        at=utcnow(), action=action, patient_id=patient_id, outcome=outcome, detail=str(detail)[:2000],
-        account=(account if account is not None else (actor.name if actor else ""))[:100],
+        # The audit records what was typed, even unstorable text (a NUL in a user name tried at sign-in).
+        at=utcnow(), action=action, patient_id=patient_id, outcome=outcome,
+        detail=str(detail)[:2000].replace("\x00", "\ufffd"),
+        account=(account if account is not None else (actor.name if actor else ""))[:100].replace("\x00", "\ufffd"),
         clinic_id=clinic_id if clinic_id is not None else (actor.clinic_id if actor else None),
     ))
 

@@ -209,8 +209,13 @@ class BlobStore:
         return self.root / sha256[:2] / f"{sha256}.{extension_for(content_type)}"
 
     def put(self, data: bytes) -> tuple[str, str, Path]:
+        """:meth:`put_new` without its last element."""
+        return self.put_new(data)[:3]
+
+    def put_new(self, data: bytes) -> tuple[str, str, Path, bool]:
         """Strip the photo's metadata, then store it once (encrypted with a key); return
-        ``(sha256, content_type, path)`` of the stored (stripped) photo.
+        ``(sha256, content_type, path, created)`` of the stored (stripped) photo, ``created`` False when the
+        file was there already.
 
         When a file with this hash already exists it is left as it is (its modification time is refreshed
         so a concurrent :meth:`orphans` sweep with a grace period does not remove it).
@@ -239,11 +244,11 @@ class BlobStore:
                 os.utime(final)
             except OSError:
                 pass
-            return sha, ctype, final
+            return sha, ctype, final, False
         # A concurrent writer of the same hash may win the race; it wrote the same photo, and the rename is
         # atomic either way, so readers never see a partial file.
         _write_atomic(final, data)
-        return sha, ctype, final
+        return sha, ctype, final, True
 
     def read(self, sha256: str, content_type: str, *, verify: bool = True) -> bytes:
         """The stored bytes; with ``verify`` their hash is checked against the name.

@@ -46,6 +46,9 @@ def make_engine(url: str | URL) -> Engine:
         _configure_sqlite(engine)
     else:
         engine = create_engine(url, pool_pre_ping=True)
+        from .fields import clean_parameters
+
+        clean_parameters(engine)
     return engine
 
 

@@ -33,6 +33,7 @@ from .audit import AuditLog
 from .blobs import BlobStore
 from .consent import Consents
 from .errors import Conflict, ConsentRequired, NotFound, OptionError, StorageError
+from .fields import check_text, guard_text
 from .links import PatientLinks
 from .photo_privacy import PhotoFormatError
 from .models import AuditEvent, Comparison, Measurement, Patient, Photo, Treatment, Visit, as_utc, utcnow
@@ -119,6 +120,7 @@ class Store:
         self.data_dir = Path(data_dir)
         self.blobs = BlobStore(self.data_dir / "photos")
         self._sessions = sessionmaker(engine, expire_on_commit=False)
+        guard_text(self._sessions)  # text that does not fit its column is refused alike on every database
         #: Aggregates beside the patient data, sharing the engine: accounts and sign-in, the audit log,
         #: patient links, consent.
         self.accounts = Accounts(self._sessions)
@@ -378,9 +380,11 @@ class Store:
 
         Notes
         -----
-        Order: (1) check inputs, (2) write photo files (content-addressed, atomic), (3) run ``analyse``,
-        (4) insert every row in one transaction and commit. A failure or crash before the commit leaves no
-        rows; it may leave photo files no row refers to, which :meth:`gc_orphans` removes.
+        Order: (1) check inputs (text that does not fit its column is refused here, before any file),
+        (2) write photo files (content-addressed, atomic), (3) run ``analyse``, (4) insert every row in one
+        transaction and commit. A failure before the commit leaves no rows, and the files this call wrote are
+        removed again; a crash (the process killed) may leave files no row refers to, which
+        :meth:`gc_orphans` removes (the dashboard runs it when it starts).
         """
         visit_date = _to_date(date, "visit date")
         tx_values = None
@@ -400,19 +404,35 @@ class Store:
                 raise OptionError(f"photo {ph.filename or i + 1!s} is empty; upload the file again")
             if not str(ph.region).strip():
                 raise OptionError(f"photo {ph.filename or i + 1!s} has no region; choose the face region it shows")
+            check_text(Photo, region=str(ph.region).strip(), filename=_stored_filename(ph))
+        check_text(Visit, notes=str(notes or ""))
+        if tx_values is not None:
+            check_text(Treatment, **tx_values)
         with self._tx() as s:  # fail early (before writing files): no such patient, no right, no consent
             patient_in_scope(s, actor, patient_id, WRITE)
             _require_clinical_consent(s, patient_id, photos)
 
-        # (2) files first: a crash after this point leaves only content-addressed orphans.
+        # (2) files first: a crash after this point leaves only content-addressed orphans; a failure removes
+        # the files this call wrote (those no row uses).
         stored: dict[str, tuple[NewPhoto, str, tuple[int | None, int | None]]] = {}
-        for ph in photos:
-            try:  # metadata stripped (and encrypted with a key) inside put; sha is of the stored photo
-                sha, ctype, path = self.blobs.put(ph.data)
-            except PhotoFormatError as err:
-                raise PhotoFormatError(f"{os.path.basename(str(ph.filename or 'photo'))}: {err}") from None
-            if sha not in stored:
-                stored[sha] = (ph, ctype, _image_size(ph.data))
+        created: set[tuple[str, str]] = set()
+        try:
+            for ph in photos:
+                try:  # metadata stripped (and encrypted with a key) inside put; sha is of the stored photo
+                    sha, ctype, _path, new = self.blobs.put_new(ph.data)
+                except PhotoFormatError as err:
+                    raise PhotoFormatError(f"{os.path.basename(str(ph.filename or 'photo'))}: {err}") from None
+                if new:
+                    created.add((sha, ctype))
+                if sha not in stored:
+                    stored[sha] = (ph, ctype, _image_size(ph.data))
+            return self._save_visit_rows(actor, patient_id, visit_date, notes, tx_values, photos, stored, analyse)
+        except BaseException:
+            self._remove_unreferenced(created)
+            raise
+
+    def _save_visit_rows(self, actor, patient_id, visit_date, notes, tx_values, photos, stored, analyse):
+        """Steps (3) and (4) of :meth:`save_visit`."""
         # (3) analysis, outside any transaction.
         measured: dict[str, NewMeasurement | None] = {}
         for sha, (ph, _, _) in stored.items():
@@ -438,7 +458,7 @@ class Store:
                 m = measured[sha]
                 photo = Photo(
                     visit_id=visit.id, patient_id=patient_id, region=str(ph.region).strip(), sha256=sha,
-                    filename=os.path.basename(str(ph.filename or ""))[:255], content_type=ctype,
+                    filename=_stored_filename(ph), content_type=ctype,
                     width=w, height=h, capture=_json(dict(ph.capture or {})),
                     quality=None if m is None or m.quality is None else _json(dict(m.quality)),
                     created_at=now,
@@ -1082,6 +1102,11 @@ def _pil_image():
     except Exception:  # HEIC sizes then stay unknown; nothing else depends on it
         pass
     return Image
+
+
+def _stored_filename(ph: NewPhoto) -> str:
+    """The photo's file name as stored: without folders, at most 255 characters."""
+    return os.path.basename(str(ph.filename or ""))[:255]
 
 
 def _image_size(data: bytes) -> tuple[int | None, int | None]:

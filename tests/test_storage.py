@@ -34,7 +34,7 @@ from storage import (
 )
 from storage import db as storage_db
 from storage.blobs import BlobStore
-from storage.models import Base, Comparison, Measurement, Patient, Photo, Treatment, Visit
+from storage.models import AuditEvent, Base, Comparison, Measurement, Patient, Photo, Treatment, Visit
 
 REPO = Path(__file__).resolve().parents[1]
 V1, V2 = "1.0.0", "2.0.0"
@@ -299,14 +299,63 @@ def test_failing_analysis_leaves_no_rows_and_orphan_is_collected(store):
     assert calls == ["a.png", "b.png"]
     assert [v.id for v in store.visits(MAIN, pid)] == [keep.id]
     assert (count_rows(store, Photo), count_rows(store, Measurement), count_rows(store, Treatment)) == (1, 0, 0)
-    assert len(list(store.blobs)) == 3  # two orphans on disk, harmless
-    assert store.gc_orphans() == []  # fresh files are protected by the grace period
-    removed = store.gc_orphans(grace_s=0)
-    assert sorted(p.name.split(".")[0] for p in removed) == sorted(
-        hashlib.sha256(png(i)).hexdigest() for i in (11, 12)
-    )
+    # The files the failed save wrote are gone with it (no deletion of the patient could reach them later).
     assert [sha for sha, _ in store.blobs] == [keep.photos[0].sha256]
     assert store.photo_bytes(MAIN, pid, keep.photos[0].id) == png(10)
+    # A failed save of bytes another visit stores already keeps that visit's file.
+    with pytest.raises(RuntimeError, match="analysis crashed"):
+        store.save_visit(MAIN, pid, date="2025-03-01", photos=[NewPhoto(png(10), "again.png", "chin")],
+                         analyse=lambda ph: (_ for _ in ()).throw(RuntimeError("analysis crashed")))
+    assert store.photo_bytes(MAIN, pid, keep.photos[0].id) == png(10)
+
+
+def test_files_a_killed_save_left_are_collected(store):
+    pid = new_patient(store, "K").id
+    keep = store.save_visit(MAIN, pid, date="2025-01-01", photos=[NewPhoto(png(10), "keep.png", "chin")])
+    orphan = store.blobs.put(png(11))[2]  # written by a save whose process died before its rows
+    assert store.gc_orphans() == []  # fresh files are protected by the grace period
+    assert store.gc_orphans(grace_s=0) == [orphan]
+    assert [sha for sha, _ in store.blobs] == [keep.photos[0].sha256]
+
+
+@pytest.mark.parametrize("field, value, said", [
+    ("region", "R" * 101, "the region is 101 characters long, more than the 100 allowed"),
+    ("region", "left\x00cheek", "the region contains a NUL character"),
+    ("notes", "seen\x00today", "the notes contain a NUL character"),
+    ("filename", "a\x00.png", "the file name contains a NUL character"),
+    ("treatment", {"notes": "1.5\x00mm"}, "the notes contain a NUL character"),
+])
+def test_text_that_does_not_fit_is_refused_alike_on_every_database_before_any_file(store, field, value, said):
+    """PostgreSQL refused these with a database error in the middle of the save, after the photo's file was
+    written (SQLite stored them): now both refuse them first, in one line, and nothing is written."""
+    pid = new_patient(store, "T").id
+    photo = NewPhoto(png(20), value if field == "filename" else "a.png", value if field == "region" else "chin")
+    with pytest.raises(OptionError, match=said.replace("(", r"\(")) as err:
+        store.save_visit(MAIN, pid, date="2025-01-01", photos=[photo], notes=value if field == "notes" else "",
+                         treatment=value if field == "treatment" else None)
+    assert "\n" not in str(err.value)
+    assert (count_rows(store, Visit), count_rows(store, Photo), count_rows(store, Treatment)) == (0, 0, 0)
+    assert list(store.blobs) == []
+
+
+def test_every_orm_write_is_checked_not_only_visits(store):
+    with pytest.raises(OptionError, match="the patient code is 101 characters long"):
+        store.create_patient(MAIN, "Long code", code="C" * 101)
+    p = new_patient(store, "Fits")
+    with pytest.raises(OptionError, match="the patient code contains a NUL character"):
+        store.update_patient(MAIN, p.id, code="P\x00-1")
+    assert store.patient(MAIN, p.id).code == p.code
+    assert count_rows(store, Patient) == 1
+
+
+def test_a_nul_in_a_search_or_a_user_name_finds_nothing_instead_of_failing(store):
+    new_patient(store, "Searchable")
+    assert store.list_patients(MAIN, "Sea\x00rch") == []
+    with pytest.raises(storage.SignInFailed):
+        store.accounts.sign_in("ad\x00min", "whatever password")
+    with store.engine.connect() as conn:  # the attempt is audited, with the NUL made visible
+        tried = conn.execute(select(AuditEvent.account).where(AuditEvent.outcome == "failed")).scalars().all()
+    assert tried == ["ad\ufffdmin"]
 
 
 def test_database_error_inside_the_transaction_rolls_everything_back(store, monkeypatch):
