@@ -21,7 +21,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, and_, delete, func, or_, select, union_all
+from sqlalchemy import Engine, and_, case, delete, func, or_, select, union_all
 from sqlalchemy.engine import URL
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload, sessionmaker
@@ -254,20 +254,22 @@ class Store:
 
     @staticmethod
     def _latest_changes(s: Session, patient_ids: list[int], version: str) -> dict[int, dict[str, Any]]:
-        fu_photo = Photo.__table__.alias("fu_photo")
         fu_visit = Visit.__table__.alias("fu_visit")
-        bp = Photo.__table__.alias("bp")
         bv = Visit.__table__.alias("bv")
-        # The region's baseline photo (earliest visit), correlated to the comparison row.
+        # Only comparisons of the photos that count: the region's baseline (correlated to the comparison row)
+        # with the photo that counts for the follow-up's visit (the rule of progress and baseline_photo).
+        base_counting = _counting_photos(Photo.patient_id == Comparison.patient_id,
+                                         Photo.region == Comparison.region, correlate=Comparison)
         true_baseline = (
-            select(bp.c.id)
-            .join(bv, bv.c.id == bp.c.visit_id)
-            .where(bp.c.patient_id == Comparison.patient_id, bp.c.region == Comparison.region)
-            .order_by(bv.c.date, bv.c.id, bp.c.id)
+            select(base_counting.c.photo_id)
+            .join(bv, bv.c.id == base_counting.c.visit_id)
+            .where(~base_counting.c.unmeasurable)
+            .order_by(bv.c.date, bv.c.id)
             .limit(1)
             .correlate(Comparison)
             .scalar_subquery()
         )
+        fu_counting = _counting_photos(Photo.patient_id.in_(patient_ids))
         rank = (
             func.row_number()
             .over(partition_by=Comparison.patient_id, order_by=(fu_visit.c.date.desc(), Comparison.id.desc()))
@@ -278,8 +280,8 @@ class Store:
                 Comparison.patient_id, Comparison.region, fu_visit.c.date.label("date"),
                 Comparison.change_pct, Comparison.ci_low, Comparison.ci_high, Comparison.significant, rank,
             )
-            .join(fu_photo, fu_photo.c.id == Comparison.followup_photo_id)
-            .join(fu_visit, fu_visit.c.id == fu_photo.c.visit_id)
+            .join(fu_counting, fu_counting.c.photo_id == Comparison.followup_photo_id)
+            .join(fu_visit, fu_visit.c.id == fu_counting.c.visit_id)
             .where(
                 Comparison.patient_id.in_(patient_ids),
                 Comparison.algorithm_version == version,
@@ -447,6 +449,7 @@ class Store:
         with self._tx() as s:
             patient_in_scope(s, actor, patient_id, WRITE)
             _require_clinical_consent(s, patient_id, photos)
+            _refuse_saved_again(s, patient_id, stored)
             now = utcnow()
             visit = Visit(patient_id=patient_id, date=visit_date, notes=str(notes or ""), created_at=now)
             s.add(visit)
@@ -568,25 +571,21 @@ class Store:
             return out
 
     def baseline_photo(self, actor: Actor, patient_id: int, region: str) -> PhotoRecord | None:
-        """The region's photo from the earliest visit (first uploaded if several), or ``None``.
+        """The region's baseline: the photo that counts (:func:`_counting_photos`) of the earliest visit whose
+        photo is measurable, or ``None``.
 
         A photo whose measurements all came out unmeasurable (kept despite failing the quality gate: black,
         blank, all glare) is skipped: it must not become the reference every later visit is compared with.
         """
-        def measured(has_value: bool):
-            value = Measurement.roughness_index
-            return (select(Measurement.id)
-                    .where(Measurement.photo_id == Photo.id, value.is_not(None) if has_value else value.is_(None))
-                    .exists())
-
-        measurable = or_(measured(True), ~measured(False))  # not yet measured still counts
         with self._tx() as s:
             patient_in_scope(s, actor, patient_id)
+            counting = _counting_photos(Photo.patient_id == patient_id, Photo.region == region)
             row = s.execute(
                 select(Photo, Visit.date)
+                .join(counting, counting.c.photo_id == Photo.id)
                 .join(Visit, Visit.id == Photo.visit_id)
-                .where(Photo.patient_id == patient_id, Photo.region == region, measurable)
-                .order_by(Visit.date, Visit.id, Photo.id)
+                .where(~counting.c.unmeasurable)
+                .order_by(Visit.date, Visit.id)
                 .limit(1)
             ).first()
             if row is None:
@@ -837,9 +836,11 @@ class Store:
 
         Notes
         -----
-        The baseline is the region's photo from the earliest visit (as :meth:`baseline_photo`); when a
-        visit has several photos of the region, its first uploaded one is used. ``weeks_since_first_treatment``
-        counts from the patient's earliest treatment (``None`` without treatments; negative before it).
+        Each visit is represented by the photo that counts for it (:func:`_counting_photos`: its first uploaded
+        measurable photo of the region), the same photo the patients list, the reports and the New-visit page
+        use. The baseline is :meth:`baseline_photo`; visits before it (only unmeasurable photos) have no
+        change. ``weeks_since_first_treatment`` counts from the patient's earliest treatment (``None`` without
+        treatments; negative before it).
         """
         version = algorithm_version or _current_version()
         with self._tx() as s:
@@ -847,29 +848,25 @@ class Store:
             first_tx = (
                 select(func.min(Treatment.date)).where(Treatment.patient_id == patient_id).scalar_subquery()
             )
-            first_photo = (
-                select(Photo.visit_id, func.min(Photo.id).label("photo_id"))
-                .where(Photo.patient_id == patient_id, Photo.region == region)
-                .group_by(Photo.visit_id)
-                .subquery()
-            )
+            counting = _counting_photos(Photo.patient_id == patient_id, Photo.region == region)
             rows = s.execute(
                 select(
-                    Visit.id, Visit.date, first_photo.c.photo_id,
+                    Visit.id, Visit.date, counting.c.photo_id, counting.c.unmeasurable,
                     Measurement.roughness_index, Measurement.metrics, Measurement.id.label("m_id"),
                     first_tx.label("first_tx"),
                 )
-                .join(first_photo, first_photo.c.visit_id == Visit.id)
+                .join(counting, counting.c.visit_id == Visit.id)
                 .outerjoin(
                     Measurement,
-                    and_(Measurement.photo_id == first_photo.c.photo_id, Measurement.algorithm_version == version),
+                    and_(Measurement.photo_id == counting.c.photo_id, Measurement.algorithm_version == version),
                 )
                 .where(Visit.patient_id == patient_id)
                 .order_by(Visit.date, Visit.id)
             ).all()
             if not rows:
                 return []
-            baseline_id = rows[0].photo_id
+            base = next((r for r in rows if not r.unmeasurable), None)
+            baseline_id = base.photo_id if base is not None else None
             comps = {
                 c.followup_photo_id: c
                 for c in s.scalars(
@@ -880,14 +877,14 @@ class Store:
                     )
                 )
             }
-        base_date = rows[0].date
+        base_date = (base or rows[0]).date
         first_tx_date = rows[0].first_tx
         if isinstance(first_tx_date, str):  # SQLite returns an aggregate of dates as text
             first_tx_date = dt.date.fromisoformat(first_tx_date)
         points = []
-        for i, r in enumerate(rows):
+        for r in rows:
             c = comps.get(r.photo_id)
-            if i == 0:
+            if r.photo_id == baseline_id:
                 change = dict(change_pct=0.0, ci_low=None, ci_high=None, significant=False)
             elif c is not None:
                 change = dict(change_pct=_nan(c.change_pct), ci_low=_nan(c.ci_low), ci_high=_nan(c.ci_high),
@@ -902,7 +899,7 @@ class Store:
                     weeks_since_first_treatment=(
                         None if first_tx_date is None else (r.date - first_tx_date).days / 7.0
                     ),
-                    is_baseline=i == 0,
+                    is_baseline=r.photo_id == baseline_id,
                     roughness_index=_nan(r.roughness_index) if measured else None,
                     metrics=_metrics_out(r.metrics) if measured else None,
                     **change,
@@ -916,6 +913,53 @@ def _current_version() -> str:
     from analyzer.registry import ALGORITHM_VERSION
 
     return ALGORITHM_VERSION
+
+
+def _refuse_saved_again(s: Session, patient_id: int, stored: Mapping[str, tuple]) -> None:
+    """The very same photo (same bytes once stripped) saved at another visit of this patient is a mistake (an
+    upload box not emptied, the wrong file picked): it would read "no change" at the later date."""
+    if not stored:
+        return
+    again = s.execute(
+        select(Photo.sha256, Photo.region, Visit.date)
+        .join(Visit, Visit.id == Photo.visit_id)
+        .where(Photo.patient_id == patient_id, Photo.sha256.in_(list(stored)))
+        .order_by(Visit.date, Photo.id)
+        .limit(1)
+    ).first()
+    if again is not None:
+        ph = stored[again.sha256][0]
+        name = os.path.basename(str(ph.filename or "")) or "this photo"
+        raise Conflict(f"{name} was saved already at the visit of {again.date:%d %b %Y} ({again.region}) — "
+                       "upload the photo taken at this visit")
+
+
+def _counting_photos(*where, correlate=None):
+    """The photo that counts for each (visit, region): its first uploaded photo that is not known to be
+    unmeasurable (else its first photo), with ``unmeasurable`` telling which. One rule for the progress chart,
+    the baseline, the patients list and the reports: a visit with two photos of a region (a retake, or the same
+    region chosen twice) must not show one number on one page and another on the next.
+
+    Columns: ``photo_id``, ``visit_id``, ``region``, ``unmeasurable``. A photo is unmeasurable when it has
+    measurements and none of them gave a value (black, blank, all glare, kept despite the quality gate); one not
+    yet measured counts as measurable.
+    """
+    def measured(has_value: bool):
+        value = Measurement.roughness_index
+        return (select(Measurement.id)
+                .where(Measurement.photo_id == Photo.id, value.is_not(None) if has_value else value.is_(None))
+                .exists())
+
+    unmeasurable = and_(measured(False), ~measured(True))
+    rank = func.row_number().over(partition_by=(Photo.visit_id, Photo.region),
+                                  order_by=(case((unmeasurable, 1), else_=0), Photo.id))
+    q = select(Photo.id.label("photo_id"), Photo.visit_id, Photo.region,
+               unmeasurable.label("unmeasurable"), rank.label("rank")).where(*where)
+    if correlate is not None:
+        q = q.correlate(correlate)
+    inner = q.subquery()
+    return select(inner.c.photo_id, inner.c.visit_id, inner.c.region, inner.c.unmeasurable) \
+        .where(inner.c.rank == 1).subquery()
 
 
 def _escape_like(s: str) -> str:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import MAIN, new_patient
+from helpers import MAIN, another_photo, new_patient
 from helpers import signed_in as session_of
 from PIL import Image
 
@@ -370,7 +370,7 @@ def test_upload_page_saves_a_visit_and_shows_the_comparison(data_dir, store, dem
     assert at.selectbox(key="visit_region").value == demo.DEMO_REGION  # the patient's known region first
     assert any("50 %" in c for c in _image_captions(at))  # the baseline ghost is shown
     blurry = (SAMPLES / "bad_blurry.jpg").read_bytes()
-    follow = (SAMPLES / "week06.jpg").read_bytes()
+    follow = another_photo((SAMPLES / "week06.jpg").read_bytes(), 1)  # (the demo's own week-6 photo is saved already)
     at.file_uploader(key="upload_photos").set_value(
         [("week06.jpg", follow, "image/jpeg"), ("bad_blurry.jpg", blurry, "image/jpeg")])
     at.checkbox(key="treatment_done").check()
@@ -390,6 +390,10 @@ def test_upload_page_saves_a_visit_and_shows_the_comparison(data_dir, store, dem
     assert store.treatments(MAIN, demo_id)[-1].needle_depth_mm == 1.0
     assert any(m.value.startswith("\u2212") and "%" in m.value for m in at.metric)
     assert at.button(key="save_visit").disabled  # the same photos cannot be saved twice by a double click
+    # ... nor as another visit by changing the date (they would read "no change" at that date)
+    at.date_input(key="visit_date").set_value(dt.date.today() - dt.timedelta(days=3)).run()
+    _no_exception(at)
+    assert at.button(key="save_visit").disabled
 
 
 # ------------------------------------------------------------------------------------------------ progress

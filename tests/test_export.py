@@ -14,7 +14,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from helpers import MAIN, new_patient, seeded_demo_dir
+from helpers import MAIN, another_photo, new_patient, seeded_demo_dir
 from storage import Actor
 
 openpyxl = pytest.importorskip("openpyxl")
@@ -46,12 +46,12 @@ def seeded(tmp_path_factory) -> Path:
         photo = (SAMPLES / "week00_baseline.jpg").read_bytes()
         for i, day in enumerate((dt.date(2025, 2, 3), dt.date(2025, 3, 17))):
             store.save_visit(MAIN, p.id, date=day, notes="=HYPERLINK(\"http://x\") Whitfield visit", photos=[NewPhoto(
-                photo, "a.jpg", "forehead", measurement=NewMeasurement(
+                another_photo(photo, i), "a.jpg", "forehead", measurement=NewMeasurement(
                     analyzer.ALGORITHM_VERSION, roughness_index=5.0 - i,
                     metrics={"roughness_index": 5.0 - i, "scar_density": 2.0,
                              "region:forehead:roughness_index": 5.0 - i, "region:forehead:area_cm2": 12.0}))],
                 treatment={"needle_depth_mm": 2.0, "area": "forehead",
-                           "notes": "=HYPERLINK(\"http://evil\") Okonkwo\x07\x00"} if i == 0 else None)
+                           "notes": "=HYPERLINK(\"http://evil\") Okonkwo\x07"} if i == 0 else None)
     return data
 
 

@@ -342,7 +342,8 @@ def test_encrypted_files_hold_neither_the_photo_nor_its_hash(data_dir, monkeypat
     with open_store(data_dir) as store:
         pid = new_patient(store, "Enc").id
         v = store.save_visit(MAIN, pid, date="2026-01-05", photos=[NewPhoto(original, "a.jpg", "chin")])
-        store.save_visit(MAIN, pid, date="2026-02-05", photos=[NewPhoto(original, "again.jpg", "chin")])
+        other = new_patient(store, "Enc 2").id  # (the same photo at a second visit of one patient is refused)
+        store.save_visit(MAIN, other, date="2026-02-05", photos=[NewPhoto(original, "again.jpg", "chin")])
         photo = v.photos[0]
         assert store.photo_bytes(MAIN, pid, photo.id) == plain  # decrypted and verified
         with pytest.raises(StorageError, match="encrypted"):

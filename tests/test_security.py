@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import MAIN, new_patient, signed_in
+from helpers import MAIN, another_photo, new_patient, signed_in
 from PIL import Image
 from sqlalchemy import text
 
@@ -1000,8 +1000,8 @@ def test_hostile_file_names_are_text_in_the_compare_captions(app_env):
     region = "jaw line (caption test)"
     photo = (demo.SAMPLES_DIR / demo.COURSE[0][0]).read_bytes()
     with open_store(d) as s:
-        visits = [s.save_visit(MAIN, pid, date=f"2024-12-{day}", photos=[NewPhoto(photo, name, region)])
-                  for day in ("01", "29")]
+        visits = [s.save_visit(MAIN, pid, date=f"2024-12-{day}", photos=[NewPhoto(another_photo(photo, k), name, region)])
+                  for k, day in ((1, "01"), (2, "29"))]
     try:
         captions = _captions(ids, pid, "views/compare.py", "compare_region", region, "Before —")
         assert captions and all("](http:evil" not in c for c in captions), captions

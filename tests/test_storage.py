@@ -230,11 +230,15 @@ def test_identical_bytes_are_stored_once(store):
     v1 = store.save_visit(MAIN, a, date="2025-01-01", photos=[
         NewPhoto(data, "x.png", "left cheek"), NewPhoto(data, "again.png", "right cheek"),
     ])
-    v2 = store.save_visit(MAIN, a, date="2025-02-01", photos=[NewPhoto(data, "y.png", "left cheek")])
-    store.save_visit(MAIN, b, date="2025-02-01", photos=[NewPhoto(data, "z.png", "chin")])
+    # The same photo at a later visit of the same patient is a mistake (it would read "no change"): refused.
+    with pytest.raises(Conflict, match=r"y.png was saved already at the visit of 01 Jan 2025 \(left cheek\) — "):
+        store.save_visit(MAIN, a, date="2025-02-01", photos=[NewPhoto(png(2), "new.png", "chin"),
+                                                            NewPhoto(data, "y.png", "left cheek")])
+    assert count_rows(store, Visit) == 1 and len(list(store.blobs)) == 1  # nothing of that visit saved
+    v2 = store.save_visit(MAIN, b, date="2025-02-01", photos=[NewPhoto(data, "z.png", "chin")])
     assert [p.filename for p in v1.photos] == ["x.png"]  # one row per (visit, sha256): first kept
-    assert v2.photos[0].sha256 == v1.photos[0].sha256
-    assert count_rows(store, Photo) == 3
+    assert v2.photos[0].sha256 == v1.photos[0].sha256  # another patient's identical file is shared
+    assert count_rows(store, Photo) == 2
     assert [sha for sha, _ in store.blobs] == [hashlib.sha256(data).hexdigest()]  # one file
     # Deleting one patient keeps the file the other still uses; deleting both removes it.
     store.delete_patient(MAIN, a)
@@ -625,6 +629,29 @@ def test_patient_list_shows_latest_change_against_the_true_baseline(store):
     store.save_visit(MAIN, pid, date="2023-12-01", photos=[NewPhoto(png(999), "old.png", "left cheek")])
     assert store.list_patients(MAIN, "PR-0", algorithm_version=V1)[0].change_pct is None
     assert store.baseline_photo(MAIN, pid, "left cheek").filename == "old.png"
+
+
+def test_a_visit_with_several_photos_of_a_region_counts_one_photo_everywhere(store):
+    """One rule for which photo stands for a visit (its first measurable one): progress, the baseline and the
+    patients list used to pick different photos of the same visit and show −20 % on one page, −40 % on the
+    next."""
+    pid = new_patient(store, "Two photos", code="TWO").id
+    unmeasurable = meas(float("nan"))
+    v1 = store.save_visit(MAIN, pid, date="2025-01-01", photos=[
+        NewPhoto(png(501), "black.png", "left cheek", measurement=unmeasurable),  # first, but unmeasurable
+        NewPhoto(png(502), "base.png", "left cheek", measurement=meas(5.0))])
+    v2 = store.save_visit(MAIN, pid, date="2025-02-01", photos=[
+        NewPhoto(png(503), "first.png", "left cheek", measurement=meas(4.0)),
+        NewPhoto(png(504), "retake.png", "left cheek", measurement=meas(3.0))])
+    base, first, retake = v1.photos[1], v2.photos[0], v2.photos[1]
+    for ph, pct in ((first, -20.0), (retake, -40.0)):  # the retake's comparison is the newest row
+        store.save_comparison(MAIN, pid, base.id, ph.id, V1, change_pct=pct, ci_low=pct - 5, ci_high=pct + 5,
+                              mdc_pct=5.0, significant=True)
+    assert store.baseline_photo(MAIN, pid, "left cheek").id == base.id
+    points = store.progress(MAIN, pid, "left cheek", algorithm_version=V1)
+    assert [(p.photo_id, p.is_baseline, p.change_pct) for p in points] == [(base.id, True, 0.0), (first.id, False, -20.0)]
+    (row,) = store.list_patients(MAIN, "TWO", algorithm_version=V1)
+    assert row.change_pct == -20.0
 
 
 def test_delete_patient_removes_rows_and_files(store):

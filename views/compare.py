@@ -30,9 +30,16 @@ def _label(i: int) -> str:
     return f"{p.visit_date:%d %b %Y} — {p.filename}"
 
 
+# By default the photos the progress chart and the report use: the baseline and the latest visit's photo that
+# counts (a visit with a retake of the region has two photos; the first measurable one stands for it everywhere).
+with services.show_errors():
+    base = services.baseline_photo(pid, region)
+    points = services.progress(pid, region)
+a_default = ids.index(base.id) if base is not None and base.id in by_id else 0
+b_default = ids.index(points[-1].photo_id) if points and points[-1].photo_id in by_id else len(ids) - 1
 ca, cb = st.columns(2)
-a_id = ca.selectbox("Before (reference)", ids, index=0, format_func=_label, key="compare_a")
-b_id = cb.selectbox("After", ids, index=len(ids) - 1, format_func=_label, key="compare_b")
+a_id = ca.selectbox("Before (reference)", ids, index=a_default, format_func=_label, key="compare_a")
+b_id = cb.selectbox("After", ids, index=b_default, format_func=_label, key="compare_b")
 if a_id == b_id:
     st.info("Pick two different visits.")
     st.stop()

@@ -170,14 +170,16 @@ for data, name in uploads:
     if a.regions:
         st.dataframe(region_rows(a.regions), hide_index=True, key=f"regions_{a.sha256[:12]}")
 
-fingerprint = (pid, str(visit_date), region, tuple(sorted(sha256(d) for d, _ in keep)))
+# The photos alone (not the date or region): the same photos saved again under another date would read "no
+# change" at that date (storage refuses it too).
+fingerprint = (pid, tuple(sorted(sha256(d) for d, _ in keep)))
 already = st.session_state["saved_uploads"].get(fingerprint)
 if already:
     st.info(f"These photos were saved as the visit of {already}. Upload new photos for another visit.")
 
 if st.button("Save visit", key="save_visit", type="primary", disabled=bool(already)):
     if bad:
-        st.error(f"{bad[0].error}. Nothing was saved: remove the unreadable file(s) from the list first.")
+        st.error(f"{esc(bad[0].error)}. Nothing was saved: remove the unreadable file(s) from the list first.")
     elif not keep:
         st.error("No photo is kept; tick “Keep” for at least one photo. Nothing was saved.")
     else:
