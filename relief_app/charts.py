@@ -49,20 +49,22 @@ def progress_series(points: Sequence, metric: str = "roughness_index") -> list[S
     """Chart points from ``store.progress(...)``.
 
     For the roughness index the stored comparison with the baseline gives the change and its 95 % interval
-    (measured on the common overlap after alignment). For other metrics the change is the ratio of the two
-    photos' own measurements, without an interval. A follow-up not compared yet falls back to that ratio too,
-    with ``significant=None``.
+    (measured on the common overlap after alignment); a follow-up without one (not compared yet, or the photos
+    could not be aligned) has no change — never the plain ratio of the two photos' values, which is not the
+    same number (the two photos show different areas) and has no interval. For other metrics the change is the
+    ratio of the two photos' own measurements, without an interval (``significant=None``).
     """
     if not points:
         return []
-    base_date = points[0].date
+    base = next((p for p in points if p.is_baseline), points[0])
+    base_date = base.date
 
     def value_of(p):
         if metric == "roughness_index":
             return p.roughness_index
         return None if p.metrics is None else p.metrics.get(metric)
 
-    v0 = value_of(points[0])
+    v0 = value_of(base)
     out = []
     for p in points:
         v = value_of(p)
@@ -70,11 +72,14 @@ def progress_series(points: Sequence, metric: str = "roughness_index") -> list[S
         ratio = 100.0 * (v / v0 - 1.0) if v is not None and finite(v0) and v0 != 0 else None
         if p.is_baseline:
             change, low, high, sig = 0.0, None, None, None
-        elif metric == "roughness_index" and finite(p.change_pct):
-            change = float(p.change_pct)
-            low = float(p.ci_low) if finite(p.ci_low) else None
-            high = float(p.ci_high) if finite(p.ci_high) else None
-            sig = p.significant
+        elif metric == "roughness_index":
+            if finite(p.change_pct):
+                change = float(p.change_pct)
+                low = float(p.ci_low) if finite(p.ci_low) else None
+                high = float(p.ci_high) if finite(p.ci_high) else None
+                sig = p.significant
+            else:
+                change, low, high, sig = None, None, None, None
         else:
             change, low, high, sig = ratio, None, None, None
         out.append(SeriesPoint(visit_id=p.visit_id, date=p.date, weeks=_weeks(p, None, base_date), value=v,
@@ -104,7 +109,7 @@ def progress_figure(series: Sequence[SeriesPoint], treatments: Sequence = (), *,
             symbols.append("circle" if s.is_baseline else "circle-open")
         value = f"{s.value:.3g} {unit}" if s.value is not None else "not measured"
         what = "first visit (reference)" if s.is_baseline else (
-            change_with_interval(s.change, s.low, s.high) + (f", {significance_text(s.significant)}"
+            change_with_interval(s.change, s.low, s.high) + (f", {significance_text(s.significant, s.change)}"
                                                             if s.significant is not None else ""))
         hover.append(f"{s.date:%d %b %Y} (week {s.weeks:.1f})<br>{metric_label(metric)}: {value}<br>{what}")
 
@@ -129,9 +134,12 @@ def progress_figure(series: Sequence[SeriesPoint], treatments: Sequence = (), *,
                               text="collagen window", showarrow=False, xanchor="left", font=dict(color="#1a9850")))
         vline(w, "#7b3294", "dash", "treatment" if i == 0 or len(tx_weeks) <= 6 else None, 0.02)
     if tx_weeks:
-        vline(EVALUATION_WEEK, "#333333", "dot", "12-week evaluation", 0.95)
+        # anchored to the right of its line's left side: on a narrow (phone) chart the label stays inside
+        vline(EVALUATION_WEEK, "#333333", "dot", "12 weeks" if large else "12-week evaluation", 0.95)
+        notes[-1]["xanchor"] = "right"
+    # The first visit's level: "below the line = smoother" (visit mode) needs a line one can see.
     shapes.append(dict(type="line", xref="paper", yref="y", x0=0, x1=1, y0=0, y1=0, layer="below",
-                       line=dict(color="#999999", width=1)))
+                       line=dict(color="#555555" if large else "#999999", width=2.5 if large else 1)))
 
     fig = go.Figure(go.Scatter(
         x=xs, y=ys, mode="lines+markers", name=metric_label(metric),
@@ -145,7 +153,8 @@ def progress_figure(series: Sequence[SeriesPoint], treatments: Sequence = (), *,
     fig.update_layout(
         height=height, margin=dict(l=10, r=10, t=30, b=10), showlegend=False,
         xaxis_title=f"weeks since {axis_from}",
-        yaxis_title=f"{metric_label(metric)}: change from first visit (%)",
+        yaxis_title=("change since your first visit (%) — lower is smoother" if large and metric == "roughness_index"
+                     else f"{metric_label(metric)}: change from first visit (%)"),
         font=dict(size=18 if large else 13), shapes=shapes, annotations=notes,
     )
     lo = min([v for v in xs] + [0.0]) - 0.5

@@ -129,7 +129,7 @@ def _tables(data: ExportData, deidentify: bool, key: bytes | None) -> dict[str, 
             comp.append([code, region, day(p, base.date), day(p, row.date), _weeks(row.date, first_tx),
                          "roughness_index", _num(base.roughness_index), _num(row.roughness_index),
                          _num(row.change_pct), _num(row.ci_low), _num(row.ci_high), _num(row.mdc_pct),
-                         row.significant, significance_text(row.significant) or "not compared yet", version])
+                         row.significant, significance_text(row.significant, row.change_pct) or "not compared yet", version])
         for t in p.treatments:
             r = [code, day(p, t.date), _weeks(t.date, first_tx), t.procedure, _num(t.needle_depth_mm), t.area]
             treat.append(r if deidentify else r + [t.notes])

@@ -23,8 +23,8 @@ import numpy as np
 
 from .charts import COLLAGEN_WINDOW_WEEKS, EVALUATION_WEEK
 from .reportdata import SECONDARY_METRICS, RegionReport, ReportData
-from .text import (MINUS, NEGATIVE_IS_SMOOTHER, change_text, change_with_interval, finite, metric_label,
-                   metric_meaning, metric_unit, significance_text)
+from .text import (MINUS, NEGATIVE_IS_SMOOTHER, change_text, change_with_interval, finite, metric_heading,
+                   metric_label, metric_meaning, metric_unit, significance_text)
 
 __all__ = ["render_pdf", "chart_png", "PAPERS", "clean"]
 
@@ -274,7 +274,7 @@ def _region_section(pdf, data: ReportData, region: RegionReport, heading, text, 
     pdf.ln(1)
     last = rows[-1] if rows else None
     if last is not None and not last.is_baseline:
-        verdict = significance_text(last.significant) or "no interval yet"
+        verdict = significance_text(last.significant, last.change_pct) or "no interval yet"
         text(f"Latest change ({_date(last.date)}): "
              f"{change_with_interval(last.change_pct, last.ci_low, last.ci_high)} — {verdict}"
              + (f"; smallest detectable change {last.mdc_pct:.0f} %" if finite(last.mdc_pct) else ""), 10, h=5)
@@ -318,9 +318,9 @@ def _region_section(pdf, data: ReportData, region: RegionReport, heading, text, 
         if pdf.will_page_break(30):
             pdf.add_page()
         pdf.ln(1)
-        heads = ["Date", "Week", f"{metric_label('roughness_index')} ({metric_unit('roughness_index')})",
+        heads = ["Date", "Week", metric_heading("roughness_index"),
                  "Change vs first visit", "95 % interval", "MDC", "Verdict"]
-        heads += [f"{metric_label(m)} ({metric_unit(m)})" for m in SECONDARY_METRICS]
+        heads += [metric_heading(m) for m in SECONDARY_METRICS]
         fixed = (16, 10, 17, 15, 25, 9, 21)
         rest = (W - sum(fixed)) / max(len(SECONDARY_METRICS), 1)
         widths = fixed + (rest,) * len(SECONDARY_METRICS)
@@ -339,7 +339,7 @@ def _region_section(pdf, data: ReportData, region: RegionReport, heading, text, 
                 r.cell(f"{change_text(v.ci_low)} to {change_text(v.ci_high)}"
                        if finite(v.ci_low) and finite(v.ci_high) else "")
                 r.cell(f"{v.mdc_pct:.0f} %" if finite(v.mdc_pct) else "")
-                r.cell("" if v.is_baseline else significance_text(v.significant))
+                r.cell("" if v.is_baseline else significance_text(v.significant, v.change_pct))
                 for m in SECONDARY_METRICS:
                     x = v.metrics.get(m)
                     r.cell(f"{x:.3g}" if finite(x) else "")

@@ -195,9 +195,9 @@ def gather_report(store: Store, actor: Any, patient_id: int, *, region: str | No
         rows = _rows(store, actor, patient_id, points, version)
         series = tuple(charts.progress_series(points, "roughness_index"))
         last = series[-1] if series else None
-        sentence = visit_sentence(None if last is None or last.is_baseline else last.change,
-                                  last.low if last else None, last.high if last else None,
-                                  last.significant if last else None)
+        sentence = visit_sentence(last.change if last else None, last.low if last else None,
+                                  last.high if last else None, last.significant if last else None,
+                                  first_visit=last is None or last.is_baseline, weeks=last.weeks if last else None)
         pair = None
         photos = store.photos(actor, patient_id, region=name)
         if len(photos) > 1:

@@ -106,12 +106,18 @@ def bump() -> None:
 
 
 @contextlib.contextmanager
-def show_errors(stop: bool = True) -> Iterator[None]:
-    """Show a library or storage error as one line (``st.error``), never a traceback; then stop the page."""
+def show_errors(stop: bool = True, *, instead: str | None = None) -> Iterator[None]:
+    """Show a library or storage error as one line (``st.error``), never a traceback; then stop the page.
+
+    ``instead``: a sentence shown in its place (e.g. to a patient, who needs no photographer's advice).
+    """
     try:
         yield
     except ReliefError as err:  # storage.StorageError is a ReliefError too
-        st.error(md_escape(str(err), limit=None))
+        if instead is not None:
+            st.info(instead)
+        else:
+            st.error(md_escape(str(err), limit=None))
         if stop:
             st.stop()
 

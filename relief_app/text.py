@@ -28,6 +28,10 @@ NEGATIVE_IS_SMOOTHER = (
 )
 
 
+#: Weeks after a treatment in which most new collagen forms (the clinic text: a marked change at 6–8 weeks).
+COLLAGEN_WEEKS = (6, 8)
+
+
 def finite(x) -> bool:
     """True for a real, finite number (``None`` and NaN are not)."""
     try:
@@ -63,7 +67,7 @@ def region_rows(regions) -> list[dict]:
     for name, values in regions.items():
         row = {"Region": name}
         for m in REGION_COLUMNS:
-            row[f"{metric_label(m)} ({metric_unit(m)})"] = _rounded(values.get(m))
+            row[metric_heading(m)] = _rounded(values.get(m))
         row[AREA_LABEL] = _rounded(values.get("area_cm2"))
         rows.append(row)
     return rows
@@ -88,6 +92,12 @@ def region_change_rows(before, after, metric: str = "roughness_index") -> list[d
 
 def metric_unit(name: str) -> str:
     return METRICS[name].unit
+
+
+def metric_heading(name: str) -> str:
+    """``"Roughness index (%)"``; a dimensionless measure without "(1)", which reads like a footnote."""
+    unit = metric_unit(name)
+    return metric_label(name) if unit in ("", "1") else f"{metric_label(name)} ({unit})"
 
 
 def metric_meaning(name: str) -> str:
@@ -119,24 +129,44 @@ def change_with_interval(change: float | None, low: float | None, high: float | 
     return change_text(change, digits)
 
 
-def significance_text(significant: bool | None) -> str:
+def significance_text(significant: bool | None, change: float | None = None) -> str:
+    """The verdict in words, with its direction when the change is given.
+
+    >>> significance_text(True, -32.0), significance_text(True, 41.0), significance_text(False, -4.0)
+    ('significantly smoother', 'significantly rougher', 'within measurement noise')
+    """
     if significant is None:
         return ""
-    return "significant" if significant else "within measurement noise"
+    if not significant:
+        return "within measurement noise"
+    if finite(change) and change != 0:
+        return "significantly smoother" if change < 0 else "significantly rougher"
+    return "significant"
 
 
 def visit_sentence(change: float | None, low: float | None, high: float | None,
-                   significant: bool | None) -> str:
+                   significant: bool | None, *, first_visit: bool = False, weeks: float | None = None) -> str:
     """The one sentence a patient reads in visit mode.
+
+    ``weeks``: since the first treatment. Before the collagen window (6–8 weeks) has passed, "no change yet" is
+    expected; after it, the sentence does not promise more to come.
 
     >>> visit_sentence(-18.0, -24.0, -12.0, True)
     'Texture 18 % smoother than at your first visit (range 12–24 %)'
-    >>> visit_sentence(-3.0, -8.0, 2.0, False)
+    >>> visit_sentence(-3.0, -8.0, 2.0, False, weeks=2)
     'No change beyond measurement noise yet — collagen rebuilding takes 6–8 weeks'
+    >>> visit_sentence(-3.0, -8.0, 2.0, False, weeks=12)
+    'No change beyond measurement noise so far — your practitioner will talk the result through with you'
     """
-    if not finite(change):
+    if first_visit:
         return "Your first photos are the starting point — the next visits will be compared with them"
+    if not finite(change):
+        return ("This visit's photo could not be compared with your first visit — your practitioner will go "
+                "through the photos with you")
     if not significant:
+        if weeks is not None and weeks > COLLAGEN_WEEKS[1]:
+            return ("No change beyond measurement noise so far — your practitioner will talk the result through "
+                    "with you")
         return "No change beyond measurement noise yet — collagen rebuilding takes 6–8 weeks"
     lo, hi = sorted((abs(float(low)), abs(float(high)))) if finite(low) and finite(high) else (None, None)
     rng = f" (range {lo:.0f}–{hi:.0f} %)" if lo is not None else ""

@@ -5,6 +5,7 @@ photos measured and compared for real); each test then works on its own copy of 
 """
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import io
 import json
@@ -178,6 +179,11 @@ def test_visit_sentence_says_smoother_with_range_or_noise():
     assert text.visit_sentence(-18.0, -24.0, -12.0, True) == \
         "Texture 18 % smoother than at your first visit (range 12–24 %)"
     assert text.visit_sentence(-3.0, -8.0, 2.0, False).startswith("No change beyond measurement noise yet")
+    # at the 12-week evaluation "yet — collagen takes 6–8 weeks" would promise what has not come
+    late = text.visit_sentence(-3.0, -8.0, 2.0, False, weeks=12.0)
+    assert late.startswith("No change beyond measurement noise so far") and "6–8 weeks" not in late
+    assert "could not be compared" in text.visit_sentence(None, None, None, None)
+    assert "starting point" in text.visit_sentence(None, None, None, None, first_visit=True)
     assert "rougher" in text.visit_sentence(7.0, 2.0, 12.0, True)
 
 
@@ -423,6 +429,14 @@ def test_progress_series_uses_the_stored_interval(store, demo_id):
     assert series[0].change == 0.0 and series[0].is_baseline
     assert series[-1].low == pytest.approx(points[-1].ci_low)
     assert series[-1].weeks == pytest.approx(12.0)
+    # A follow-up without a comparison (not aligned, or not compared yet) has no change: not the plain ratio of
+    # the two photos' values (the chart showed a point at -0.5 % and "Latest change 0 %" for an unaligned photo).
+    uncompared = [dataclasses.replace(p, change_pct=None, ci_low=None, ci_high=None, significant=None)
+                  if not p.is_baseline else p for p in points]
+    series = charts.progress_series(uncompared)
+    assert [s.change for s in series[1:]] == [None] * (len(points) - 1)
+    ratio = charts.progress_series(uncompared, "erythema_index")  # secondary measures: the ratio, no verdict
+    assert all(s.change is not None and s.significant is None for s in ratio[1:])
 
 
 # ------------------------------------------------------------------------------------------------- compare
@@ -700,7 +714,7 @@ def test_compare_page_shows_the_regions_both_photos_have(data_dir, store, demo_i
     aligned = _aligned_region_table(at)  # the baseline's region compared on the aligned pair, with its interval
     assert list(aligned["Region"]) == ["left cheek"]
     change = aligned.iloc[0, 1]
-    assert change.startswith("\u2212") and " to " in change and aligned.iloc[0, 2] == "significant"
+    assert change.startswith("\u2212") and " to " in change and aligned.iloc[0, 2] == "significantly smoother"
     at.selectbox(key="compare_region_metric").set_value("scar_density").run()
     _no_exception(at)
     assert _region_table(at).columns[1].endswith(f"({text.metric_unit('scar_density')})")

@@ -140,7 +140,8 @@ def test_comparisons_hold_the_stored_change_interval_mdc_and_verdict(exported, s
             assert float(r["ci95_high_pct"]) == pytest.approx(p.ci_high, rel=1e-12)
             c = store.get_comparison(MAIN, pid, points[0].photo_id, p.photo_id, analyzer.ALGORITHM_VERSION)
             assert float(r["mdc_pct"]) == pytest.approx(c.mdc_pct, rel=1e-12)
-            assert r["verdict"] == ("significant" if p.significant else "within measurement noise")
+            assert r["verdict"] == ("within measurement noise" if not p.significant else
+                                    "significantly smoother" if p.change_pct < 0 else "significantly rougher")
 
 
 def test_treatments_and_patients(exported):

@@ -82,7 +82,7 @@ def test_pdf_text_holds_the_progress_pages_latest_change_and_interval(demo_repor
     for p in points:
         assert f"{p.date:%d %b %Y}" in text
     # The sentence of visit mode, the header and the footer.
-    assert visit_sentence(last.change, last.low, last.high, last.significant) in text
+    assert visit_sentence(last.change, last.low, last.high, last.significant, weeks=last.weeks) in text
     assert "Demo patient" in text and "Clinique du Parc" in text
     assert f"algorithm version {analyzer.ALGORITHM_VERSION}" in text
     assert "generated 2026-05-04 09:30 UTC" in text
@@ -141,7 +141,7 @@ def test_without_a_second_visit_there_is_no_chart_and_no_crash(data_dir):
                                        metrics={"roughness_index": 4.0}))])
         data = reportdata.gather_report(store, MAIN, p.id, now=NOW)
     text = _text(report.render_pdf(data))
-    assert visit_sentence(None, None, None, None) in text
+    assert visit_sentence(None, None, None, None, first_visit=True) in text
     assert "Latest change" not in text
 
 

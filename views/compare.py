@@ -6,7 +6,7 @@ from analyzer.comparison import SCAR_DEPTH_CHANGE_PCT
 from relief_app import charts, images, services
 from relief_app.text import NEGATIVE_IS_SMOOTHER, REGION_COLUMNS, change_text, change_with_interval, finite
 from relief_app.text import md_escape as esc
-from relief_app.text import metric_label, metric_unit, region_change_rows, significance_text
+from relief_app.text import metric_heading, metric_unit, region_change_rows, significance_text
 
 if "patient_id" not in st.session_state:
     st.session_state["patient_id"] = None
@@ -53,7 +53,7 @@ v = view["values"]
 
 m1, m2, m3 = st.columns([2, 1, 1])
 m1.metric("Texture change", change_with_interval(v["change_pct"], v["ci_low"], v["ci_high"]))
-m2.metric("Verdict", significance_text(v["significant"]))
+m2.metric("Verdict", significance_text(v["significant"], v["change_pct"]))
 m3.metric("Smallest detectable change", f"{v['mdc_pct']:.0f} %")
 st.caption(NEGATIVE_IS_SMOOTHER)
 
@@ -111,7 +111,7 @@ if aligned_regions:
     st.dataframe([{"Region": name,
                    "Texture change (95 % interval)": change_with_interval(r.get("change_pct"), *(r.get("ci95_pct")
                                                                                                   or (None, None))),
-                   "Verdict": significance_text(r.get("significant"))}
+                   "Verdict": significance_text(r.get("significant"), r.get("change_pct"))}
                   for name, r in aligned_regions.items()], hide_index=True, key="region_change_table")
     st.caption("Each region of the before photo, with the after photo aligned onto it. " + NEGATIVE_IS_SMOOTHER)
 
@@ -123,7 +123,7 @@ with services.show_errors(stop=False):
         st.subheader("Region by region")
         rc, _ = st.columns([2, 3])
         rmetric = rc.selectbox("Measure", REGION_COLUMNS, key="compare_region_metric",
-                               format_func=lambda n: f"{metric_label(n)} ({metric_unit(n)})")
+                               format_func=metric_heading)
         st.dataframe(region_change_rows(regions_a, regions_b, rmetric), hide_index=True, key="region_table")
         st.caption("Each region as measured in each photo on its own (not aligned with each other): change = "
                    "after ÷ before − 1, without an interval; negative = less (smoother, fewer scars or pores). "

@@ -199,7 +199,7 @@ if saved is not None and already and saved.visit.patient_id == pid:
             c = o.comparison
             st.metric(f"{esc(o.photo.filename)}: texture vs baseline ({o.baseline.visit_date:%d %b %Y})",
                       change_with_interval(c.change_pct, c.ci_low, c.ci_high))
-            st.caption(f"{significance_text(c.significant).capitalize()} (smallest detectable change "
+            st.caption(f"{significance_text(c.significant, c.change_pct).capitalize()} (smallest detectable change "
                        f"{c.mdc_pct:.0f} %). Negative = smoother.")
         elif o.error:
             st.warning(f"{esc(o.photo.filename)}: saved, but not compared with the baseline — "

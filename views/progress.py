@@ -3,7 +3,8 @@ import streamlit as st
 
 from relief_app import charts, services
 from relief_app.text import (NEGATIVE_IS_SMOOTHER, PROGRESS_METRICS, change_text, change_with_interval, finite,
-                             metric_label, metric_meaning, metric_unit, significance_text)
+                             metric_heading, metric_label, metric_meaning,
+                             significance_text)
 
 for key, default in (("patient_id", None), ("progress_computed", set())):
     if key not in st.session_state:
@@ -15,7 +16,7 @@ pid, _, regions = services.patient_page(
 c1, c2 = st.columns(2)
 region = c1.selectbox("Region", regions, key="progress_region")
 metric = c2.selectbox("Measure", PROGRESS_METRICS, key="progress_metric",
-                      format_func=lambda n: f"{metric_label(n)} ({metric_unit(n)})")
+                      format_func=metric_heading)
 st.caption(f"{metric_label(metric)}: {metric_meaning(metric)}")
 
 with services.show_errors():
@@ -40,22 +41,27 @@ last = series[-1]
 if len(series) > 1:
     m1, m2 = st.columns(2)
     m1.metric(f"Latest change ({last.date:%d %b %Y})", change_with_interval(last.change, last.low, last.high))
-    m2.metric("Verdict", significance_text(last.significant) or "no interval for this measure")
+    m2.metric("Verdict", significance_text(last.significant, last.change)
+              or ("not compared" if last.change is None else "no interval for this measure"))
 st.plotly_chart(fig, key="progress_chart", config={"displaylogo": False})
-st.caption(NEGATIVE_IS_SMOOTHER + " Dashed lines: treatments; green: the 6–8 week collagen window after each; "
-           "dotted: the 12-week evaluation. Open markers are within measurement noise."
-           + ("" if metric == "roughness_index" else
-              " For this measure the change is the ratio of the two photos' own values, without an interval."))
+if metric == "roughness_index":
+    st.caption(NEGATIVE_IS_SMOOTHER + " Dashed lines: treatments; green: the 6–8 week collagen window after each; "
+               "dotted: the 12-week evaluation. Filled markers are significant changes, open markers are within "
+               "measurement noise. A visit whose photo could not be compared with the first visit has no point.")
+else:  # pigment, pores, ...: no aligned comparison, no interval, no verdict
+    st.caption("For this measure the change is the ratio of the two photos' own values, in % of the first visit's "
+               "(negative = less), without an interval: it cannot be told apart from measurement noise, so no "
+               "marker is filled. Dashed lines: treatments; green: the 6–8 week collagen window after each.")
 
-unit = metric_unit(metric)
 rows = [{
     "Date": s.date.strftime("%d %b %Y"),
     "Week": round(s.weeks, 1),
-    f"{metric_label(metric)} ({unit})": round(s.value, 3) if finite(s.value) else None,
-    "Change vs first visit": "reference" if s.is_baseline else change_text(s.change),
+    metric_heading(metric): round(s.value, 3) if finite(s.value) else None,
+    "Change vs first visit": "reference" if s.is_baseline else (
+        change_text(s.change) if finite(s.change) else "not compared"),
     "95 % interval": (f"{change_text(s.low)} to {change_text(s.high)}" if finite(s.low) and finite(s.high)
                       else ""),
-    "Verdict": significance_text(s.significant),
+    "Verdict": significance_text(s.significant, s.change),
 } for s in series]
 st.dataframe(rows, hide_index=True, key="progress_table")
 

@@ -46,7 +46,8 @@ region = ordered[0] if len(ordered) == 1 else st.selectbox("Area", ordered, key=
 points = services.progress(pid, region)
 series = charts.progress_series(points, "roughness_index")
 last = series[-1]
-sentence = visit_sentence(None if last.is_baseline else last.change, last.low, last.high, last.significant)
+sentence = visit_sentence(last.change, last.low, last.high, last.significant, first_visit=last.is_baseline,
+                          weeks=last.weeks)
 st.markdown(f"## {sentence}")
 weeks = last.weeks
 st.markdown(f"### {esc(region.capitalize())} · {len(series)} visit(s) · last photo {last.date:%d %B %Y}"
@@ -61,9 +62,12 @@ if len(series) > 1:
     st.caption("Below the line = smoother than at your first visit. Bars show the range the true change lies in. "
                "New collagen forms mostly 6–8 weeks after each treatment (green bands).")
 
-    photos = services.photos(pid, region)
-    first, latest = photos[0], photos[-1]
-    with services.show_errors(stop=False):
+    # The photos the chart and the sentence are about: the baseline and the latest visit's photo that counts.
+    by_id = {ph.id: ph for ph in services.photos(pid, region)}
+    first, latest = by_id.get(points[0].photo_id), by_id.get(points[-1].photo_id)
+    first = next((by_id[p.photo_id] for p in points if p.is_baseline and p.photo_id in by_id), first)
+    with services.show_errors(stop=False, instead="The before and after photos of this visit could not be lined "
+                                                  "up — your practitioner will show you the photos"):
         with st.spinner("Preparing your before and after photos…"):
             view = services.compare_views(pid, first, latest)
         b, a = st.columns(2)
