@@ -138,7 +138,8 @@ def drift_sensitivity(*, seed: int = 500, severity: float = 0.6) -> dict:
     return out
 
 
-def scar_colour(*, n: int = 4, seed: int = 700, severity: float = 0.6, strength: float = 1.0) -> dict:
+def scar_colour(*, n: int = 4, seed: int = 700, severity: float = 0.6, strength: float = 1.0,
+                shallower: bool = True) -> dict:
     """Colour inside the scars (``synth.add_scar_pigment``): it must not read as relief.
 
     For each of ``n`` skins and each colour (``red``: haemoglobin, ``brown``: melanin, at ``strength``):
@@ -149,7 +150,7 @@ def scar_colour(*, n: int = 4, seed: int = 700, severity: float = 0.6, strength:
       significant);
     * ``shallower_plain_pct`` / ``shallower_coloured_pct``: pits 30 % shallower, compared on the same two
       recaptures without and with the colour (which stays); ``shallower_gap_pts`` their difference (target
-      ``<= 3`` points).
+      ``<= 3`` points). ``shallower=False`` leaves these out (the fading only).
     """
     rng = np.random.default_rng(seed)
     cap = synth.Capture()
@@ -160,9 +161,10 @@ def scar_colour(*, n: int = 4, seed: int = 700, severity: float = 0.6, strength:
     for i in range(n):
         skin = synth.make_skin(seed=seed + i, severity=severity)
         a, b = _capture(rng), _capture(rng)
-        plain = compare(synth.render(skin, a, seed=1), synth.render(synth.scale_scars(skin, 0.7), b, seed=2),
-                        px_per_mm=a.px_per_mm).change_pct
-        out["shallower_plain_pct"].append(plain)
+        if shallower:
+            plain = compare(synth.render(skin, a, seed=1), synth.render(synth.scale_scars(skin, 0.7), b, seed=2),
+                            px_per_mm=a.px_per_mm).change_pct
+            out["shallower_plain_pct"].append(plain)
         for name, kw in kinds.items():
             coloured = synth.add_scar_pigment(skin, **kw)
             faded = synth.fade_scar_pigment(coloured, 0.0)
@@ -172,6 +174,8 @@ def scar_colour(*, n: int = 4, seed: int = 700, severity: float = 0.6, strength:
             c = compare(synth.render(coloured, a, seed=1), synth.render(faded, b, seed=2), px_per_mm=a.px_per_mm)
             out["fade_recapture_pct"][name].append(c.change_pct)
             out["fade_significant"] += int(c.significant)
+            if not shallower:
+                continue
             sc = compare(synth.render(coloured, a, seed=1),
                          synth.render(synth.scale_scars(coloured, 0.7), b, seed=2), px_per_mm=a.px_per_mm).change_pct
             out["shallower_coloured_pct"][name].append(sc)
@@ -458,6 +462,7 @@ def run_validation(*, quick: bool = False) -> dict:
         "single_drift_pct": drift_sensitivity(),
         "capture_checks": capture_checks(),
         "scar_colour": scar_colour(n=1 if quick else 4),
+        "scar_colour_2x": scar_colour(n=1 if quick else 4, strength=2.0, shallower=False),
         "calibration": repeatability_calibration(n=3 if quick else 30),
         "held_out": held_out_spread(n=3 if quick else 60),
         "real": run_real(quick=quick),
@@ -506,6 +511,11 @@ def _report(r: dict) -> None:
               f"{nums(sc['shallower_plain_pct'])} % without colour; gap {nums(sc['shallower_gap_pts'][k])} points "
               "(target <= 3)")
     print(f"   fading colour called significant: {sc['fade_significant']} of {2 * sc['n']}   (target 0)")
+    s2 = r["scar_colour_2x"]
+    print(f"7b. Twice that colour, fading while the pits stay: "
+          + "; ".join(f"{k} {nums(s2['fade_pct'][k])} % same capture, {nums(s2['fade_recapture_pct'][k])} % between "
+                      "recaptures" for k in s2["fade_pct"])
+          + f"; called significant {s2['fade_significant']} of {2 * s2['n']}")
     cal, ho, rc = r["calibration"], r["held_out"], r["recapture"]
     print(f"8. Repeatability calibrated on {cal['n']} recaptures of a second noise model (other skins, wider drift, "
           f"phone processing; {cal['unaligned']} more could not be aligned): SD {cal['sd_pct']:.2f} %, upper 95 % "

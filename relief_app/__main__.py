@@ -20,6 +20,7 @@ import sys
 from pathlib import Path
 
 from analyzer.cli import EXIT_ERROR, guarded
+from analyzer.errors import OptionError
 
 
 class _Parser(argparse.ArgumentParser):
@@ -96,6 +97,10 @@ def _export(args) -> str:
         actor = store.accounts.clinic_actor(args.clinic)
         pid = reportdata.find_patient(store, actor, args.patient).id if args.patient is not None else None
         data = reportdata.gather_export(store, actor, patient_id=pid, teaching=args.deidentify)
+        if args.deidentify and not data.patients:  # an empty study file that looks like success helps nobody
+            who = (f"patient {args.patient} has not" if args.patient is not None else "no patient of this clinic has")
+            raise OptionError(f"{who} consented to teaching and marketing use, so a de-identified export would be "
+                              "empty — record that consent on the Patients page first")
         key = export.pseudonym_key(store.data_dir) if args.deidentify else None
         detail = f"command line, {len(data.patients)} patient(s)" + (", de-identified" if key else "")
         reportdata.log_export(store, actor, data, patient_id=pid, detail=detail)

@@ -94,6 +94,19 @@ def metric_unit(name: str) -> str:
     return METRICS[name].unit
 
 
+#: The quality gate's codes (``analyzer.quality``) in words, for the page (the advice itself follows each).
+QUALITY_LABELS = {
+    "low_resolution": "too few pixels per mm", "no_texture": "no skin texture", "blur": "out of focus",
+    "underexposed": "too dark", "overexposed": "too bright", "clipping": "clipped to white or black",
+    "glare": "glare",
+}
+
+
+def quality_words(codes) -> str:
+    """``("blur", "glare")`` -> ``"out of focus, glare"`` (an unknown code as it is)."""
+    return ", ".join(QUALITY_LABELS.get(c, c.replace("_", " ")) for c in codes)
+
+
 def metric_heading(name: str) -> str:
     """``"Roughness index (%)"``; a dimensionless measure without "(1)", which reads like a footnote."""
     unit = metric_unit(name)

@@ -412,7 +412,7 @@ class Store:
             check_text(Treatment, **tx_values)
         with self._tx() as s:  # fail early (before writing files): no such patient, no right, no consent
             patient_in_scope(s, actor, patient_id, WRITE)
-            _require_clinical_consent(s, patient_id, photos)
+            _require_clinical_consent(s, patient_id, photos, visit_date)
 
         # (2) files first: a crash after this point leaves only content-addressed orphans; a failure removes
         # the files this call wrote (those no row uses).
@@ -448,7 +448,7 @@ class Store:
         # (4) one transaction for every row.
         with self._tx() as s:
             patient_in_scope(s, actor, patient_id, WRITE)
-            _require_clinical_consent(s, patient_id, photos)
+            _require_clinical_consent(s, patient_id, photos, visit_date)
             _refuse_saved_again(s, patient_id, stored)
             now = utcnow()
             visit = Visit(patient_id=patient_id, date=visit_date, notes=str(notes or ""), created_at=now)
@@ -970,10 +970,23 @@ def _code_conflict(code: str | None) -> Conflict:
     return Conflict(f"a patient with code {code!r} already exists; use another code or open that patient")
 
 
-def _require_clinical_consent(s: Session, patient_id: int, photos: Sequence[Any]) -> None:
-    if photos and not consent.in_force(s, [int(patient_id)], "clinical").get(int(patient_id), False):
+def _require_clinical_consent(s: Session, patient_id: int, photos: Sequence[Any], visit_date: dt.date) -> None:
+    """Photos need the patient's consent to clinical photography in force, given on or before the visit's day."""
+    if not photos:
+        return
+    newest = s.scalars(select(consent.Consent).where(consent.Consent.patient_id == int(patient_id),
+                                                     consent.Consent.kind == "clinical")
+                       .order_by(consent.Consent.id.desc()).limit(1)).first()
+    if newest is None:
         raise ConsentRequired("record the patient's consent to clinical photography (patient page) before "
                               "saving photos")
+    if not newest.granted:
+        raise ConsentRequired(f"the patient withdrew consent to clinical photography on {newest.date:%d %b %Y}: "
+                              "no new photo can be saved (record a new consent if the patient gives it again)")
+    if visit_date < newest.date:
+        raise ConsentRequired(f"the visit of {visit_date:%d %b %Y} is before the consent to clinical photography "
+                              f"({newest.date:%d %b %Y}) — check the visit's date, or record the day the patient "
+                              "actually consented")
 
 
 def _get_photo(s: Session, actor: Actor, patient_id: int, photo_id: int, right: str = READ

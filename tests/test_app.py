@@ -770,3 +770,14 @@ def test_delete_patient_from_the_page_removes_rows_and_photo_files(data_dir, sto
     assert p.id not in [x.id for x in store.list_patients(MAIN)]
     assert [e.patient_id for e in store.audit.events(MAIN, action="delete_patient")] == [p.id]
     assert not path.exists()  # the photo file went with the rows
+
+
+def test_every_quality_code_has_words_for_the_page():
+    """The New-visit page showed the gate's internal codes ("no_texture, clipping"); each has words now."""
+    import re
+
+    from analyzer import quality
+
+    codes = set(re.findall(r'flag\(\s*"(\w+)"', Path(quality.__file__).read_text()))
+    assert codes and codes <= set(text.QUALITY_LABELS), codes - set(text.QUALITY_LABELS)
+    assert text.quality_words(["blur", "glare"]) == "out of focus, glare"

@@ -211,8 +211,11 @@ def sign_in(page, server: Server, username: str = "admin", password: str = ADMIN
     settle(page)
 
 
-def record_consent(page) -> None:
-    """On the Patients page, record the selected patient's consent to clinical photography (given, today)."""
+def record_consent(page, day: dt.date | None = None) -> None:
+    """On the Patients page, record the selected patient's consent to clinical photography (given on ``day``,
+    default today; photos of visits before it are refused)."""
+    if day is not None:
+        set_date(page, "consent_date", day)
     page.locator(key("record_consent") + " button").click()
     settle(page)
     page.get_by_text("Consent recorded.").wait_for()
@@ -242,8 +245,8 @@ def create_patient(page, server: Server, name: str, code: str, *, consent: bool 
         (pid,) = [p.id for p in store.list_patients(MAIN, code) if p.code == code]
     # The new patient is the selected one: their row's button says "Selected" and is disabled.
     assert page.locator(key(f"open_patient_{pid}") + " button").is_disabled()
-    if consent:
-        record_consent(page)
+    if consent:  # (given eight weeks ago: the tests enter visits from up to six weeks back)
+        record_consent(page, dt.date.today() - dt.timedelta(weeks=8))
     return pid
 
 

@@ -249,7 +249,12 @@ def test_cli_export_one_patient_and_deidentified(seeded, tmp_path):
     r = _cli(seeded, "export", "--out", str(tmp_path / "one"), "--patient", "ZX-4471")
     assert r.returncode == 0, r.stderr
     assert {r_["patient"] for r_ in _rows(tmp_path / "one" / "measurements.csv")} == {"ZX-4471"}
-    r = _cli(seeded, "export", "--out", str(tmp_path / "anon"), "--deidentify", RELIEF_PSEUDONYM_KEY="k" * 40)
+    data = tmp_path / "data"
+    shutil.copytree(seeded, data)
+    with open_store(data) as store:  # (a de-identified export holds only patients who consented to that use)
+        pid = reportdata.find_patient(store, MAIN, "ZX-4471").id
+        store.consents.record(MAIN, pid, "marketing", granted=True, date=dt.date(2025, 2, 3))
+    r = _cli(data, "export", "--out", str(tmp_path / "anon"), "--deidentify", RELIEF_PSEUDONYM_KEY="k" * 40)
     assert r.returncode == 0, r.stderr
     text = _all_text(tmp_path / "anon").casefold()
     assert "zx-4471" not in text and "demo" not in text
@@ -287,6 +292,10 @@ def test_deidentified_export_honours_marketing_consent_and_is_audited(seeded, tm
 
     def deid_codes(name):
         r = _cli(data, "export", "--out", str(tmp_path / name), "--deidentify", RELIEF_PSEUDONYM_KEY="k" * 40)
+        if r.returncode == 2:  # nobody to export: one line that says why, and no files that look like success
+            assert "no patient of this clinic has consented to teaching and marketing use" in r.stderr
+            assert len(r.stderr.strip().splitlines()) == 1 and not (tmp_path / name).exists()
+            return set()
         assert r.returncode == 0, r.stderr
         return {row["patient"] for row in _rows(tmp_path / name / "patients.csv")}
 
@@ -305,9 +314,9 @@ def test_deidentified_export_honours_marketing_consent_and_is_audited(seeded, tm
     with open_store(data) as store:
         rows = [e for e in store.audit.events(MAIN) if e.action == "export" and e.id not in before]
         everyone = {p.id for p in store.list_patients(MAIN)}
-    # One row per exported patient (a privacy officer can ask "was this patient's record exported?"), one row
-    # without a patient for an export that held none: 0 + 1 + 0 patients de-identified, then the clinic's 2.
-    assert len(rows) == 5 and all(e.account == "system" for e in rows)
+    # One row per exported patient (a privacy officer can ask "was this patient's record exported?"): the one
+    # de-identified, then the clinic's 2 (the refused empty exports wrote nothing).
+    assert len(rows) == 3 and all(e.account == "system" for e in rows)
     assert [e.patient_id for e in rows if "de-identified" in e.detail].count(pid) == 1
     assert {e.patient_id for e in rows if "de-identified" not in e.detail} == everyone
 

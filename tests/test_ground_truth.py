@@ -90,6 +90,14 @@ def test_fading_colour_inside_unchanged_scars_moves_the_index_by_at_most_3_perce
     assert scar_colour["fade_significant"] == 0, scar_colour["fade_recapture_pct"]
 
 
+def test_twice_the_colour_inside_unchanged_scars_fading_still_moves_the_index_by_at_most_3_percent():
+    # (the README quotes this figure; validate prints it as section 7b)
+    r = validate.scar_colour(n=1, strength=2.0, shallower=False)
+    for name, changes in r["fade_pct"].items():
+        assert all(abs(c) <= 3.0 for c in changes), (name, changes)
+    assert r["fade_significant"] == 0, r["fade_recapture_pct"]
+
+
 def test_scars_30_percent_shallower_read_the_same_with_and_without_their_colour(scar_colour):
     assert scar_colour["shallower_plain_pct"][0] < -15.0  # a real improvement to read
     for name, gaps in scar_colour["shallower_gap_pts"].items():

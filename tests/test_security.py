@@ -390,8 +390,11 @@ def test_no_photo_without_clinical_consent(world):
     assert store.visits(prac, p.id) == [] and sorted(store.blobs) == files_before  # nothing, not even a file
     store.consents.record(prac, p.id, "clinical", granted=True, date=dt.date(2025, 1, 1))
     store.save_visit(prac, p.id, date="2025-01-01", photos=photo)
-    store.consents.record(prac, p.id, "clinical", granted=False)
-    with pytest.raises(ConsentRequired):
+    with pytest.raises(ConsentRequired, match="the visit of 31 Dec 2024 is before the consent to clinical "
+                                              r"photography \(01 Jan 2025\)"):  # photos taken before consent
+        store.save_visit(prac, p.id, date="2024-12-31", photos=[NewPhoto(png(7), "early.png", "chin")])
+    store.consents.record(prac, p.id, "clinical", granted=False, date=dt.date(2025, 1, 20))
+    with pytest.raises(ConsentRequired, match="withdrew consent to clinical photography on 20 Jan 2025"):
         store.save_visit(prac, p.id, date="2025-02-01", photos=[NewPhoto(png(6), "m.png", "chin")])
     status = store.consents.status(prac, p.id)
     assert not status.clinical_granted and [c.granted for c in status.history] == [True, False]
@@ -422,7 +425,7 @@ def test_every_action_leaves_exactly_one_audit_row(world):
     assert e.patient_id == pid and e.clinic_id == prac.clinic_id
     p2, _ = one_row("create_patient", lambda: store.create_patient(prac, "Carl"))
     one_row("edit_patient", lambda: store.update_patient(prac, p2.id, notes="n"))
-    one_row("consent", lambda: store.consents.record(prac, p2.id, "clinical", granted=True))
+    one_row("consent", lambda: store.consents.record(prac, p2.id, "clinical", granted=True, date=dt.date(2025, 1, 1)))
     one_row("add_treatment", lambda: store.add_treatment(prac, p2.id, "2025-01-01"))
     v, _ = one_row("upload", lambda: store.save_visit(prac, p2.id, date="2025-01-01", photos=[
         NewPhoto(png(11), "x.png", "chin", measurement=NewMeasurement(V, roughness_index=3.0))]))
@@ -983,7 +986,7 @@ def test_a_hostile_region_name_is_text_in_the_baseline_caption(app_env):
     d, ids, pid = app_env
     region = "[Session expired - sign in](https://evil.example)"
     with open_store(d) as s:
-        visit = s.save_visit(MAIN, pid, date="2024-12-31", photos=[NewPhoto(png(4), "x.png", region)])
+        visit = s.save_visit(MAIN, pid, date=dt.date.today(), photos=[NewPhoto(png(4), "x.png", region)])
     try:
         captions = _captions(ids, pid, "views/new_visit.py", "visit_region", region, "Baseline of")
         assert captions and all("](https://evil" not in c for c in captions), captions
@@ -1000,8 +1003,9 @@ def test_hostile_file_names_are_text_in_the_compare_captions(app_env):
     region = "jaw line (caption test)"
     photo = (demo.SAMPLES_DIR / demo.COURSE[0][0]).read_bytes()
     with open_store(d) as s:
-        visits = [s.save_visit(MAIN, pid, date=f"2024-12-{day}", photos=[NewPhoto(another_photo(photo, k), name, region)])
-                  for k, day in ((1, "01"), (2, "29"))]
+        visits = [s.save_visit(MAIN, pid, date=dt.date.today() - dt.timedelta(days=day),
+                               photos=[NewPhoto(another_photo(photo, k), name, region)])
+                  for k, day in ((1, 2), (2, 1))]
     try:
         captions = _captions(ids, pid, "views/compare.py", "compare_region", region, "Before —")
         assert captions and all("](http:evil" not in c for c in captions), captions

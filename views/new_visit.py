@@ -4,7 +4,7 @@ import datetime as dt
 import streamlit as st
 
 from relief_app import images, services
-from relief_app.text import change_with_interval, finite, metric_unit, region_rows, significance_text
+from relief_app.text import change_with_interval, finite, metric_unit, quality_words, region_rows, significance_text
 from relief_app.text import md_escape as esc
 from relief_app.visits import DEFAULT_FIELD_MM, box_from_percent, sha256
 
@@ -158,7 +158,7 @@ for data, name in uploads:
         if a.quality_ok:
             st.success("Quality: good enough to measure.")
         else:
-            st.warning("Quality: retake advised — " + ", ".join(a.codes) + ".")
+            st.warning("Quality: retake advised — " + quality_words(a.codes) + ".")
         for w in a.warnings:
             st.markdown(f"- {w}")
         ri = f"{a.roughness_index:.2f} {ri_unit}" if finite(a.roughness_index) else "not measurable"

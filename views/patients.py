@@ -30,8 +30,13 @@ def _consent_and_links(pid: int) -> None:
             else:
                 state = "given" if rec.granted else "**withdrawn**"
                 st.markdown(f"**{label}:** {state} on {rec.date:%d %b %Y} (recorded by {esc(rec.recorded_by)})")
-        if not status.clinical_granted:
+        if status.clinical is None:
             st.warning("No photo can be saved for this patient until consent to clinical photography is recorded.")
+        elif not status.clinical.granted:
+            st.warning(f"Consent to clinical photography withdrawn on {status.clinical.date:%d %b %Y}: no new photo "
+                       "can be saved. The photos already taken stay in the patient's record; if the patient asks "
+                       "for them to be erased, delete the visits (or the patient) — patient links can be revoked "
+                       "below.")
         if status.marketing is not None and not status.marketing.granted:
             st.info("Marketing consent withdrawn: this patient's photos and data are left out of teaching and "
                     "marketing use and of de-identified exports.")
@@ -56,8 +61,12 @@ def _consent_and_links(pid: int) -> None:
             st.caption("A read-only link to this patient's progress — for the consultation screen or the patient's "
                        "own phone. Anyone holding it sees this patient's progress until it expires or is revoked.")
             with st.form("link_form"):
-                until = st.date_input("Valid until the end of", value=dt.date.today(), key="link_until",
-                                      min_value=dt.date.today(), max_value=dt.date.today() + dt.timedelta(days=90))
+                # Two weeks by default: long enough to look at at home after the visit (a link that ended the same
+                # night surprised patients), short enough not to linger; up to 90 days, or today only.
+                until = st.date_input("Valid until the end of", value=dt.date.today() + dt.timedelta(days=14),
+                                      key="link_until", min_value=dt.date.today(),
+                                      max_value=dt.date.today() + dt.timedelta(days=90),
+                                      help="Choose today for a link shown only on the consultation screen.")
                 if st.form_submit_button("Create link", key="issue_link"):
                     with services.show_errors(stop=False):
                         token, _ = services.issue_link(pid, expires_at=until)
