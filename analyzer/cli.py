@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import math
 import os
 import sys
+import warnings
 
 from .errors import ReliefError
 from .registry import METRICS
@@ -149,7 +151,12 @@ def guarded(run, *, writes: bool = False, report_with: str = "") -> int:
     (what to attach to a bug report).
     """
     try:
-        return run()
+        # What the libraries say on the side (Pillow's notes on a file's odd metadata, numpy's floating-point
+        # warnings) is not for the user: the command's own warnings are part of its output, errors are one line.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            logging.getLogger("PIL").setLevel(logging.CRITICAL)
+            return run()
     except ReliefError as err:
         print(f"error: {err}", file=sys.stderr)
     except KeyboardInterrupt:

@@ -133,7 +133,7 @@ def parse_roi(roi, shape) -> tuple[int, int, int, int] | None:
             roi = tuple(int(float(v)) for v in roi.split(","))
         except (ValueError, OverflowError):
             raise OptionError(f"ROI {roi!r} is not four numbers — write it as X,Y,WIDTH,HEIGHT in pixels") from None
-    if len(roi) != 4:
+    if not hasattr(roi, "__len__") or len(roi) != 4:
         raise OptionError("ROI needs four numbers: X,Y,WIDTH,HEIGHT in pixels")
     try:
         x, y, w, h = (int(v) for v in roi)
@@ -187,12 +187,18 @@ CARD_MARKER_PX = 64.0
 
 #: No camera resolves more than this (a microscope would): larger scales are typing errors.
 MAX_PX_PER_MM = 1000.0
+#: Below this a photo cannot show anything Relief measures (the smallest scar is 0.3 mm): a typing error, e.g. mm
+#: per pixel given for pixels per mm.
+MIN_PX_PER_MM = 1.0
 
 
 def _checked_scale(px_per_mm) -> float:
-    if isinstance(px_per_mm, bool) or not isinstance(px_per_mm, (int, float, np.floating)) \
+    if isinstance(px_per_mm, (bool, np.bool_)) or not isinstance(px_per_mm, (int, float, np.integer, np.floating)) \
             or not math.isfinite(px_per_mm) or px_per_mm <= 0:
         raise OptionError(f"px_per_mm must be a positive number of pixels per millimetre, got {px_per_mm!r}")
+    if px_per_mm < MIN_PX_PER_MM:
+        raise OptionError(f"px_per_mm {px_per_mm:g} is less than {MIN_PX_PER_MM:g} pixel per millimetre, too coarse "
+                          "to show any scar — check the scale (pixels per mm, e.g. 30 for a phone close-up)")
     if px_per_mm > MAX_PX_PER_MM:
         raise OptionError(f"px_per_mm {px_per_mm:g} is more than a camera resolves ({MAX_PX_PER_MM:g} px/mm) — "
                           "check the scale, e.g. 30 for a phone close-up")
@@ -543,19 +549,24 @@ def measure(image_or_path, *, px_per_mm: float | None = None, roi=None, regions=
     prep = prepare(image_or_path, px_per_mm=px_per_mm)
     rgb, p, downscale, card, source = prep.rgb, prep.px_per_mm, prep.downscale, prep.card, prep.source
     warnings = list(prep.warnings)
+    not_skin = None if card is None else card.mask(rgb.shape[:2], margin_mm=2.0)  # the card is never skin
     if roi is not None:
         H, W = (int(round(v * downscale)) for v in rgb.shape[:2])
         x, y, w, h = parse_roi(roi, (H, W))
         x, y, w, h = (int(round(v / downscale)) for v in (x, y, w, h))
         rgb = rgb[y:y + h, x:x + w]
+        if not_skin is not None:  # (a region that takes in the card measured its print as skin)
+            not_skin = not_skin[y:y + h, x:x + w]
     named, face = named_regions(regions, rgb, downscale, warnings) if regions is not None else ({}, None)
     if face is not None and source == "default":
         p, source, warnings = _face_scale(face, p, downscale, warnings)
     # The quality gate is independent of the analysis: it runs on the other core meanwhile.
     with ThreadPoolExecutor(max_workers=1) as pool:
-        quality_job = pool.submit(check_quality, rgb, px_per_mm=p, mask=skin_mask(rgb, card))
+        quality_job = pool.submit(check_quality, rgb, px_per_mm=p, mask=None if not_skin is None else ~not_skin)
         grid, gp = to_analysis_grid(rgb, px_per_mm=p)
         valid = valid_mask(grid, px_per_mm=gp, card=card if roi is None else None)
+        if roi is not None and not_skin is not None and not_skin.any():
+            valid &= cv2.resize(not_skin.astype(np.float32), grid.shape[1::-1], interpolation=cv2.INTER_AREA) == 0
         region_masks = {}
         if named:
             for name, reg in named.items():
@@ -597,9 +608,11 @@ def named_regions(regions, rgb: np.ndarray, downscale: float, warnings: list):
             warnings.append("no face found — photograph the whole face from the front, or draw the region by hand")
             return {}, None
         return found, face
+    if not isinstance(regions, dict):
+        raise OptionError(f"regions must be 'face' or a dict of name: (x, y, w, h), got a {type(regions).__name__}")
     out = {}
     H, W = (int(round(v * downscale)) for v in rgb.shape[:2])
-    for name, box in dict(regions).items():
+    for name, box in regions.items():
         x, y, w, h = parse_roi(box, (H, W))
         out[str(name)] = region_from_box(str(name), x / downscale, y / downscale, w / downscale, h / downscale)
     return out, None

@@ -153,3 +153,33 @@ def test_a_reader_closing_the_pipe_is_not_an_error():
     res = subprocess.run(f"{sys.executable} -m analyzer measure sample_images/week06.jpg | head -1", shell=True,
                          cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert res.stdout.startswith("Roughness index") and "error" not in res.stderr
+
+
+def _tiff_with_odd_metadata() -> bytes:
+    """A readable TIFF whose PlanarConfiguration tag claims 95 values: Pillow reads it with a warning."""
+    import io
+    import struct
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    rng = np.random.default_rng(0)
+    Image.fromarray(rng.integers(60, 200, (300, 400, 3), dtype=np.uint8)).save(buf, format="TIFF")
+    b = bytearray(buf.getvalue())
+    ifd = struct.unpack_from("<I", b, 4)[0]
+    for i in range(struct.unpack_from("<H", b, ifd)[0]):
+        entry = ifd + 2 + 12 * i
+        if struct.unpack_from("<H", b, entry)[0] == 284:
+            struct.pack_into("<I", b, entry + 4, 95)
+            return bytes(b)
+    raise AssertionError("Pillow wrote no PlanarConfiguration tag")
+
+
+def test_library_warnings_do_not_reach_the_user(tmp_path):
+    """Pillow's notes on odd metadata printed four lines of warnings with site-packages paths (and its logger
+    two lines before an error): the command's own output is all the user sees."""
+    odd = tmp_path / "odd.tif"
+    odd.write_bytes(_tiff_with_odd_metadata())
+    r = run("measure", odd, "--px-per-mm", "10")
+    assert r.returncode == 0 and r.stderr == "", r.stderr
+    assert "Roughness index" in r.stdout

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -115,7 +116,14 @@ def test_without_scale_the_documented_default_is_assumed_with_a_warning(photo):
     assert m.to_dict()["scale_source"] == "default"
 
 
-@pytest.mark.parametrize("bad", [0, -1, 0.0, float("nan"), float("inf"), "x", "30", True, [30.0]])
+def test_numpy_scalars_are_scales_like_python_numbers(photo):
+    # np.int64(30) was refused ("got np.int64(30)") while np.float32(30) was taken
+    a = measure(photo, px_per_mm=np.int64(30)).roughness_index
+    assert a == pytest.approx(measure(photo, px_per_mm=30.0).roughness_index, rel=1e-12)
+
+
+@pytest.mark.parametrize("bad", [0, -1, 0.0, float("nan"), float("inf"), "x", "30", True, [30.0], 1e-300, 0.5,
+                                 np.bool_(True)])
 def test_bad_px_per_mm_raises_option_error(photo, bad):
     with pytest.raises(OptionError) as err:
         measure(photo, px_per_mm=bad)
@@ -132,6 +140,21 @@ def test_roi_over_half_the_photo_measures_only_that_half(photo, base):
     # the string form is the same region
     s = measure(photo, px_per_mm=30.0, roi=f"0,0,{w // 2},{h}")
     assert s.roughness_index == pytest.approx(m.roughness_index, rel=1e-9)
+
+
+def test_a_region_that_takes_in_the_calibration_card_does_not_measure_the_card():
+    """The card's print was measured as skin inside a region: a full-frame region read 18.9 % where the whole
+    photo reads 4.9 %, and the card's quarter 28 % with the quality gate content."""
+    path = Path(__file__).resolve().parents[1] / "sample_images" / "week00_baseline.jpg"
+    whole = measure(path)
+    assert whole.card is not None
+    h, w = cv2.imread(str(path)).shape[:2]
+    framed = measure(path, roi=(0, 0, w, h))
+    assert framed.roughness_index == pytest.approx(whole.roughness_index, rel=0.005)
+    corner = whole.card.corners_px.mean(axis=0) * (w / whole.card.image_shape[1])  # the card's quarter
+    x0, y0 = (0 if corner[0] < w / 2 else w // 2), (0 if corner[1] < h / 2 else h // 2)
+    quarter = measure(path, roi=(x0, y0, w // 2, h // 2))
+    assert quarter.roughness_index < 1.5 * whole.roughness_index
 
 
 def test_roi_of_a_smooth_half_reads_smoother_than_a_scarred_half(skin_small_capture):
@@ -266,3 +289,12 @@ def test_a_wide_photo_with_the_card_keeps_the_resolution_the_card_measures():
     assert m.scale_source == "card"
     assert m.px_per_mm == pytest.approx(12.8, rel=0.01)
     assert "low_resolution" not in m.quality.codes
+
+
+@pytest.mark.parametrize("kw", [dict(roi=5), dict(roi=[1, 2]), dict(regions=5), dict(regions=[1, 2]),
+                                dict(regions={"cheek": 7})])
+def test_malformed_roi_or_regions_are_one_line_option_errors(photo, kw):
+    # (a bare TypeError came out of measure(img, roi=5) and regions=5)
+    with pytest.raises(OptionError) as err:
+        measure(photo, px_per_mm=30.0, **kw)
+    assert "\n" not in str(err.value)

@@ -3,6 +3,8 @@ import datetime as dt
 
 import streamlit as st
 
+from analyzer.measurement import MAX_PX_PER_MM
+
 from relief_app import images, services
 from relief_app.text import change_with_interval, finite, metric_unit, quality_words, region_rows, significance_text
 from relief_app.text import md_escape as esc
@@ -38,7 +40,7 @@ with c2:
                                max_value=dt.date.today() + dt.timedelta(days=1))
 with c3:
     px_per_mm = st.number_input(
-        "Scale, px/mm (optional)", min_value=0.0, max_value=2000.0, value=0.0, step=1.0, key="px_per_mm",
+        "Scale, px/mm (optional)", min_value=0.0, max_value=MAX_PX_PER_MM, value=0.0, step=1.0, key="px_per_mm",
         help="Pixels per millimetre of the photos, if known. 0 = use the Relief calibration card when it is in "
              f"the photo, otherwise assume the photo's long side spans {DEFAULT_FIELD_MM:.0f} mm.")
 px = float(px_per_mm) or None
