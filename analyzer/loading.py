@@ -30,7 +30,7 @@ from .errors import ImageError, OptionError
 
 __all__ = [
     "LoadedImage", "read_image", "load_image", "as_rgb", "as_image_and_scale",
-    "MIN_SIDE_PX", "DEFAULT_MAX_PIXELS", "MAX_HEADER_PIXELS", "FORMATS", "peek_size", "jpeg_quality",
+    "MIN_SIDE_PX", "DEFAULT_MAX_PIXELS", "MAX_HEADER_PIXELS", "MAX_16BIT_PIXELS", "FORMATS", "peek_size", "jpeg_quality",
 ]
 
 #: Shortest side (px) a photo must have: 200 px is 10 mm of skin at the 20 px/mm of a close-up, about the
@@ -40,6 +40,9 @@ MIN_SIDE_PX = 200
 DEFAULT_MAX_PIXELS = 50_000_000
 #: Absolute ceiling read from the header before any decoding: 200 MP phone photos pass, bombs do not.
 MAX_HEADER_PIXELS = 250_000_000
+#: 16-bit colour photos are decoded whole by OpenCV (4 channels × 2 bytes, plus the file) before any reduction:
+#: a 250 MP one took 4 GB. Camera 16-bit exports (TIFF from raw) are 20-100 MP.
+MAX_16BIT_PIXELS = 100_000_000
 #: What the user is told Relief reads.
 FORMATS = "JPEG, PNG, WebP, TIFF, HEIC"
 
@@ -283,6 +286,9 @@ def _decode(fh, im: Image.Image, max_pixels: int, reduce: float = 1.0) -> tuple[
             orientation = orientation if 1 <= orientation <= 8 else 1
         else:
             size, orientation = im.size, _orientation(im)
+        if size[0] * size[1] > MAX_16BIT_PIXELS:  # decoded whole (no reduced decode): 8 bytes a pixel and more
+            raise ImageError(f"a 16-bit colour photo of {size[0]}×{size[1]} px is too large to decode (at most "
+                             f"{MAX_16BIT_PIXELS / 1e6:.0f} MP) — export an 8-bit or a smaller copy")
         fh.seek(0)
         arr = cv2.imdecode(np.frombuffer(fh.read(), np.uint8), cv2.IMREAD_UNCHANGED)  # no auto-rotation
         if arr is None or arr.shape[:2] != (size[1], size[0]):

@@ -272,6 +272,12 @@ def _bad_above_ceiling_header(d, s8):
     return d / "big.png", "20000×15000 px (300 MP)"
 
 
+def _bad_huge_16bit_colour(d, s8):
+    # Under the pixel ceiling, but 16-bit colour is decoded whole: a 250 MP one took 4 GB of memory.
+    (d / "deep.png").write_bytes(_png_bytes(10_001, 10_000, bit_depth=16, colour=6))
+    return d / "deep.png", "16-bit colour photo of 10001×10000 px is too large"
+
+
 def _bad_unsupported_format(d, s8):
     Image.fromarray(s8).save(d / "a.bmp")
     return d / "a.bmp", "JPEG, PNG, WebP, TIFF, HEIC"
@@ -279,7 +285,7 @@ def _bad_unsupported_format(d, s8):
 
 BAD = [_bad_missing, _bad_directory, _bad_empty, _bad_text, _bad_random_bytes, _bad_truncated_jpeg,
        _bad_corrupt_png, _bad_truncated_png16, _bad_tiny, _bad_thin, _bad_gigantic_header,
-       _bad_above_ceiling_header, _bad_unsupported_format]
+       _bad_above_ceiling_header, _bad_huge_16bit_colour, _bad_unsupported_format]
 
 
 @pytest.mark.parametrize("make", BAD, ids=[b.__name__[5:] for b in BAD])
