@@ -78,7 +78,8 @@ with st.sidebar:
 # so it gets none.
 pages = [
     st.Page("views/patients.py", title="Patients", icon=":material/groups:", default=True),
-    st.Page("views/new_visit.py", title="New visit", icon=":material/add_a_photo:", url_path="new-visit"),
+    *([st.Page("views/new_visit.py", title="New visit", icon=":material/add_a_photo:", url_path="new-visit")]
+      if actor.can("write") else []),  # (a viewer records nothing: the page would only say so)
     st.Page("views/progress.py", title="Progress", icon=":material/show_chart:", url_path="progress"),
     st.Page("views/compare.py", title="Compare visits", icon=":material/compare:", url_path="compare"),
     st.Page("views/visit_mode.py", title="Visit mode", icon=":material/spa:", url_path="visit"),

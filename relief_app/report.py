@@ -46,7 +46,7 @@ LIMITS = (
     "shading, so a change of light, camera distance or angle, make-up, redness or swelling after a treatment can "
     "move the numbers. Compare photos taken the same way (same light, the calibration card in view). Micro-"
     "needling remodels collagen over weeks: changes in the first 6–8 weeks after a session are expected to be "
-    "small or even rough while the skin heals. The report describes texture only; it is not a diagnosis and does "
+    "small, or the skin may even look rougher while it heals. The report describes texture only; it is not a diagnosis and does "
     "not replace the practitioner's examination."
 )
 

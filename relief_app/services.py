@@ -117,7 +117,8 @@ def show_errors(stop: bool = True, *, instead: str | None = None) -> Iterator[No
         if instead is not None:
             st.info(instead)
         else:
-            st.error(md_escape(str(err), limit=None))
+            msg = str(err)  # (the library's sentences start in lower case, after "error: " on the command line)
+            st.error(md_escape(msg[:1].upper() + msg[1:], limit=None))
         if stop:
             st.stop()
 

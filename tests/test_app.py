@@ -781,3 +781,23 @@ def test_every_quality_code_has_words_for_the_page():
     codes = set(re.findall(r'flag\(\s*"(\w+)"', Path(quality.__file__).read_text()))
     assert codes and codes <= set(text.QUALITY_LABELS), codes - set(text.QUALITY_LABELS)
     assert text.quality_words(["blur", "glare"]) == "out of focus, glare"
+
+
+def test_a_new_patient_gets_no_region_preselected(data_dir, store, demo_id):
+    """A new patient's photos were saved under "forehead" when nobody chose the region."""
+    fresh = new_patient(store, "No photos yet").id
+    at = _to_new_visit(demo_id, fresh)
+    assert at.selectbox(key="visit_region").value is None
+    at = _to_new_visit(demo_id)  # a known patient: their region first
+    assert at.selectbox(key="visit_region").value == demo.DEMO_REGION
+
+
+def test_a_refused_new_patient_form_keeps_what_was_typed(data_dir, store, demo_id):
+    at = _app().run()
+    at.text_input(key="new_patient_name").input("Second Demo")
+    at.text_input(key="new_patient_code").input(demo.DEMO_CODE)  # taken
+    at.button(key="create_patient").click().run()
+    _no_exception(at)
+    assert any("already exists" in e.value for e in at.error)
+    assert at.error[0].value[:1].isupper()  # one sentence, starting with a capital
+    assert at.text_input(key="new_patient_name").value == "Second Demo"

@@ -31,7 +31,10 @@ if not consent.clinical_granted:
 c1, c2, c3 = st.columns([2, 1, 1])
 with c1:
     options = list(known) + [r for r in (*services.standard_regions(), FULL_FACE) if r not in known]
-    picked = st.selectbox("Face region", options, key="visit_region",
+    # A new patient has no region yet: none is preselected (photos saved under "forehead" by default were
+    # mistakes); a known patient's most photographed region comes first.
+    picked = st.selectbox("Face region", options, key="visit_region", index=0 if known else None,
+                          placeholder="Choose the region photographed",
                           help="Regions already photographed for this patient come first.")
     other = st.text_input("…or type another region", key="visit_region_other", placeholder="e.g. jaw line")
     region = (other or picked or "").strip()
@@ -45,7 +48,7 @@ with c3:
              f"the photo, otherwise assume the photo's long side spans {DEFAULT_FIELD_MM:.0f} mm.")
 px = float(px_per_mm) or None
 
-treated = st.checkbox("Treatment done today?", key="treatment_done")
+treated = st.checkbox("Treatment done at this visit?", key="treatment_done")
 treatment = None
 if treated:
     t1, t2 = st.columns([1, 2])

@@ -131,7 +131,12 @@ if not services.can("write"):
 left, right = st.columns(2)
 with left:
     st.subheader("New patient")
-    with st.form("new_patient", clear_on_submit=True):
+    # Cleared after a patient is created, not on every submit: a refused form (a code already in use) keeps what
+    # was typed.
+    if st.session_state.pop("clear_new_patient", False):
+        for k in ("new_patient_name", "new_patient_code", "new_patient_notes"):
+            st.session_state.pop(k, None)
+    with st.form("new_patient"):
         name = st.text_input("Name", key="new_patient_name")
         code = st.text_input("Clinic code (optional, unique)", key="new_patient_code")
         notes = st.text_area("Notes (optional)", key="new_patient_notes", height=80)
@@ -140,6 +145,7 @@ with left:
                 rec = services.create_patient(name, code or None, notes)
                 st.session_state["patient_id"] = rec.id
                 st.session_state["flash"] = f"Created {esc(rec.name)}; they are now the selected patient."
+                st.session_state["clear_new_patient"] = True
                 st.rerun()  # the sidebar picker and the list above were drawn before the patient existed
 
 with right:
