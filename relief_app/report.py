@@ -151,6 +151,17 @@ def _font_files() -> tuple[Path, Path]:
     return ttf / "DejaVuSans.ttf", ttf / "DejaVuSans-Bold.ttf"
 
 
+#: Fonts with Chinese, Japanese and Korean glyphs (DejaVu has none), the first found is the fallback. Debian's
+#: fonts-droid-fallback (1.8 MB) is installed by `make setup`; without one such characters are left out.
+CJK_FONTS = ("/usr/share/fonts/truetype/droid/DroidSansFallbackFull.ttf",
+             "/usr/share/fonts/truetype/arphic-ttf/uming.ttf")
+
+
+def cjk_font() -> Path | None:
+    """The CJK fallback font file, or ``None`` when none is installed."""
+    return next((Path(f) for f in CJK_FONTS if Path(f).is_file()), None)
+
+
 def _pdf_class():
     from fpdf import FPDF
 
@@ -185,6 +196,10 @@ def render_pdf(data: ReportData, *, paper: str = "A4") -> bytes:
     pdf.set_creator("Relief")
     pdf.add_font(_FONT, "", str(regular))
     pdf.add_font(_FONT, "B", str(bold))
+    cjk = cjk_font()
+    if cjk is not None:  # a patient's name in Chinese must not lose its characters
+        pdf.add_font("CJK", "", str(cjk))
+        pdf.set_fallback_fonts(["CJK"], exact_match=False)
     pdf.set_margins(15, 15, 15)
     pdf.set_auto_page_break(True, margin=16)
     pdf.footer_text = (f"Relief skin texture report · generated {data.generated_at:%Y-%m-%d %H:%M %Z}".rstrip()

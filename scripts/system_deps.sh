@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Installs the system packages Relief needs from Debian's archive. Idempotent.
-#   --base   what `make setup` needs: python3-venv (Debian ships ensurepip separately)
+#   --base   what `make setup` needs: python3-venv (Debian ships ensurepip separately) and a CJK font for PDFs
 #   (none)   what the tests drive for real: chromium (browser tests) and PostgreSQL 15 (storage tests)
 # Without root or sudo it only says what is missing: those tests then skip with a reason.
 set -euo pipefail
 need=()
 if [ "${1:-}" = "--base" ]; then
   python3 -c "import ensurepip" 2>/dev/null || need+=(python3-venv)
+  # Chinese, Japanese and Korean characters in PDF reports (patient names): a 1.8 MB fallback font
+  [ -f /usr/share/fonts/truetype/droid/DroidSansFallbackFull.ttf ] || need+=(fonts-droid-fallback)
 else
   [ -x /usr/bin/chromium ] || need+=(chromium)
   ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)

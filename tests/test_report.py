@@ -168,6 +168,9 @@ def test_hostile_names_notes_and_regions_do_not_crash_the_pdf(data_dir):
     assert "# **Zoë** <script>alert(1)</script>" in text  # printed literally
     assert "Ω Жанна" in text
     assert "A" * 10_000 not in text and "…" in text
+    if report.cjk_font() is None:
+        pytest.skip("no CJK font installed (make setup installs fonts-droid-fallback)")
+    assert "李小龙" in text  # a Chinese name keeps its characters (they were left out)
 
 
 def test_clean_removes_control_characters_and_cuts():
