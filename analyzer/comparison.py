@@ -285,8 +285,9 @@ def _match_scars(base: list, follow: list) -> list:
                 best, best_d = t, d
         entry = {"baseline_id": s["id"], "kind": s["kind"], "x_mm": s["x_mm"], "y_mm": s["y_mm"],
                  "baseline_depth_um": s["depth_um"], "baseline_diameter_mm": s["diameter_mm"]}
-        if best is None:
-            entry.update(followup_id=None, followup_depth_um=0.0, depth_change_pct=-100.0, status="vanished")
+        if best is None:  # below the detection threshold now, not "0 deep": no depth, no % change is claimed
+            entry.update(followup_id=None, followup_depth_um=float("nan"), depth_change_pct=float("nan"),
+                         status="vanished")
         else:
             used.add(best["id"])
             change = 100.0 * (best["depth_um"] / s["depth_um"] - 1.0) if s["depth_um"] > 0 else float("nan")

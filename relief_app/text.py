@@ -24,7 +24,9 @@ PROGRESS_METRICS = tuple(
 NEGATIVE_IS_SMOOTHER = (
     "Changes are in % of the first visit's value: negative = smoother (less relief), positive = rougher. "
     "The bars show the 95 % interval; a change is called significant only when it exceeds the measurement "
-    "noise (the minimal detectable change) and its interval excludes zero."
+    "noise (the minimal detectable change) and its interval excludes zero. The change is measured on the skin "
+    "both photos show, aligned, so it can differ from the two photos' own roughness indices (each of its whole "
+    "frame)."
 )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -200,6 +201,11 @@ def test_scars_made_much_shallower_are_shallower_or_vanished(skin_make, skin_pho
     better = [s["status"] in ("shallower", "vanished") for s in before]
     assert np.mean(better) >= 0.8
     assert c.change_pct <= -40.0
+    # A scar no longer detected is below the threshold, not "0 deep": no depth and no -100 % are claimed.
+    gone = [s for s in before if s["status"] == "vanished"]
+    assert gone  # (scars at 30 % of their depth: some fall below the threshold)
+    assert all(math.isnan(s["followup_depth_um"]) and math.isnan(s["depth_change_pct"]) for s in gone)
+    assert json.dumps(c.to_dict(), allow_nan=False)  # (NaN is null in the JSON)
 
 
 def test_metric_changes_cover_the_registry(smoother):

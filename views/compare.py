@@ -82,7 +82,7 @@ depth_unit = metric_unit("scar_depth_proxy")
 rows = []
 for s in v["result"].get("scar_changes", []):
     rows.append({
-        "Status": s.get("status"),
+        "Status": "no longer detected" if s.get("status") == "vanished" else s.get("status"),
         "Size": s.get("kind"),
         "Position (mm)": f"{s.get('x_mm', 0):.1f}, {s.get('y_mm', 0):.1f}",
         f"Depth before ({depth_unit})": round(s["baseline_depth_um"], 1) if finite(s.get("baseline_depth_um"))
@@ -92,15 +92,15 @@ for s in v["result"].get("scar_changes", []):
         "Depth change": change_text(s.get("depth_change_pct")) if finite(s.get("depth_change_pct")) else "",
     })
 if rows:
-    counts = {k: sum(r["Status"] == k for r in rows) for k in ("shallower", "vanished", "unchanged", "deeper",
-                                                                 "new")}
+    counts = {k: sum(r["Status"] == k for r in rows) for k in ("shallower", "no longer detected", "unchanged",
+                                                                 "deeper", "new")}
     st.markdown(" · ".join(f"**{n}** {k}" for k, n in counts.items() if n))
     st.dataframe(rows, hide_index=True, key="scar_table")
     st.caption(f"Depths are the relief proxy ({depth_unit}: micrometres for a nominal 45° light — relative, so compare "
                "photos taken with the same light). "
                f"Shallower/deeper = more than {SCAR_DEPTH_CHANGE_PCT:.0f} % change (a single scar's repeatability); "
-               "vanished = no longer detected; new = not in the before "
-               "photo.")
+               "no longer detected = below the detection threshold now (too shallow to find, not necessarily "
+               "gone: no depth is claimed); new = not in the before photo.")
 else:
     st.info("No scars were detected in these photos.")
 

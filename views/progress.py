@@ -56,7 +56,7 @@ else:  # pigment, pores, ...: no aligned comparison, no interval, no verdict
 rows = [{
     "Date": s.date.strftime("%d %b %Y"),
     "Week": round(s.weeks, 1),
-    metric_heading(metric): round(s.value, 3) if finite(s.value) else None,
+    metric_heading(metric): round(s.value, 2) if finite(s.value) else None,
     "Change vs first visit": "reference" if s.is_baseline else (
         change_text(s.change) if finite(s.change) else "not compared"),
     "95 % interval": (f"{change_text(s.low)} to {change_text(s.high)}" if finite(s.low) and finite(s.high)
