@@ -100,7 +100,7 @@ def metric_unit(name: str) -> str:
 QUALITY_LABELS = {
     "low_resolution": "too few pixels per mm", "no_texture": "no skin texture", "blur": "out of focus",
     "underexposed": "too dark", "overexposed": "too bright", "clipping": "clipped to white or black",
-    "glare": "glare",
+    "glare": "glare", "noise": "noise, not skin",
 }
 
 

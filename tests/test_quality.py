@@ -12,8 +12,10 @@ import numpy as np
 import pytest
 
 from analyzer.errors import OptionError
+from analyzer import measure, synth
 from analyzer.quality import (
-    BLOCKING, GLARE_FRACTION_MAX, SHARPNESS_MIN, UNEVEN_RATIO_MAX, QualityReport, check_quality,
+    BLOCKING, GLARE_FRACTION_MAX, NEIGHBOUR_CORRELATION_MIN, SHARPNESS_MIN, UNEVEN_RATIO_MAX, QualityReport,
+    check_quality,
 )
 
 PPM = 20.0  # px per mm of the synthetic photos
@@ -233,3 +235,14 @@ def test_a_small_burnt_glare_patch_on_the_skin_still_counts(skin):
     report = check_quality(spot, px_per_mm=PPM)
     assert report.values["not_skin"] == 0.0
     assert "glare" in report.codes or "clipping" in report.codes
+
+
+def test_random_noise_is_not_skin():
+    """Uniform noise passed the gate and read 3.9 %; photos of skin (real, samples, renders) are far from it."""
+    rng = np.random.default_rng(0)
+    m = measure(rng.integers(0, 256, (1800, 2700, 3), dtype=np.uint8))
+    assert "noise" in m.quality.codes and not m.quality.ok
+    assert m.quality.values["neighbour_correlation"] < NEIGHBOUR_CORRELATION_MIN
+    skin = synth.render(synth.make_skin(seed=3, severity=0.0), synth.Capture(), seed=1)  # smooth skin
+    q = measure(skin, px_per_mm=synth.Capture().px_per_mm).quality
+    assert "noise" not in q.codes and q.values["neighbour_correlation"] > 0.7
