@@ -549,22 +549,20 @@ def measure(image_or_path, *, px_per_mm: float | None = None, roi=None, regions=
     prep = prepare(image_or_path, px_per_mm=px_per_mm)
     rgb, p, downscale, card, source = prep.rgb, prep.px_per_mm, prep.downscale, prep.card, prep.source
     warnings = list(prep.warnings)
-    not_skin = None  # the card, within a region (ROI) of the photo
+    not_skin = None if card is None else ~skin_mask(rgb, card)  # the card, never skin
     if roi is not None:
         H, W = (int(round(v * downscale)) for v in rgb.shape[:2])
         x, y, w, h = parse_roi(roi, (H, W))
         x, y, w, h = (int(round(v / downscale)) for v in (x, y, w, h))
-        if card is not None:  # (a region that takes in the card measured its print as skin)
-            not_skin = card.mask(rgb.shape[:2], margin_mm=2.0)[y:y + h, x:x + w]
         rgb = rgb[y:y + h, x:x + w]
+        if not_skin is not None:  # (a region that takes in the card measured its print as skin)
+            not_skin = not_skin[y:y + h, x:x + w]
     named, face = named_regions(regions, rgb, downscale, warnings) if regions is not None else ({}, None)
     if face is not None and source == "default":
         p, source, warnings = _face_scale(face, p, downscale, warnings)
     # The quality gate is independent of the analysis: it runs on the other core meanwhile.
     with ThreadPoolExecutor(max_workers=1) as pool:
-        quality_job = pool.submit(check_quality, rgb, px_per_mm=p,
-                                  mask=skin_mask(rgb, card) if roi is None else
-                                  None if not_skin is None else ~not_skin)
+        quality_job = pool.submit(check_quality, rgb, px_per_mm=p, mask=None if not_skin is None else ~not_skin)
         grid, gp = to_analysis_grid(rgb, px_per_mm=p)
         valid = valid_mask(grid, px_per_mm=gp, card=card if roi is None else None)
         if roi is not None and not_skin is not None and not_skin.any():

@@ -231,8 +231,7 @@ def _neighbour_correlation(rgb: np.ndarray) -> float:
     h, w = rgb.shape[:2]
     r = _NEIGHBOUR_CROP // 2
     crop = rgb[max(0, h // 2 - r):h // 2 + r, max(0, w // 2 - r):w // 2 + r]
-    g = (crop[..., 0] * _LUMA[0] + crop[..., 1] * _LUMA[1] + crop[..., 2] * _LUMA[2]).astype(np.float64) \
-        if crop.ndim == 3 else crop.astype(np.float64)
+    g = (crop[..., 0] * _LUMA[0] + crop[..., 1] * _LUMA[1] + crop[..., 2] * _LUMA[2]).astype(np.float64)
     out = []
     for a, b in ((g[:, :-1], g[:, 1:]), (g[:-1], g[1:])):
         a, b = a - a.mean(), b - b.mean()

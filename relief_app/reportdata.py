@@ -199,9 +199,10 @@ def gather_report(store: Store, actor: Any, patient_id: int, *, region: str | No
                                   last.high if last else None, last.significant if last else None,
                                   first_visit=last is None or last.is_baseline, weeks=last.weeks if last else None)
         pair = None
-        photos = store.photos(actor, patient_id, region=name)
-        if len(photos) > 1:
-            first, latest = photos[0], photos[-1]
+        ids = visits.before_after_ids(points)
+        if ids is not None:
+            by_id = {ph.id: ph for ph in store.photos(actor, patient_id, region=name)}
+            first, latest = by_id[ids[0]], by_id[ids[1]]
             try:
                 view = visits.compare_views(
                     store, actor, patient_id, first.id, latest.id)

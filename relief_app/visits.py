@@ -33,7 +33,7 @@ __all__ = [
     "PhotoAnalysis", "SavedVisit", "ComparisonOutcome", "analyse_photo", "save_new_visit", "sha256",
     "compare_and_store", "run_compare", "comparison_values", "compare_views", "given_scale", "SCALE_LABELS",
     "DEFAULT_FIELD_MM", "REGION_PREFIX", "REGION_METRICS", "flatten_regions", "regions_from_metrics",
-    "region_spec_json", "photo_size", "box_from_percent", "NO_FACE",
+    "region_spec_json", "photo_size", "box_from_percent", "NO_FACE", "before_after_ids",
 ]
 
 #: How the scale of a photo was obtained, in words ("scale: card / given / assumed").
@@ -401,6 +401,16 @@ def compare_and_store(store: Store, actor: Actor, patient_id: int, baseline_id: 
         actor, patient_id, baseline_id, followup_id, analyzer.ALGORITHM_VERSION,
         lambda: comparison_values(run_compare(store, actor, patient_id, baseline_id, followup_id)),
     )
+
+
+def before_after_ids(points: Sequence) -> tuple[int, int] | None:
+    """Photo ids of the region's baseline and of its latest visit's photo that counts, from ``store.progress``
+    points: the pair the chart and the patient's sentence are about (the Compare page's default, visit mode's
+    and the report's before/after). ``None`` without a baseline or a later visit."""
+    base = next((p.photo_id for p in points if p.is_baseline), None)
+    if base is None or not points or points[-1].photo_id == base:
+        return None
+    return base, points[-1].photo_id
 
 
 def compare_views(store: Store, actor: Actor, patient_id: int, baseline_id: int, followup_id: int) -> dict[str, Any]:

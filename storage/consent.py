@@ -14,7 +14,7 @@ from .access import WRITE, Actor, patient_in_scope
 from .errors import OptionError
 from .models import Consent, as_utc, utcnow
 
-__all__ = ["Consents", "ConsentRecord", "ConsentStatus", "KINDS", "in_force"]
+__all__ = ["Consents", "ConsentRecord", "ConsentStatus", "KINDS", "status_of"]
 
 KINDS = ("clinical", "marketing")
 
@@ -45,15 +45,12 @@ class ConsentStatus:
         return self.marketing is not None and self.marketing.granted
 
 
-def in_force(s: Session, patient_ids: list[int], kind: str) -> dict[int, bool]:
-    """``{patient_id: granted}`` by each patient's newest decision of ``kind`` (missing = never recorded)."""
-    out: dict[int, bool] = {}
-    if not patient_ids:
-        return out
-    for c in s.scalars(select(Consent).where(Consent.patient_id.in_(patient_ids), Consent.kind == kind)
-                       .order_by(Consent.id)):
-        out[c.patient_id] = bool(c.granted)
-    return out
+def status_of(s: Session, patient_id: int) -> ConsentStatus:
+    """What is in force for one patient (inside a transaction that has checked access)."""
+    rows = [_rec(c) for c in s.scalars(select(Consent).where(Consent.patient_id == patient_id)
+                                       .order_by(Consent.id))]
+    last = {r.kind: r for r in rows}
+    return ConsentStatus(clinical=last.get("clinical"), marketing=last.get("marketing"), history=tuple(rows))
 
 
 def _rec(c: Consent) -> ConsentRecord:
@@ -82,16 +79,9 @@ class Consents:
             audit.record(s, actor, "consent", patient_id=int(patient_id),
                          detail=f"{kind} {'given' if granted else 'withdrawn'} on {day.isoformat()}")
             s.flush()
-            return self._status(s, int(patient_id))
+            return status_of(s, int(patient_id))
 
     def status(self, actor: Actor, patient_id: int) -> ConsentStatus:
         with self._sessions() as s:
             patient_in_scope(s, actor, patient_id)
-            return self._status(s, int(patient_id))
-
-    @staticmethod
-    def _status(s: Session, patient_id: int) -> ConsentStatus:
-        rows = [_rec(c) for c in s.scalars(select(Consent).where(Consent.patient_id == patient_id)
-                                           .order_by(Consent.id))]
-        last = {r.kind: r for r in rows}
-        return ConsentStatus(clinical=last.get("clinical"), marketing=last.get("marketing"), history=tuple(rows))
+            return status_of(s, int(patient_id))

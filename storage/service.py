@@ -974,9 +974,7 @@ def _require_clinical_consent(s: Session, patient_id: int, photos: Sequence[Any]
     """Photos need the patient's consent to clinical photography in force, given on or before the visit's day."""
     if not photos:
         return
-    newest = s.scalars(select(consent.Consent).where(consent.Consent.patient_id == int(patient_id),
-                                                     consent.Consent.kind == "clinical")
-                       .order_by(consent.Consent.id.desc()).limit(1)).first()
+    newest = consent.status_of(s, int(patient_id)).clinical
     if newest is None:
         raise ConsentRequired("record the patient's consent to clinical photography (patient page) before "
                               "saving photos")

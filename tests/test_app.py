@@ -801,3 +801,14 @@ def test_a_refused_new_patient_form_keeps_what_was_typed(data_dir, store, demo_i
     assert any("already exists" in e.value for e in at.error)
     assert at.error[0].value[:1].isupper()  # one sentence, starting with a capital
     assert at.text_input(key="new_patient_name").value == "Second Demo"
+
+
+def test_before_after_is_the_baseline_and_the_latest_visits_photo_that_counts():
+    from types import SimpleNamespace as P
+
+    # An unmeasurable first visit (not the baseline), the baseline, a follow-up: not photos[0] and photos[-1].
+    points = [P(photo_id=7, is_baseline=False), P(photo_id=3, is_baseline=True), P(photo_id=9, is_baseline=False)]
+    assert visits.before_after_ids(points) == (3, 9)
+    assert visits.before_after_ids(points[:2]) is None  # nothing after the baseline
+    assert visits.before_after_ids([P(photo_id=1, is_baseline=False)]) is None  # no baseline
+    assert visits.before_after_ids([]) is None

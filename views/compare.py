@@ -3,7 +3,7 @@ import streamlit as st
 
 from analyzer.comparison import SCAR_DEPTH_CHANGE_PCT
 
-from relief_app import charts, images, services
+from relief_app import charts, images, services, visits
 from relief_app.text import NEGATIVE_IS_SMOOTHER, REGION_COLUMNS, change_text, change_with_interval, finite
 from relief_app.text import md_escape as esc
 from relief_app.text import metric_heading, metric_unit, region_change_rows, significance_text
@@ -33,10 +33,8 @@ def _label(i: int) -> str:
 # By default the photos the progress chart and the report use: the baseline and the latest visit's photo that
 # counts (a visit with a retake of the region has two photos; the first measurable one stands for it everywhere).
 with services.show_errors():
-    base = services.baseline_photo(pid, region)
-    points = services.progress(pid, region)
-a_default = ids.index(base.id) if base is not None and base.id in by_id else 0
-b_default = ids.index(points[-1].photo_id) if points and points[-1].photo_id in by_id else len(ids) - 1
+    pair = visits.before_after_ids(services.progress(pid, region))
+a_default, b_default = (ids.index(pair[0]), ids.index(pair[1])) if pair is not None else (0, len(ids) - 1)
 ca, cb = st.columns(2)
 a_id = ca.selectbox("Before (reference)", ids, index=a_default, format_func=_label, key="compare_a")
 b_id = cb.selectbox("After", ids, index=b_default, format_func=_label, key="compare_b")

@@ -6,7 +6,7 @@ navigation it previews the selected patient. It never shows another patient's na
 """
 import streamlit as st
 
-from relief_app import charts, services
+from relief_app import charts, services, visits
 from relief_app.text import md_escape as esc
 from relief_app.text import visit_sentence
 from analyzer.errors import ReliefError
@@ -63,13 +63,14 @@ if len(series) > 1:
                "New collagen forms mostly 6–8 weeks after each treatment (green bands).")
 
     # The photos the chart and the sentence are about: the baseline and the latest visit's photo that counts.
-    by_id = {ph.id: ph for ph in services.photos(pid, region)}
-    first, latest = by_id.get(points[0].photo_id), by_id.get(points[-1].photo_id)
-    first = next((by_id[p.photo_id] for p in points if p.is_baseline and p.photo_id in by_id), first)
-    with services.show_errors(stop=False, instead="The before and after photos of this visit could not be lined "
-                                                  "up — your practitioner will show you the photos"):
-        with st.spinner("Preparing your before and after photos…"):
-            view = services.compare_views(pid, first, latest)
-        b, a = st.columns(2)
-        b.image(view["baseline"], caption=f"Before — {first.visit_date:%d %B %Y}", width="stretch")
-        a.image(view["followup"], caption=f"Now — {latest.visit_date:%d %B %Y}", width="stretch")
+    ids = visits.before_after_ids(points)
+    if ids is not None:
+        by_id = {ph.id: ph for ph in services.photos(pid, region)}
+        first, latest = by_id[ids[0]], by_id[ids[1]]
+        with services.show_errors(stop=False, instead="The before and after photos of this visit could not be "
+                                                      "lined up — your practitioner will show you the photos"):
+            with st.spinner("Preparing your before and after photos…"):
+                view = services.compare_views(pid, first, latest)
+            b, a = st.columns(2)
+            b.image(view["baseline"], caption=f"Before — {first.visit_date:%d %B %Y}", width="stretch")
+            a.image(view["followup"], caption=f"Now — {latest.visit_date:%d %B %Y}", width="stretch")
