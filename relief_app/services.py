@@ -23,7 +23,7 @@ import streamlit as st
 
 import analyzer
 from analyzer.errors import ReliefError
-from storage import Actor, Store, open_store
+from storage import TEXT_LIMITS, Actor, Store, open_store
 
 from . import demo, images, visits
 from .text import md_escape
@@ -34,6 +34,7 @@ __all__ = [
     "visits_of", "regions", "photos", "analyse_upload", "thumbnail", "thumbnail_of_bytes", "compare_views",
     "region_values", "save_visit", "create_patient", "update_patient", "current_actor", "open_patient",
     "consent_status", "record_consent", "delete_patient", "issue_link", "links_of", "revoke_link", "can",
+    "TEXT_LIMITS",
 ]
 
 _TTL = 30  # seconds: reads cached across reruns; writes by another process show up after at most this

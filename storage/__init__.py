@@ -126,9 +126,21 @@ from .records import (
     VisitRecord,
 )
 from .service import Store, open_store
+from .fields import text_limit as _text_limit
+from . import models as _models
+
+#: Characters each form field holds (its column's length); longer text is refused, never cut.
+TEXT_LIMITS = {
+    "patient_name": _text_limit(_models.Patient, "name"),
+    "patient_code": _text_limit(_models.Patient, "code"),
+    "region": _text_limit(_models.Photo, "region"),
+    "treatment_area": _text_limit(_models.Treatment, "area"),
+    "user_name": _text_limit(_models.Account, "username"),
+    "email": _text_limit(_models.Account, "email"),
+}
 
 __all__ = [
-    "open_store", "Store", "Actor",
+    "open_store", "Store", "Actor", "TEXT_LIMITS",
     "NewPhoto", "NewMeasurement",
     "PatientRecord", "PatientSummary", "TreatmentRecord", "VisitRecord", "PhotoRecord",
     "MeasurementRecord", "ComparisonRecord", "ProgressPoint",

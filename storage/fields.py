@@ -13,16 +13,19 @@ from sqlalchemy.orm import sessionmaker
 
 from .errors import OptionError
 
-__all__ = ["check_text", "guard_text", "clean_parameters"]
+__all__ = ["check_text", "guard_text", "clean_parameters", "text_limit"]
 
 #: How fields are named in messages (the column name otherwise, with spaces).
-_LABELS = {"filename": "file name", "username": "user name", "code": "patient code", "email": "e-mail address"}
+_LABELS = {"filename": "file name", "username": "user name", "code": "patient code", "email": "e-mail address",
+           ("patients", "name"): "patient's name", ("clinics", "name"): "clinic's name",
+           ("treatments", "procedure"): "treatment's procedure", ("treatments", "area"): "treated area",
+           ("clinics", "code"): "clinic code"}
 
 
-def _problem(key: str, value, column_type) -> str | None:
+def _problem(table: str, key: str, value, column_type) -> str | None:
     if not isinstance(value, str) or not isinstance(column_type, String):
         return None
-    label = _LABELS.get(key, key.replace("_", " "))
+    label = _LABELS.get((table, key)) or _LABELS.get(key, key.replace("_", " "))
     if "\x00" in value:
         verb = "contain" if label.endswith("s") else "contains"
         return f"the {label} {verb} a NUL character (\\0), which cannot be stored — type it again"
@@ -30,6 +33,12 @@ def _problem(key: str, value, column_type) -> str | None:
         return (f"the {label} is {len(value)} characters long, more than the {column_type.length} allowed — "
                 "shorten it")
     return None
+
+
+def text_limit(model, key: str) -> int | None:
+    """Characters ``model.key`` holds (None: unlimited) — for forms that show the limit while typing."""
+    column_type = inspect(model).columns[key].type
+    return column_type.length if isinstance(column_type, String) else None
 
 
 def check_text(model, **values) -> None:
@@ -40,9 +49,10 @@ def check_text(model, **values) -> None:
     OptionError
         Naming the field and the fix.
     """
-    columns = inspect(model).columns
+    mapper = inspect(model)
+    columns = mapper.columns
     for key, value in values.items():
-        problem = _problem(key, value, columns[key].type) if key in columns else None
+        problem = _problem(mapper.local_table.name, key, value, columns[key].type) if key in columns else None
         if problem:
             raise OptionError(problem)
 
@@ -51,7 +61,8 @@ def _before_flush(session, _flush_context, _instances) -> None:
     for obj in (*session.new, *session.dirty):
         state = inspect(obj)
         for attr in state.mapper.column_attrs:
-            problem = _problem(attr.key, getattr(obj, attr.key, None), attr.columns[0].type)
+            problem = _problem(state.mapper.local_table.name, attr.key, getattr(obj, attr.key, None),
+                               attr.columns[0].type)
             if problem:
                 raise OptionError(problem)
 

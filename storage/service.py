@@ -1025,7 +1025,7 @@ def _patient_values(**fields: Any) -> dict[str, Any]:
         name = str(fields["name"] or "").strip()
         if not name:
             raise OptionError("the patient's name is empty; type a name")
-        out["name"] = name[:200]
+        out["name"] = name  # (longer than the column: refused by fields.guard_text, never cut)
     if "code" in fields:
         code = fields["code"]
         out["code"] = (str(code).strip() or None) if code is not None else None
@@ -1050,8 +1050,8 @@ def _treatment_values(**f: Any) -> dict[str, Any]:
             )
     procedure = str(f.get("procedure") or "micro-needling").strip()
     return dict(
-        date=_to_date(f["date"], "treatment date"), procedure=procedure[:100], needle_depth_mm=depth,
-        area=str(f.get("area") or "")[:200], notes=str(f.get("notes") or ""),
+        date=_to_date(f["date"], "treatment date"), procedure=procedure, needle_depth_mm=depth,
+        area=str(f.get("area") or ""), notes=str(f.get("notes") or ""),
     )
 
 

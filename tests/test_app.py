@@ -255,6 +255,19 @@ def test_create_patient_selects_it_and_lists_it(data_dir, store):
     assert [p.name for p in store.list_patients(MAIN, "P-042")] == ["Ada Lovelace"]
 
 
+def test_name_fields_show_their_limit(data_dir, store):
+    """The forms show how many characters fit (the column's length, from storage), so nothing typed is cut
+    without the practitioner seeing it; storage refuses longer text sent any other way
+    (tests/test_storage.py::test_long_names_and_treatment_text_are_refused_not_cut)."""
+    at = _app().run()
+    assert at.text_input(key="new_patient_name").max_chars == 200
+    assert at.text_input(key="new_patient_code").max_chars == 100
+    at.session_state["patient_id"] = new_patient(store, "Limits").id
+    at.run()
+    assert at.text_input(key="edit_patient_name").max_chars == 200
+    assert at.text_input(key="edit_patient_code").max_chars == 100
+
+
 def test_search_filters_and_open_selects_a_patient(data_dir, store, demo_id):
     other = new_patient(store, "Zed Other", code="Z-1")
     at = _app().run()

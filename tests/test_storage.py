@@ -328,6 +328,8 @@ def test_files_a_killed_save_left_are_collected(store):
     ("notes", "seen\x00today", "the notes contain a NUL character"),
     ("filename", "a\x00.png", "the file name contains a NUL character"),
     ("treatment", {"notes": "1.5\x00mm"}, "the notes contain a NUL character"),
+    ("treatment", {"area": "A" * 201}, "the treated area is 201 characters long, more than the 200 allowed"),
+    ("treatment", {"procedure": "P" * 101}, "the treatment's procedure is 101 characters long"),
 ])
 def test_text_that_does_not_fit_is_refused_alike_on_every_database_before_any_file(store, field, value, said):
     """PostgreSQL refused these with a database error in the middle of the save, after the photo's file was
@@ -350,6 +352,24 @@ def test_every_orm_write_is_checked_not_only_visits(store):
         store.update_patient(MAIN, p.id, code="P\x00-1")
     assert store.patient(MAIN, p.id).code == p.code
     assert count_rows(store, Patient) == 1
+
+
+def test_long_names_and_treatment_text_are_refused_not_cut(store):
+    """A name, procedure or treated area longer than its column used to be cut without a word: what the
+    practitioner typed was lost. Now it is refused in one line and nothing is stored."""
+    with pytest.raises(OptionError, match="the patient's name is 201 characters long, more than the 200 allowed"):
+        store.create_patient(MAIN, "N" * 201)
+    assert count_rows(store, Patient) == 0
+    p = new_patient(store, "Fits")
+    with pytest.raises(OptionError, match="the patient's name is 201 characters long"):
+        store.update_patient(MAIN, p.id, name="N" * 201)
+    assert store.patient(MAIN, p.id).name == "Fits"
+    assert store.create_patient(MAIN, "N" * 200).name == "N" * 200  # the limit itself fits, whole
+    with pytest.raises(OptionError, match="the treated area is 201 characters long"):
+        store.add_treatment(MAIN, p.id, "2025-01-01", area="A" * 201)
+    with pytest.raises(OptionError, match="the treatment's procedure is 101 characters long"):
+        store.add_treatment(MAIN, p.id, "2025-01-01", procedure="P" * 101)
+    assert count_rows(store, Treatment) == 0
 
 
 def test_a_nul_in_a_search_or_a_user_name_finds_nothing_instead_of_failing(store):

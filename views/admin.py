@@ -31,7 +31,7 @@ with tab_accounts:
     with add_col:
         st.subheader("New account")
         with st.form("add_account", clear_on_submit=True):
-            name = st.text_input("User name", key="new_account_name")
+            name = st.text_input("User name", key="new_account_name", max_chars=services.TEXT_LIMITS["user_name"])
             role = st.selectbox("Role", ROLES, index=1, key="new_account_role")
             pw = st.text_input("One-time password (at least 12 characters)", type="password",
                                key="new_account_password")

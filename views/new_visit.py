@@ -36,7 +36,8 @@ with c1:
     picked = st.selectbox("Face region", options, key="visit_region", index=0 if known else None,
                           placeholder="Choose the region photographed",
                           help="Regions already photographed for this patient come first.")
-    other = st.text_input("…or type another region", key="visit_region_other", placeholder="e.g. jaw line")
+    other = st.text_input("…or type another region", key="visit_region_other", placeholder="e.g. jaw line",
+                          max_chars=services.TEXT_LIMITS["region"])
     region = (other or picked or "").strip()
 with c2:
     visit_date = st.date_input("Date of the visit", value=dt.date.today(), key="visit_date",
@@ -54,7 +55,8 @@ if treated:
     t1, t2 = st.columns([1, 2])
     depth = t1.number_input("Needle depth (mm)", min_value=0.0, max_value=3.0, value=1.5, step=0.25,
                             key="needle_depth_mm")
-    area = t2.text_input("Treated area", value=region, key="treatment_area")
+    area = t2.text_input("Treated area", value=region, key="treatment_area",
+                         max_chars=services.TEXT_LIMITS["treatment_area"])
     tnotes = st.text_area("Treatment notes", key="treatment_notes", height=70,
                           placeholder="passes, serum, device settings, reactions…")
     treatment = {"procedure": "micro-needling", "needle_depth_mm": depth, "area": area, "notes": tnotes}

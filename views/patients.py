@@ -137,8 +137,9 @@ with left:
         for k in ("new_patient_name", "new_patient_code", "new_patient_notes"):
             st.session_state.pop(k, None)
     with st.form("new_patient"):
-        name = st.text_input("Name", key="new_patient_name")
-        code = st.text_input("Clinic code (optional, unique)", key="new_patient_code")
+        name = st.text_input("Name", key="new_patient_name", max_chars=services.TEXT_LIMITS["patient_name"])
+        code = st.text_input("Clinic code (optional, unique)", key="new_patient_code",
+                             max_chars=services.TEXT_LIMITS["patient_code"])
         notes = st.text_area("Notes (optional)", key="new_patient_notes", height=80)
         if st.form_submit_button("Create patient", key="create_patient", type="primary"):
             with services.show_errors(stop=False):
@@ -161,8 +162,9 @@ with right:
             st.session_state["edit_patient_notes"] = current.notes
         st.subheader(f"Edit {esc(current.name)}")
         with st.form("edit_patient"):
-            new_name = st.text_input("Name", key="edit_patient_name")
-            new_code = st.text_input("Clinic code", key="edit_patient_code")
+            new_name = st.text_input("Name", key="edit_patient_name", max_chars=services.TEXT_LIMITS["patient_name"])
+            new_code = st.text_input("Clinic code", key="edit_patient_code",
+                                     max_chars=services.TEXT_LIMITS["patient_code"])
             new_notes = st.text_area("Notes", key="edit_patient_notes", height=80)
             if st.form_submit_button("Save changes", key="update_patient"):
                 with services.show_errors(stop=False):
