@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+import math
 import re
 import unicodedata
 from pathlib import Path
@@ -75,6 +76,39 @@ def clean(text, limit: int = 200, *, one_line: bool = True) -> str:
 def _breakable(s: str, every: int = 40) -> str:
     """Insert zero-width-free break chances (spaces) into words longer than ``every`` characters."""
     return re.sub(r"(\S{%d})(?=\S)" % every, r"\1 ", s)
+
+
+def _weeks(w: float) -> str:
+    """Weeks to one decimal, without a trailing ".0" (0, 1, 6, 12, but 2.4)."""
+    text = f"{w:.1f}"
+    return (text[:-2] if text.endswith(".0") else text).replace("-", MINUS)
+
+
+def _decimals(values, significant: int = 3) -> int:
+    """Decimals that give a column's largest value ``significant`` figures, so every row of a column has the
+    same number of decimals (4.91, 5.30 — not 4.91, 5.3)."""
+    top = max((abs(x) for x in values if finite(x)), default=0.0)
+    return 0 if top == 0 else max(0, significant - 1 - math.floor(math.log10(top)))
+
+
+def _column_widths(pdf, heads, first: tuple, total: float, whole: dict | None = None) -> list[float]:
+    """Widths (mm) of a table: ``first`` for the leading columns, the rest shared equally — but every column
+    at least as wide as the longest word of its heading (bold, at the current size), so no word is split
+    across lines, and as the texts of ``whole`` ({column: [text]}) that must stay on one line (dates).
+    Columns over their need give way in proportion when the words need more room."""
+    pdf.set_font(style="B")
+    need = [max(pdf.get_string_width(word) for word in h.split()) + 2.0 for h in heads]
+    pdf.set_font(style="")
+    for i, texts in (whole or {}).items():
+        need[i] = max([need[i], *(pdf.get_string_width(t) + 2.0 for t in texts)])
+    rest = (total - sum(first)) / max(len(heads) - len(first), 1)
+    widths = [max(w, n) for w, n in zip([*first, *[rest] * (len(heads) - len(first))], need)]
+    over = sum(widths) - total
+    if over > 0:  # take it from the slack of columns wider than their words need
+        slack = [w - n for w, n in zip(widths, need)]
+        widths = [w - over * s / sum(slack) if sum(slack) > 0 else w * total / sum(widths)
+                  for w, s in zip(widths, slack)]
+    return widths
 
 
 def _date(d: dt.date | None) -> str:
@@ -336,10 +370,10 @@ def _region_section(pdf, data: ReportData, region: RegionReport, heading, text, 
         heads = ["Date", "Week", metric_heading("roughness_index"),
                  "Change vs first visit", "95 % interval", "MDC", "Verdict"]
         heads += [metric_heading(m) for m in SECONDARY_METRICS]
-        fixed = (16, 10, 17, 15, 25, 9, 21)
-        rest = (W - sum(fixed)) / max(len(SECONDARY_METRICS), 1)
-        widths = fixed + (rest,) * len(SECONDARY_METRICS)
         pdf.set_font(_FONT, "", 6)
+        widths = _column_widths(pdf, heads, (16, 10, 17, 15, 25, 9, 21), W, whole={0: [_date(v.date) for v in rows]})
+        digits = {m: _decimals([v.metrics.get(m) for v in rows]) for m in SECONDARY_METRICS}
+        digits["roughness_index"] = _decimals([v.roughness_index for v in rows])
         with pdf.table(col_widths=widths, line_height=3.2, text_align="CENTER",
                        first_row_as_headings=True) as table:
             r = table.row()
@@ -348,8 +382,9 @@ def _region_section(pdf, data: ReportData, region: RegionReport, heading, text, 
             for v in rows:
                 r = table.row()
                 r.cell(_date(v.date))
-                r.cell(f"{v.weeks:.1f}".replace("-", MINUS))
-                r.cell(f"{v.roughness_index:.3g}" if finite(v.roughness_index) else "not measured")
+                r.cell(_weeks(v.weeks))
+                r.cell(f"{v.roughness_index:.{digits['roughness_index']}f}" if finite(v.roughness_index)
+                       else "not measured")
                 r.cell("reference" if v.is_baseline else change_text(v.change_pct))
                 r.cell(f"{change_text(v.ci_low)} to {change_text(v.ci_high)}"
                        if finite(v.ci_low) and finite(v.ci_high) else "")
@@ -357,4 +392,4 @@ def _region_section(pdf, data: ReportData, region: RegionReport, heading, text, 
                 r.cell("" if v.is_baseline else significance_text(v.significant, v.change_pct))
                 for m in SECONDARY_METRICS:
                     x = v.metrics.get(m)
-                    r.cell(f"{x:.3g}" if finite(x) else "")
+                    r.cell(f"{x:.{digits[m]}f}" if finite(x) else "")

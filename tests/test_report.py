@@ -95,8 +95,23 @@ def test_visit_table_has_every_column_with_the_secondary_metrics(demo_report):
     for head in ("Date", "Week", "Roughness index (%)", "95 % interval", "MDC", "Verdict"):
         assert head in text
     for m in reportdata.SECONDARY_METRICS:
-        value = points[-1].metrics[m]
-        assert f"{value:.3g}" in text, m
+        # One number of decimals per column: three significant figures of the column's largest value.
+        digits = report._decimals([p.metrics[m] for p in points])
+        for p in points:
+            assert f"{p.metrics[m]:.{digits}f}" in text, m
+    # Headings break between words only (narrow columns split "Erythema" into "Erythem a" before).
+    for m in reportdata.SECONDARY_METRICS:
+        assert report.metric_heading(m) in text, m
+    # Whole weeks without ".0"
+    assert " 0.0 " not in text and " 12.0 " not in text
+
+
+def test_table_numbers_and_widths():
+    assert [report._weeks(w) for w in (0.0, 1.0, 2.43, 12.0, -1.0)] == ["0", "1", "2.4", "12", "\u22121"]
+    assert report._decimals([4.91, 5.3, 3.97]) == 2
+    assert report._decimals([81.5, 106.0]) == 0
+    assert report._decimals([0.0421, 0.0226]) == 4
+    assert report._decimals([float("nan"), None]) == 0
 
 
 def test_same_data_gives_the_same_pdf_bytes(demo_report):
@@ -152,14 +167,15 @@ HOSTILE = ("# **Zoë** <script>alert(1)</script> [x](javascript:alert(1)) Ω Ж�
 
 def test_hostile_names_notes_and_regions_do_not_crash_the_pdf(data_dir):
     with open_store(data_dir) as store:
-        p = new_patient(store, HOSTILE, code="<b>H1</b>", notes=HOSTILE)
+        # (a name and an area hold 200 characters: longer ones are refused; notes have no limit)
+        p = new_patient(store, HOSTILE[:200], code="<b>H1</b>", notes=HOSTILE)
         photo = (SAMPLES / "week00_baseline.jpg").read_bytes()
         for i, day in enumerate((dt.date(2026, 1, 5), dt.date(2026, 2, 16))):
             store.save_visit(MAIN, p.id, date=day, notes=HOSTILE, photos=[NewPhoto(
                 another_photo(photo, i), "a.jpg", "<i>cheek</i> " + "R" * 87,  # (the longest region there is)
                 measurement=NewMeasurement(analyzer.ALGORITHM_VERSION, roughness_index=4.0 - i,
                                            metrics={"roughness_index": 4.0 - i}))],
-                treatment={"needle_depth_mm": 1.0, "area": HOSTILE, "notes": HOSTILE} if i == 0 else None)
+                treatment={"needle_depth_mm": 1.0, "area": HOSTILE[:200], "notes": HOSTILE} if i == 0 else None)
         data = reportdata.gather_report(store, MAIN, p.id, now=NOW)
     pdf = report.render_pdf(data, paper="Letter")
     reader = pypdf.PdfReader(io.BytesIO(pdf))
