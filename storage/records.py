@@ -1,6 +1,6 @@
 """Plain, frozen values that the service API takes and returns.
 
-No ORM object ever leaves :mod:`storage.service`: callers get these dataclasses, which hold no session and
+No ORM object ever leaves the storage service (:class:`storage.Store`): callers get these dataclasses, which hold no session and
 can be cached, pickled and passed between threads. The ``dict``/``list`` fields are fresh copies; treat them
 as read-only.
 

@@ -1,7 +1,7 @@
 """Index the audit log by patient.
 
 A privacy officer's question "who saw or exported this patient?" filters the audit log by patient, and a new
-patient's id on SQLite is chosen past every id the log has seen (``storage.service._unused_patient_id``): both
+patient's id on SQLite is chosen past every id the log has seen (``storage.patients._unused_patient_id``): both
 read ``audit_events.patient_id``, which without an index is a scan of the whole log.
 
 Revision ID: 0003
