@@ -27,8 +27,8 @@ from dataclasses import dataclass, replace
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
-from sqlalchemy import func, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import func, or_, select, update
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from . import audit
@@ -51,6 +51,12 @@ _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+$")
 _CLINIC_CODE = re.compile(r"^[A-Z0-9][A-Z0-9_-]{0,39}$")
 _hasher = PasswordHasher()  # Argon2id
 _DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))
+
+
+def _masked(name: str) -> str:
+    """An unknown user name as the audit log keeps it: its first two characters and its length. What people
+    type into the user-name box by mistake is often their password, which is never to be logged."""
+    return name if len(name) <= 2 else f"{name[:2]}… ({len(name)} characters)"
 
 
 @dataclass(frozen=True)
@@ -156,38 +162,66 @@ class Accounts:
 
     # -------------------------------------------------------------------------------------- sign-in
     def sign_in(self, username: str, password: str) -> Actor:
-        """Check a user name and password; the signed-in :class:`Actor`, or :class:`SignInFailed`."""
+        """Check a user name and password; the signed-in :class:`Actor`, or :class:`SignInFailed`.
+
+        The attempt is counted *before* its password is checked, by one atomic update of the account's row that
+        is refused while the account waits or is locked: attempts sent at the same moment are serialised by
+        the row's lock, so a burst gets no more checks than attempts one after the other (reading the count,
+        checking for 0.1 s and writing it back let 11 simultaneous wrong passwords through with a count of 1).
+        A right password then resets the count.
+        """
         now = self.clock()
         name = str(username or "").strip()[:100]
-        actor = None
-        # The transaction commits failures too (count, lock, audit row); the refusal is raised after it.
-        with self._sessions() as s, s.begin():
-            acc = s.scalar(select(Account).where(Account.username == name)) if name else None
-            if acc is None or acc.password_hash is None:
-                _verify(_DUMMY_HASH, str(password or ""))  # same cost as a real check
-                audit.record(s, None, "sign_in", outcome="failed", account=name, detail="unknown user name")
-            elif (locked := as_utc(acc.locked_until)) is not None and now < locked:
-                _verify(_DUMMY_HASH, str(password or ""))  # same cost as a real check: the delay tells nothing
-                audit.record(s, None, "sign_in", outcome="failed", account=name, clinic_id=acc.clinic_id,
-                             detail="throttled or locked")
-            elif not _verify(acc.password_hash, str(password or "")):
-                acc.failed_attempts += 1
-                n = acc.failed_attempts
-                if n >= LOCK_AFTER:
-                    acc.locked_until = now + dt.timedelta(minutes=LOCK_MINUTES)
-                elif n > FREE_FAILURES:
-                    acc.locked_until = now + dt.timedelta(seconds=2 ** (n - FREE_FAILURES))
-                audit.record(s, None, "sign_in", outcome="failed", account=name, clinic_id=acc.clinic_id,
-                             detail=f"wrong password ({n})")
-            elif acc.disabled:
-                audit.record(s, None, "sign_in", outcome="failed", account=name, clinic_id=acc.clinic_id,
-                             detail="disabled")
-            else:
-                acc.failed_attempts = 0
-                acc.locked_until = None
-                acc.last_sign_in = now
-                actor = self._actor(s, acc)
-                audit.record(s, actor, "sign_in")
+        pw = str(password or "")
+        try:
+            with self._sessions() as s, s.begin():
+                row = s.execute(
+                    update(Account)
+                    .where(Account.username == name, Account.password_hash.is_not(None),
+                           or_(Account.locked_until.is_(None), Account.locked_until <= now))
+                    .values(failed_attempts=Account.failed_attempts + 1)
+                    .returning(Account.id, Account.failed_attempts, Account.password_hash, Account.clinic_id)
+                ).first() if name else None
+                if row is not None:
+                    n = row.failed_attempts  # this attempt counted as failed until its password proves right
+                    if n >= LOCK_AFTER:
+                        wait = dt.timedelta(minutes=LOCK_MINUTES)
+                    elif n > FREE_FAILURES:
+                        wait = dt.timedelta(seconds=2 ** (n - FREE_FAILURES))
+                    else:
+                        wait = None
+                    if wait is not None:
+                        s.execute(update(Account).where(Account.id == row.id).values(locked_until=now + wait))
+                else:
+                    acc = s.scalar(select(Account).where(Account.username == name)) if name else None
+                    known = acc is not None and acc.password_hash is not None
+                    audit.record(s, None, "sign_in", outcome="failed", account=name if known else _masked(name),
+                                 clinic_id=acc.clinic_id if known else None,
+                                 detail="throttled or locked" if known else "unknown user name")
+            if row is None:
+                _verify(_DUMMY_HASH, pw)  # same cost as a real check: the delay tells nothing
+                raise SignInFailed(SIGN_IN_FAILED)
+            ok = _verify(row.password_hash, pw)
+            actor = None  # (a refusal is raised after the commit, so that its audit row stays)
+            # Each transaction starts with its write: on SQLite a read first would make the write fail at once
+            # ("database is locked") when another attempt committed meanwhile, instead of waiting its turn.
+            with self._sessions() as s, s.begin():
+                if not ok:
+                    audit.record(s, None, "sign_in", outcome="failed", account=name, clinic_id=row.clinic_id,
+                                 detail=f"wrong password ({row.failed_attempts})")
+                else:
+                    s.execute(update(Account).where(Account.id == row.id)
+                              .values(failed_attempts=0, locked_until=None))
+                    acc = s.get(Account, row.id)
+                    if acc.disabled:
+                        audit.record(s, None, "sign_in", outcome="failed", account=name, clinic_id=acc.clinic_id,
+                                     detail="disabled")
+                    else:
+                        acc.last_sign_in = now
+                        actor = self._actor(s, acc)
+                        audit.record(s, actor, "sign_in")
+        except OperationalError:  # the database busy or gone: refused like any failure, in one line
+            raise SignInFailed(SIGN_IN_FAILED) from None
         if actor is None:
             raise SignInFailed(SIGN_IN_FAILED)
         return actor

@@ -307,6 +307,55 @@ def test_brute_force_is_slowed_then_locked_for_15_minutes(world):
     assert len(fails) >= accounts_mod.LOCK_AFTER + 4
 
 
+def test_wrong_passwords_sent_at_the_same_moment_get_no_more_checks_than_one_after_another(world, monkeypatch):
+    """Read the count, check the password, write the count back: 11 simultaneous wrong passwords all got checked
+    and left a count of 1 (PostgreSQL), or failed with "database is locked" and no audit row (SQLite). The
+    attempt is now counted first, atomically: a burst gets at most FREE_FAILURES + 1 checks, then waits."""
+    import threading
+
+    store = world["store"]
+    real_verify, checked = accounts_mod._verify, []
+
+    def slow_verify(hashed, password):  # a real check takes ~0.1 s: the window the burst used
+        if hashed != accounts_mod._DUMMY_HASH:
+            checked.append(password)
+        time.sleep(0.05)
+        return real_verify(hashed, password)
+
+    monkeypatch.setattr(accounts_mod, "_verify", slow_verify)
+    start, outcomes = threading.Barrier(12), []
+
+    def attempt(k):
+        start.wait()
+        try:
+            store.accounts.sign_in("main_prac", f"wrong password {k}")
+            outcomes.append("signed in")
+        except SignInFailed:
+            outcomes.append("refused")
+
+    threads = [threading.Thread(target=attempt, args=(k,)) for k in range(12)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert outcomes == ["refused"] * 12
+    assert len(checked) <= accounts_mod.FREE_FAILURES + 1, checked
+    fails = [e for e in store.audit.events(Actor.system(), action="sign_in") if e.outcome == "failed"]
+    assert len(fails) == 12  # every attempt audited: checked ones as wrong passwords, the rest as throttled
+    assert sum(e.detail.startswith("wrong password") for e in fails) == len(checked)
+    with pytest.raises(SignInFailed):  # and the account waits now, even for the right password
+        store.accounts.sign_in("main_prac", PW)
+
+
+def test_a_password_typed_as_the_user_name_is_not_logged(world):
+    store = world["store"]
+    with pytest.raises(SignInFailed):
+        store.accounts.sign_in("Tr0ub4dor&3-horse-staple", "whatever")
+    [event] = [e for e in store.audit.events(Actor.system(), action="sign_in") if e.outcome == "failed"]
+    assert event.account == "Tr… (24 characters)" and event.detail == "unknown user name"
+    assert "horse" not in repr(store.audit.events(Actor.system()))
+
+
 def test_disabling_an_account_ends_its_sessions(world):
     store, a = world["store"], world["actors"]
     assert store.accounts.actor(a["main_prac"].account_id).name == "main_prac"
