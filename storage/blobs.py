@@ -157,7 +157,7 @@ class BlobStore:
 
     def __init__(self, root: str | os.PathLike[str], *, key: bytes | str | None = _FROM_ENV):  # type: ignore
         self.root = Path(root)
-        self.root.mkdir(parents=True, exist_ok=True)
+        self.root.mkdir(mode=0o700, parents=True, exist_ok=True)  # (new folders: the owner only)
         if key is _FROM_ENV:
             key = os.environ.get(KEY_ENV) or None
         self._aead = self._name_key = self._check = None
@@ -355,7 +355,7 @@ class BlobStore:
 
 def _write_atomic(final: Path, data: bytes) -> None:
     """Write ``data`` to ``final`` through a fsync'ed temporary file and an atomic rename."""
-    final.parent.mkdir(parents=True, exist_ok=True)
+    final.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=TMP_PREFIX, dir=final.parent)
     try:
         with os.fdopen(fd, "wb") as fh:

@@ -42,6 +42,7 @@ def make_engine(url: str | URL) -> Engine:
     """An engine for ``url`` with the SQLite settings above applied to each connection."""
     url = make_url(url)
     if url.get_backend_name() == "sqlite":
+        _private_file(url.database)
         engine = create_engine(url, connect_args={"timeout": 30})
         _configure_sqlite(engine)
     else:
@@ -50,6 +51,20 @@ def make_engine(url: str | URL) -> Engine:
 
         clean_parameters(engine)
     return engine
+
+
+def _private_file(database: str | None) -> None:
+    """Create the SQLite file readable by its owner only (0600) before SQLite does (with the umask's 0644): it
+    holds names, birth dates, notes and the audit log. SQLite gives its -wal and -shm files the database file's
+    permissions."""
+    if database in (None, "", ":memory:") or str(database).startswith("file:"):
+        return
+    try:
+        os.close(os.open(database, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except FileExistsError:
+        pass
+    except OSError:  # (a folder that does not exist: SQLite says so in its own words)
+        pass
 
 
 def _configure_sqlite(engine: Engine) -> None:
@@ -61,6 +76,10 @@ def _configure_sqlite(engine: Engine) -> None:
         cur = dbapi_conn.cursor()
         cur.execute("PRAGMA foreign_keys=ON")
         cur.execute("PRAGMA busy_timeout=30000")
+        # A deleted patient's rows are overwritten with zeros, not left in free pages, and the write-ahead log
+        # does not keep its size (with old pages) after a checkpoint (delete_patient runs one).
+        cur.execute("PRAGMA secure_delete=ON")
+        cur.execute("PRAGMA journal_size_limit=0")
         if engine.url.database not in (None, "", ":memory:"):
             cur.execute("PRAGMA journal_mode=WAL")
         cur.close()

@@ -184,6 +184,7 @@ class Patients(Aggregate):
             s.execute(delete(Patient).where(Patient.id == p.id))
             audit.record(s, actor, "delete_patient", patient_id=p.id)
         self._remove_unreferenced(files)
+        self._forget()
 
 
 def _unused_patient_id():

@@ -59,7 +59,7 @@ def open_store(
         Ready to use; the schema has been brought to the newest migration (``alembic upgrade head``).
     """
     data_dir = db.resolve_data_dir(data_dir)
-    data_dir.mkdir(parents=True, exist_ok=True)
+    data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)  # (new folders: the owner only)
     engine = db.make_engine(db.resolve_url(url, data_dir))
     try:
         db.upgrade(engine)

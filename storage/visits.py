@@ -239,6 +239,7 @@ class Visits(Aggregate):
             s.execute(delete(Visit).where(Visit.id == visit_id))
             audit.record(s, actor, "delete_visit", patient_id=patient_id, detail=f"visit of {v.date.isoformat()}")
         self._remove_unreferenced(files)
+        self._forget()
 
     def photos(self, actor: Actor, patient_id: int, *, region: str | None = None) -> list[PhotoRecord]:
         """The patient's photos (optionally of one region), by visit date."""

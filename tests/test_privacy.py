@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import io
+import os
 import struct
 import zlib
 from pathlib import Path
@@ -479,6 +480,37 @@ def test_deleting_a_patient_leaves_no_copy_of_their_photo_in_the_data_folder(dat
         assert len(remaining) == 1  # the other patient's photo only
     for piece in _distinctive_slices(plain) + _distinctive_slices(original):
         assert files_containing(data_dir, piece) == []  # every file, the SQLite database included
+
+
+def test_a_deleted_patients_name_and_notes_are_gone_from_the_database_files_while_the_server_runs(data_dir):
+    """The write-ahead log kept a deleted patient's name and notes for as long as the server ran (it is reused,
+    never emptied, and goes into backups of the data folder). Now a deletion checkpoints and empties it, and
+    secure_delete zeroes the freed pages; the store stays open, as the dashboard's does."""
+    with open_store(data_dir) as store:
+        pid = new_patient(store, "Zelda Uniquename", notes="secret note XYZZY").id
+        new_patient(store, "Keep Me")
+        store.delete_patient(MAIN, pid)
+        new_patient(store, "Written after")  # the server goes on writing
+        for piece in (b"Zelda Uniquename", b"secret note XYZZY"):
+            assert files_containing(data_dir, piece) == []
+
+
+def test_the_database_and_the_photo_folders_are_the_owners_only(data_dir):
+    """With the usual umask the database (names, birth dates, notes, the audit log) was readable by every local
+    user (0644), and so were the folders (0755)."""
+    old = os.umask(0o022)
+    try:
+        with open_store(data_dir) as store:
+            pid = new_patient(store, "Perms").id
+            store.save_visit(MAIN, pid, date="2026-01-05", photos=[NewPhoto(jpeg_with_metadata(3), "a.jpg", "chin")])
+            files = [p for p in all_files(data_dir)]
+            assert any(p.name == "relief.db-wal" for p in files)
+            for p in files:
+                assert p.stat().st_mode & 0o077 == 0, (p, oct(p.stat().st_mode))
+            for d in {data_dir, *(p.parent for p in files)}:
+                assert d.stat().st_mode & 0o077 == 0, (d, oct(d.stat().st_mode))
+    finally:
+        os.umask(old)
 
 
 def test_deleting_a_visit_removes_its_photo_file_and_keeps_the_others(data_dir, monkeypatch):
