@@ -13,7 +13,11 @@ Files written to the output folder
 
 De-identified export (``deidentify=True``)
 ------------------------------------------
-* names, birth dates and every free-text note are dropped;
+* names, birth dates and every free-text note are dropped, and so is a treatment's treated area (typed text);
+* regions and parts keep the standard names (:data:`STANDARD_REGIONS`: the library's face regions and "full
+  face"); any other name typed at the clinic ("Jane's scar from the 2019 accident") becomes ``other region 1``,
+  ``other region 2``, … numbered per patient; a treatment's procedure is kept when it is one of
+  :data:`STANDARD_PROCEDURES`, else ``other``;
 * patient codes are replaced by stable pseudonyms ``P-<16 hex>``: HMAC-SHA256 of the code (or of the internal id
   when a patient has no code) under a secret key, so the same patient gets the same pseudonym in every export
   made with the same key, and nobody without the key can compute or reverse it;
@@ -44,6 +48,7 @@ from pathlib import Path
 from typing import Any
 
 from analyzer.errors import OptionError
+from analyzer.regions import REGION_NAMES
 from analyzer.registry import METRICS
 
 from .reportdata import ExportData, PatientExport
@@ -96,6 +101,12 @@ def _num(x) -> float | None:
     return float(x) if finite(x) else None
 
 
+#: Region names a de-identified export keeps (others are typed text: numbered instead).
+STANDARD_REGIONS = (*REGION_NAMES, "full face")
+#: Treatment procedures a de-identified export keeps (others: "other").
+STANDARD_PROCEDURES = ("micro-needling",)
+
+
 def _tables(data: ExportData, deidentify: bool, key: bytes | None) -> dict[str, tuple[list[str], list[list]]]:
     when = "day" if deidentify else "date"
 
@@ -115,6 +126,14 @@ def _tables(data: ExportData, deidentify: bool, key: bytes | None) -> dict[str, 
         code = who(p)
         first_tx = min((t.date for t in p.treatments), default=None)
         photo_no = {}
+        others: dict[str, str] = {}
+
+        def place(name: str) -> str:
+            """The region's or part's name; de-identified, typed names are numbered per patient."""
+            if not deidentify or not name or name.strip().lower() in STANDARD_REGIONS:
+                return name
+            return others.setdefault(name, f"other region {len(others) + 1}")
+
         for date, region, photo_id, values in p.measurements:
             n = photo_no.setdefault(photo_id, len(photo_no) + 1)
             parts = [("", {k: v for k, v in values.items() if k in METRICS})]
@@ -123,16 +142,20 @@ def _tables(data: ExportData, deidentify: bool, key: bytes | None) -> dict[str, 
                 for metric in METRICS:  # registry order
                     if metric not in vals:
                         continue
-                    meas.append([code, day(p, date), _weeks(date, first_tx), region, part, n, metric,
+                    meas.append([code, day(p, date), _weeks(date, first_tx), place(region), place(part), n, metric,
                                  _num(vals[metric]), METRICS[metric].unit, version])
         for region, base, row in p.comparisons:
-            comp.append([code, region, day(p, base.date), day(p, row.date), _weeks(row.date, first_tx),
+            comp.append([code, place(region), day(p, base.date), day(p, row.date), _weeks(row.date, first_tx),
                          "roughness_index", _num(base.roughness_index), _num(row.roughness_index),
                          _num(row.change_pct), _num(row.ci_low), _num(row.ci_high), _num(row.mdc_pct),
                          row.significant, significance_text(row.significant, row.change_pct) or "not compared yet", version])
         for t in p.treatments:
-            r = [code, day(p, t.date), _weeks(t.date, first_tx), t.procedure, _num(t.needle_depth_mm), t.area]
-            treat.append(r if deidentify else r + [t.notes])
+            r = [code, day(p, t.date), _weeks(t.date, first_tx)]
+            if deidentify:
+                treat.append(r + [t.procedure if t.procedure in STANDARD_PROCEDURES else "other",
+                                  _num(t.needle_depth_mm)])
+            else:
+                treat.append(r + [t.procedure, _num(t.needle_depth_mm), t.area, t.notes])
         if deidentify:
             pats.append([code, p.n_visits, len(p.treatments)])
         else:
@@ -145,8 +168,8 @@ def _tables(data: ExportData, deidentify: bool, key: bytes | None) -> dict[str, 
         "comparisons": ["patient", "region", f"baseline_{when}", f"followup_{when}", "weeks_since_first_treatment",
                         "metric", "baseline_value", "followup_value", "change_pct", "ci95_low_pct",
                         "ci95_high_pct", "mdc_pct", "significant", "verdict", "algorithm_version"],
-        "treatments": ["patient", when, "weeks_since_first_treatment", "procedure", "needle_depth_mm", "area"]
-        + ([] if deidentify else ["notes"]),
+        "treatments": ["patient", when, "weeks_since_first_treatment", "procedure", "needle_depth_mm"]
+        + ([] if deidentify else ["area", "notes"]),
         "patients": ["patient", "n_visits", "n_treatments"] if deidentify else
         ["patient", "name", "birth_date", "notes", "first_visit", "n_visits", "n_treatments"],
     }

@@ -32,6 +32,9 @@ except ImportError:  # pragma: no cover - pandas is optional; the csv module rea
 REPO = Path(__file__).resolve().parents[1]
 SAMPLES = REPO / "sample_images"
 KEY = b"test-key-0123456789abcdef0123456789abcdef"
+#: Free text typed at the clinic into a region, a box's name, a treated area and a procedure.
+TYPED = dict(region="Whitfield burn scar 2019", part="Zoë jaw box", area="Zoë's left cheek after the 2019 accident",
+             procedure="Okonkwo peel")
 SECOND = dict(name="Zoë Ångström-Whitfield", code="ZX-4471", birth_date=dt.date(1987, 3, 14),
               notes="Prefers morning appointments; referred by Dr Okonkwo")
 
@@ -49,8 +52,12 @@ def seeded(tmp_path_factory) -> Path:
                 another_photo(photo, i), "a.jpg", "forehead", measurement=NewMeasurement(
                     analyzer.ALGORITHM_VERSION, roughness_index=5.0 - i,
                     metrics={"roughness_index": 5.0 - i, "scar_density": 2.0,
-                             "region:forehead:roughness_index": 5.0 - i, "region:forehead:area_cm2": 12.0}))],
-                treatment={"needle_depth_mm": 2.0, "area": "forehead",
+                             "region:forehead:roughness_index": 5.0 - i, "region:forehead:area_cm2": 12.0,
+                             # a box the practitioner named (free text, as regions and areas are)
+                             f"region:{TYPED['part']}:roughness_index": 4.0 - i}))] + [NewPhoto(
+                another_photo(photo, 10 + i), "b.jpg", TYPED["region"], measurement=NewMeasurement(
+                    analyzer.ALGORITHM_VERSION, roughness_index=6.0 - i, metrics={"roughness_index": 6.0 - i}))],
+                treatment={"needle_depth_mm": 2.0, "area": TYPED["area"], "procedure": TYPED["procedure"],
                            "notes": "=HYPERLINK(\"http://evil\") Okonkwo\x07"} if i == 0 else None)
     return data
 
@@ -99,9 +106,12 @@ def _secrets_of_database(data_dir: Path) -> list[str]:
                 dates.append(v.date)
                 out.append(v.notes)
                 dates += [ph.created_at.date() for ph in v.photos]
+                out += [ph.region for ph in v.photos if ph.region not in export.STANDARD_REGIONS]
             for t in store.treatments(MAIN, p.id):
                 dates.append(t.date)
                 out.append(t.notes)
+                out += [t.area if t.area not in export.STANDARD_REGIONS else "",
+                        t.procedure if t.procedure not in export.STANDARD_PROCEDURES else ""]
             for d in filter(None, dates):
                 out += [d.isoformat(), f"{d:%d %b %Y}", f"{d:%d/%m/%Y}", f"{d:%m/%d/%Y}", f"{d:%d.%m.%Y}"]
     return sorted({s for s in out if s})
@@ -190,7 +200,9 @@ def test_a_cell_never_starts_with_what_a_spreadsheet_runs(lead):
 def test_deidentified_export_holds_no_name_code_note_or_date_of_the_database(exported, seeded):
     _, _, plain, deid = exported
     secrets = _secrets_of_database(seeded)
-    assert {"Demo patient", "DEMO", SECOND["name"], SECOND["code"], "1987-03-14"} <= set(secrets)
+    assert {"Demo patient", "DEMO", SECOND["name"], SECOND["code"], "1987-03-14", TYPED["region"], TYPED["area"],
+            TYPED["procedure"]} <= set(secrets)
+    assert TYPED["part"] in _all_text(plain) and TYPED["part"] not in _all_text(deid)
     plain_text, deid_text = _all_text(plain).casefold(), _all_text(deid).casefold()
     assert [s for s in ("Demo patient", "DEMO", SECOND["code"], "1987-03-14") if s.casefold() not in plain_text] == []
     found = [s for s in secrets if s.casefold() in deid_text]
@@ -207,7 +219,13 @@ def test_deidentified_export_keeps_the_numbers_with_days_and_pseudonyms(exported
     assert [float(r["change_pct"]) for r in demo_rows] == pytest.approx([p.change_pct for p in points[1:]])
     assert {r["patient"] for r in rows} <= {r["patient"] for r in _rows(deid / "patients.csv")}
     assert set(_rows(deid / "patients.csv")[0]) == {"patient", "n_visits", "n_treatments"}
-    assert "notes" not in _rows(deid / "treatments.csv")[0]
+    assert "notes" not in _rows(deid / "treatments.csv")[0] and "area" not in _rows(deid / "treatments.csv")[0]
+    # Typed region and box names are numbered per patient; the standard names stay.
+    second = next(p.patient for p in exported[0].patients if p.patient.code == SECOND["code"])
+    mine = [r for r in _rows(deid / "measurements.csv") if r["patient"] == export.pseudonym(second, KEY)]
+    regions, parts = {r["region"] for r in mine} - {"forehead"}, {r["part"] for r in mine} - {"", "forehead"}
+    assert len(regions) == len(parts) == 1 and regions | parts == {"other region 1", "other region 2"}
+    assert {r["procedure"] for r in _rows(deid / "treatments.csv")} == {"micro-needling", "other"}
     tx_days = sorted(int(r["day"]) for r in _rows(deid / "treatments.csv") if r["patient"] == pseudo)
     assert tx_days == [0, 42]
 
