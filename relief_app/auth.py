@@ -145,19 +145,32 @@ def sign_out(message: str | None = None) -> None:
 
 
 def _link_mode() -> Actor:
-    """A session opened by a patient link: locked to it; re-checked on every run."""
+    """A session opened by a patient link: locked to it; re-checked on every run.
+
+    The token leaves the address bar once the link is open (it would stay in the browser's history on a shared
+    consultation-room computer, and in proxy logs, for as long as the link lasts), and the session ends after the
+    idle timeout like an account's: the patient opens the link again from their message.
+    """
     store = services.get_store()
     token = st.session_state.get("link_token")
+    now = time.time()
+    if token is not None and now - float(st.session_state.get("last_active", now)) > idle_minutes() * 60:
+        _clear()
+        _no_entry(f"This page was closed after {idle_minutes():g} minutes without activity — open your link "
+                  "again to see your progress.")
     try:
         if token is None:
             token = str(st.query_params.get("link", ""))
             actor = store.links.open(token)  # audited: link_used (or a failed use)
             st.session_state["link_token"] = token
+            del st.query_params["link"]
         else:
             actor = store.links.actor(token)
     except NotFound as err:
         _no_entry(_message(err))
     st.session_state["actor"] = actor
+    st.session_state["last_active"] = now
+    _idle_watch()
     return actor
 
 

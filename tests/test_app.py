@@ -487,6 +487,24 @@ def test_patient_link_shows_plain_sentence_and_no_other_patient(data_dir, store,
     assert len(_plotly_specs(at)) == 1
 
 
+def test_a_link_leaves_the_address_bar_and_its_session_ends_when_idle(data_dir, store, demo_id):
+    """The token stayed in the address bar (browser history of a shared computer, proxy logs) for the link's two
+    weeks, and a link session never timed out."""
+    token, _ = store.links.issue(MAIN, demo_id)
+    at = _app(signed_in=None, link=token).run()
+    _no_exception(at)
+    assert "smoother than at your first visit" in _texts(at)
+    assert "link" not in at.query_params
+    at.run()  # the next run keeps the session (the token is in the session, not the URL)
+    assert "smoother than at your first visit" in _texts(at)
+    at.session_state["last_active"] = at.session_state["last_active"] - 31 * 60
+    at.run()
+    _no_exception(at)
+    shown = _texts(at)
+    assert "open your link again" in shown and demo.DEMO_NAME not in shown and "smoother" not in shown
+    assert not _plotly_specs(at) and not _image_captions(at)
+
+
 def test_patient_link_of_the_other_patient_shows_nothing_of_the_demo(data_dir, store, demo_id):
     other = new_patient(store, "Zed Other")
     token, _ = store.links.issue(MAIN, other.id)

@@ -459,6 +459,7 @@ def test_new_patient_two_visits_compared_with_the_baseline(page, server):
     page.goto(link)
     settle(page)
     plotly_visible(page, "visit_chart")
+    assert "link=" not in page.url  # the token left the address bar (and so the browser's history)
     body = page.inner_text("body")
     assert "Your skin texture, Grace" in body
     assert visit_sentence(c.change_pct, c.ci_low, c.ci_high, c.significant) in body
