@@ -352,6 +352,11 @@ class Accounts:
                     if not clinic:
                         raise OptionError("give the account's clinic with --clinic CODE")
                     c = self._clinic(s, clinic, create=True)
+                # One account per e-mail address, across clinics: single sign-on refuses an address that two
+                # accounts hold, so a second holder (another clinic's admin could add one) would lock the first out.
+                if email and s.scalar(select(func.count(Account.id)).where(func.lower(Account.email) == email.lower())):
+                    raise Conflict("that e-mail address is already given to an account; single sign-on needs one "
+                                   "account per address — leave it empty or use the person's own address")
                 acc = Account(username=username, clinic_id=c.id, role=role, email=email,
                               password_hash=_hasher.hash(password) if password is not None else None,
                               disabled=False, must_change_password=bool(must_change_password), failed_attempts=0,

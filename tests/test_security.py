@@ -21,10 +21,11 @@ import numpy as np
 import pytest
 from helpers import MAIN, another_photo, new_patient, signed_in
 from PIL import Image
-from sqlalchemy import text
+from sqlalchemy import select, text
 
-from storage import (AccessDenied, Actor, ConsentRequired, NewMeasurement, NewPhoto, NotFound, OptionError,
+from storage import (AccessDenied, Actor, Conflict, ConsentRequired, NewMeasurement, NewPhoto, NotFound, OptionError,
                      SignInFailed, Store, open_store)
+from storage.models import Account
 from storage import accounts as accounts_mod
 
 REPO = Path(__file__).resolve().parents[1]
@@ -372,8 +373,19 @@ def test_single_sign_on_maps_a_verified_email_to_exactly_one_enabled_account(wor
                        email="Dr.Sso@Clinic.example")
     store.accounts.add(system, "sso_off", role="viewer", password=None, clinic="MAIN", email="off@clinic.example")
     store.accounts.set_disabled(system, "sso_off")
-    for name in ("twin_a", "twin_b"):
-        store.accounts.add(system, name, role="viewer", password=None, clinic="OTHER", email="twin@clinic.example")
+    store.accounts.add(system, "twin_a", role="viewer", password=None, clinic="OTHER", email="twin@clinic.example")
+    # A second account with that address is refused (another clinic's admin could otherwise lock the first out
+    # of single sign-on) ...
+    other_admin = store.accounts.add(system, "other_admin2", role="admin", password=PW, clinic="OTHER")
+    with pytest.raises(Conflict, match="already given to an account"):
+        store.accounts.add(store.accounts.sign_in("other_admin2", PW), "twin_b", role="viewer", password=None,
+                           email="TWIN@clinic.example")
+    assert other_admin.username == "other_admin2"
+    # ... and one that a database from before that rule holds twice still signs in nobody.
+    with store._sessions() as s, s.begin():
+        twin = s.scalar(select(Account).where(Account.username == "twin_a"))
+        s.add(Account(username="twin_b", clinic_id=twin.clinic_id, role="viewer", email="twin@clinic.example",
+                      disabled=False, must_change_password=False, failed_attempts=0, created_at=twin.created_at))
 
     actor = store.accounts.sign_in_sso("dr.sso@CLINIC.example", verified=True)  # case does not matter
     assert (actor.name, actor.role, actor.clinic_code) == ("sso_prac", "practitioner", "MAIN")
