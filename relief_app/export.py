@@ -52,7 +52,7 @@ from analyzer.regions import REGION_NAMES
 from analyzer.registry import METRICS
 
 from .reportdata import ExportData, PatientExport
-from .text import finite, significance_text
+from .text import finite, not_a_formula, significance_text
 from .visits import regions_from_metrics
 
 __all__ = ["write_export", "zip_export", "pseudonym", "pseudonym_key", "KEY_ENV", "KEY_FILE", "FILES", "WORKBOOK"]
@@ -180,9 +180,7 @@ def _tables(data: ExportData, deidentify: bool, key: bytes | None) -> dict[str, 
 def _cell(v: Any) -> Any:
     """A value safe for a CSV or a spreadsheet cell: text without control characters, never a formula."""
     if isinstance(v, str):
-        v = _CONTROL.sub("", v.encode("utf-8", "replace").decode("utf-8"))
-        if v[:1] in ("=", "+", "-", "@", "\t", "\r"):  # (OWASP's list: a spreadsheet skips tab and CR)
-            v = "'" + v
+        v = not_a_formula(_CONTROL.sub("", v.encode("utf-8", "replace").decode("utf-8")))
     return v
 
 

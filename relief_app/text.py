@@ -11,8 +11,24 @@ from analyzer.registry import METRICS
 __all__ = [
     "MINUS", "PROGRESS_METRICS", "NEGATIVE_IS_SMOOTHER", "metric_label", "metric_unit", "metric_meaning",
     "signed", "change_text", "change_with_interval", "significance_text", "visit_sentence", "finite",
-    "REGION_COLUMNS", "region_rows", "region_change_rows",
+    "REGION_COLUMNS", "region_rows", "region_change_rows", "not_a_formula", "table_rows",
 ]
+
+#: What a spreadsheet runs as a formula when a cell starts with it (OWASP's list, with the full-width forms a
+#: spreadsheet also reads); leading blanks, tabs and line breaks are skipped by some spreadsheets.
+_FORMULA_LEADS = ("=", "+", "-", "@", "\uff1d", "\uff0b", "\uff0d", "\uff20")
+
+
+def not_a_formula(v):
+    """Text that a spreadsheet would run as a formula, with a leading apostrophe (other values as they are)."""
+    if isinstance(v, str) and (v[:1] in ("\t", "\r") or v.lstrip(" \t\r\n")[:1] in _FORMULA_LEADS):
+        return "'" + v
+    return v
+
+
+def table_rows(rows):
+    """Rows (dicts) for ``st.dataframe``, whose toolbar downloads them as CSV: no text cell runs as a formula."""
+    return [{k: not_a_formula(v) for k, v in r.items()} for r in rows]
 
 MINUS = "\u2212"
 #: Metrics offered on the progress chart (roughness index first, the default); only names in the registry.

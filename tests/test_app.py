@@ -436,6 +436,26 @@ def test_progress_page_draws_the_chart_with_intervals_treatments_and_windows(dat
     assert len(_plotly_specs(at)) == 1
 
 
+def test_tables_a_browser_downloads_as_csv_hold_no_formula(data_dir, store, demo_id):
+    """Every table's toolbar downloads it as CSV: a treatment note typed as =HYPERLINK(...) went out as a live
+    formula (Streamlit only quotes cells). Text that a spreadsheet runs starts with an apostrophe."""
+    store.add_treatment(MAIN, demo_id, "2026-01-20", area="cheeks", notes='=HYPERLINK("http://evil.example")')
+    at = _app().run()
+    at.session_state["patient_id"] = demo_id
+    at.switch_page("views/progress.py").run()
+    _no_exception(at)
+    [table] = [d.value for d in at.dataframe if "Notes" in d.value.columns]
+    notes = [n for n in table["Notes"] if "HYPERLINK" in str(n)]
+    assert notes == ["'=HYPERLINK(\"http://evil.example\")"]
+
+
+@pytest.mark.parametrize("value, safe", [("=1+1", "'=1+1"), ("  =1+1", "'  =1+1"), ("\n@SUM(A1)", "'\n@SUM(A1)"),
+                                        ("\uff1d1+1", "'\uff1d1+1"), ("\t=1", "'\t=1"), ("left cheek", "left cheek"),
+                                        ("\u22124 %", "\u22124 %"), (4.5, 4.5)])
+def test_not_a_formula(value, safe):
+    assert text.not_a_formula(value) == safe
+
+
 def test_progress_series_uses_the_stored_interval(store, demo_id):
     points = store.progress(MAIN, demo_id, demo.DEMO_REGION)
     series = charts.progress_series(points)

@@ -5,6 +5,7 @@ import streamlit as st
 
 from relief_app import services
 from relief_app.text import md_escape as esc
+from relief_app.text import table_rows
 from storage.access import ROLES
 from storage.audit import ACTIONS
 
@@ -21,12 +22,12 @@ with tab_accounts:
         st.success(st.session_state.pop("admin_flash"))
     with services.show_errors():
         rows = services.accounts()
-    st.dataframe([{"User": a.username, "Role": a.role, "E-mail": a.email or "", "Disabled": a.disabled,
+    st.dataframe(table_rows([{"User": a.username, "Role": a.role, "E-mail": a.email or "", "Disabled": a.disabled,
                    "Must change password": a.must_change_password,
                    "Locked until": a.locked_until.astimezone().strftime("%d %b %H:%M") if a.locked_until and
                    a.locked_until > dt.datetime.now(dt.timezone.utc) else "",
                    "Last sign-in": a.last_sign_in.astimezone().strftime("%d %b %Y %H:%M") if a.last_sign_in else "",
-                   } for a in rows], hide_index=True, key="accounts_table")
+                   } for a in rows]), hide_index=True, key="accounts_table")
     add_col, manage_col = st.columns(2)
     with add_col:
         st.subheader("New account")
@@ -73,9 +74,9 @@ with tab_audit:
     with services.show_errors():
         events = services.audit_events(since=since, action=None if action == "(all)" else action,
                                        account=who.strip() or None, limit=2000)
-    st.dataframe([{"Time": e.at.astimezone().strftime("%Y-%m-%d %H:%M:%S"), "Account": e.account,
+    st.dataframe(table_rows([{"Time": e.at.astimezone().strftime("%Y-%m-%d %H:%M:%S"), "Account": e.account,
                    "Action": e.action, "Patient": e.patient_id, "Outcome": e.outcome, "Detail": e.detail}
-                  for e in events], hide_index=True, key="audit_table")
+                  for e in events]), hide_index=True, key="audit_table")
     st.caption(f"{len(events)} event(s), newest first. The audit log is append-only: nobody can edit or delete a "
                "row, in the app or in the database.")
 

@@ -6,7 +6,7 @@ from analyzer.comparison import SCAR_DEPTH_CHANGE_PCT
 from relief_app import charts, images, services, visits
 from relief_app.text import NEGATIVE_IS_SMOOTHER, REGION_COLUMNS, change_text, change_with_interval, finite
 from relief_app.text import md_escape as esc
-from relief_app.text import metric_heading, metric_unit, region_change_rows, significance_text
+from relief_app.text import metric_heading, metric_unit, region_change_rows, significance_text, table_rows
 
 if "patient_id" not in st.session_state:
     st.session_state["patient_id"] = None
@@ -93,7 +93,7 @@ if rows:
     counts = {k: sum(r["Status"] == k for r in rows) for k in ("shallower", "no longer detected", "unchanged",
                                                                  "deeper", "new")}
     st.markdown(" · ".join(f"**{n}** {k}" for k, n in counts.items() if n))
-    st.dataframe(rows, hide_index=True, key="scar_table")
+    st.dataframe(table_rows(rows), hide_index=True, key="scar_table")
     st.caption(f"Depths are the relief proxy ({depth_unit}: micrometres for a nominal 45° light — relative, so compare "
                "photos taken with the same light). "
                f"Shallower/deeper = more than {SCAR_DEPTH_CHANGE_PCT:.0f} % change (a single scar's repeatability); "
@@ -106,11 +106,11 @@ else:
 aligned_regions = (v.get("result") or {}).get("region_changes") or {}
 if aligned_regions:
     st.subheader("Texture change by region")
-    st.dataframe([{"Region": name,
+    st.dataframe(table_rows([{"Region": name,
                    "Texture change (95 % interval)": change_with_interval(r.get("change_pct"), *(r.get("ci95_pct")
                                                                                                   or (None, None))),
                    "Verdict": significance_text(r.get("significant"), r.get("change_pct"))}
-                  for name, r in aligned_regions.items()], hide_index=True, key="region_change_table")
+                  for name, r in aligned_regions.items()]), hide_index=True, key="region_change_table")
     st.caption("Each region of the before photo, with the after photo aligned onto it. " + NEGATIVE_IS_SMOOTHER)
 
 # --- per photo: when both photos were measured by regions (full face, or a box drawn by hand) ----------
@@ -122,7 +122,8 @@ with services.show_errors(stop=False):
         rc, _ = st.columns([2, 3])
         rmetric = rc.selectbox("Measure", REGION_COLUMNS, key="compare_region_metric",
                                format_func=metric_heading)
-        st.dataframe(region_change_rows(regions_a, regions_b, rmetric), hide_index=True, key="region_table")
+        st.dataframe(table_rows(region_change_rows(regions_a, regions_b, rmetric)), hide_index=True,
+                     key="region_table")
         st.caption("Each region as measured in each photo on its own (not aligned with each other): change = "
                    "after ÷ before − 1, without an interval; negative = less (smoother, fewer scars or pores). "
                    "Left and right are the patient's.")

@@ -8,6 +8,7 @@ from analyzer.measurement import MAX_PX_PER_MM
 from relief_app import images, services
 from relief_app.text import change_with_interval, finite, metric_unit, quality_words, region_rows, significance_text
 from relief_app.text import md_escape as esc
+from relief_app.text import table_rows
 from relief_app.visits import DEFAULT_FIELD_MM, box_from_percent, sha256
 
 FULL_FACE = "full face"  # the visit region offered for full-face photos
@@ -175,7 +176,7 @@ for data, name in uploads:
                        key=f"keep_{a.sha256[:12]}"):
             keep.append((data, name))
     if a.regions:
-        st.dataframe(region_rows(a.regions), hide_index=True, key=f"regions_{a.sha256[:12]}")
+        st.dataframe(table_rows(region_rows(a.regions)), hide_index=True, key=f"regions_{a.sha256[:12]}")
 
 # The photos alone (not the date or region): the same photos saved again under another date would read "no
 # change" at that date (storage refuses it too).

@@ -2,6 +2,7 @@
 import streamlit as st
 
 from relief_app import charts, services
+from relief_app.text import table_rows
 from relief_app.text import (NEGATIVE_IS_SMOOTHER, PROGRESS_METRICS, change_text, change_with_interval, finite,
                              metric_heading, metric_label, metric_meaning,
                              significance_text)
@@ -63,12 +64,12 @@ rows = [{
                       else ""),
     "Verdict": significance_text(s.significant, s.change),
 } for s in series]
-st.dataframe(rows, hide_index=True, key="progress_table")
+st.dataframe(table_rows(rows), hide_index=True, key="progress_table")
 
 if tx:
     st.subheader("Treatments")
-    st.dataframe([{"Date": t.date.strftime("%d %b %Y"), "Procedure": t.procedure,
-                   "Needle depth (mm)": t.needle_depth_mm, "Area": t.area, "Notes": t.notes} for t in tx],
+    st.dataframe(table_rows([{"Date": t.date.strftime("%d %b %Y"), "Procedure": t.procedure,
+                   "Needle depth (mm)": t.needle_depth_mm, "Area": t.area, "Notes": t.notes} for t in tx]),
                  hide_index=True, key="treatment_table")
 
 st.subheader("Report and data")
