@@ -1,12 +1,13 @@
 """Pictures for the dashboard: thumbnails, the 50 % ghost of the baseline, before/after overlays, region outlines.
 
-Everything returns ``uint8`` arrays that ``st.image`` shows as they are. Decoding goes through Pillow with the
+Everything returns ``uint8`` arrays; :func:`figure` turns one into the HTML the pages show (``st.html``). Decoding goes through Pillow with the
 HEIC opener that :mod:`analyzer.loading` registers, so every format the library reads can be previewed.
 """
 from __future__ import annotations
 
+import base64
+import html
 import io
-
 from collections.abc import Mapping
 
 import cv2
@@ -16,7 +17,7 @@ from PIL import Image, ImageOps
 import analyzer.loading  # noqa: F401  (registers the HEIC/HEIF opener with Pillow)
 
 __all__ = ["thumbnail", "ghost", "blend", "to_uint8", "draw_regions", "box_outline", "outside_warp",
-           "fill", "NEUTRAL_GREY",
+           "fill", "figure", "NEUTRAL_GREY",
            "REGION_COLOURS", "region_colours"]
 
 #: Colour of the area outside what both photos of a comparison show (neutral, mid-light grey).
@@ -24,6 +25,41 @@ NEUTRAL_GREY = (200, 200, 200)
 #: Outline colours of the regions drawn on a photo, in turn: Streamlit's text colour name and its RGB.
 REGION_COLOURS = (("orange", (255, 164, 33)), ("blue", (28, 131, 225)), ("violet", (128, 61, 245)),
                   ("green", (33, 195, 84)), ("red", (255, 75, 75)), ("yellow", (250, 202, 43)))
+
+
+def figure(picture: np.ndarray | bytes, *, caption: str = "", max_width_px: int | None = None) -> str:
+    """HTML of a picture with its caption, the picture inside the page itself (a ``data:`` URL).
+
+    ``st.image`` serves every picture from ``/media/<hash>``, a URL that answers without sign-in while the session
+    that showed it lasts (and a few minutes after), that the browser may keep in its disk cache and a proxy in its
+    access log: a patient's face, or a patient link's QR code, must not be reachable that way. Pictures in the
+    page travel only over the signed-in session's own connection.
+
+    Parameters
+    ----------
+    picture : (H, W, 3) or (H, W) array (uint8, or float in [0, 1]), (H, W, 4) RGBA, or PNG/JPEG bytes
+        An array is sent as a JPEG (quality 90; with alpha, a PNG); bytes as they are.
+    caption : str
+        Plain text (shown as typed: it may hold a file name or a region typed by anyone).
+    max_width_px : int, optional
+        Default: the width of the column.
+    """
+    if isinstance(picture, (bytes, bytearray)):
+        data, mime = bytes(picture), "image/png" if bytes(picture[:4]) == b"\x89PNG" else "image/jpeg"
+    else:
+        a = to_uint8(picture)
+        if a.ndim == 3 and a.shape[2] == 4:  # (a see-through ghost: PNG keeps its alpha)
+            data, mime = cv2.imencode(".png", cv2.cvtColor(a, cv2.COLOR_RGBA2BGRA))[1].tobytes(), "image/png"
+        else:
+            bgr = a if a.ndim == 2 else cv2.cvtColor(a, cv2.COLOR_RGB2BGR)
+            data, mime = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, 90])[1].tobytes(), "image/jpeg"
+    width = f"max-width:{int(max_width_px)}px;" if max_width_px else ""
+    src = f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}"
+    text = html.escape(caption)
+    return (f'<figure class="relief-picture" style="margin:0 0 1rem 0;{width}">'
+            f'<img src="{src}" alt="{text}" style="width:100%;height:auto;display:block">'
+            f'<figcaption style="font-size:0.875rem;opacity:0.7;text-align:center;padding-top:0.25rem">{text}'
+            "</figcaption></figure>")
 
 
 def thumbnail(data: bytes, *, max_side: int = 640) -> np.ndarray | None:

@@ -61,3 +61,18 @@ def another_photo(jpeg: bytes, k: int) -> bytes:
     img = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
     img[0, 0] = (img[0, 0].astype(int) + k) % 256
     return cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, 95])[1].tobytes()
+
+
+def figure_captions(at) -> list[str]:
+    """The captions (as shown, plain text) of the pictures a page shows in-page (relief_app.images.figure)."""
+    import html
+    import re
+
+    bodies = [e.value for e in at.get("html")]
+    return [html.unescape(c) for b in bodies if 'class="relief-picture"' in b
+            for c in re.findall(r"<figcaption[^>]*>(.*?)</figcaption>", b, re.S)]
+
+
+def media_images(at) -> list:
+    """Pictures a page shows through st.image (served from /media/<hash>, reachable without sign-in): none."""
+    return list(at.image if hasattr(at, "image") else at.get("imgs"))

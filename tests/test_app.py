@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import MAIN, another_photo, new_patient
+from helpers import MAIN, another_photo, figure_captions, media_images, new_patient
 from helpers import signed_in as session_of
 from PIL import Image
 
@@ -80,8 +80,8 @@ def _plain_all(elements) -> list[str]:
 
 
 def _image_captions(at: AppTest) -> list[str]:
-    elements = at.image if hasattr(at, "image") else at.get("imgs")
-    return [i.caption for im in elements for i in im.proto.imgs]
+    assert media_images(at) == []  # every picture is in the page, none at a /media URL
+    return figure_captions(at)
 
 
 def _no_exception(at: AppTest) -> None:

@@ -370,7 +370,7 @@ def test_fresh_data_folder_shows_the_demo_patient_on_every_page(page, server, tm
     # Back from other pages, the edit form holds the selected patient again (not empty fields).
     assert page.locator(key("edit_patient_name") + " input").input_value() == "Demo patient"
     link = issue_link(page)
-    page.locator('[data-testid="stImage"] img').last.wait_for()  # the QR code
+    page.locator("figure.relief-picture img").last.wait_for()  # the QR code
     assert_no_traceback(page)
     screenshot(page, out / "patient_link.png")
 
@@ -384,8 +384,12 @@ def test_fresh_data_folder_shows_the_demo_patient_on_every_page(page, server, tm
     page.goto(link)
     settle(page)
     plotly_visible(page, "visit_chart")
-    page.locator('[data-testid="stImage"] img').nth(1).wait_for()  # the aligned before and after
+    page.locator("figure.relief-picture img").nth(1).wait_for()  # the aligned before and after
     settle(page)
+    # Every picture is inside the page (a data: URL over the session's own connection), none at a /media URL
+    # that would answer without sign-in; and they are real, decoded pictures.
+    sources = page.eval_on_selector_all("img", "els => els.map(e => [e.src.slice(0, 11), e.naturalWidth])")
+    assert sources and all(src == "data:image/" and w > 0 for src, w in sources), sources
     assert page.locator('[data-testid="stSidebar"]').is_hidden()
     assert "Your skin texture, Demo" in page.inner_text("body")
     assert_no_traceback(page)
@@ -625,7 +629,7 @@ PAGE_PATHS = ["/", "/new-visit", "/progress", "/compare", "/visit", "/admin", "/
 def assert_no_patient_on_page(page) -> None:
     body = page.inner_text("body")
     assert "Demo" not in body and "DEMO" not in body, body[:500]
-    assert page.locator('[data-testid="stImage"] img').count() == 0
+    assert page.locator("img").count() == 0
     assert page.locator(".js-plotly-plot").count() == 0
     assert "Demo" not in page.title()
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import MAIN, another_photo, new_patient, signed_in
+from helpers import MAIN, another_photo, figure_captions, media_images, new_patient, signed_in
 from PIL import Image
 from sqlalchemy import select, text
 
@@ -623,7 +623,7 @@ def _everything(at) -> str:
 def _no_patient_data(at) -> None:
     shown = _everything(at)
     assert demo.DEMO_NAME not in shown and "DEMO" not in shown
-    assert not at.get("plotly_chart") and not at.get("imgs")
+    assert not at.get("plotly_chart") and not at.get("imgs") and not figure_captions(at)
     assert not at.get("arrow_data_frame")
 
 
@@ -1038,8 +1038,11 @@ def _captions(ids, pid, page: str, select_key: str, region: str, containing: str
     at.switch_page(page).run()
     at.selectbox(key=select_key).select(region).run()
     assert not at.exception, [e.value for e in at.exception]
-    images = at.image if hasattr(at, "image") else at.get("imgs")
-    return [i.caption for im in images for i in im.proto.imgs if containing in i.caption]
+    assert media_images(at) == []
+    # Plain text in HTML: no element but the figure's own (a link would be an <a>, a script a <script>)
+    bodies = [e.value for e in at.get("html") if "relief-picture" in e.value]
+    assert bodies and not any(re.search(r"<(a|script|b|i)\b", b) for b in bodies), bodies
+    return [c for c in figure_captions(at) if containing in c]
 
 
 def test_a_hostile_region_name_is_text_in_the_baseline_caption(app_env):
@@ -1051,7 +1054,7 @@ def test_a_hostile_region_name_is_text_in_the_baseline_caption(app_env):
         visit = s.save_visit(MAIN, pid, date=dt.date.today(), photos=[NewPhoto(png(4), "x.png", region)])
     try:
         captions = _captions(ids, pid, "views/new_visit.py", "visit_region", region, "Baseline of")
-        assert captions and all("](https://evil" not in c for c in captions), captions
+        assert captions and all(region in c for c in captions), captions  # shown as typed, not as a link
     finally:
         with open_store(d) as s:
             s.delete_visit(MAIN, pid, visit.id)
@@ -1059,7 +1062,7 @@ def test_a_hostile_region_name_is_text_in_the_baseline_caption(app_env):
 
 def test_hostile_file_names_are_text_in_the_compare_captions(app_env):
     # Only the folder part of an uploaded file's name is removed; the rest reaches the Compare page's captions,
-    # which Streamlit renders as Markdown.
+    # which must show it as text (they were Markdown; they are plain text in HTML now).
     d, ids, pid = app_env
     name = "[Sign in again](http:evil.example).jpg"  # (no slash: the folder part would go)
     region = "jaw line (caption test)"
@@ -1070,7 +1073,7 @@ def test_hostile_file_names_are_text_in_the_compare_captions(app_env):
                   for k, day in ((1, 2), (2, 1))]
     try:
         captions = _captions(ids, pid, "views/compare.py", "compare_region", region, "Before —")
-        assert captions and all("](http:evil" not in c for c in captions), captions
+        assert captions and all(name in c for c in captions), captions  # shown as typed, not as a link
     finally:
         with open_store(d) as s:
             for v in visits:

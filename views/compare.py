@@ -51,21 +51,23 @@ v = view["values"]
 
 m1, m2, m3 = st.columns([2, 1, 1])
 m1.metric("Texture change", change_with_interval(v["change_pct"], v["ci_low"], v["ci_high"]))
-m2.metric("Verdict", significance_text(v["significant"], v["change_pct"]))
+# (as text that wraps: a metric cut "significantly smoother" to "significantly …" in its column)
+m2.caption("Verdict")
+m2.markdown(f"**{significance_text(v['significant'], v['change_pct'])}**")
 m3.metric("Smallest detectable change", f"{v['mdc_pct']:.0f} %")
 st.caption(NEGATIVE_IS_SMOOTHER)
 
 st.subheader("Aligned before and after")
 left, right = st.columns(2)
-# (captions are Markdown: the file name is the uploader's text)
-left.image(view["baseline"], caption=f"Before — {esc(_label(a_id))}", width="stretch")
-right.image(view["followup"], caption=f"After — {esc(_label(b_id))} (aligned to the before photo)", width="stretch")
+# (captions are plain text: the file name is the uploader's text)
+left.html(images.figure(view["baseline"], caption=f"Before — {_label(a_id)}"))
+right.html(images.figure(view["followup"], caption=f"After — {_label(b_id)} (aligned to the before photo)"))
 
 overlay, _ = st.columns([3, 2])
 with overlay:
     opacity = st.slider("Overlay: after photo opacity (%)", 0, 100, 50, step=5, key="overlay_opacity")
-    st.image(images.blend(view["baseline"], view["followup"], opacity=opacity / 100.0), width="stretch",
-             caption=f"Before with the after photo laid over it at {opacity} %")
+    st.html(images.figure(images.blend(view["baseline"], view["followup"], opacity=opacity / 100.0),
+                          caption=f"Before with the after photo laid over it at {opacity} %"))
 
 st.subheader("Where the texture changed")
 st.plotly_chart(charts.difference_figure(view["difference"], px_per_mm=view["px_per_mm"]), key="difference_map",

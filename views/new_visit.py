@@ -70,9 +70,9 @@ with ghost_col:
     if base is not None:
         thumb = services.thumbnail(base, 480)
         if thumb is not None:
-            st.image(images.ghost(thumb, opacity=0.5), width="stretch",
-                     caption=f"Baseline of {esc(region)} ({base.visit_date:%d %b %Y}) at 50 % — frame the new "
-                             "photo the same way: same distance, angle and light.")
+            st.html(images.figure(images.ghost(thumb, opacity=0.5),
+                                  caption=f"Baseline of {region} ({base.visit_date:%d %b %Y}) at 50 % — frame the "
+                                          "new photo the same way: same distance, angle and light."))
     elif region:
         st.info(f"No photo of {esc(region)} yet: today's photo becomes its baseline.")
 with up_col:
@@ -148,16 +148,16 @@ for data, name in uploads:
         # Face regions: the face cut out of a finer preview; a box drawn by hand: the whole photo, to place it.
         thumb = services.thumbnail_of_bytes(data, 480 if drawn_by_hand else 960)
         if thumb is not None:
-            img_col.image(images.draw_regions(thumb, outlines, scale=thumb.shape[1] / a.size[0],
-                                              crop=None if drawn_by_hand else 0.35), width="stretch",
-                          caption="Drawn by hand" if drawn_by_hand else
-                          "Regions found on the face (left and right are the patient's)")
+            img_col.html(images.figure(images.draw_regions(thumb, outlines, scale=thumb.shape[1] / a.size[0],
+                                                           crop=None if drawn_by_hand else 0.35),
+                                       caption="Drawn by hand" if drawn_by_hand else
+                                       "Regions found on the face (left and right are the patient's)"))
             img_col.caption(" · ".join(f":{colour}[■ {esc(n)}]" for n, (colour, _) in
                                        zip(outlines, images.region_colours(len(outlines)))))
     else:
         thumb = services.thumbnail_of_bytes(data, 480)
         if thumb is not None:
-            img_col.image(thumb, width="stretch")
+            img_col.html(images.figure(thumb))
     with info_col:
         if not a.readable:
             st.error(esc(a.error, limit=None))

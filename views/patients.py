@@ -3,7 +3,7 @@ import datetime as dt
 
 import streamlit as st
 
-from relief_app import services, sharing
+from relief_app import images, services, sharing
 from relief_app.text import change_with_interval, significance_text
 from relief_app.text import md_escape as esc
 
@@ -74,7 +74,7 @@ def _consent_and_links(pid: int) -> None:
             new = st.session_state.get("new_link")
             if new and new[0] == pid:
                 st.code(new[1], language=None)
-                st.image(sharing.qr_png(new[1]), caption="Scan to open on a phone", width=220)
+                st.html(images.figure(sharing.qr_png(new[1]), caption="Scan to open on a phone", max_width_px=220))
                 st.caption("The link is shown only now; Relief keeps only a fingerprint of it.")
             with services.show_errors(stop=False):
                 links = [x for x in services.links_of(pid) if x.active()]

@@ -6,7 +6,7 @@ navigation it previews the selected patient. It never shows another patient's na
 """
 import streamlit as st
 
-from relief_app import charts, services, visits
+from relief_app import charts, images, services, visits
 from relief_app.text import md_escape as esc
 from relief_app.text import visit_sentence
 from analyzer.errors import ReliefError
@@ -72,5 +72,5 @@ if len(series) > 1:
             with st.spinner("Preparing your before and after photos…"):
                 view = services.compare_views(pid, first, latest)
             b, a = st.columns(2)
-            b.image(view["baseline"], caption=f"Before — {first.visit_date:%d %B %Y}", width="stretch")
-            a.image(view["followup"], caption=f"Now — {latest.visit_date:%d %B %Y}", width="stretch")
+            b.html(images.figure(view["baseline"], caption=f"Before — {first.visit_date:%d %B %Y}"))
+            a.html(images.figure(view["followup"], caption=f"Now — {latest.visit_date:%d %B %Y}"))
