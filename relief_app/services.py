@@ -54,6 +54,7 @@ def _open(key: str, store_class: int) -> Store:
     # Photo files a killed save left behind (no row refers to them, so no deletion could reach them): removed
     # once per process; files younger than an hour are kept (a save elsewhere may be about to refer to them).
     store.gc_orphans()
+    visits.sweep_temporary()  # and photos a killed analysis left in its temporary folder
     return store
 
 

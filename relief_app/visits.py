@@ -206,7 +206,7 @@ def analyse_photo(data: bytes, filename: str, *, px_per_mm: float | None = None,
     except (TypeError, ValueError):
         return PhotoAnalysis(filename=name, sha256=digest,
                              error=f"scale {px_per_mm!r} is not a number — enter pixels per millimetre, e.g. 30")
-    with tempfile.TemporaryDirectory(prefix="relief-upload-") as tmp:
+    with tempfile.TemporaryDirectory(prefix=TEMP_PREFIXES[0]) as tmp:
         path = Path(tmp) / name  # the library's messages name the file the practitioner uploaded
         try:
             path.write_bytes(data)
@@ -354,6 +354,30 @@ def given_scale(store: Store, actor: Actor, patient_id: int, photo_id: int) -> f
     return None
 
 
+#: Prefixes of the private temporary folders that hold a photo while the library reads it (decrypted, or an upload
+#: with its metadata): removed on return, and by :func:`sweep_temporary` after a process was killed meanwhile.
+TEMP_PREFIXES = ("relief-upload-", "relief-compare-")
+
+
+def sweep_temporary(*, older_than_s: float = 3600.0, root: str | os.PathLike | None = None) -> list[Path]:
+    """Remove this app's temporary photo folders older than ``older_than_s`` (a process killed while analysing
+    left them: a decrypted photo, or an upload with its GPS position). Returns the removed folders."""
+    import shutil
+    import time
+
+    removed = []
+    base = Path(root or tempfile.gettempdir())
+    for d in base.glob("relief-*"):
+        try:
+            if d.name.startswith(TEMP_PREFIXES) and d.is_dir() and not d.is_symlink() \
+                    and time.time() - d.stat().st_mtime > older_than_s:
+                shutil.rmtree(d, ignore_errors=True)
+                removed.append(d)
+        except OSError:
+            continue
+    return removed
+
+
 def run_compare(store: Store, actor: Actor, patient_id: int, baseline_id: int, followup_id: int):
     """:func:`analyzer.compare` on two stored photos of a patient.
 
@@ -365,7 +389,7 @@ def run_compare(store: Store, actor: Actor, patient_id: int, baseline_id: int, f
     # Photos measured by region (full face, or a box drawn by hand) are compared on the baseline's regions only,
     # so hair and background never enter the change.
     spec = (store.photo(actor, patient_id, baseline_id).capture or {}).get("regions")
-    with tempfile.TemporaryDirectory(prefix="relief-compare-") as tmp:
+    with tempfile.TemporaryDirectory(prefix=TEMP_PREFIXES[1]) as tmp:
         path_a, path_b = Path(tmp) / "baseline", Path(tmp) / "followup"
         path_a.write_bytes(store.photo_bytes(actor, patient_id, baseline_id))
         path_b.write_bytes(store.photo_bytes(actor, patient_id, followup_id))

@@ -552,3 +552,20 @@ def test_compare_works_on_encrypted_photos(data_dir, monkeypatch):
             store.photo_path(MAIN, pid, ids[0])  # the old way cannot work on ciphertext
         c = visits.run_compare(store, MAIN, pid, *ids)
     assert np.isfinite(c.change_pct)
+
+
+def test_photos_a_killed_analysis_left_in_a_temporary_folder_are_swept(tmp_path):
+    """The library reads a photo from a private temporary folder (decrypted, or an upload still holding its GPS
+    position), removed on return; a process killed meanwhile left it. The dashboard sweeps such folders when it
+    starts (older than an hour: an analysis may be running in another process)."""
+    from relief_app import visits
+
+    old_upload, old_compare, fresh, other = (tmp_path / n for n in (
+        "relief-upload-abc", "relief-compare-def", "relief-upload-new", "relief-export-xyz"))
+    for d in (old_upload, old_compare, fresh, other):
+        d.mkdir()
+        (d / "photo.jpg").write_bytes(b"\xff\xd8 decrypted photo")
+    for d in (old_upload, old_compare, other):
+        os.utime(d, (1_000_000_000, 1_000_000_000))
+    assert sorted(visits.sweep_temporary(root=tmp_path)) == sorted([old_upload, old_compare])
+    assert fresh.exists() and other.exists() and not old_upload.exists() and not old_compare.exists()

@@ -103,7 +103,7 @@ with st.status(f"Analysing {len(uploads)} photo(s)…", expanded=False) as statu
     for i, (data, name) in enumerate(uploads):
         a = services.analyse_upload(data, name, px, regions="face" if full_face else None)
         analyses[a.sha256] = a
-        bar.progress((i + 1) / len(uploads), text=name)
+        bar.progress((i + 1) / len(uploads), text=esc(name))
     status.update(label=f"Analysed {len(uploads)} photo(s)", state="complete")
 
 # --- full face: regions found on the face, or one region drawn by hand ------------------------------------
@@ -168,7 +168,7 @@ for data, name in uploads:
         else:
             st.warning("Quality: retake advised — " + quality_words(a.codes) + ".")
         for w in a.warnings:
-            st.markdown(f"- {w}")
+            st.markdown(f"- {esc(w, limit=None)}")  # (a warning may quote a typed region name)
         ri = f"{a.roughness_index:.2f} {ri_unit}" if finite(a.roughness_index) else "not measurable"
         st.markdown(f"Scale: **{a.scale_label}** ({a.px_per_mm:.1f} px/mm) · roughness index **{ri}**"
                     + (" (of the regions together)" if a.regions else ""))

@@ -2,6 +2,7 @@
 import streamlit as st
 
 from relief_app import charts, services
+from relief_app.text import md_escape as esc
 from relief_app.text import table_rows
 from relief_app.text import (NEGATIVE_IS_SMOOTHER, PROGRESS_METRICS, change_text, change_with_interval, finite,
                              metric_heading, metric_label, metric_meaning,
@@ -34,7 +35,7 @@ with services.show_errors():
     tx = services.treatments(pid)
 
 for problem in (st.session_state.get("progress_problems") or {}).get((pid, region), []):
-    st.warning(f"Not compared with the first visit — {problem}")
+    st.warning(f"Not compared with the first visit — {esc(problem, limit=None)}")
 series = charts.progress_series(points, metric)
 first_tx = tx[0].date if tx else None
 fig = charts.progress_figure(series, tx, metric=metric, first_treatment=first_tx)
