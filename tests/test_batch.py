@@ -352,3 +352,21 @@ def test_a_second_run_on_the_same_csv_at_the_same_time_is_refused(first_run, fol
     assert res.returncode == 2 and "another batch run is writing" in res.stderr, res.stderr
     assert len(res.stderr.strip().splitlines()) == 1
     assert read_rows(first_run["out"])[1] == first_run["rows"]
+
+
+def test_a_failed_rewrite_of_the_csv_leaves_the_old_file_and_no_temporary_one(tmp_path, monkeypatch):
+    """The CSV is rewritten through a temporary file and an atomic rename: if the rename fails (disk full, a
+    folder turned read-only), the previous CSV stays whole and no hidden .tmp file is left beside it."""
+    from analyzer import batch
+
+    out = tmp_path / "results.csv"
+    out.write_text("file,value\nold.jpg,1\n")
+
+    def refuse(src, dst):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(batch.os, "replace", refuse)
+    with pytest.raises(OSError):
+        batch._rewrite(out, [{"file": "new.jpg", "value": 2}], ["file", "value"], "file")
+    assert out.read_text() == "file,value\nold.jpg,1\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["results.csv"]

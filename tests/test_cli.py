@@ -183,3 +183,18 @@ def test_library_warnings_do_not_reach_the_user(tmp_path):
     r = run("measure", odd, "--px-per-mm", "10")
     assert r.returncode == 0 and r.stderr == "", r.stderr
     assert "Roughness index" in r.stdout
+
+
+def test_an_unexpected_failure_is_one_line_and_exit_2_not_a_traceback(monkeypatch, capsys):
+    """The last resort of every command: a bug (here a RuntimeError from deep inside) reaches the user as one
+    line that says what to report, never as a traceback."""
+    from analyzer import cli
+
+    def broken(args):
+        raise RuntimeError("something\nunforeseen")
+
+    monkeypatch.setattr(cli, "_run", broken)
+    assert cli.main(["measure", "whatever.jpg"]) == cli.EXIT_ERROR == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert err.startswith("error: internal error (RuntimeError: something unforeseen) — please report it")

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from analyzer import RegistrationError, ReliefError, compare, synth
-from analyzer.comparison import Comparison
+from analyzer.comparison import REPEATABILITY_SD_PCT, Comparison
 
 KEYS = {"baseline", "followup", "change_pct", "ci95_pct", "mdc_pct", "significant", "registration"}
 
@@ -243,7 +243,14 @@ def test_regions_restrict_the_comparison_and_report_each_region():
     for name, rc in c.region_changes.items():
         lo, hi = rc["ci95_pct"]
         assert rc["change_pct"] < -10 and lo < rc["change_pct"] < hi, name  # week 12: scars 35 % shallower
+        # Each region's verdict and MDC: the repeatability of a recapture is part of every region's noise.
+        assert rc["mdc_pct"] >= 1.96 * REPEATABILITY_SD_PCT and hi - lo == pytest.approx(2 * rc["mdc_pct"])
+        assert rc["significant"] and abs(rc["change_pct"]) > rc["mdc_pct"], name
     assert json.loads(json.dumps(c.to_dict()))["region_changes"].keys() == boxes.keys()
+    # Week 1 (only inflammation, no remodelling yet): no region is called changed.
+    early = compare(root / "week00_baseline.jpg", root / "week01.jpg", regions=boxes)
+    assert not any(rc["significant"] for rc in early.region_changes.values())
+    assert all(abs(rc["change_pct"]) < rc["mdc_pct"] for rc in early.region_changes.values())
 
 
 def test_files_compare_like_arrays_when_only_the_baseline_has_a_scale(tmp_path):
@@ -264,3 +271,16 @@ def test_files_compare_like_arrays_when_only_the_baseline_has_a_scale(tmp_path):
     from_arrays = compare(*(cv2.imread(p)[..., ::-1] for p in paths), px_per_mm=cap.px_per_mm)
     assert from_files.change_pct == pytest.approx(from_arrays.change_pct, abs=1.0)
     assert from_files.change_pct < -30 and from_files.significant
+
+
+def test_the_repeatability_behind_every_verdict_is_the_documented_calibration():
+    """The constant is the upper 95 % limit of the RMS drift on 30 calibration pairs, rounded up (README and
+    docs/method.md state it): a smaller one would call ordinary recapture noise a change. Unchanged recaptures
+    keep an MDC of at least 1.96 times it."""
+    root = Path(__file__).resolve().parents[1]
+    assert REPEATABILITY_SD_PCT == 4.9
+    assert "constant **4.9 %**" in (root / "README.md").read_text(encoding="utf-8")
+    cap = synth.Capture(out_px=(900, 600), field_mm=45.0)
+    skin = synth.make_skin(seed=5, severity=0.6, size_mm=(50.0, 35.0), px_per_mm=cap.px_per_mm)
+    c = compare(synth.render(skin, cap, seed=0), synth.render(skin, cap, seed=1), px_per_mm=cap.px_per_mm)
+    assert c.mdc_pct >= 1.96 * 4.9 and not c.significant

@@ -246,3 +246,16 @@ def test_random_noise_is_not_skin():
     skin = synth.render(synth.make_skin(seed=3, severity=0.0), synth.Capture(), seed=1)  # smooth skin
     q = measure(skin, px_per_mm=synth.Capture().px_per_mm).quality
     assert "noise" not in q.codes and q.values["neighbour_correlation"] > 0.7
+
+
+def test_clipping_alone_blocks_a_photo():
+    """A warm lamp blows out the red channel while the brightness stays ordinary: clipping is the only problem,
+    and it must block on its own (elsewhere it was only tested together with overexposure, which blocks anyway)."""
+    from analyzer import synth
+    from analyzer.quality import BLOCKING, check_quality
+
+    img = synth.render(synth.make_skin(seed=3, severity=0.5), synth.Capture(), seed=3).astype(np.float32) / 255
+    img[..., 0] = np.clip(img[..., 0] * 1.4, 0.0, 1.0)
+    report = check_quality(img, px_per_mm=30.0)
+    assert report.codes == ["clipping"] and report.values["median_luma"] < 0.9
+    assert "clipping" in BLOCKING and not report.ok

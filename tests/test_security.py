@@ -308,6 +308,51 @@ def test_brute_force_is_slowed_then_locked_for_15_minutes(world):
     assert len(fails) >= accounts_mod.LOCK_AFTER + 4
 
 
+def test_own_patient_id_with_another_patients_photo_ids_reaches_nothing(world):
+    """Every lookup below the patient check must also be filtered by the patient: a caller passes a patient it may
+    see (its own, or another of its clinic) with photo or link ids of a patient it may not. (A test audit found
+    that dropping these filters — stored comparisons, treatments, links — failed no test.)"""
+    store, a = world["store"], world["actors"]
+    pa, pb = world["photos"]
+    store.add_treatment(a["main_prac"], world["pid"], "2025-01-01", notes="secret treatment")
+    token, link = store.links.issue(a["main_prac"], world["pid"])
+    outsider = a["other_prac"]
+    own = new_patient(store, "Outsider's own", actor=outsider).id
+    neighbour = new_patient(store, "Same clinic, other patient", actor=a["main_prac"]).id
+    for actor, pid in ((outsider, own), (a["main_prac"], neighbour)):
+        with pytest.raises(NotFound):
+            store.get_comparison(actor, pid, pa, pb, V)  # the comparison is stored: only the filter stops it
+        with pytest.raises(NotFound):
+            store.comparison_for(actor, pid, pa, pb, V, lambda: pytest.fail("computed for another patient"))
+        with pytest.raises(NotFound):
+            store.get_measurement(actor, pid, pa, V)
+        assert store.treatments(actor, pid) == []
+        assert store.links.list(actor, pid) == []
+        with pytest.raises(NotFound):
+            store.links.revoke(actor, pid, link.id)
+    assert store.links.actor(token).patient_id == world["pid"]  # the link was not revoked
+    assert [t.notes for t in store.treatments(a["main_prac"], world["pid"])] == ["secret treatment"]
+
+
+def test_a_link_lasts_at_most_a_year_and_consent_is_not_dated_in_the_future(world):
+    store, prac = world["store"], world["actors"]["main_prac"]
+    with pytest.raises(OptionError, match="at most"):
+        store.links.issue(prac, world["pid"], expires_at=dt.date.today() + dt.timedelta(days=400))
+    with pytest.raises(OptionError, match="future"):
+        store.consents.record(prac, world["pid"], "marketing", granted=True,
+                              date=dt.date.today() + dt.timedelta(days=30))
+
+
+def test_an_account_that_must_change_its_password_can_only_read(world):
+    store, system = world["store"], Actor.system()
+    store.accounts.add(system, "fresh_prac", role="practitioner", password=PW, clinic="MAIN",
+                       must_change_password=True)
+    fresh = store.accounts.sign_in("fresh_prac", PW)
+    assert fresh.must_change_password and fresh.can("read") and not fresh.can("write")
+    with pytest.raises(AccessDenied):
+        store.update_patient(fresh, world["pid"], notes="changed before choosing a password")
+
+
 def test_wrong_passwords_sent_at_the_same_moment_get_no_more_checks_than_one_after_another(world, monkeypatch):
     """Read the count, check the password, write the count back: 11 simultaneous wrong passwords all got checked
     and left a count of 1 (PostgreSQL), or failed with "database is locked" and no audit row (SQLite). The
@@ -747,13 +792,24 @@ def test_a_viewer_sees_the_demo_but_gets_no_upload_or_edit(app_env):
     for k in ("create_patient", "update_patient", "record_consent", "issue_link"):
         with pytest.raises(KeyError):
             at.button(key=k)
-    # The New-visit page is not in a viewer's navigation at all (the page itself refuses too, for a direct call).
+    # The New-visit page is not in a viewer's navigation at all ...
     with pytest.raises(ValueError, match="Could not find a navigation page"):
         at.switch_page("views/new_visit.py")
     with pytest.raises(KeyError):
-        at.button(key="save_visit")
-    with pytest.raises(KeyError):
         at.text_input(key="signin_username")
+    # ... and the page refuses on its own when it runs for a viewer (a navigation that forgot it; the page
+    # run directly with the viewer's session, as the app's gate leaves it).
+    with open_store(d) as s:
+        viewer = s.accounts.actor(ids["viewer"])
+    page = AppTest.from_file(str(REPO / "views" / "new_visit.py"), default_timeout=60)
+    page.session_state["actor"] = viewer
+    page.session_state["patient_id"] = pid
+    page.run()
+    assert not page.exception, [e.value for e in page.exception]
+    assert any("not record visits" in i.value for i in page.info)
+    with pytest.raises(KeyError):
+        page.button(key="save_visit")
+    assert not page.get("file_uploader")
 
 
 HOSTILE = ("[click me](javascript:alert(1)) <b>bold</b> <script>alert(2)</script> # Heading :red[red] "
