@@ -133,6 +133,13 @@ def _tiff_orientation(orientation: int) -> bytes:
 
 
 # ------------------------------------------------------------------------------------------------ JPEG
+#: Segments a decoder needs (kept): DQT, DHT, the SOFn frame headers, DAC, DRI, DNL, DHP, EXP.
+_DECODE_MARKERS = frozenset({0xDB, 0xC4, 0xCC, 0xDD, 0xDC, 0xDE, 0xDF,
+                             *range(0xC0, 0xC4), *range(0xC5, 0xC8), *range(0xC9, 0xCC), *range(0xCD, 0xD0)})
+#: Their fixed lengths, where the standard fixes one (DRI, DNL: 4 bytes with the length field).
+_FIXED_LENGTH = {0xDD: 4, 0xDC: 4}
+
+
 def _strip_jpeg(data: bytes) -> bytes:
     orientation = _orientation(data)
     out = [data[:2]]  # SOI
@@ -196,8 +203,10 @@ def _strip_jpeg(data: bytes) -> bytes:
                 break
             out.append(data[i:j])
             i = j
-        else:  # DQT, DHT, SOFn, DRI, DNL, ...: needed to decode
-            out.append(segment)
+        elif marker in _DECODE_MARKERS and (marker not in _FIXED_LENGTH or length == _FIXED_LENGTH[marker]):
+            out.append(segment)  # DQT, DHT, SOFn, DAC, DRI, DNL, DHP, EXP: needed to decode
+        # anything else (reserved JPGn markers, a DNL or DRI padded with extra bytes) could carry data a
+        # decoder skips: dropped
     return _with_orientation_first(b"".join(out), orientation, exif_written)
 
 

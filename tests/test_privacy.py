@@ -569,3 +569,16 @@ def test_photos_a_killed_analysis_left_in_a_temporary_folder_are_swept(tmp_path)
         os.utime(d, (1_000_000_000, 1_000_000_000))
     assert sorted(visits.sweep_temporary(root=tmp_path)) == sorted([old_upload, old_compare])
     assert fresh.exists() and other.exists() and not old_upload.exists() and not old_compare.exists()
+
+
+def test_jpeg_segments_no_decoder_needs_are_dropped_whatever_their_marker():
+    """Only the segments a decoder needs are kept: a reserved JPGn marker (0xF0) or a DNL padded past its 4 bytes
+    could carry text that decoders skip (the stripper used to keep every marker it did not know)."""
+    clean = io.BytesIO()
+    Image.fromarray(noise(5)).save(clean, "JPEG", quality=92)
+    data = clean.getvalue()
+    sos = data.index(b"\xff\xda")
+    hidden = app_segment(0xF0, b"GPS 48.8584N 2.2945E " + SERIAL) + app_segment(0xDC, b"\x00\x10" + OWNER.encode())
+    stripped = strip_metadata(data[:sos] + hidden + data[sos:])
+    assert SERIAL not in stripped and OWNER.encode() not in stripped and b"GPS" not in stripped
+    assert np.array_equal(np.asarray(Image.open(io.BytesIO(stripped))), np.asarray(Image.open(io.BytesIO(data))))
