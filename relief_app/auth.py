@@ -147,9 +147,9 @@ def sign_out(message: str | None = None) -> None:
 def _link_mode() -> Actor:
     """A session opened by a patient link: locked to it; re-checked on every run.
 
-    The token leaves the address bar once the link is open (it would stay in the browser's history on a shared
-    consultation-room computer, and in proxy logs, for as long as the link lasts), and the session ends after the
-    idle timeout like an account's: the patient opens the link again from their message.
+    The token leaves the address bar once the link is open (so it is not copied from there, or kept in the
+    entries of the pages visited next; the entry of the visit that opened it keeps it), and the session ends after
+    the idle timeout like an account's: the patient opens the link again from their message.
     """
     store = services.get_store()
     token = st.session_state.get("link_token")

@@ -106,7 +106,7 @@ def _column_widths(pdf, heads, first: tuple, total: float, whole: dict | None = 
     over = sum(widths) - total
     if over > 0:  # take it from the slack of columns wider than their words need
         slack = [w - n for w, n in zip(widths, need)]
-        widths = [w - over * s / sum(slack) if sum(slack) > 0 else w * total / sum(widths)
+        widths = [w - over * s / sum(slack) if sum(slack) > over else w * total / sum(widths)
                   for w, s in zip(widths, slack)]
     return widths
 

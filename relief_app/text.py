@@ -16,12 +16,13 @@ __all__ = [
 
 #: What a spreadsheet runs as a formula when a cell starts with it (OWASP's list, with the full-width forms a
 #: spreadsheet also reads); leading blanks, tabs and line breaks are skipped by some spreadsheets.
-_FORMULA_LEADS = ("=", "+", "-", "@", "\uff1d", "\uff0b", "\uff0d", "\uff20")
+_FORMULA_LEADS = ("=", "+", "-", "@", "\uff1d", "\uff0b", "\uff0d", "\uff20", "\ufe66", "\ufe62", "\ufe63", "\ufe6b")
+_BLANKS = " \t\r\n\x0b\x0c\u00a0\u3000"
 
 
 def not_a_formula(v):
     """Text that a spreadsheet would run as a formula, with a leading apostrophe (other values as they are)."""
-    if isinstance(v, str) and (v[:1] in ("\t", "\r") or v.lstrip(" \t\r\n")[:1] in _FORMULA_LEADS):
+    if isinstance(v, str) and (v[:1] in ("\t", "\r") or v.lstrip(_BLANKS)[:1] in _FORMULA_LEADS):
         return "'" + v
     return v
 

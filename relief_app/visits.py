@@ -372,7 +372,8 @@ def sweep_temporary(*, older_than_s: float = 3600.0, root: str | os.PathLike | N
             if d.name.startswith(TEMP_PREFIXES) and d.is_dir() and not d.is_symlink() \
                     and time.time() - d.stat().st_mtime > older_than_s:
                 shutil.rmtree(d, ignore_errors=True)
-                removed.append(d)
+                if not d.exists():
+                    removed.append(d)
         except OSError:
             continue
     return removed

@@ -54,9 +54,9 @@ _DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))
 
 
 def _masked(name: str) -> str:
-    """An unknown user name as the audit log keeps it: its first two characters and its length. What people
-    type into the user-name box by mistake is often their password, which is never to be logged."""
-    return name if len(name) <= 2 else f"{name[:2]}… ({len(name)} characters)"
+    """An unknown user name as the audit log keeps it: only its length. What people type into the user-name box
+    by mistake is often their password, of which nothing is to be logged."""
+    return f"(unknown user name of {len(name)} characters)"
 
 
 @dataclass(frozen=True)
@@ -210,10 +210,13 @@ class Accounts:
                     audit.record(s, None, "sign_in", outcome="failed", account=name, clinic_id=row.clinic_id,
                                  detail=f"wrong password ({row.failed_attempts})")
                 else:
-                    s.execute(update(Account).where(Account.id == row.id)
+                    # (the count is reset by a right password, as before the rewrite; a disabled account keeps it)
+                    s.execute(update(Account).where(Account.id == row.id, Account.disabled.is_(False))
                               .values(failed_attempts=0, locked_until=None))
                     acc = s.get(Account, row.id)
                     if acc.disabled:
+                        s.execute(update(Account).where(Account.id == row.id)
+                                  .values(failed_attempts=Account.failed_attempts - 1))  # (a right password)
                         audit.record(s, None, "sign_in", outcome="failed", account=name, clinic_id=acc.clinic_id,
                                      detail="disabled")
                     else:

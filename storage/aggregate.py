@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
@@ -29,12 +30,26 @@ class Aggregate:
         self._sessions = sessions
         self.blobs = blobs
 
-    def _forget(self) -> None:
+    def _forget(self, *, retries: int = 30) -> None:
         """After a deletion: on SQLite, move the write-ahead log into the database and empty it, so deleted rows
-        are not kept in the log's old pages (``secure_delete`` zeroes them in the database itself)."""
+        are not kept in the log's old pages (``secure_delete`` zeroes them in the database itself).
+
+        A reader in the middle of a transaction keeps the log from being emptied: the checkpoint then waits at
+        most a second (not the 30 s of a write), and is tried again every 10 s on a background thread (at most
+        ``retries`` times) instead of holding up the deletion's page.
+        """
         with self._sessions() as s:
-            if s.get_bind().dialect.name == "sqlite":
-                s.execute(text("PRAGMA wal_checkpoint(TRUNCATE)"))
+            if s.get_bind().dialect.name != "sqlite":
+                return
+            s.execute(text("PRAGMA busy_timeout=1000"))
+            try:
+                busy = s.execute(text("PRAGMA wal_checkpoint(TRUNCATE)")).first()[0]
+            finally:
+                s.execute(text("PRAGMA busy_timeout=30000"))
+        if busy and retries > 0:
+            timer = threading.Timer(10.0, self._forget, kwargs={"retries": retries - 1})
+            timer.daemon = True
+            timer.start()
 
     @contextmanager
     def _tx(self) -> Iterator[Session]:

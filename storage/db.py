@@ -54,17 +54,30 @@ def make_engine(url: str | URL) -> Engine:
 
 
 def _private_file(database: str | None) -> None:
-    """Create the SQLite file readable by its owner only (0600) before SQLite does (with the umask's 0644): it
-    holds names, birth dates, notes and the audit log. SQLite gives its -wal and -shm files the database file's
-    permissions."""
+    """The SQLite file readable by its owner only (0600): it holds names, birth dates, notes and the audit log.
+
+    A new file is created so before SQLite creates it (with the umask's 0644); SQLite gives its -wal and -shm
+    files the database file's permissions. A file from before this rule (or copied in) that others may read is
+    made private, with its -wal and -shm."""
     if database in (None, "", ":memory:") or str(database).startswith("file:"):
         return
     try:
         os.close(os.open(database, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
     except FileExistsError:
-        pass
+        make_private(database, *(database + suffix for suffix in ("-wal", "-shm")))
     except OSError:  # (a folder that does not exist: SQLite says so in its own words)
         pass
+
+
+def make_private(*paths) -> None:
+    """Take away group and others' permissions from files or folders that have any (missing ones are skipped)."""
+    for p in paths:
+        try:
+            mode = os.stat(p).st_mode
+            if mode & 0o077:
+                os.chmod(p, mode & 0o700)
+        except OSError:  # missing, or not ours: left as it is
+            continue
 
 
 def _configure_sqlite(engine: Engine) -> None:

@@ -133,8 +133,9 @@ def _tiff_orientation(orientation: int) -> bytes:
 
 
 # ------------------------------------------------------------------------------------------------ JPEG
-#: Segments a decoder needs (kept): DQT, DHT, the SOFn frame headers, DAC, DRI, DNL, DHP, EXP.
-_DECODE_MARKERS = frozenset({0xDB, 0xC4, 0xCC, 0xDD, 0xDC, 0xDE, 0xDF,
+#: Segments a decoder needs (kept): DQT, DHT, the SOFn frame headers, DAC, DRI, DNL. (Hierarchical JPEG's DHP
+#: and EXP are not kept: libjpeg does not decode such files anyway.)
+_DECODE_MARKERS = frozenset({0xDB, 0xC4, 0xCC, 0xDD, 0xDC,
                              *range(0xC0, 0xC4), *range(0xC5, 0xC8), *range(0xC9, 0xCC), *range(0xCD, 0xD0)})
 #: Their fixed lengths, where the standard fixes one (DRI, DNL: 4 bytes with the length field).
 _FIXED_LENGTH = {0xDD: 4, 0xDC: 4}
@@ -184,8 +185,8 @@ def _strip_jpeg(data: bytes) -> bytes:
                     body = b"Exif\x00\x00" + _tiff_orientation(orientation)
                     out.append(b"\xff\xe1" + struct.pack(">H", len(body) + 2) + body)
         elif marker == 0xEE:  # APP14
-            if payload[:5] == b"Adobe":  # colour transform flag: needed to decode the pixels right
-                out.append(segment)
+            if payload[:5] == b"Adobe" and len(payload) >= 12:  # colour transform flag: needed to decode right
+                out.append(b"\xff\xee" + struct.pack(">H", 14) + payload[:12])  # its 12 bytes, no padding
         elif 0xE2 <= marker <= 0xEF or marker == 0xFE:  # APP2-APP15, COM
             pass
         elif marker == 0xDA:  # SOS: copy the header, then the entropy-coded data up to the next marker

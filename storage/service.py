@@ -60,6 +60,7 @@ def open_store(
     """
     data_dir = db.resolve_data_dir(data_dir)
     data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)  # (new folders: the owner only)
+    db.make_private(data_dir, data_dir / "photos")  # (and folders from before that rule)
     engine = db.make_engine(db.resolve_url(url, data_dir))
     try:
         db.upgrade(engine)

@@ -393,13 +393,25 @@ def test_wrong_passwords_sent_at_the_same_moment_get_no_more_checks_than_one_aft
         store.accounts.sign_in("main_prac", PW)
 
 
+def test_a_disabled_account_stays_refused_and_a_right_password_does_not_clear_its_count(world):
+    store, a = world["store"], world["actors"]
+    with pytest.raises(SignInFailed):
+        store.accounts.sign_in("main_prac", "wrong password 1")
+    store.accounts.set_disabled(a["main_admin"], "main_prac")
+    with pytest.raises(SignInFailed):
+        store.accounts.sign_in("main_prac", PW)
+    with store._sessions() as s:
+        acc = s.scalar(select(Account).where(Account.username == "main_prac"))
+        assert acc.failed_attempts == 1 and acc.locked_until is None
+
+
 def test_a_password_typed_as_the_user_name_is_not_logged(world):
     store = world["store"]
     with pytest.raises(SignInFailed):
         store.accounts.sign_in("Tr0ub4dor&3-horse-staple", "whatever")
     [event] = [e for e in store.audit.events(Actor.system(), action="sign_in") if e.outcome == "failed"]
-    assert event.account == "Tr… (24 characters)" and event.detail == "unknown user name"
-    assert "horse" not in repr(store.audit.events(Actor.system()))
+    assert event.account == "(unknown user name of 24 characters)" and event.detail == "unknown user name"
+    assert "Tr0" not in repr(store.audit.events(Actor.system()))
 
 
 def test_disabling_an_account_ends_its_sessions(world):
