@@ -37,13 +37,8 @@ class Results(Aggregate):
         """The stored measurement of a photo by one algorithm version, or ``None``."""
         with self._tx() as s:
             patient_in_scope(s, actor, patient_id)
-            m = s.scalar(
-                select(Measurement).where(
-                    Measurement.patient_id == patient_id,
-                    Measurement.photo_id == photo_id,
-                    Measurement.algorithm_version == algorithm_version,
-                )
-            )
+            m = s.scalar(select(Measurement).filter_by(
+                patient_id=patient_id, photo_id=photo_id, algorithm_version=algorithm_version))
             if m is None:
                 _photo_of(s, patient_id, photo_id)
                 return None
@@ -105,11 +100,7 @@ class Results(Aggregate):
 
         def write(s):
             photo, _ = _get_photo(s, actor, patient_id, photo_id, right)
-            row = s.scalar(
-                select(Measurement).where(
-                    Measurement.photo_id == photo_id, Measurement.algorithm_version == m.algorithm_version
-                )
-            )
+            row = s.scalar(select(Measurement).filter_by(photo_id=photo_id, algorithm_version=m.algorithm_version))
             if row is not None and not replace:
                 return _measurement_rec(row)
             if row is None:
@@ -144,14 +135,9 @@ class Results(Aggregate):
         """The stored comparison of two photos by one algorithm version, or ``None``."""
         with self._tx() as s:
             patient_in_scope(s, actor, patient_id)
-            c = s.scalar(
-                select(Comparison).where(
-                    Comparison.patient_id == patient_id,
-                    Comparison.baseline_photo_id == baseline_photo_id,
-                    Comparison.followup_photo_id == followup_photo_id,
-                    Comparison.algorithm_version == algorithm_version,
-                )
-            )
+            c = s.scalar(select(Comparison).filter_by(
+                patient_id=patient_id, baseline_photo_id=baseline_photo_id, followup_photo_id=followup_photo_id,
+                algorithm_version=algorithm_version))
             if c is None:
                 _photo_of(s, patient_id, baseline_photo_id)
                 _photo_of(s, patient_id, followup_photo_id)
@@ -214,13 +200,8 @@ class Results(Aggregate):
             patient_in_scope(s, actor, patient_id, right)
             _photo_of(s, patient_id, baseline_id)
             followup, _ = _photo_of(s, patient_id, followup_id)
-            row = s.scalar(
-                select(Comparison).where(
-                    Comparison.baseline_photo_id == baseline_id,
-                    Comparison.followup_photo_id == followup_id,
-                    Comparison.algorithm_version == version,
-                )
-            )
+            row = s.scalar(select(Comparison).filter_by(
+                baseline_photo_id=baseline_id, followup_photo_id=followup_id, algorithm_version=version))
             if row is not None and not replace:
                 return _comparison_rec(row)
             if row is None:
