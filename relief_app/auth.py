@@ -147,9 +147,9 @@ def sign_out(message: str | None = None) -> None:
 def _link_mode() -> Actor:
     """A session opened by a patient link: locked to it; re-checked on every run.
 
-    The token leaves the address bar once the link is open (so it is not copied from there, or kept in the
-    entries of the pages visited next; the entry of the visit that opened it keeps it), and the session ends after
-    the idle timeout like an account's: the patient opens the link again from their message.
+    The token leaves the address bar and the browser's history once the link is open (a shared consultation-room
+    computer would otherwise offer it to the next person), and the session ends after the idle timeout like an
+    account's: the patient opens the link again from their message.
     """
     store = services.get_store()
     token = st.session_state.get("link_token")
@@ -163,7 +163,7 @@ def _link_mode() -> Actor:
             token = str(st.query_params.get("link", ""))
             actor = store.links.open(token)  # audited: link_used (or a failed use)
             st.session_state["link_token"] = token
-            del st.query_params["link"]
+            _forget_address()
         else:
             actor = store.links.actor(token)
     except NotFound as err:
@@ -172,6 +172,16 @@ def _link_mode() -> Actor:
     st.session_state["last_active"] = now
     _idle_watch()
     return actor
+
+
+#: Replaces the page's own history entry by its address without ``?link=``. (Setting ``st.query_params`` would
+#: add a new entry and leave the token in the one before it.) A constant script, no user text in it.
+_FORGET_ADDRESS = ("<script>const w = window.parent; const u = new URL(w.location.href); u.searchParams.delete('link');"
+                   " w.history.replaceState(w.history.state, '', u.pathname + u.search + u.hash);</script>")
+
+
+def _forget_address() -> None:
+    st.iframe(_FORGET_ADDRESS, height=1)
 
 
 def _hide_chrome() -> None:

@@ -463,13 +463,19 @@ def test_new_patient_two_visits_compared_with_the_baseline(page, server):
     page.goto(link)
     settle(page)
     plotly_visible(page, "visit_chart")
-    assert "link=" not in page.url  # the token left the address bar (and so the browser's history)
+    page.wait_for_function("() => !window.location.search.includes('link=')")  # the token left the address bar
+    assert "link=" not in page.url
     body = page.inner_text("body")
     assert "Your skin texture, Grace" in body
     assert visit_sentence(c.change_pct, c.ci_low, c.ci_high, c.significant) in body
     assert "Demo patient" not in body and "Demo" not in body
     assert page.locator('[data-testid="stSidebar"]').is_hidden()
     assert_no_traceback(page)
+    # ... and the history: the entry before is the Patients page; none holds the token.
+    page.go_back()
+    settle(page)
+    assert "link=" not in page.url
+    assert page.evaluate("() => window.history.length") >= 2
 
 
 def _huge_png(width: int = 60_000, height: int = 60_000) -> bytes:
