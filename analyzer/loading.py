@@ -402,6 +402,10 @@ def read_image(path: str | os.PathLike, *, max_pixels: int = DEFAULT_MAX_PIXELS,
                 fmt = im.format or "unknown"
                 quality = jpeg_quality(im)
                 arr, bit_depth, orientation, (w, h) = _decode(fh, im, int(max_pixels), float(reduce))
+        if arr.dtype.kind == "f" and np.isfinite(arr).all() and float(arr.max(initial=0.0)) > 1.5:
+            # (as_rgb's advice is for arrays — "divide by 255" — a file's owner re-exports it instead)
+            raise ImageError(f"{name} holds floating-point values up to {float(arr.max()):g}, not brightness "
+                             "from 0 to 1 — export the photo as an 8- or 16-bit image")
         pixels = as_rgb(_orient(arr, orientation))
     except ImageError:
         raise

@@ -422,3 +422,20 @@ def test_min_side_is_enforced_at_the_boundary():
     as_rgb(np.zeros((MIN_SIDE_PX, MIN_SIDE_PX), np.uint8))
     with pytest.raises(ImageError):
         as_rgb(np.zeros((MIN_SIDE_PX - 1, 1000), np.uint8))
+
+
+def test_a_float_tiff_on_a_0_255_scale_gets_advice_for_a_file_not_an_array(tmp_path):
+    """The array advice ("divide 8-bit values by 255") means nothing to someone uploading a file."""
+    from PIL import Image
+
+    from analyzer.errors import ImageError
+    from analyzer.loading import read_image
+
+    path = tmp_path / "scan.tif"
+    Image.fromarray((np.random.default_rng(0).random((300, 400)) * 255).astype(np.float32)).save(path)
+    with pytest.raises(ImageError, match="export the photo as an 8- or 16-bit image") as err:
+        read_image(path)
+    assert "divide" not in str(err.value) and "\n" not in str(err.value)
+    ok = tmp_path / "ok.tif"
+    Image.fromarray(np.random.default_rng(1).random((300, 400)).astype(np.float32)).save(ok)
+    assert read_image(ok).pixels.shape == (300, 400, 3)
