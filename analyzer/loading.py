@@ -43,6 +43,8 @@ MAX_HEADER_PIXELS = 250_000_000
 #: 16-bit colour photos are decoded whole by OpenCV (4 channels × 2 bytes, plus the file) before any reduction:
 #: a 250 MP one took 4 GB. Camera 16-bit exports (TIFF from raw) are 20-100 MP.
 MAX_16BIT_PIXELS = 100_000_000
+#: Floating-point pixels above this are on another scale than [0, 1] (0–255, say): refused, not clipped to white.
+FLOAT_TOP_MAX = 1.5
 #: What the user is told Relief reads.
 FORMATS = "JPEG, PNG, WebP, TIFF, HEIC"
 
@@ -182,7 +184,7 @@ def as_rgb(image: np.ndarray, *, reduce: float = 1.0) -> np.ndarray:
         if not np.isfinite(out).all():
             raise ImageError("image array contains NaN or infinite values — replace them before measuring")
         top = float(out.max())
-        if top > 1.5:  # a 0–255 float image would otherwise clip to white
+        if top > FLOAT_TOP_MAX:  # a 0–255 float image would otherwise clip to white
             raise ImageError(
                 f"float image values reach {top:g}; expected [0, 1] — divide 8-bit values by 255"
             )
@@ -402,10 +404,10 @@ def read_image(path: str | os.PathLike, *, max_pixels: int = DEFAULT_MAX_PIXELS,
                 fmt = im.format or "unknown"
                 quality = jpeg_quality(im)
                 arr, bit_depth, orientation, (w, h) = _decode(fh, im, int(max_pixels), float(reduce))
-        if arr.dtype.kind == "f" and np.isfinite(arr).all() and float(arr.max(initial=0.0)) > 1.5:
+        if arr.dtype.kind == "f" and np.isfinite(arr).all() and (top := float(arr.max(initial=0.0))) > FLOAT_TOP_MAX:
             # (as_rgb's advice is for arrays — "divide by 255" — a file's owner re-exports it instead)
-            raise ImageError(f"{name} holds floating-point values up to {float(arr.max()):g}, not brightness "
-                             "from 0 to 1 — export the photo as an 8- or 16-bit image")
+            raise ImageError(f"{name} holds floating-point values up to {top:g}, not brightness from 0 to 1 — "
+                             "export the photo as an 8- or 16-bit image")
         pixels = as_rgb(_orient(arr, orientation))
     except ImageError:
         raise

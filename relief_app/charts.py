@@ -11,13 +11,14 @@ from dataclasses import dataclass
 import numpy as np
 import plotly.graph_objects as go
 
-from .text import change_with_interval, finite, metric_label, metric_unit, significance_text
+from .text import COLLAGEN_WEEKS, change_with_interval, finite, metric_label, metric_unit, significance_text
 
 __all__ = ["SeriesPoint", "progress_series", "progress_figure", "difference_figure", "COLLAGEN_WINDOW_WEEKS",
            "EVALUATION_WEEK"]
 
-#: New collagen is laid down mostly 6–8 weeks after a needling session: the window where change is expected.
-COLLAGEN_WINDOW_WEEKS = (6.0, 8.0)
+#: New collagen is laid down mostly 6–8 weeks after a needling session: the window where change is expected
+#: (the one constant of it is :data:`relief_app.text.COLLAGEN_WEEKS`, which the patient's sentence reads too).
+COLLAGEN_WINDOW_WEEKS = COLLAGEN_WEEKS
 #: Standard time point to judge a course of treatment, weeks after the first session.
 EVALUATION_WEEK = 12.0
 _SMOOTHER, _ROUGHER, _NEUTRAL = "#2166ac", "#b2182b", "#555555"

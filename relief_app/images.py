@@ -1,7 +1,8 @@
 """Pictures for the dashboard: thumbnails, the 50 % ghost of the baseline, before/after overlays, region outlines.
 
-Everything returns ``uint8`` arrays; :func:`figure` turns one into the HTML the pages show (``st.html``). Decoding goes through Pillow with the
-HEIC opener that :mod:`analyzer.loading` registers, so every format the library reads can be previewed.
+Everything returns ``uint8`` arrays; :func:`figure` turns one into the HTML the pages show (``st.html``).
+Decoding goes through Pillow with the HEIC opener that :mod:`analyzer.loading` registers, so every format the
+library reads can be previewed.
 """
 from __future__ import annotations
 

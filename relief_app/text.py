@@ -199,7 +199,8 @@ def visit_sentence(change: float | None, low: float | None, high: float | None,
         if weeks is not None and weeks > COLLAGEN_WEEKS[1]:
             return ("No change beyond measurement noise so far — your practitioner will talk the result through "
                     "with you")
-        return "No change beyond measurement noise yet — collagen rebuilding takes 6–8 weeks"
+        return (f"No change beyond measurement noise yet — collagen rebuilding takes "
+                f"{COLLAGEN_WEEKS[0]}–{COLLAGEN_WEEKS[1]} weeks")
     lo, hi = sorted((abs(float(low)), abs(float(high)))) if finite(low) and finite(high) else (None, None)
     rng = f" (range {lo:.0f}–{hi:.0f} %)" if lo is not None else ""
     if change < 0:
