@@ -30,7 +30,8 @@ from .errors import ImageError, OptionError
 
 __all__ = [
     "LoadedImage", "read_image", "load_image", "as_rgb", "as_image_and_scale",
-    "MIN_SIDE_PX", "DEFAULT_MAX_PIXELS", "MAX_HEADER_PIXELS", "MAX_16BIT_PIXELS", "FORMATS", "peek_size", "jpeg_quality",
+    "MIN_SIDE_PX", "DEFAULT_MAX_PIXELS", "MAX_HEADER_PIXELS", "MAX_16BIT_PIXELS", "FLOAT_TOP_MAX", "FORMATS",
+    "peek_size", "jpeg_quality",
 ]
 
 #: Shortest side (px) a photo must have: 200 px is 10 mm of skin at the 20 px/mm of a close-up, about the
