@@ -421,16 +421,23 @@ def compare(baseline, followup, *, px_per_mm: float | None = None,
     fut_w = q_pool.submit(bootstrap_weights, n_tiles) if n_tiles >= 2 else None
     q_pool.shutdown(wait=False)  # (its jobs still run; their results are collected below)
     # Each photo's shading is the slope along its *own* light, so each is integrated along its own azimuth.
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        fut_f = pool.submit(analyse, in_f, px_per_mm=gpb, valid=common, white_balance=card_gains(card_f),
-                            grayscale=gray, parallel=False)
-        an_b = analyse(in_b, px_per_mm=gpb, valid=common, white_balance=card_gains(card_b), grayscale=gray,
-                       parallel=False)
-        an_f = fut_f.result()
-    mask = an_b.maps.mask & an_f.maps.mask
+    # Both are measured over one mask, measured_mask(common) (= each analysis's maps.mask), so each thread
+    # also takes its photo's share of what follows: squared slopes and the local RMS for the difference map.
+    def side(rgb_in, card):
+        an = analyse(rgb_in, px_per_mm=gpb, valid=common, white_balance=card_gains(card), grayscale=gray,
+                     parallel=False)
+        s = an.maps.slope["scar"]
+        return an, s * s, _local_rms(s, an.maps.mask, gpb)
 
-    sb, sf = an_b.maps.slope["scar"], an_f.maps.slope["scar"]
-    change, se_boot = change_interval(sb * sb, sf * sf, mask, px_per_mm=gpb,
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        fut_f = pool.submit(side, in_f, card_f)
+        an_b, sq_b, lb = side(in_b, card_b)
+        an_f, sq_f, lf = fut_f.result()
+    mask = an_b.maps.mask & an_f.maps.mask
+    if not np.array_equal(mask, an_b.maps.mask):  # (never by construction; kept exact if that changes)
+        lb, lf = (_local_rms(an.maps.slope["scar"], mask, gpb) for an in (an_b, an_f))
+
+    change, se_boot = change_interval(sq_b, sq_f, mask, px_per_mm=gpb,
                                       weights=fut_w.result() if fut_w is not None else None)
     se = math.sqrt(se_boot**2 + REPEATABILITY_SD_PCT**2) if np.isfinite(se_boot) else float("nan")
     ci = (change - 1.96 * se, change + 1.96 * se)
@@ -439,13 +446,12 @@ def compare(baseline, followup, *, px_per_mm: float | None = None,
 
     region_changes = {}
     for name, rm in region_masks.items():
-        r_change, r_se = change_interval(sb * sb, sf * sf, mask & rm, px_per_mm=gpb)
+        r_change, r_se = change_interval(sq_b, sq_f, mask & rm, px_per_mm=gpb)
         r_se = math.sqrt(r_se**2 + REPEATABILITY_SD_PCT**2) if np.isfinite(r_se) else float("nan")
         region_changes[name] = {"change_pct": r_change, "ci95_pct": (r_change - 1.96 * r_se, r_change + 1.96 * r_se),
                                 "mdc_pct": 1.96 * r_se,
                                 "significant": bool(np.isfinite(r_change) and abs(r_change) > 1.96 * r_se)}
 
-    lb, lf = _local_rms(sb, mask, gpb), _local_rms(sf, mask, gpb)
     ref = float(np.mean(lb[mask])) if mask.any() else float("nan")
     diff = np.where(mask, 100.0 * (lf - lb) / ref, np.nan).astype(np.float32)
 

@@ -100,6 +100,32 @@ def test_plane_gives_its_slope_as_sdq_and_exact_developed_area(slope_x, slope_y)
     assert p["Sdr"] == pytest.approx(100 * (math.sqrt(1 + grad2) - 1), rel=1e-10)
 
 
+@pytest.mark.parametrize("slope", [1e-4, 0.05])
+def test_float32_plane_keeps_a_faint_developed_area(slope):
+    # float32 maps are computed in float32: Sdr comes from the excess area sqrt(1 + s) - 1 of each triangle,
+    # which for a slope of 1e-4 (s = 1e-8, below float32's resolution of 1 + s) must not round to zero.
+    ppm = 12.5
+    y, x = np.mgrid[:40, :50] / ppm
+    z = (slope * x).astype(np.float32)
+    p = areal_parameters(z, px_per_mm=ppm)
+    g = float(np.diff(z, axis=1).astype(np.float64).mean() * ppm)  # the float32 plane's own slope
+    assert p["Sdq"] == pytest.approx(g, rel=1e-5)
+    assert p["Sdr"] == pytest.approx(100 * (math.sqrt(1 + g * g) - 1), rel=1e-4)
+
+
+@pytest.mark.parametrize("masked", [False, True])
+def test_a_float32_map_gives_the_parameters_of_its_float64_copy(masked):
+    z = (_rough_surface(seed=9) * 0.01).astype(np.float32)
+    mask = None
+    if masked:
+        mask = np.ones(z.shape, bool)
+        mask[30:50, 40:70] = False
+    p32 = areal_parameters(z, px_per_mm=10.0, mask=mask)
+    p64 = areal_parameters(z.astype(np.float64), px_per_mm=10.0, mask=mask)
+    for name in NAMES:
+        assert p32[name] == pytest.approx(p64[name], rel=1e-5, abs=1e-6), name
+
+
 @pytest.mark.parametrize("with_holes", [False, True])
 def test_tilted_plane_with_plane_levelling_has_no_roughness(with_holes):
     y, x = np.mgrid[:90, :120] / 10.0
