@@ -355,12 +355,11 @@ class Accounts:
                     if not clinic:
                         raise OptionError("give the account's clinic with --clinic CODE")
                     c = self._clinic(s, clinic, create=True)
-                # One account per e-mail address, across clinics: single sign-on refuses an address that two
-                # accounts hold, so a second holder (another clinic's admin could add one) would lock the first out.
-                if email and s.scalar(select(func.count(Account.id)).where(func.lower(Account.email) == email.lower())):
-                    raise Conflict("that e-mail address is already given to an account; single sign-on needs one "
-                                   "account per address — leave it empty or use the person's own address")
+                # One account per e-mail address, across clinics, held by the unique email_key: single sign-on
+                # refuses an address that two accounts hold, so a second holder (another clinic's admin could add
+                # one) would lock the first out.
                 acc = Account(username=username, clinic_id=c.id, role=role, email=email,
+                              email_key=email.lower() if email else None,
                               password_hash=_hasher.hash(password) if password is not None else None,
                               disabled=False, must_change_password=bool(must_change_password), failed_attempts=0,
                               created_at=self.clock())
@@ -369,7 +368,13 @@ class Accounts:
                 audit.record(s, actor, "account_created", clinic_id=c.id, detail=f"{username} ({role})")
                 return self._rec(s, acc)
         except IntegrityError as err:
-            raise Conflict(f"the user name {username} is taken; choose another") from err
+            # Which of the two unique keys was taken (the database's message differs between engines).
+            with self._sessions() as s:
+                name_taken = s.scalar(select(func.count(Account.id)).where(Account.username == username))
+            if name_taken or not email:
+                raise Conflict(f"the user name {username} is taken; choose another") from err
+            raise Conflict("that e-mail address is already given to an account; single sign-on needs one "
+                           "account per address — leave it empty or use the person's own address") from err
 
     def list(self, actor: Actor) -> list[AccountRecord]:
         require(actor, ADMIN)

@@ -88,7 +88,7 @@ def test_migrated_schema_matches_models(store):
     with store.engine.connect() as conn:
         assert compare_metadata(MigrationContext.configure(conn), Base.metadata) == []
     head = ScriptDirectory.from_config(storage_db.alembic_config()).get_current_head()
-    assert storage_db.current_revision(store.engine) == head == "0003"
+    assert storage_db.current_revision(store.engine) == head == "0004"
 
 
 def test_downgrade_to_base_and_upgrade_again_round_trips(store):
@@ -102,6 +102,72 @@ def test_downgrade_to_base_and_upgrade_again_round_trips(store):
     assert {"patients", "visits", "photos", "measurements", "comparisons", "treatments"} <= set(
         inspect(store.engine).get_table_names()
     )
+
+
+def test_the_database_holds_one_account_per_email_address(store):
+    from sqlalchemy.exc import IntegrityError
+
+    from storage import Actor
+    from storage.models import Account
+
+    system = Actor.system()
+    store.accounts.add(system, "ann", role="practitioner", password=None, clinic="MAIN", email="Ann@Clinic.example")
+    before = (count_rows(store, Account), count_rows(store, AuditEvent))
+    # another clinic, the address in another case: refused, nothing written
+    with pytest.raises(Conflict, match="e-mail address is already given to an account"):
+        store.accounts.add(system, "ann2", role="viewer", password=None, clinic="OTHER", email="ann@CLINIC.example")
+    with pytest.raises(Conflict, match="user name ann is taken"):  # both taken: the name is named
+        store.accounts.add(system, "ann", role="viewer", password=None, clinic="MAIN", email="ann@clinic.example")
+    assert (count_rows(store, Account), count_rows(store, AuditEvent)) == before
+    # The guarantee is the database's, not a look-up before the insert that two admins at once could both pass.
+    with store._sessions() as s, s.begin(), pytest.raises(IntegrityError):
+        ann = s.scalar(select(Account).where(Account.username == "ann"))
+        s.add(Account(username="racer", clinic_id=ann.clinic_id, role="viewer", email="ANN@clinic.example",
+                      email_key="ann@clinic.example", disabled=False, must_change_password=False,
+                      failed_attempts=0, created_at=ann.created_at))
+        s.flush()
+    assert count_rows(store, Account) == before[0]
+    store.accounts.add(system, "bob", role="viewer", password=None, clinic="MAIN", email="bob@clinic.example")
+    store.accounts.add(system, "no_mail", role="viewer", password=None, clinic="MAIN")  # many without an address
+    store.accounts.add(system, "no_mail2", role="viewer", password=None, clinic="MAIN", email="  ")
+
+
+def test_migrating_an_address_that_two_accounts_already_hold_keeps_both_and_sso_still_refuses_it(backend):
+    from sqlalchemy import text
+
+    from storage import Actor, SignInFailed
+    from storage.models import Account
+
+    data_dir, url = backend
+    with open_store(data_dir, url=url) as s:  # at head; take it back to before the rule, as an old database
+        storage_db.upgrade(s.engine, "head")
+        from alembic import command
+
+        command.downgrade(storage_db.alembic_config(s.engine), "0003")
+        assert storage_db.current_revision(s.engine) == "0003"
+        with s.engine.begin() as conn:
+            clinic = conn.execute(text("SELECT id FROM clinics WHERE code = 'MAIN'")).scalar()
+            if clinic is None:
+                conn.execute(text("INSERT INTO clinics (code, name, created_at) VALUES ('MAIN', 'Main', :t)"),
+                             {"t": dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)})
+                clinic = conn.execute(text("SELECT id FROM clinics WHERE code = 'MAIN'")).scalar()
+            for name, email in (("twin_a", "Twin@Clinic.example"), ("twin_b", "twin@clinic.example"),
+                                ("solo", "Solo@Clinic.example")):
+                conn.execute(text(
+                    "INSERT INTO accounts (username, clinic_id, role, email, disabled, must_change_password, "
+                    "failed_attempts, created_at) VALUES (:u, :c, 'viewer', :e, false, false, 0, :t)"),
+                    {"u": name, "c": clinic, "e": email, "t": dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)})
+    with open_store(data_dir, url=url) as s:  # opening migrates to head
+        assert storage_db.current_revision(s.engine) == "0004"
+        with s._sessions() as ses:
+            keys = dict(ses.execute(select(Account.username, Account.email_key)).all())
+        assert (keys["twin_a"], keys["twin_b"], keys["solo"]) == ("twin@clinic.example", None, "solo@clinic.example")
+        with pytest.raises(SignInFailed):  # two accounts hold it: single sign-on signs in neither
+            s.accounts.sign_in_sso("twin@clinic.example", verified=True)
+        assert s.accounts.sign_in_sso("SOLO@clinic.example", verified=True).name == "solo"
+        with pytest.raises(Conflict, match="e-mail address"):
+            s.accounts.add(Actor.system(), "twin_c", role="viewer", password=None, clinic="MAIN",
+                           email="TWIN@clinic.example")
 
 
 def test_open_store_twice_is_idempotent(backend):
