@@ -84,7 +84,8 @@ def areal_parameters(
     Notes
     -----
     **Height parameters.** With :math:`z` the heights about the reference plane over the :math:`N` valid
-    pixels, all moments come from one shared centred float64 array (and its square): :math:`S_a = \\overline{|z|}`,
+    pixels, all moments come from one shared centred array (and its square; float32 for a float32 map, with
+    float64 sums): :math:`S_a = \\overline{|z|}`,
     :math:`S_q = \\sqrt{\\overline{z^2}}`, :math:`S_{sk} = \\overline{z^3}/S_q^3`,
     :math:`S_{ku} = \\overline{z^4}/S_q^4`, :math:`S_p = \\max z`, :math:`S_v = -\\min z`,
     :math:`S_z = S_p + S_v`. Moments are population moments (divide by :math:`N`), as in ISO 25178-2.
@@ -163,7 +164,8 @@ def areal_parameters(
 
 
 def _validated(height_mm, px_per_mm, mask, level):
-    """Check the inputs once; return float64 heights, the valid-pixel map and px_per_mm as a float."""
+    """Check the inputs once; return the heights (float32 kept, anything else float64), the valid-pixel map
+    and px_per_mm as a float."""
     if not isinstance(level, str) or level not in LEVELS:
         raise OptionError(f"level={level!r} is not supported; use level='mean' or level='plane'.")
     try:
@@ -249,9 +251,9 @@ def _lsq_plane(z, valid, all_valid) -> np.ndarray:
     syy = n_row @ (ys * ys)
     # einsum, not `@`: a threaded BLAS matrix-vector product stalls for tens of ms on a busy machine.
     sxy = ys @ (np.full(h, xs.sum()) if all_valid else np.einsum("ij,j->i", v, xs))
-    sz = z0.sum()
-    sxz = z0.sum(axis=0) @ xs
-    syz = z0.sum(axis=1) @ ys
+    sz = z0.sum(dtype=np.float64)  # (float64 sums: a float32 map's plane is fitted as its float64 copy's)
+    sxz = z0.sum(axis=0, dtype=np.float64) @ xs
+    syz = z0.sum(axis=1, dtype=np.float64) @ ys
     # Centred coordinates: sum(x) = sum(y) = 0, so the offset decouples from the slopes. lstsq gives the
     # minimum-norm slopes when every valid pixel lies on one line (the slope across it is undefined).
     (b, c), *_ = np.linalg.lstsq(np.array([[sxx, sxy], [sxy, syy]]), np.array([sxz, syz]), rcond=None)
@@ -265,6 +267,8 @@ def _lsq_plane(z, valid, all_valid) -> np.ndarray:
 def _height_moments(z_mm: np.ndarray, *, scale: float) -> dict[str, float]:
     """Sa, Sq, Ssk, Sku, Sp, Sv, Sz from one centred array (valid heights only, any shape, in mm)."""
     c = z_mm - z_mm.dtype.type(z_mm.mean(dtype=np.float64))
+    if c.dtype == np.float32:  # the float32 mean is rounded: a map far from 0 keeps up to half an ulp of it
+        c -= c.dtype.type(c.mean(dtype=np.float64))
     c *= z_mm.dtype.type(_MM_TO_UM)
     n = c.size
     c2 = c * c
@@ -299,9 +303,10 @@ def _hybrid(z_mm: np.ndarray, px_per_mm: float, all_valid: bool) -> dict[str, fl
     # Slopes are dimensionless: mm of height per mm of lateral distance.
     # Corner triangles of each cell (normalised by the pixel area h²): |normal| = sqrt(1 + gx² + gy²) for the
     # x edge (bottom or top) and y edge (left or right) meeting at that corner; the cell area is a quarter of
-    # the sum of the four. Summing sqrt(1 + s) and subtracting 1 afterwards loses ~1e-15 absolute, i.e. nothing
-    # that matters even for Sdr ~ 1e-4 %. Blocks of rows overlap by one row: a block's last row of x-differences
-    # is the next block's first (counted there), its y-differences and cells are its own.
+    # the sum of the four. Each triangle's excess sqrt(1 + s) - 1 is summed directly (written without
+    # cancellation, below), so Sdr keeps its precision in float32 too. Blocks of rows overlap by one row: a
+    # block's last row of x-differences is the next block's first (counted there), its y-differences and cells
+    # are its own.
     h, w = z_mm.shape
     step = max(2, _BLOCK_VALUES // max(w, 1))
     sums, counts = [0.0, 0.0, 0.0], [0, 0, 0]

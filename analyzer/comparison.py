@@ -417,7 +417,8 @@ def compare(baseline, followup, *, px_per_mm: float | None = None,
     in_b, in_f = (gray_copy(grid_b), gray_copy(warped)) if gray else (grid_b, warped)
     # The bootstrap's resampling depends only on how many tiles the overlap holds (both analyses measure the
     # pixels measured_mask(common)): drawn on the spare thread during the analyses.
-    n_tiles = int(np.count_nonzero(_kept_tiles(measured_mask(common, px_per_mm=gpb), gpb)))
+    measured = measured_mask(common, px_per_mm=gpb)
+    n_tiles = int(np.count_nonzero(_kept_tiles(measured, gpb)))
     fut_w = q_pool.submit(bootstrap_weights, n_tiles) if n_tiles >= 2 else None
     q_pool.shutdown(wait=False)  # (its jobs still run; their results are collected below)
     # Each photo's shading is the slope along its *own* light, so each is integrated along its own azimuth.
@@ -427,15 +428,13 @@ def compare(baseline, followup, *, px_per_mm: float | None = None,
         an = analyse(rgb_in, px_per_mm=gpb, valid=common, white_balance=card_gains(card), grayscale=gray,
                      parallel=False)
         s = an.maps.slope["scar"]
-        return an, s * s, _local_rms(s, an.maps.mask, gpb)
+        return an, s * s, _local_rms(s, measured, gpb)
 
     with ThreadPoolExecutor(max_workers=2) as pool:
         fut_f = pool.submit(side, in_f, card_f)
         an_b, sq_b, lb = side(in_b, card_b)
         an_f, sq_f, lf = fut_f.result()
     mask = an_b.maps.mask & an_f.maps.mask
-    if not np.array_equal(mask, an_b.maps.mask):  # (never by construction; kept exact if that changes)
-        lb, lf = (_local_rms(an.maps.slope["scar"], mask, gpb) for an in (an_b, an_f))
 
     change, se_boot = change_interval(sq_b, sq_f, mask, px_per_mm=gpb,
                                       weights=fut_w.result() if fut_w is not None else None)

@@ -92,11 +92,18 @@ def _check_username(name: object) -> str:
     return name
 
 
+def email_key(email: str) -> str:
+    """The form in which e-mail addresses are compared (``Account.email_key``): stripped and case-folded, so
+    ``Dr.Sso@Clinic.example`` and ``dr.sso@CLINIC.example`` are one address, by one rule in every place."""
+    return email.strip().casefold()
+
+
 def _check_email(email: object) -> str | None:
     """An account's e-mail (used to match single sign-on), stripped; ``None`` for none."""
     if email is None or (isinstance(email, str) and not email.strip()):
         return None
-    if not isinstance(email, str) or len(email.strip()) > 255 or not _EMAIL.match(email.strip()):
+    if not isinstance(email, str) or len(email_key(email)) > 255 or len(email.strip()) > 255 \
+            or not _EMAIL.match(email.strip()):
         raise OptionError("an e-mail address looks like name@clinic.example (one '@', no spaces)")
     return email.strip()
 
@@ -257,7 +264,12 @@ class Accounts:
         shown = addr[:100]
         actor = None
         with self._sessions() as s, s.begin():
-            accs = list(s.scalars(select(Account).where(func.lower(Account.email) == addr.lower()))) if addr else []
+            # By the unique key; plus, in a database from before revision 0004, the second holder of an address
+            # (its key left empty), so that such an address still signs in nobody.
+            key = email_key(addr)
+            accs = list(s.scalars(select(Account).where(or_(
+                Account.email_key == key,
+                Account.email_key.is_(None) & (func.lower(Account.email) == addr.lower()))))) if addr else []
             if not addr or not verified:
                 audit.record(s, None, "sign_in", outcome="failed", account=shown,
                              detail="single sign-on: e-mail missing or not verified by the identity provider")
@@ -359,7 +371,7 @@ class Accounts:
                 # refuses an address that two accounts hold, so a second holder (another clinic's admin could add
                 # one) would lock the first out.
                 acc = Account(username=username, clinic_id=c.id, role=role, email=email,
-                              email_key=email.lower() if email else None,
+                              email_key=email_key(email) if email else None,
                               password_hash=_hasher.hash(password) if password is not None else None,
                               disabled=False, must_change_password=bool(must_change_password), failed_attempts=0,
                               created_at=self.clock())
@@ -368,13 +380,18 @@ class Accounts:
                 audit.record(s, actor, "account_created", clinic_id=c.id, detail=f"{username} ({role})")
                 return self._rec(s, acc)
         except IntegrityError as err:
-            # Which of the two unique keys was taken (the database's message differs between engines).
+            # Which unique key was taken (the database's message differs between engines)?
             with self._sessions() as s:
                 name_taken = s.scalar(select(func.count(Account.id)).where(Account.username == username))
-            if name_taken or not email:
+                email_taken = bool(email) and s.scalar(
+                    select(func.count(Account.id)).where(Account.email_key == email_key(email)))
+            if name_taken:
                 raise Conflict(f"the user name {username} is taken; choose another") from err
-            raise Conflict("that e-mail address is already given to an account; single sign-on needs one "
-                           "account per address — leave it empty or use the person's own address") from err
+            if email_taken:
+                raise Conflict("that e-mail address is already given to an account; single sign-on needs one "
+                               "account per address — leave it empty or use the person's own address") from err
+            raise Conflict("another change was saved at the same moment (e.g. the same new clinic); nothing was "
+                           "created — try again") from err
 
     def list(self, actor: Actor) -> list[AccountRecord]:
         require(actor, ADMIN)

@@ -89,7 +89,8 @@ class Account(Base):
     #: Argon2id hash (argon2-cffi's encoded form); NULL for accounts that sign in by single sign-on only.
     password_hash: Mapped[str | None] = mapped_column(String(255))
     email: Mapped[str | None] = mapped_column(String(255))
-    #: ``email`` in lower case: unique, so the database holds one account per address (single sign-on needs it).
+    #: ``email`` stripped and case-folded (``storage.accounts.email_key``): unique, so the database holds one
+    #: account per address (single sign-on needs it).
     #: NULL without an address, and for the second holder of an address in a database from before revision 0004.
     email_key: Mapped[str | None] = mapped_column(String(255), unique=True, index=True)
     disabled: Mapped[bool] = mapped_column(Boolean, default=False)

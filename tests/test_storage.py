@@ -130,6 +130,34 @@ def test_the_database_holds_one_account_per_email_address(store):
     store.accounts.add(system, "bob", role="viewer", password=None, clinic="MAIN", email="bob@clinic.example")
     store.accounts.add(system, "no_mail", role="viewer", password=None, clinic="MAIN")  # many without an address
     store.accounts.add(system, "no_mail2", role="viewer", password=None, clinic="MAIN", email="  ")
+    # One rule for "the same address" when storing and when signing in (Python's case folding, not the database's
+    # lower(), which differs between engines): a pair that one rule merges and the other keeps apart would be
+    # accepted twice and then lock both holders out of single sign-on.
+    store.accounts.add(system, "odos", role="viewer", password=None, clinic="MAIN", email="ΟΔΟΣ@x.example")
+    with pytest.raises(Conflict, match="e-mail address"):
+        store.accounts.add(system, "odos2", role="viewer", password=None, clinic="OTHER", email="οδοσ@x.example")
+    assert store.accounts.sign_in_sso("οδος@X.example", verified=True).name == "odos"
+    store.accounts.add(system, "dotted", role="viewer", password=None, clinic="MAIN", email="İnfo@x.example")
+    store.accounts.add(system, "plain", role="viewer", password=None, clinic="OTHER", email="info@x.example")
+    assert store.accounts.sign_in_sso("INFO@x.example", verified=True).name == "plain"
+    assert store.accounts.sign_in_sso("İNFO@x.example", verified=True).name == "dotted"
+
+
+def test_an_account_refused_for_another_reason_at_the_same_moment_says_so(store, monkeypatch):
+    from sqlalchemy.exc import IntegrityError
+
+    from storage import Actor
+    from storage.models import Account
+
+    def clash(*args, **kwargs):  # as when another process creates the same new clinic code at this moment
+        raise IntegrityError("INSERT INTO clinics ...", {}, Exception("unique constraint on clinics.code"))
+
+    before = count_rows(store, Account)
+    monkeypatch.setattr(store.accounts, "_clinic", clash)
+    with pytest.raises(Conflict, match="at the same moment.*try again"):
+        store.accounts.add(Actor.system(), "newbie", role="viewer", password=None, clinic="NEWCLINIC",
+                           email="newbie@clinic.example")
+    assert count_rows(store, Account) == before
 
 
 def test_migrating_an_address_that_two_accounts_already_hold_keeps_both_and_sso_still_refuses_it(backend):

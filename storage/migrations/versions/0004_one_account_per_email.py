@@ -2,7 +2,7 @@
 
 Single sign-on finds the account by its e-mail address and refuses an address that two accounts hold, so a second
 holder would lock the first out. ``Accounts.add`` refused a taken address by looking first, which two admins adding
-accounts at the same moment could both pass. ``accounts.email_key`` (the address in lower case) now carries a unique
+accounts at the same moment could both pass. ``accounts.email_key`` (the address case-folded) now carries a unique
 index. An address that an older database already holds twice keeps its key on the first account only; single
 sign-on goes on refusing it (it matches the address itself) until an admin removes the address from one of them.
 
@@ -32,7 +32,7 @@ def upgrade() -> None:
     rows = conn.execute(sa.select(accounts.c.id, accounts.c.email).where(accounts.c.email.is_not(None))
                         .order_by(accounts.c.id)).all()
     for account_id, email in rows:
-        key = email.strip().lower()
+        key = email.strip().casefold()  # as storage.accounts.email_key (kept here: a migration is frozen)
         if not key or key in seen:
             continue
         seen.add(key)
