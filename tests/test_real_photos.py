@@ -83,6 +83,18 @@ def test_removing_relief_from_a_real_photo_lowers_the_index_at_every_step(photos
     assert max(r["steps_pct"]["blur 1 mm"]) < -45.0
 
 
+def test_two_different_peoples_skin_is_never_aligned(photos):
+    # The alignment accepts as few as 6 feature matches when the aligned photos correlate strongly (fading scar
+    # redness leaves few matches): the correlation is what keeps unrelated skin out. All 90 ordered pairs of the
+    # 10 real photos are refused; each photo against the next one (both ways) here.
+    from analyzer import RegistrationError, compare
+
+    for a, b in zip(photos, photos[1:] + photos[:1]):
+        for fixed, moving in ((a, b), (b, a)):
+            with pytest.raises(RegistrationError):
+                compare(fixed["rgb"], moving["rgb"], px_per_mm=fixed["px_per_mm"])
+
+
 def test_jpeg_recompression_is_the_largest_single_drift_on_a_real_photo(photos):
     # Recorded, not hidden: JPEG quality 80 adds 8-px block edges (0.5 mm at 15 px/mm, inside the scar band):
     # +5.0 % on PAT_32_44_211, while exposure, white balance, light gradient, rotation, zoom and framing stay within
