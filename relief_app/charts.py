@@ -11,7 +11,8 @@ from dataclasses import dataclass
 import numpy as np
 import plotly.graph_objects as go
 
-from .text import COLLAGEN_WEEKS, change_with_interval, finite, metric_label, metric_unit, significance_text
+from .text import (COLLAGEN_WEEKS, NOT_ALIKE, change_with_interval, finite, metric_label, metric_unit,
+                   significance_text)
 
 __all__ = ["SeriesPoint", "progress_series", "progress_figure", "difference_figure", "COLLAGEN_WINDOW_WEEKS",
            "EVALUATION_WEEK"]
@@ -37,6 +38,7 @@ class SeriesPoint:
     high: float | None
     significant: bool | None
     is_baseline: bool
+    caveats: tuple[str, ...] = ()  # the photos were not taken alike (light, distance, quality): read with care
 
 
 def _weeks(p, first_tx: dt.date | None, base_date: dt.date) -> float:
@@ -71,6 +73,7 @@ def progress_series(points: Sequence, metric: str = "roughness_index") -> list[S
         v = value_of(p)
         v = float(v) if finite(v) else None
         ratio = 100.0 * (v / v0 - 1.0) if v is not None and finite(v0) and v0 != 0 else None
+        caveats = ()
         if p.is_baseline:
             change, low, high, sig = 0.0, None, None, None
         elif metric == "roughness_index":
@@ -79,12 +82,14 @@ def progress_series(points: Sequence, metric: str = "roughness_index") -> list[S
                 low = float(p.ci_low) if finite(p.ci_low) else None
                 high = float(p.ci_high) if finite(p.ci_high) else None
                 sig = p.significant
+                caveats = tuple(getattr(p, "caveats", ()) or ())
             else:
                 change, low, high, sig = None, None, None, None
         else:
             change, low, high, sig = ratio, None, None, None
         out.append(SeriesPoint(visit_id=p.visit_id, date=p.date, weeks=_weeks(p, None, base_date), value=v,
-                               change=change, low=low, high=high, significant=sig, is_baseline=p.is_baseline))
+                               change=change, low=low, high=high, significant=sig, is_baseline=p.is_baseline,
+                               caveats=caveats))
     return out
 
 
@@ -93,7 +98,8 @@ def progress_figure(series: Sequence[SeriesPoint], treatments: Sequence = (), *,
     """% change from the first visit vs weeks since the first treatment.
 
     Treatments are dashed vertical lines, the 6–8 week collagen window after each is shaded, and the 12-week
-    evaluation is marked. Filled markers are significant changes, open markers are within measurement noise.
+    evaluation is marked. Filled markers are significant changes, open markers are within measurement noise;
+    diamonds mark follow-ups whose photos were not taken like the first visit's (:data:`NOT_ALIKE`).
     """
     xs = [s.weeks for s in series]
     ys = [s.change for s in series]
@@ -102,16 +108,19 @@ def progress_figure(series: Sequence[SeriesPoint], treatments: Sequence = (), *,
     unit = metric_unit(metric)
     colours, symbols, hover = [], [], []
     for s in series:
+        shape = "diamond" if s.caveats else "circle"
         if s.significant and s.change is not None:
             colours.append(_SMOOTHER if s.change < 0 else _ROUGHER)
-            symbols.append("circle")
+            symbols.append(shape)
         else:
             colours.append(_NEUTRAL)
-            symbols.append("circle" if s.is_baseline else "circle-open")
+            symbols.append(shape if s.is_baseline else shape + "-open")
         value = f"{s.value:.3g} {unit}" if s.value is not None else "not measured"
         what = "first visit (reference)" if s.is_baseline else (
             change_with_interval(s.change, s.low, s.high) + (f", {significance_text(s.significant, s.change)}"
                                                             if s.significant is not None else ""))
+        if s.caveats:
+            what += f"<br>{NOT_ALIKE}"
         hover.append(f"{s.date:%d %b %Y} (week {s.weeks:.1f})<br>{metric_label(metric)}: {value}<br>{what}")
 
     # Treatments, their collagen windows and the 12-week evaluation, under the data. Shapes are built as plain

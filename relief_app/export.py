@@ -148,7 +148,8 @@ def _tables(data: ExportData, deidentify: bool, key: bytes | None) -> dict[str, 
             comp.append([code, place(region), day(p, base.date), day(p, row.date), _weeks(row.date, first_tx),
                          "roughness_index", _num(base.roughness_index), _num(row.roughness_index),
                          _num(row.change_pct), _num(row.ci_low), _num(row.ci_high), _num(row.mdc_pct),
-                         row.significant, significance_text(row.significant, row.change_pct) or "not compared yet", version])
+                         row.significant, significance_text(row.significant, row.change_pct) or "not compared yet",
+                         None if row.change_pct is None else not row.caveats, "; ".join(row.caveats), version])
         for t in p.treatments:
             r = [code, day(p, t.date), _weeks(t.date, first_tx)]
             if deidentify:
@@ -167,7 +168,8 @@ def _tables(data: ExportData, deidentify: bool, key: bytes | None) -> dict[str, 
                          "value", "unit", "algorithm_version"],
         "comparisons": ["patient", "region", f"baseline_{when}", f"followup_{when}", "weeks_since_first_treatment",
                         "metric", "baseline_value", "followup_value", "change_pct", "ci95_low_pct",
-                        "ci95_high_pct", "mdc_pct", "significant", "verdict", "algorithm_version"],
+                        "ci95_high_pct", "mdc_pct", "significant", "verdict", "photos_taken_alike", "not_alike_because",
+                        "algorithm_version"],
         "treatments": ["patient", when, "weeks_since_first_treatment", "procedure", "needle_depth_mm"]
         + ([] if deidentify else ["area", "notes"]),
         "patients": ["patient", "n_visits", "n_treatments"] if deidentify else

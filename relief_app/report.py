@@ -24,8 +24,8 @@ import numpy as np
 
 from .charts import COLLAGEN_WINDOW_WEEKS, EVALUATION_WEEK
 from .reportdata import SECONDARY_METRICS, RegionReport, ReportData
-from .text import (MINUS, NEGATIVE_IS_SMOOTHER, change_text, change_with_interval, finite, metric_heading,
-                   metric_label, metric_meaning, metric_unit, significance_text)
+from .text import (MINUS, NEGATIVE_IS_SMOOTHER, NOT_ALIKE, NOT_ALIKE_HEADING, change_text, change_with_interval,
+                   finite, metric_heading, metric_label, metric_meaning, metric_unit, significance_text)
 
 __all__ = ["render_pdf", "chart_png", "PAPERS", "clean"]
 
@@ -327,6 +327,9 @@ def _region_section(pdf, data: ReportData, region: RegionReport, heading, text, 
         text(f"Latest change ({_date(last.date)}): "
              f"{change_with_interval(last.change_pct, last.ci_low, last.ci_high)} — {verdict}"
              + (f"; smallest detectable change {last.mdc_pct:.0f} %" if finite(last.mdc_pct) else ""), 10, h=5)
+        if last.caveats:
+            text(f"{NOT_ALIKE_HEADING}: " + "; ".join(clean(c, 400) for c in last.caveats) + ".", 9, h=4.5,
+                 colour=(150, 60, 0))
     if len(region.series) > 1:
         png = chart_png(region, data.first_treatment, data.treatments)
         h = W * 3.1 / 7.0
@@ -334,7 +337,8 @@ def _region_section(pdf, data: ReportData, region: RegionReport, heading, text, 
             pdf.add_page()
         pdf.image(io.BytesIO(png), x=pdf.l_margin, w=W, h=h)
         text(NEGATIVE_IS_SMOOTHER + " Dashed lines: treatments; green: the 6–8 week collagen window after each; "
-             "dotted: the 12-week evaluation. Open markers are within measurement noise.", 7.5, h=3.6,
+             "dotted: the 12-week evaluation. Open markers are within measurement noise; diamonds: photos not taken "
+             "alike (*).", 7.5, h=3.6,
              colour=(70, 70, 70))
 
     # aligned first-vs-latest pair
@@ -389,7 +393,10 @@ def _region_section(pdf, data: ReportData, region: RegionReport, heading, text, 
                 r.cell(f"{change_text(v.ci_low)} to {change_text(v.ci_high)}"
                        if finite(v.ci_low) and finite(v.ci_high) else "")
                 r.cell(f"{v.mdc_pct:.0f} %" if finite(v.mdc_pct) else "")
-                r.cell("" if v.is_baseline else significance_text(v.significant, v.change_pct))
+                r.cell("" if v.is_baseline else significance_text(v.significant, v.change_pct)
+                       + (" *" if v.caveats else ""))
                 for m in SECONDARY_METRICS:
                     x = v.metrics.get(m)
                     r.cell(f"{x:.{digits[m]}f}" if finite(x) else "")
+        if any(v.caveats for v in rows):
+            text(f"* {NOT_ALIKE[:1].upper()}{NOT_ALIKE[1:]}.", 7.5, h=3.6, colour=(150, 60, 0))

@@ -50,6 +50,7 @@ class VisitRow:
     mdc_pct: float | None
     significant: bool | None
     metrics: dict[str, float] = field(default_factory=dict)  # registry name -> value (whole photo)
+    caveats: tuple[str, ...] = ()  # how the photos were taken differently (empty: taken alike)
 
 
 @dataclass(frozen=True)
@@ -142,7 +143,7 @@ def _rows(store: Store, actor: Any, patient_id: int, points: Sequence[ProgressPo
             photo_id=p.photo_id, is_baseline=p.is_baseline,
             roughness_index=float(p.roughness_index) if finite(p.roughness_index) else None,
             change_pct=s.change, ci_low=s.low, ci_high=s.high, mdc_pct=mdc, significant=s.significant,
-            metrics=metrics))
+            metrics=metrics, caveats=s.caveats))
     return out
 
 
@@ -197,7 +198,8 @@ def gather_report(store: Store, actor: Any, patient_id: int, *, region: str | No
         last = series[-1] if series else None
         sentence = visit_sentence(last.change if last else None, last.low if last else None,
                                   last.high if last else None, last.significant if last else None,
-                                  first_visit=last is None or last.is_baseline, weeks=last.weeks if last else None)
+                                  first_visit=last is None or last.is_baseline, weeks=last.weeks if last else None,
+                                  taken_alike=not (last and last.caveats))
         pair = None
         ids = visits.before_after_ids(points)
         if ids is not None:

@@ -11,7 +11,8 @@ from analyzer.registry import METRICS
 __all__ = [
     "MINUS", "PROGRESS_METRICS", "NEGATIVE_IS_SMOOTHER", "metric_label", "metric_unit", "metric_meaning",
     "signed", "change_text", "change_with_interval", "significance_text", "visit_sentence", "finite",
-    "REGION_COLUMNS", "region_rows", "region_change_rows", "not_a_formula", "table_rows",
+    "REGION_COLUMNS", "region_rows", "region_change_rows", "not_a_formula", "table_rows", "NOT_ALIKE",
+    "NOT_ALIKE_HEADING",
 ]
 
 #: What a spreadsheet runs as a formula when a cell starts with it (OWASP's list, with the full-width forms a
@@ -176,12 +177,25 @@ def significance_text(significant: bool | None, change: float | None = None) -> 
     return "significant"
 
 
+#: A comparison whose photos were not taken alike (``analyzer.consistency``: light moved, another distance, a photo
+#: that failed its quality check), in a few words: chart hovers, tables, the report.
+NOT_ALIKE = "photos not taken alike — part of this change may come from how they were taken"
+#: Heading of the list of what differed, on the Compare page and in the report.
+NOT_ALIKE_HEADING = ("The two photos were not taken alike, so part of this change may come from how they were "
+                     "taken rather than from the skin — confirm it with the next visit's photo")
+
+
 def visit_sentence(change: float | None, low: float | None, high: float | None,
-                   significant: bool | None, *, first_visit: bool = False, weeks: float | None = None) -> str:
+                   significant: bool | None, *, first_visit: bool = False, weeks: float | None = None,
+                   taken_alike: bool = True) -> str:
     """The one sentence a patient reads in visit mode.
 
     ``weeks``: since the first treatment. Before the collagen window (6–8 weeks) has passed, "no change yet" is
-    expected; after it, the sentence does not promise more to come.
+    expected; after it, the sentence does not promise more to come. ``taken_alike=False`` (the photos differ in
+    light, distance or quality): a significant change is not stated as settled.
+
+    >>> visit_sentence(-18.0, -24.0, -12.0, True, taken_alike=False)
+    'Texture 18 % smoother than at your first visit (range 12–24 %) — the photos were taken a little differently, so your practitioner will confirm this at the next visit'
 
     >>> visit_sentence(-18.0, -24.0, -12.0, True)
     'Texture 18 % smoother than at your first visit (range 12–24 %)'
@@ -203,8 +217,12 @@ def visit_sentence(change: float | None, low: float | None, high: float | None,
                 f"{COLLAGEN_WEEKS[0]}–{COLLAGEN_WEEKS[1]} weeks")
     lo, hi = sorted((abs(float(low)), abs(float(high)))) if finite(low) and finite(high) else (None, None)
     rng = f" (range {lo:.0f}–{hi:.0f} %)" if lo is not None else ""
+    unsure = "" if taken_alike else (" — the photos were taken a little differently, so your practitioner will "
+                                     "confirm this at the next visit")
     if change < 0:
-        return f"Texture {abs(change):.0f} % smoother than at your first visit{rng}"
+        return f"Texture {abs(change):.0f} % smoother than at your first visit{rng}{unsure}"
+    if unsure:
+        return f"Texture {change:.0f} % rougher than at your first visit{rng}{unsure}"
     return (f"Texture {change:.0f} % rougher than at your first visit{rng} — skin can look rougher for a few "
             "weeks after a treatment while it heals")
 

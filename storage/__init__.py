@@ -126,6 +126,7 @@ from .records import (
     VisitRecord,
 )
 from .service import Store, open_store
+from .results import comparison_caveats
 from .fields import text_limit as _text_limit
 from . import models as _models
 
@@ -143,6 +144,6 @@ __all__ = [
     "open_store", "Store", "Actor", "TEXT_LIMITS",
     "NewPhoto", "NewMeasurement",
     "PatientRecord", "PatientSummary", "TreatmentRecord", "VisitRecord", "PhotoRecord",
-    "MeasurementRecord", "ComparisonRecord", "ProgressPoint",
+    "MeasurementRecord", "ComparisonRecord", "ProgressPoint", "comparison_caveats",
     "StorageError", "NotFound", "Conflict", "OptionError", "AccessDenied", "SignInFailed", "ConsentRequired",
 ]

@@ -188,7 +188,9 @@ class ProgressPoint:
     ``roughness_index``/``metrics`` are ``None`` when the photo has no measurement for the requested
     algorithm version yet (compute it with :meth:`Store.measurement_for`). The baseline point has
     ``is_baseline=True`` and ``change_pct=0.0`` (no interval); follow-ups carry the stored comparison
-    against the baseline photo, or ``None`` fields when none is stored.
+    against the baseline photo, or ``None`` fields when none is stored. ``caveats`` are the comparison's
+    sentences on how differently the two photos were taken (light moved, closer, a photo that failed its quality
+    gate: ``analyzer.consistency``); empty when they were taken alike, or when nothing is stored.
     """
 
     visit_id: int
@@ -203,3 +205,4 @@ class ProgressPoint:
     ci_low: float | None
     ci_high: float | None
     significant: bool | None
+    caveats: tuple[str, ...] = ()

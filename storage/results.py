@@ -285,7 +285,7 @@ class Results(Aggregate):
                 change = dict(change_pct=0.0, ci_low=None, ci_high=None, significant=False)
             elif c is not None:
                 change = dict(change_pct=_nan(c.change_pct), ci_low=_nan(c.ci_low), ci_high=_nan(c.ci_high),
-                              significant=bool(c.significant))
+                              significant=bool(c.significant), caveats=comparison_caveats(c.result))
             else:
                 change = dict(change_pct=None, ci_low=None, ci_high=None, significant=None)
             measured = r.m_id is not None
@@ -304,6 +304,16 @@ class Results(Aggregate):
             )
         return points
 
+
+
+def comparison_caveats(result: Mapping[str, Any] | None) -> tuple[str, ...]:
+    """The sentences of a stored comparison's ``consistency`` check when the photos were not taken alike (the
+    ``result`` JSON of ``analyzer.Comparison.to_dict``), else ``()``. Results stored before the check existed, or
+    without it, have none."""
+    k = (result or {}).get("consistency") if isinstance(result, Mapping) else None
+    if not isinstance(k, Mapping) or k.get("ok", True):
+        return ()
+    return tuple(str(a) for a in k.get("advice") or () if a)
 
 
 def _float_in(x: Any) -> float | None:

@@ -865,3 +865,66 @@ def test_before_after_is_the_baseline_and_the_latest_visits_photo_that_counts():
     assert visits.before_after_ids(points[:2]) is None  # nothing after the baseline
     assert visits.before_after_ids([P(photo_id=1, is_baseline=False)]) is None  # no baseline
     assert visits.before_after_ids([]) is None
+
+
+# ------------------------------------------------------------------------- photos not taken alike: said everywhere
+@pytest.fixture
+def not_alike_id(store, skin_make):
+    """A patient whose follow-up was lit from elsewhere (60° turned lamp) and whose scars are half as deep: the
+    comparison's consistency check fails, whatever its verdict."""
+    import cv2
+
+    from analyzer import synth
+
+    p = new_patient(store, "Lamp Moved", code="LAMP-1")
+    base = synth.Capture(out_px=(900, 600), field_mm=30.0)
+    moved = dataclasses.replace(base, light_azimuth_deg=base.light_azimuth_deg + 60.0)
+    for day, skin, cap, seed in ((dt.date(2025, 1, 6), skin_make(4, 0.7), base, 1),
+                                 (dt.date(2025, 3, 31), skin_make(4, 0.7, depth=0.5), moved, 2)):
+        ok, buf = cv2.imencode(".jpg", cv2.cvtColor(synth.render(skin, cap, seed=seed), cv2.COLOR_RGB2BGR),
+                               [cv2.IMWRITE_JPEG_QUALITY, 95])
+        data, name = buf.tobytes(), f"{day}.jpg"
+        a = visits.analyse_photo(data, name, px_per_mm=cap.px_per_mm)
+        visits.save_new_visit(store, MAIN, p.id, date=day, region="left cheek", uploads=[(data, name)],
+                              analyses={a.sha256: a}, px_per_mm=cap.px_per_mm)
+    [point] = [q for q in store.progress(MAIN, p.id, "left cheek", algorithm_version=visits.analyzer.ALGORITHM_VERSION)
+               if not q.is_baseline]
+    assert point.caveats and any("light came from" in c for c in point.caveats), point
+    return p.id
+
+
+def test_photos_not_taken_alike_are_said_on_compare_progress_visit_mode_and_report(data_dir, store, not_alike_id):
+    """The consistency check (light, distance, quality) was computed and stored but shown nowhere: a lamp moved
+    between visits gave a verdict with no word of it."""
+    pypdf = pytest.importorskip("pypdf")
+    at = _app().run()
+    at.session_state["patient_id"] = not_alike_id
+    at.switch_page("views/compare.py").run()
+    _no_exception(at)
+    [warn] = [w for w in _plain_all(at.warning) if text.NOT_ALIKE_HEADING in w]
+    assert "light came from" in warn
+    at.switch_page("views/progress.py").run()
+    _no_exception(at)
+    [table] = [d.value for d in at.dataframe if "Photos taken alike" in d.value.columns]
+    assert table["Photos taken alike"].iloc[0] == "" and table["Photos taken alike"].iloc[-1].startswith("no — light")
+    [spec] = _plotly_specs(at)
+    assert spec["data"][0]["marker"]["symbol"][-1].startswith("diamond")
+    at.button(key="prepare_report").click().run()
+    _no_exception(at)
+    words = " ".join(p.extract_text() for p in pypdf.PdfReader(io.BytesIO(at.session_state["report_pdf"][1])).pages)
+    words = re.sub(r"\s+", " ", words)
+    assert text.NOT_ALIKE_HEADING.split(",")[0] in words and "light came from" in words
+    # the patient's own page: a significant change is not stated as settled
+    token, _ = store.links.issue(MAIN, not_alike_id)
+    at = _app(signed_in=None, link=token).run()
+    _no_exception(at)
+    last = store.progress(MAIN, not_alike_id, "left cheek", algorithm_version=visits.analyzer.ALGORITHM_VERSION)[-1]
+    assert last.significant and last.change_pct < 0  # (half-deep scars: smoother, whatever the lamp did)
+    assert "your practitioner will confirm this at the next visit" in _texts(at)
+
+
+def test_photos_taken_alike_get_no_such_warning(data_dir, demo_id):
+    at = _app().run()
+    at.switch_page("views/compare.py").run()
+    _no_exception(at)
+    assert not any(text.NOT_ALIKE_HEADING in w for w in _plain_all(at.warning))

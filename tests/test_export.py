@@ -152,6 +152,8 @@ def test_comparisons_hold_the_stored_change_interval_mdc_and_verdict(exported, s
             assert float(r["mdc_pct"]) == pytest.approx(c.mdc_pct, rel=1e-12)
             assert r["verdict"] == ("within measurement noise" if not p.significant else
                                     "significantly smoother" if p.change_pct < 0 else "significantly rougher")
+            # the demo course is photographed alike; the stored consistency check says so, with no reason given
+            assert r["photos_taken_alike"] == "True" and r["not_alike_because"] == "" and not p.caveats
 
 
 def test_treatments_and_patients(exported):

@@ -49,7 +49,8 @@ st.plotly_chart(fig, key="progress_chart", config={"displaylogo": False})
 if metric == "roughness_index":
     st.caption(NEGATIVE_IS_SMOOTHER + " Dashed lines: treatments; green: the 6–8 week collagen window after each; "
                "dotted: the 12-week evaluation. Filled markers are significant changes, open markers are within "
-               "measurement noise. A visit whose photo could not be compared with the first visit has no point.")
+               "measurement noise; diamonds: photos not taken like the first visit's (see the table). A visit whose "
+               "photo could not be compared with the first visit has no point.")
 else:  # pigment, pores, ...: no aligned comparison, no interval, no verdict
     st.caption("For this measure the change is the ratio of the two photos' own values, in % of the first visit's "
                "(negative = less), without an interval: it cannot be told apart from measurement noise, so no "
@@ -64,6 +65,8 @@ rows = [{
     "95 % interval": (f"{change_text(s.low)} to {change_text(s.high)}" if finite(s.low) and finite(s.high)
                       else ""),
     "Verdict": significance_text(s.significant, s.change),
+    "Photos taken alike": "" if s.is_baseline or not finite(s.change) else (
+        "no — " + "; ".join(s.caveats) if s.caveats else "yes"),
 } for s in series]
 st.dataframe(table_rows(rows), hide_index=True, key="progress_table")
 

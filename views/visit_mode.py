@@ -47,7 +47,7 @@ points = services.progress(pid, region)
 series = charts.progress_series(points, "roughness_index")
 last = series[-1]
 sentence = visit_sentence(last.change, last.low, last.high, last.significant, first_visit=last.is_baseline,
-                          weeks=last.weeks)
+                          weeks=last.weeks, taken_alike=not last.caveats)
 st.markdown(f"## {sentence}")
 weeks = last.weeks
 st.markdown(f"### {esc(region.capitalize())} · {len(series)} visit(s) · last photo {last.date:%d %B %Y}"
