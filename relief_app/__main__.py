@@ -67,12 +67,13 @@ def _check_writable_file(path: Path) -> None:
 
 def _report(args) -> str:
     from . import report, reportdata
+    from .export import private_file
 
     out = Path(args.out)
     _check_writable_file(out)
     tmp = out.with_name(f".{out.name}.tmp")
     try:
-        with open(tmp, "wb") as f:  # fails now, before the work, when the folder is not writable
+        with private_file(tmp) as f:  # fails now, before the work, when the folder is not writable; owner-only
             with _open() as store:
                 actor = store.accounts.clinic_actor(args.clinic)
                 patient = reportdata.find_patient(store, actor, args.patient)

@@ -55,7 +55,7 @@ from .reportdata import ExportData, PatientExport
 from .text import finite, not_a_formula, significance_text
 from .visits import regions_from_metrics
 
-__all__ = ["write_export", "zip_export", "pseudonym", "pseudonym_key", "KEY_ENV", "KEY_FILE", "FILES", "WORKBOOK"]
+__all__ = ["write_export", "zip_export", "private_file", "pseudonym", "pseudonym_key", "KEY_ENV", "KEY_FILE", "FILES", "WORKBOOK"]
 
 KEY_ENV = "RELIEF_PSEUDONYM_KEY"
 KEY_FILE = "pseudonym.key"
@@ -186,8 +186,20 @@ def _cell(v: Any) -> Any:
     return v
 
 
+def private_file(path: str | os.PathLike, mode: str = "wb"):
+    """``open(path, mode)`` for writing, readable by its owner only (0600, also when it existed): exports and
+    reports hold names, birth dates and notes, and the umask's usual 0644 would let every local user read them."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.fchmod(fd, 0o600)
+        return os.fdopen(fd, mode, **({} if "b" in mode else {"newline": "", "encoding": "utf-8"}))
+    except BaseException:
+        os.close(fd)
+        raise
+
+
 def _write_csv(path: Path, head: Sequence[str], rows: Sequence[Sequence]) -> None:
-    with open(path, "w", newline="", encoding="utf-8") as f:
+    with private_file(path, "w") as f:
         w = csv.writer(f)
         w.writerow(head)
         for r in rows:
@@ -210,7 +222,8 @@ def _write_xlsx(path: Path, tables: dict[str, tuple[list[str], list[list]]], *, 
     data = buf.getvalue()
     if scrub_dates:  # openpyxl stamps "now" into docProps/core.xml on save: no calendar date in a de-identified file
         data = _scrub_core_dates(data)
-    path.write_bytes(data)
+    with private_file(path) as f:
+        f.write(data)
 
 
 def _scrub_core_dates(xlsx: bytes) -> bytes:
@@ -249,7 +262,7 @@ def write_export(data: ExportData, out_dir: str | os.PathLike, *, deidentify: bo
     if deidentify and not key:
         raise OptionError("a de-identified export needs a pseudonym key (RELIEF_PSEUDONYM_KEY or the data folder's)")
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    out.mkdir(mode=0o700, parents=True, exist_ok=True)  # a new folder: its owner's only (the files are 0600 anyway)
     tables = _tables(data, deidentify, key)
     written = []
     for name, (head, rows) in tables.items():

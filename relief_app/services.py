@@ -283,16 +283,19 @@ def thumbnail(photo, max_side: int = 640):
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
-def _compare_views(key: str, sha_a: str, sha_b: str, version: str, _actor: Actor, _patient_id: int, _a: int,
-                   _b: int):
-    out = visits.compare_views(get_store(), _actor, _patient_id, _a, _b)
+def _compare_views(key: str, sha_a: str, sha_b: str, version: str, _actor: Actor, patient_id: int, a: int, b: int):
+    # Keyed by the photo records too, not only their bytes: the result depends on each record (its patient's
+    # regions and typed scale, the comparison stored for it). Two patients — of one clinic or of two — holding
+    # identical files got the first one's result, with the regions named at the other clinic.
+    out = visits.compare_views(get_store(), _actor, patient_id, a, b)
     bump()  # the comparison may have been stored just now
     return out
 
 
 def compare_views(patient_id: int, baseline, followup) -> dict[str, Any]:
-    """Aligned before/after, difference map and numbers of two stored photos (records), cached by their hashes
-    (shared across sessions, like :func:`thumbnail`: storage checks the actor's access first, every call)."""
+    """Aligned before/after, difference map and numbers of two stored photos (records), cached by the records
+    and their hashes (shared across sessions, like :func:`thumbnail`: storage checks the actor's access first, every
+    call)."""
     store, actor = get_store(), current_actor()
     a = store.photo(actor, patient_id, baseline.id)
     b = store.photo(actor, patient_id, followup.id)
@@ -300,8 +303,8 @@ def compare_views(patient_id: int, baseline, followup) -> dict[str, Any]:
 
 
 @st.cache_data(ttl=_TTL, show_spinner=False, max_entries=256)
-def _region_values(key: str, actor: Actor, sha: str, version: str, rev: int, _patient_id: int, _photo_id: int):
-    m = get_store().get_measurement(actor, _patient_id, _photo_id, version)
+def _region_values(key: str, actor: Actor, sha: str, version: str, rev: int, patient_id: int, photo_id: int):
+    m = get_store().get_measurement(actor, patient_id, photo_id, version)  # (keyed by the record, not its bytes)
     return visits.regions_from_metrics(m.metrics) if m is not None else {}
 
 

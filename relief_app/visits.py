@@ -28,6 +28,7 @@ from analyzer.errors import ImageError, OptionError, ReliefError
 from analyzer.measurement import DEFAULT_FIELD_MM
 from analyzer.measurement import measure as _measure
 from storage import Actor, ComparisonRecord, NewMeasurement, NewPhoto, PhotoRecord, Store, VisitRecord
+from storage.access import WRITE
 
 __all__ = [
     "PhotoAnalysis", "SavedVisit", "ComparisonOutcome", "analyse_photo", "save_new_visit", "sha256",
@@ -450,7 +451,8 @@ def compare_views(store: Store, actor: Actor, patient_id: int, baseline_id: int,
 
     c = run_compare(store, actor, patient_id, baseline_id, followup_id)
     values = comparison_values(c)
-    store.comparison_for(actor, patient_id, baseline_id, followup_id, analyzer.ALGORITHM_VERSION, lambda: values)
+    if actor.can(WRITE):  # a viewer or a patient link sees the comparison; only a practitioner's is stored
+        store.comparison_for(actor, patient_id, baseline_id, followup_id, analyzer.ALGORITHM_VERSION, lambda: values)
     grid_px = float(c.baseline.analysis.maps.px_per_mm) if c.baseline.analysis is not None else None
     # Crop all three to the area both photos show (the warped follow-up is black outside it).
     area = c.overlap_mask if c.overlap_mask is not None and c.overlap_mask.any() else None
@@ -486,8 +488,12 @@ def complete_results(store: Store, actor: Actor, patient_id: int, points: Sequen
 
     Returns ``(tried, problems)``: whether anything was computed (then read ``progress`` again) and the one-line
     reasons of photos that could not be measured or aligned (those points stay without a value or interval).
+    Only an account that may change patient data stores results: for a viewer or a patient link nothing is
+    computed here (the missing points stay "not compared yet" until a practitioner opens the patient).
     """
     tried, problems = False, []
+    if not actor.can(WRITE):
+        return tried, problems
     base = points[0] if points else None
     for p in points:
         if p.roughness_index is None:

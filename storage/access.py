@@ -12,7 +12,8 @@ Roles
 viewer          reads patients, photos, progress and comparisons of their clinic
 practitioner    viewer + creates and edits patients, records consent, uploads, compares, issues links
 admin           practitioner + manages the clinic's accounts and reads its audit log
-link            (a patient link, not an account) reads one patient's progress; nothing else
+link            (a patient link, not an account) reads one patient's progress: photos, results, visit and
+                treatment dates; never notes, birth date, upload file names or consent history (CLINICAL)
 system          the server's command line (``python -m storage``, reports); all rights in one clinic,
                 or only account administration when no clinic is given
 ==============  ===============================================================================
@@ -27,19 +28,22 @@ from sqlalchemy.orm import Session
 from .errors import AccessDenied, NotFound
 from .models import Patient
 
-__all__ = ["Actor", "ROLES", "READ", "WRITE", "ADMIN", "require", "patient_in_scope", "patients_in_scope"]
+__all__ = ["Actor", "ROLES", "READ", "WRITE", "ADMIN", "CLINICAL", "require", "patient_in_scope",
+           "patients_in_scope", "sees_clinical"]
 
 ROLES = ("admin", "practitioner", "viewer")
 READ, WRITE, ADMIN = "read", "write", "admin"
+#: Reading what only the clinic's staff read: clinical notes, birth date, upload file names, consent history.
+CLINICAL = "clinical"
 _RIGHTS = {
-    "admin": {READ, WRITE, ADMIN},
-    "practitioner": {READ, WRITE},
-    "viewer": {READ},
+    "admin": {READ, WRITE, ADMIN, CLINICAL},
+    "practitioner": {READ, WRITE, CLINICAL},
+    "viewer": {READ, CLINICAL},
     "link": {READ},
-    "system": {READ, WRITE, ADMIN},
+    "system": {READ, WRITE, ADMIN, CLINICAL},
 }
 _VERB = {READ: "see patient data", WRITE: "change patient data (create, upload, edit, delete, compare)",
-         ADMIN: "manage accounts or read the audit log"}
+         ADMIN: "manage accounts or read the audit log", CLINICAL: "read clinical notes and consent records"}
 
 PATIENT_NOT_FOUND = "no such patient; pick one from the patient list"
 
@@ -109,12 +113,23 @@ def patient_in_scope(s: Session, actor: object, patient_id: object, right: str =
     that does not exist — before the role is checked, so a role error never confirms that a record exists.
     """
     actor = require(actor, READ)
+    # Only whole numbers name a patient: int(1.5) is 1, so 1.5 would pass the check for patient 1 while an
+    # insert that uses the value as given lands elsewhere (PostgreSQL rounds it to 2).
+    if isinstance(patient_id, bool) or (isinstance(patient_id, float) and not patient_id.is_integer()):
+        raise NotFound(PATIENT_NOT_FOUND)
     try:
         pid = int(patient_id)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise NotFound(PATIENT_NOT_FOUND) from None
     p = s.scalar(select(Patient).where(Patient.id == pid, patients_in_scope(actor)))
     if p is None:
         raise NotFound(PATIENT_NOT_FOUND)
     require(actor, right)
     return p
+
+
+def sees_clinical(actor: Actor) -> bool:
+    """Whether records read for ``actor`` keep their clinical fields (notes, birth date, upload file names); a
+    patient link gets them blanked, in the record builders of the storage itself, so a page that shows a field
+    it should not still has nothing to show."""
+    return CLINICAL in _RIGHTS.get(actor.role, ())

@@ -10,7 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from . import audit
-from .access import WRITE, Actor, patient_in_scope
+from .access import CLINICAL, WRITE, Actor, patient_in_scope
 from .errors import OptionError
 from .models import Consent, as_utc, utcnow
 
@@ -83,5 +83,5 @@ class Consents:
 
     def status(self, actor: Actor, patient_id: int) -> ConsentStatus:
         with self._sessions() as s:
-            patient_in_scope(s, actor, patient_id)
+            patient_in_scope(s, actor, patient_id, CLINICAL)
             return status_of(s, int(patient_id))

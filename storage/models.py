@@ -24,6 +24,7 @@ from sqlalchemy import (
     MetaData,
     String,
     Text,
+    TypeDecorator,
     UniqueConstraint,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -53,12 +54,34 @@ def as_utc(t: dt.datetime | None) -> dt.datetime | None:
     return t.replace(tzinfo=dt.timezone.utc) if t is not None and t.tzinfo is None else t
 
 
+class UTCDateTime(TypeDecorator):
+    """A point in time, always written in UTC and read back aware (UTC).
+
+    SQLite keeps no offset: an aware time written in the server's local zone (a patient link's "end of the
+    day") was read back as if it were UTC, so on a server at UTC+9 a link opened nine hours after its expiry.
+    Converting every value to UTC on the way in makes both databases store and compare the same instant. A naive
+    value is taken as UTC (the storage's only clock, :func:`utcnow`, is UTC).
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        if isinstance(value, dt.datetime):
+            return value.astimezone(dt.timezone.utc) if value.tzinfo is not None else value.replace(
+                tzinfo=dt.timezone.utc)
+        return value
+
+    def process_result_value(self, value, dialect):
+        return as_utc(value) if isinstance(value, dt.datetime) else value
+
+
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
     type_annotation_map = {
         dict[str, Any]: JSON,
         list[Any]: JSON,
-        dt.datetime: DateTime(timezone=True),
+        dt.datetime: UTCDateTime(),
     }
 
 
@@ -97,8 +120,8 @@ class Account(Base):
     must_change_password: Mapped[bool] = mapped_column(Boolean, default=False)
     failed_attempts: Mapped[int] = mapped_column(Integer, default=0)
     #: No sign-in is evaluated before this time (throttling after failures, then lock-out).
-    locked_until: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
-    last_sign_in: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    locked_until: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    last_sign_in: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
 
@@ -146,9 +169,9 @@ class PatientLink(Base):
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     created_by: Mapped[str] = mapped_column(String(100))
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
-    expires_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
-    revoked_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
-    last_used_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    last_used_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
 
 
 class AuditEvent(Base):
@@ -159,7 +182,7 @@ class AuditEvent(Base):
     __table_args__ = (Index(None, "clinic_id", "at"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
     account: Mapped[str] = mapped_column(String(100), default="")
     clinic_id: Mapped[int | None] = mapped_column(Integer)
     action: Mapped[str] = mapped_column(String(40))

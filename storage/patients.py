@@ -10,7 +10,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from . import audit
-from .access import WRITE, Actor, patient_in_scope, patients_in_scope, require
+from .access import WRITE, Actor, patient_in_scope, patients_in_scope, require, sees_clinical
 from .aggregate import Aggregate, _counting_photos, _current_version, _nan, _to_date
 from .errors import Conflict, OptionError
 from .models import AuditEvent, Comparison, Patient, Photo, Visit, as_utc, utcnow
@@ -72,7 +72,7 @@ class Patients(Aggregate):
 
     def patient(self, actor: Actor, patient_id: int) -> PatientRecord:
         with self._tx() as s:
-            return _patient_rec(patient_in_scope(s, actor, patient_id))
+            return _patient_rec(patient_in_scope(s, actor, patient_id), actor)
 
     def open_patient(self, actor: Actor, patient_id: int) -> PatientRecord:
         """:meth:`patient`, recorded in the audit log as ``view_patient`` (call it once when a patient is
@@ -80,7 +80,7 @@ class Patients(Aggregate):
         with self._tx() as s:
             p = patient_in_scope(s, actor, patient_id)
             audit.record(s, actor, "view_patient", patient_id=p.id)
-            return _patient_rec(p)
+            return _patient_rec(p, actor)
 
     def list_patients(
         self, actor: Actor, search: str = "", *, algorithm_version: str | None = None
@@ -228,8 +228,10 @@ def _patient_values(**fields: Any) -> dict[str, Any]:
     return out
 
 
-def _patient_rec(p: Patient) -> PatientRecord:
+def _patient_rec(p: Patient, actor: Actor | None = None) -> PatientRecord:
+    """The record; read for an actor without the clinical right (a patient link), without notes and birth date."""
+    clinical = actor is None or sees_clinical(actor)
     return PatientRecord(
-        id=p.id, name=p.name, code=p.code, birth_date=p.birth_date, notes=p.notes or "",
-        created_at=as_utc(p.created_at),
+        id=p.id, name=p.name, code=p.code, birth_date=p.birth_date if clinical else None,
+        notes=(p.notes or "") if clinical else "", created_at=as_utc(p.created_at),
     )

@@ -14,7 +14,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session, selectinload
 
 from . import audit, consent
-from .access import WRITE, Actor, patient_in_scope
+from .access import WRITE, Actor, patient_in_scope, sees_clinical
 from .aggregate import Aggregate, _counting_photos, _get_photo, _json, _to_date
 from .errors import Conflict, ConsentRequired, NotFound, OptionError, StorageError
 from .fields import check_text
@@ -68,7 +68,7 @@ class Visits(Aggregate):
             ts = s.scalars(
                 select(Treatment).where(Treatment.patient_id == patient_id).order_by(Treatment.date, Treatment.id)
             )
-            return [_treatment_rec(t) for t in ts]
+            return [_treatment_rec(t, actor) for t in ts]
 
     def save_visit(
         self,
@@ -213,7 +213,7 @@ class Visits(Aggregate):
                 .order_by(Visit.date, Visit.id)
                 .options(selectinload(Visit.photos))
             ).all()
-            return [_visit_rec(v, v.photos) for v in vs]
+            return [_visit_rec(v, v.photos, actor) for v in vs]
 
     def visit(self, actor: Actor, patient_id: int, visit_id: int) -> VisitRecord:
         with self._tx() as s:
@@ -225,7 +225,7 @@ class Visits(Aggregate):
             )
             if v is None:
                 raise NotFound(f"visit {visit_id} is not one of this patient's visits; pick one from the visit list")
-            return _visit_rec(v, v.photos)
+            return _visit_rec(v, v.photos, actor)
 
     def delete_visit(self, actor: Actor, patient_id: int, visit_id: int) -> None:
         """Delete one visit with its photos and results (and photo files no other row uses)."""
@@ -254,12 +254,12 @@ class Visits(Aggregate):
             if region is not None:
                 q = q.where(Photo.region == region)
             rows = s.execute(q).all()
-            return [_photo_rec(p, d) for p, d in rows]
+            return [_photo_rec(p, d, actor) for p, d in rows]
 
     def photo(self, actor: Actor, patient_id: int, photo_id: int) -> PhotoRecord:
         with self._tx() as s:
             p, d = _get_photo(s, actor, patient_id, photo_id)
-            return _photo_rec(p, d)
+            return _photo_rec(p, d, actor)
 
     def photo_path(self, actor: Actor, patient_id: int, photo_id: int) -> Path:
         """Path of the photo's file (read-only: never write to it); not for encrypted stores (use photo_bytes)."""
@@ -316,7 +316,7 @@ class Visits(Aggregate):
             ).first()
             if row is None:
                 return None
-            return _photo_rec(*row)
+            return _photo_rec(*row, actor)
 
     def gc_orphans(self, *, grace_s: float = 3600.0) -> list[Path]:
         """Remove photo files that no row refers to, and leftover ``.tmp-*`` files.
@@ -421,24 +421,30 @@ def _image_size(data: bytes) -> tuple[int | None, int | None]:
         return None, None
 
 
-def _treatment_rec(t: Treatment) -> TreatmentRecord:
+# Records read for an actor without the clinical right (a patient link) leave out the clinic's own text: notes and
+# upload file names (which often carry a name); ``actor=None`` (records just written by staff) keeps everything.
+def _treatment_rec(t: Treatment, actor: Actor | None = None) -> TreatmentRecord:
+    clinical = actor is None or sees_clinical(actor)
     return TreatmentRecord(
         id=t.id, patient_id=t.patient_id, date=t.date, procedure=t.procedure,
-        needle_depth_mm=t.needle_depth_mm, area=t.area or "", notes=t.notes or "",
+        needle_depth_mm=t.needle_depth_mm, area=t.area or "", notes=(t.notes or "") if clinical else "",
     )
 
 
-def _photo_rec(p: Photo, visit_date: dt.date) -> PhotoRecord:
+def _photo_rec(p: Photo, visit_date: dt.date, actor: Actor | None = None) -> PhotoRecord:
+    clinical = actor is None or sees_clinical(actor)
     return PhotoRecord(
         id=p.id, patient_id=p.patient_id, visit_id=p.visit_id, visit_date=visit_date, region=p.region,
-        sha256=p.sha256, filename=p.filename, content_type=p.content_type, width=p.width, height=p.height,
+        sha256=p.sha256, filename=p.filename if clinical else "photo", content_type=p.content_type,
+        width=p.width, height=p.height,
         capture=dict(p.capture or {}), quality=None if p.quality is None else dict(p.quality),
         created_at=as_utc(p.created_at),
     )
 
 
-def _visit_rec(v: Visit, photos: Sequence[Photo]) -> VisitRecord:
+def _visit_rec(v: Visit, photos: Sequence[Photo], actor: Actor | None = None) -> VisitRecord:
+    clinical = actor is None or sees_clinical(actor)
     return VisitRecord(
-        id=v.id, patient_id=v.patient_id, date=v.date, notes=v.notes or "", created_at=as_utc(v.created_at),
-        photos=tuple(_photo_rec(p, v.date) for p in photos),
+        id=v.id, patient_id=v.patient_id, date=v.date, notes=(v.notes or "") if clinical else "",
+        created_at=as_utc(v.created_at), photos=tuple(_photo_rec(p, v.date, actor) for p in photos),
     )
