@@ -318,20 +318,22 @@ REAL_SINGLE_DRIFTS = {
 def real_recapture(photos: list[dict], *, visits: int = 4, seed: int = 700, single: bool = True) -> dict:
     """Compare each real photo with copies of itself under a visit's drift (:func:`perturb.random_drift`).
 
-    Returns ``{"changes_pct", "mdc_pct", "significant", "n", "failed", "single": {drift: [change per photo]},
-    "photos": [{"name", "codes", "changes_pct", "significant"}]}``; ``failed`` counts comparisons that raised
-    (registration refused the pair); ``codes`` are the photo's own quality codes (a photo a careful practitioner
-    would retake need not hold).
+    Returns ``{"changes_pct", "mdc_pct", "significant", "n", "failed", "not_alike", "significant_not_alike",
+    "single": {drift: [change per photo]}, "photos": [{"name", "codes", "changes_pct", "significant",
+    "not_alike"}]}``; ``failed`` counts comparisons that raised (registration refused the pair); ``not_alike``
+    the visits whose consistency check found the two photos taken differently (``taken_alike`` false: a visit's
+    drift can overexpose or clip a photo), ``significant_not_alike`` the significant ones among them; ``codes``
+    are the photo's own quality codes (a photo a careful practitioner would retake need not hold).
     """
     rng = np.random.default_rng(seed)
-    changes, mdcs, sig, failed = [], [], 0, 0
+    changes, mdcs, sig, failed, not_alike, sig_not_alike = [], [], 0, 0, 0, 0
     single_out: dict = {k: [] for k in REAL_SINGLE_DRIFTS} if single else {}
     per_photo = []
     for ph in photos:
         drifts = [("visit", perturb.random_drift(rng)) for _ in range(visits)]
         drifts += list(REAL_SINGLE_DRIFTS.items()) if single else []
         mine = {"name": ph["name"], "codes": measure(ph["rgb"], px_per_mm=ph["px_per_mm"]).quality.codes,
-                "changes_pct": [], "significant": 0}
+                "changes_pct": [], "significant": 0, "not_alike": 0}
         per_photo.append(mine)
         for name, d in drifts:
             try:
@@ -343,12 +345,17 @@ def real_recapture(photos: list[dict], *, visits: int = 4, seed: int = 700, sing
                 changes.append(c.change_pct)
                 mdcs.append(c.mdc_pct)
                 sig += int(c.significant)
+                differs = not c.consistency.get("taken_alike", True)
+                not_alike += int(differs)
+                sig_not_alike += int(differs and c.significant)
                 mine["changes_pct"].append(c.change_pct)
                 mine["significant"] += int(c.significant)
+                mine["not_alike"] += int(differs)
             else:
                 single_out[name].append(c.change_pct)
     ch = np.array(changes)
     return {"changes_pct": ch.tolist(), "mdc_pct": mdcs, "significant": sig, "n": len(changes), "failed": failed,
+            "not_alike": not_alike, "significant_not_alike": sig_not_alike,
             "within_mdc": int(np.sum(np.abs(ch) <= np.array(mdcs))) if len(ch) else 0,
             "sd_pct": float(ch.std(ddof=1)) if len(ch) > 1 else float("nan"), "single": single_out,
             "photos": per_photo}
@@ -573,10 +580,12 @@ def _report_real(rr: dict, where: str) -> None:
     print(f"9. Recapture drift, {rc['n']} visits: change {_fmt(rc['changes_pct'])}; within the MDC "
           f"{rc['within_mdc']}/{rc['n']}; called significant {rc['significant']}/{rc['n']}; registration refused "
           f"{rc['failed']}   (target: all within the MDC, none significant)")
+    print(f"   photos not taken alike (consistency check, shown with the change): {rc['not_alike']}/{rc['n']} "
+          f"visits; of the significant ones {rc['significant_not_alike']}/{rc['significant']}")
     for p in rc["photos"]:
-        if p["significant"] or p["codes"]:
+        if p["significant"] or p["codes"] or p["not_alike"]:
             print(f"   {p['name']}: quality codes {', '.join(p['codes']) or 'none'}; changes {_fmt(p['changes_pct'])}; "
-                  f"significant {p['significant']}")
+                  f"significant {p['significant']}; not taken alike {p['not_alike']}")
     for k, v in rc["single"].items():
         print(f"   {k:32s} {_fmt(v)}")
     print(f"10. Pigment added (Beer-Lambert), {REAL_PIGMENT_SEEDS} spot patterns a photo, target |change| <= 5 %:")

@@ -11,7 +11,7 @@ from sqlalchemy import and_, func, select
 from sqlalchemy.exc import IntegrityError
 
 from . import audit
-from .access import READ, WRITE, Actor, patient_in_scope
+from .access import WRITE, Actor, patient_in_scope, require
 from .aggregate import Aggregate, _counting_photos, _current_version, _get_photo, _json, _nan, _photo_of
 from .errors import OptionError
 from .models import Comparison, Measurement, Photo, Treatment, Visit, as_utc, utcnow
@@ -84,6 +84,7 @@ class Results(Aggregate):
         found = self.get_measurement(actor, patient_id, photo_id, algorithm_version)
         if found is not None:
             return found
+        require(actor, WRITE)  # before the work: only a practitioner's results are stored
         m = _as_new_measurement(compute(), default_version=algorithm_version)
         if m.algorithm_version != algorithm_version:
             raise OptionError(
@@ -95,8 +96,9 @@ class Results(Aggregate):
     def _put_measurement(
         self, actor: Actor, patient_id: int, photo_id: int, m: NewMeasurement, *, replace: bool
     ) -> MeasurementRecord:
-        # Replacing a result is an edit; filling the cache for a new algorithm version is not.
-        right = WRITE if replace else READ
+        # Storing a result, new or replaced, is a practitioner's: a viewer or a patient link reads results only (it
+        # could otherwise store any numbers it liked as the clinic's). Pages compute for them without storing.
+        right = WRITE
 
         def write(s):
             photo, _ = _get_photo(s, actor, patient_id, photo_id, right)
@@ -183,6 +185,7 @@ class Results(Aggregate):
         found = self.get_comparison(actor, patient_id, baseline_photo_id, followup_photo_id, algorithm_version)
         if found is not None:
             return found
+        require(actor, WRITE)  # before the work: only a practitioner's results are stored
         values = _comparison_values(compute())
         return self._put_comparison(
             actor, patient_id, baseline_photo_id, followup_photo_id, algorithm_version, values, replace=False
@@ -194,7 +197,7 @@ class Results(Aggregate):
     ) -> ComparisonRecord:
         if baseline_id == followup_id:
             raise OptionError("baseline and follow-up are the same photo; pick a photo from a later visit")
-        right = WRITE if replace else READ
+        right = WRITE  # (as for measurements)
 
         def write(s):
             patient_in_scope(s, actor, patient_id, right)
@@ -307,13 +310,14 @@ class Results(Aggregate):
 
 
 def comparison_caveats(result: Mapping[str, Any] | None) -> tuple[str, ...]:
-    """The sentences of a stored comparison's ``consistency`` check when the photos were not taken alike (the
-    ``result`` JSON of ``analyzer.Comparison.to_dict``), else ``()``. Results stored before the check existed, or
-    without it, have none."""
+    """How the two photos of a stored comparison were taken differently: the ``differences`` of its consistency
+    check (``analyzer.consistency.assess``; the ``result`` JSON of ``analyzer.Comparison.to_dict``), else ``()``.
+    Results stored without that list have none."""
     k = (result or {}).get("consistency") if isinstance(result, Mapping) else None
-    if not isinstance(k, Mapping) or k.get("ok", True):
+    diffs = k.get("differences") if isinstance(k, Mapping) else None
+    if not isinstance(diffs, (list, tuple)):
         return ()
-    return tuple(str(a) for a in k.get("advice") or () if a)
+    return tuple(str(a) for a in diffs if a)
 
 
 def _float_in(x: Any) -> float | None:

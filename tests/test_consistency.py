@@ -24,6 +24,7 @@ def verdict(skin_photo, skin, base: synth.Capture, follow: synth.Capture, **kw) 
     k = c.consistency
     assert set(k) >= {"ok", "light_change_deg", "scale_change_pct", "rotation_deg", "exposure_change_pct", "advice"}
     assert k["ok"] == (not k["advice"])
+    assert k["taken_alike"] == (not k["differences"]) and set(k["differences"]) <= set(k["advice"])
     return k
 
 
@@ -124,22 +125,43 @@ def test_assess_flags_a_large_exposure_change(gain, word):
 
 
 
-@pytest.mark.parametrize("which", ["baseline", "follow-up"])
+@pytest.mark.parametrize("which", ["baseline", "follow-up", "both"])
 def test_assess_flags_a_photo_that_failed_its_quality_check(which):
-    """A failed quality gate on either photo makes the pair "not taken alike": the follow-up's retake advice, or,
-    for the baseline (which cannot be retaken), a note that the change may come from that photo."""
+    """A blocking quality problem of one photo only is a difference between them: the follow-up's retake advice,
+    or, for the baseline (which cannot be retaken), a note that the change may come from that photo. One both
+    photos share is advice, not a difference."""
     from analyzer.quality import QualityReport
 
     bad = QualityReport(ok=False, warnings=["8% of the skin is clipped to pure white — adjust the exposure"],
                         codes=["clipping"])
     good = QualityReport(ok=True)
-    q_b, q_f = (bad, good) if which == "baseline" else (good, bad)
+    q_b, q_f = {"baseline": (bad, good), "follow-up": (good, bad), "both": (bad, bad)}[which]
     k = assess(*fake(), q_b, q_f)
     assert k["ok"] is False
     assert any("clipped to pure white" in a for a in k["advice"])
-    assert any("baseline photo did not pass" in a for a in k["advice"]) == (which == "baseline")
-    # a warning that does not block (ok=True) changes nothing
+    assert any("baseline photo did not pass" in a for a in k["differences"]) == (which == "baseline")
+    assert k["taken_alike"] is (which == "both")
+    # a photo that passed its gate changes nothing
     assert assess(*fake(), good, good)["ok"] is True
+
+
+def test_the_light_is_compared_by_its_axis():
+    """The azimuth's sign comes from the pit prior and flips on photos with little relief; the index (RMS of the
+    shading's slope) is the same for a light from the opposite side of one axis: not a difference."""
+    k = assess(*fake(azimuth_b=135.0, azimuth_f=313.0))
+    assert k["taken_alike"] is True and k["differences"] == []
+    assert abs(k["light_change_deg"]) == pytest.approx(178.0)
+    k = assess(*fake(azimuth_b=135.0, azimuth_f=195.0))  # the axis turned by 60°
+    assert k["taken_alike"] is False and any("light came from" in d for d in k["differences"])
+
+
+def test_light_frontal_in_both_photos_is_advice_not_a_difference():
+    k = assess(*fake(aniso=MIN_ANISOTROPY / 2))
+    assert k["ok"] is False and k["taken_alike"] is True
+    an_b, an_f, reg = fake()
+    an_f.maps.light_anisotropy = MIN_ANISOTROPY / 2  # one-sided at baseline, frontal now
+    k = assess(an_b, an_f, reg)
+    assert k["taken_alike"] is False and any("frontal or diffuse now" in d for d in k["differences"])
 
 
 def test_compare_of_a_clipped_baseline_is_not_called_taken_alike(skin, skin_photo, skin_small_capture):
@@ -168,5 +190,9 @@ def test_stored_caveats_are_read_only_from_a_failed_check():
 
     assert comparison_caveats(None) == () and comparison_caveats({}) == ()
     assert comparison_caveats({"consistency": "junk"}) == ()
-    assert comparison_caveats({"consistency": {"ok": True, "advice": []}}) == ()
-    assert comparison_caveats({"consistency": {"ok": False, "advice": ["light moved", ""]}}) == ("light moved",)
+    assert comparison_caveats({"consistency": {"ok": True, "advice": [], "differences": []}}) == ()
+    # advice on what both photos share (both lit frontally) is not a difference
+    assert comparison_caveats({"consistency": {"ok": False, "advice": ["too diffuse"], "differences": []}}) == ()
+    assert comparison_caveats({"consistency": {"ok": False, "advice": ["light moved"],
+                                               "differences": ["light moved", ""]}}) == ("light moved",)
+    assert comparison_caveats({"consistency": {"ok": False, "advice": ["light moved"]}}) == ()  # stored before

@@ -53,6 +53,15 @@ def test_recapture_drift_stays_within_the_mdc_unless_the_quality_gate_says_retak
             assert "clipping" in p["codes"], p  # a significant drift only where the practitioner was told to retake
 
 
+def test_the_consistency_check_stays_quiet_on_recaptures_taken_alike(recapture):
+    # A visit's drift (exposure x0.7-1.4, white balance, rotation, zoom, framing, JPEG) is a faithful recapture:
+    # "not taken alike" must be rare (it was 23 of 30 before it was restricted to differences — shared frontal light
+    # and shared quality problems, a light sign flipped by the pit prior, glare just either side of its threshold),
+    # and each one a real difference (a drift that clips or overexposes a photo).
+    r = recapture
+    assert r["not_alike"] <= 0.1 * r["n"], r["not_alike"]
+
+
 def test_pigment_along_the_photos_own_pigment_axes_moves_the_index_by_at_most_5_percent(pigment):
     # New pigment as the same camera sees this skin's pigment (the renderer's colours with the brightness part the
     # separation estimated on the photo, perturb.axis_with_leak), 4 spot patterns a photo: within 5 % on all 10.
