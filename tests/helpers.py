@@ -76,3 +76,26 @@ def figure_captions(at) -> list[str]:
 def media_images(at) -> list:
     """Pictures a page shows through st.image (served from /media/<hash>, reachable without sign-in): none."""
     return list(at.image if hasattr(at, "image") else at.get("imgs"))
+
+
+def small_png(seed: int) -> bytes:
+    """A 30 x 20 px PNG of seeded noise: a photo file whose bytes differ by seed."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    arr = np.random.default_rng(seed).integers(0, 256, (20, 30, 3), dtype=np.uint8)
+    buf = io.BytesIO()
+    Image.fromarray(arr).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def cheap_password_hashes(monkeypatch) -> None:
+    """Argon2id with small costs, so the many sign-ins of a test take milliseconds (the production costs are
+    argon2-cffi's defaults: 64 MiB, 3 passes; the hash is Argon2id either way)."""
+    from argon2 import PasswordHasher
+
+    from storage import accounts as accounts_mod
+
+    monkeypatch.setattr(accounts_mod, "_hasher", PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1))

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import datetime as dt
 import inspect
-import io
 import json
 import re
 import secrets
@@ -17,10 +16,9 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
-from helpers import MAIN, another_photo, figure_captions, media_images, new_patient, signed_in
-from PIL import Image
+from helpers import (MAIN, another_photo, cheap_password_hashes, figure_captions, media_images, new_patient,
+                     signed_in, small_png)
 from sqlalchemy import select, text
 
 from storage import (AccessDenied, Actor, Conflict, ConsentRequired, NewMeasurement, NewPhoto, NotFound, OptionError,
@@ -34,20 +32,12 @@ SIGN_IN_FAILED_LINE = accounts_mod.SIGN_IN_FAILED[:1].upper() + accounts_mod.SIG
 V = "1.0.0"
 
 
-def png(seed: int) -> bytes:
-    arr = np.random.default_rng(seed).integers(0, 256, (20, 30, 3), dtype=np.uint8)
-    buf = io.BytesIO()
-    Image.fromarray(arr).save(buf, format="PNG")
-    return buf.getvalue()
+png = small_png
 
 
 @pytest.fixture(autouse=True)
 def cheap_hashes(monkeypatch):
-    """Argon2id with small costs, so the many sign-ins here take milliseconds (the production costs are
-    argon2-cffi's defaults: 64 MiB, 3 passes; the hash is Argon2id either way)."""
-    from argon2 import PasswordHasher
-
-    monkeypatch.setattr(accounts_mod, "_hasher", PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1))
+    cheap_password_hashes(monkeypatch)
 
 
 
@@ -623,7 +613,8 @@ def test_users_cli_errors_are_one_line_exit_2(tmp_path, args, stdin, words):
 pytest.importorskip("streamlit")
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
-from relief_app import demo, text as relief_text  # noqa: E402
+from relief_app import demo  # noqa: E402
+from relief_app import text as relief_text
 
 APP = str(REPO / "app.py")
 PAGES = ["views/patients.py", "views/new_visit.py", "views/progress.py", "views/compare.py",

@@ -4,15 +4,12 @@ world-readable exports, clinical text readable through a patient link, a fractio
 from __future__ import annotations
 
 import datetime as dt
-import io
 import os
 import stat
 import time
 
-import numpy as np
 import pytest
-from helpers import MAIN, new_patient
-from PIL import Image
+from helpers import MAIN, cheap_password_hashes, new_patient, small_png
 
 from storage import Actor, NewMeasurement, NewPhoto, NotFound, open_store
 
@@ -20,20 +17,12 @@ PW = "correct horse battery staple"
 V = "1.0.0"
 
 
-def png(seed: int) -> bytes:
-    arr = np.random.default_rng(seed).integers(0, 256, (20, 30, 3), dtype=np.uint8)
-    buf = io.BytesIO()
-    Image.fromarray(arr).save(buf, format="PNG")
-    return buf.getvalue()
+png = small_png
 
 
 @pytest.fixture(autouse=True)
 def cheap_hashes(monkeypatch):
-    from argon2 import PasswordHasher
-
-    from storage import accounts as accounts_mod
-
-    monkeypatch.setattr(accounts_mod, "_hasher", PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1))
+    cheap_password_hashes(monkeypatch)
 
 
 @pytest.fixture
