@@ -464,12 +464,13 @@ def compare(baseline, followup, *, px_per_mm: float | None = None,
     consistency = assess(an_b, an_f, reg, q_b, q_f, rgb_b=in_b, rgb_f=in_f, mask=mask,
                          scale_change_pct=scale_change)
     consistency["grayscale"] = gray
-    if gray_b != gray_f:
-        consistency["ok"] = False
-        consistency["advice"].append(
-            f"the {'baseline' if gray_b else 'follow-up'} is black-and-white, so both photos were compared in black "
-            "and white: colour marks count as relief in both and pigment changes are not given — take every photo "
-            "in colour")
+    if gray_b != gray_f:  # a difference in how the two were taken
+        mixed = (f"the {'baseline' if gray_b else 'follow-up'} is black-and-white, so both photos were compared in "
+                 "black and white: colour marks count as relief in both and pigment changes are not given — take "
+                 "every photo in colour")
+        consistency["ok"] = consistency["taken_alike"] = False
+        consistency["advice"].append(mixed)
+        consistency["differences"].append(mixed)
     warn_b = warn_b + [GRAYSCALE_WARNING] if gray_b else warn_b
     warn_f = warn_f + [GRAYSCALE_WARNING] if gray_f else warn_f
     base_m = _measurement(an_b, quality=q_b, px_per_mm=pb * ds_b, source=src_b, warnings=warn_b + q_b.warnings,

@@ -104,11 +104,12 @@ def assess(an_b, an_f, reg, q_b=None, q_f=None, *, rgb_b=None, rgb_f=None, mask=
     light_change = _angle_diff(light_b, light_f) if directional else float("nan")
     axis_change = min(abs(light_change), 180.0 - abs(light_change)) if directional else float("nan")
     if directional and axis_change > LIGHT_TOLERANCE_DEG:
-        differ(f"light came from {direction_words(light_b)} at baseline and from "
-               f"{direction_words(light_f)} now ({abs(light_change):.0f}° apart) — place the patient and "
+        differ(f"the light's direction turned by {axis_change:.0f}° since the baseline (from "
+               f"{direction_words(light_b)} then, from {direction_words(light_f)} now) — place the patient and "
                "the lamp or window as at the first visit")
-    elif dir_b != dir_f and max(mb.light_anisotropy, mf.light_anisotropy) >= 1.5 * MIN_ANISOTROPY:
-        # (one clearly one-sided, the other frontal: near the threshold both are about as directional)
+    elif dir_b != dir_f and max(mb.light_anisotropy, mf.light_anisotropy) >= 1.5 * MIN_ANISOTROPY \
+            and min(mb.light_anisotropy, mf.light_anisotropy) <= MIN_ANISOTROPY / 1.5:
+        # (one clearly one-sided, the other clearly frontal: near the threshold both are about as directional)
         differ(f"the light was {'one-sided' if dir_b else 'frontal or diffuse'} at baseline and is "
                f"{'frontal or diffuse' if dir_b else 'one-sided'} now — light the skin as at the first visit (one "
                "side light, a window or lamp at about 45°)")
@@ -148,12 +149,16 @@ def assess(an_b, an_f, reg, q_b=None, q_f=None, *, rgb_b=None, rgb_f=None, mask=
     if q_f is not None and not q_f.ok:
         for code, warning in zip(q_f.codes, q_f.warnings):
             (differ if q_b is not None and differs(code, q_f, q_b) else advice.append)(warning)
-    only_b = [w for c, w in zip(q_b.codes, q_b.warnings) if q_f is not None and differs(c, q_b, q_f)] \
-        if q_b is not None else []
-    if only_b:
-        # The baseline cannot be retaken: say that it reads off.
-        differ("the baseline photo did not pass its own quality check (" + "; ".join(only_b) + ") — part of this "
-               "change may come from that photo, not the skin")
+    if q_b is not None and not q_b.ok:
+        # The baseline cannot be retaken: say that it reads off — a difference when this photo is clear of it.
+        only_b = [w for c, w in zip(q_b.codes, q_b.warnings) if q_f is not None and differs(c, q_b, q_f)]
+        shared = [w for w in q_b.warnings if w not in only_b]
+        if only_b:
+            differ("the baseline photo did not pass its own quality check (" + "; ".join(only_b) + ") — part of "
+                   "this change may come from that photo, not the skin")
+        if shared:
+            advice.append("the baseline photo did not pass its own quality check either (" + "; ".join(shared)
+                          + ")")
 
     ok = not advice
     return {

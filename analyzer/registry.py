@@ -16,7 +16,10 @@ __all__ = ["Band", "BANDS", "Metric", "METRICS", "metric", "ScarClass", "SCAR_CL
 #: 1.2.2: the ISO 25178 parameters of the (float32) height maps are computed in float32 with float64 sums, and
 #: Sdr from each triangle's excess area (they move by up to 1e-5 relative; the roughness index does not move);
 #: a strongly correlated pair is aligned with 6 feature matches instead of 12 (pairs refused before now compare).
-ALGORITHM_VERSION = "1.2.2"
+#: 1.2.3: no number moves; a comparison's consistency check says how the photos were taken *differently*
+#: (``differences``, ``taken_alike``), which the pages, the report and the export show: results stored by 1.2.2
+#: lack it and are computed again.
+ALGORITHM_VERSION = "1.2.3"
 
 
 @dataclass(frozen=True)

@@ -144,12 +144,13 @@ def chart_png(region: RegionReport, first_treatment: dt.date | None, treatments=
         if s.low is not None and s.high is not None:
             ax.errorbar([s.weeks], [s.change], yerr=[[s.change - s.low], [s.high - s.change]], color="#7f7f7f",
                         lw=1.2, capsize=3, zorder=3)
+        shape = "D" if s.caveats else "o"  # a diamond: photos not taken alike (the dashboard's marker)
         if s.significant:
             colour = _SMOOTHER if s.change < 0 else _ROUGHER
-            ax.plot([s.weeks], [s.change], "o", ms=7, color=colour, zorder=4)
+            ax.plot([s.weeks], [s.change], shape, ms=7, color=colour, zorder=4)
         else:
             face = _NEUTRAL if s.is_baseline else "white"
-            ax.plot([s.weeks], [s.change], "o", ms=7, mfc=face, mec=_NEUTRAL, mew=1.5, zorder=4)
+            ax.plot([s.weeks], [s.change], shape, ms=7, mfc=face, mec=_NEUTRAL, mew=1.5, zorder=4)
     lo = min(xs + [0.0]) - 0.5
     hi = max(xs + ([EVALUATION_WEEK] if tx_weeks else []) + [w + COLLAGEN_WINDOW_WEEKS[1] for w in tx_weeks]) + 0.5
     ax.set_xlim(lo, hi)

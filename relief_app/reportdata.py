@@ -22,7 +22,7 @@ import numpy as np
 import analyzer
 from analyzer.errors import ReliefError
 from analyzer.registry import METRICS
-from storage import NotFound, PatientRecord, ProgressPoint, Store, TreatmentRecord
+from storage import NotFound, PatientRecord, ProgressPoint, Store, TreatmentRecord, comparison_caveats
 
 from . import charts, visits
 from .text import PROGRESS_METRICS, finite, visit_sentence
@@ -172,7 +172,8 @@ def gather_report(store: Store, actor: Any, patient_id: int, *, region: str | No
     Notes
     -----
     Like the Progress page, results missing for the current algorithm version (e.g. after an upgrade) are
-    computed and stored first; a photo that cannot be measured or aligned shows as "not measured" / "not
+    computed and stored first (for an account that may store them; for a viewer the sentence comes from the
+    before/after pair computed for the report); a photo that cannot be measured or aligned shows as "not measured" / "not
     compared yet". The aligned before/after pair is computed like the Compare page does.
     """
     version = analyzer.ALGORITHM_VERSION
@@ -196,11 +197,7 @@ def gather_report(store: Store, actor: Any, patient_id: int, *, region: str | No
         rows = _rows(store, actor, patient_id, points, version)
         series = tuple(charts.progress_series(points, "roughness_index"))
         last = series[-1] if series else None
-        sentence = visit_sentence(last.change if last else None, last.low if last else None,
-                                  last.high if last else None, last.significant if last else None,
-                                  first_visit=last is None or last.is_baseline, weeks=last.weeks if last else None,
-                                  taken_alike=not (last and last.caveats))
-        pair = None
+        pair, values = None, None
         ids = visits.before_after_ids(points)
         if ids is not None:
             by_id = {ph.id: ph for ph in store.photos(actor, patient_id, region=name)}
@@ -209,8 +206,18 @@ def gather_report(store: Store, actor: Any, patient_id: int, *, region: str | No
                 view = visits.compare_views(
                     store, actor, patient_id, first.id, latest.id)
                 pair = BeforeAfter(first.visit_date, latest.visit_date, view["baseline"], view["followup"])
+                values = view["values"]
             except ReliefError as err:
                 pair = BeforeAfter(first.visit_date, latest.visit_date, error=str(err))
+        change = last.change if last else None
+        low, high, sig = (last.low, last.high, last.significant) if last else (None, None, None)
+        caveats = last.caveats if last else ()
+        if change is None and last is not None and not last.is_baseline and values is not None:
+            # not stored (a viewer's report after an algorithm upgrade): the comparison just computed for the pair
+            change, low, high, sig = values["change_pct"], values["ci_low"], values["ci_high"], values["significant"]
+            caveats = comparison_caveats(values.get("result"))
+        sentence = visit_sentence(change, low, high, sig, first_visit=last is None or last.is_baseline,
+                                  weeks=last.weeks if last else None, taken_alike=not caveats)
         out.append(RegionReport(name=name, rows=tuple(rows), series=series, sentence=sentence, pair=pair))
     dates = [v.date for v in all_visits]
     return ReportData(

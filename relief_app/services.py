@@ -3,7 +3,8 @@
 * ``st.cache_resource``: the :class:`storage.Store` (one engine per data folder / database URL) and the demo
   seeding (runs once per process and data folder).
 * ``st.cache_data``: pure, serialisable results — photo analyses and thumbnails keyed by the photo's SHA-256
-  and ``analyzer.ALGORITHM_VERSION``; comparison maps keyed by both photos' SHA-256 and the version; store
+  and ``analyzer.ALGORITHM_VERSION``; comparison maps keyed by both photo records, their SHA-256, the version and
+  whether the actor stores results; store
   reads keyed by the store, the patient and a data revision that every write through this module bumps (with a
   short TTL for writes made by other processes).
 
@@ -24,6 +25,7 @@ import streamlit as st
 import analyzer
 from analyzer.errors import ReliefError
 from storage import TEXT_LIMITS, Actor, Store, open_store
+from storage.access import WRITE
 
 from . import demo, images, visits
 from .text import md_escape
@@ -283,10 +285,12 @@ def thumbnail(photo, max_side: int = 640):
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
-def _compare_views(key: str, sha_a: str, sha_b: str, version: str, _actor: Actor, patient_id: int, a: int, b: int):
+def _compare_views(key: str, sha_a: str, sha_b: str, version: str, stores: bool, _actor: Actor, patient_id: int,
+                   a: int, b: int):
     # Keyed by the photo records too, not only their bytes: the result depends on each record (its patient's
     # regions and typed scale, the comparison stored for it). Two patients — of one clinic or of two — holding
-    # identical files got the first one's result, with the regions named at the other clinic.
+    # identical files got the first one's result, with the regions named at the other clinic. ``stores``: whether
+    # this actor's computation is stored (a viewer's is not), so a practitioner's call after a viewer's stores it.
     out = visits.compare_views(get_store(), _actor, patient_id, a, b)
     bump()  # the comparison may have been stored just now
     return out
@@ -299,7 +303,8 @@ def compare_views(patient_id: int, baseline, followup) -> dict[str, Any]:
     store, actor = get_store(), current_actor()
     a = store.photo(actor, patient_id, baseline.id)
     b = store.photo(actor, patient_id, followup.id)
-    return _compare_views(store_key(), a.sha256, b.sha256, analyzer.ALGORITHM_VERSION, actor, patient_id, a.id, b.id)
+    return _compare_views(store_key(), a.sha256, b.sha256, analyzer.ALGORITHM_VERSION, actor.can(WRITE), actor,
+                          patient_id, a.id, b.id)
 
 
 @st.cache_data(ttl=_TTL, show_spinner=False, max_entries=256)

@@ -182,7 +182,7 @@ def significance_text(significant: bool | None, change: float | None = None) -> 
 NOT_ALIKE = "photos not taken alike — part of this change may come from how they were taken"
 #: Heading of the list of what differed, on the Compare page and in the report.
 NOT_ALIKE_HEADING = ("The two photos were not taken alike, so part of this change may come from how they were "
-                     "taken rather than from the skin — confirm it with the next visit's photo")
+                     "taken rather than from the skin")
 
 
 def visit_sentence(change: float | None, low: float | None, high: float | None,
@@ -195,7 +195,7 @@ def visit_sentence(change: float | None, low: float | None, high: float | None,
     light, distance or quality): a significant change is not stated as settled.
 
     >>> visit_sentence(-18.0, -24.0, -12.0, True, taken_alike=False)
-    'Texture 18 % smoother than at your first visit (range 12–24 %) — the photos were taken a little differently, so your practitioner will confirm this at the next visit'
+    'Texture 18 % smoother than at your first visit (range 12–24 %) — the photos were not taken quite alike, so your practitioner will go through this result with you'
 
     >>> visit_sentence(-18.0, -24.0, -12.0, True)
     'Texture 18 % smoother than at your first visit (range 12–24 %)'
@@ -217,8 +217,8 @@ def visit_sentence(change: float | None, low: float | None, high: float | None,
                 f"{COLLAGEN_WEEKS[0]}–{COLLAGEN_WEEKS[1]} weeks")
     lo, hi = sorted((abs(float(low)), abs(float(high)))) if finite(low) and finite(high) else (None, None)
     rng = f" (range {lo:.0f}–{hi:.0f} %)" if lo is not None else ""
-    unsure = "" if taken_alike else (" — the photos were taken a little differently, so your practitioner will "
-                                     "confirm this at the next visit")
+    unsure = "" if taken_alike else (" — the photos were not taken quite alike, so your practitioner will go "
+                                     "through this result with you")
     if change < 0:
         return f"Texture {abs(change):.0f} % smoother than at your first visit{rng}{unsure}"
     if unsure:

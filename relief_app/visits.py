@@ -445,7 +445,8 @@ def compare_views(store: Store, actor: Actor, patient_id: int, baseline_id: int,
     Returns a dict with ``values`` (as :func:`comparison_values`), ``baseline`` and ``followup`` (uint8 RGB on
     the baseline's analysis grid, neutral grey where the aligned follow-up shows nothing), ``difference``
     (float32 % local change, NaN outside the overlap) and ``px_per_mm`` of that grid (10 px/mm or the photo's
-    own when coarser). Also stores the comparison when it was not stored yet, so the numbers are computed once.
+    own when coarser). Also stores the comparison when it was not stored yet and the actor may store results (a
+    practitioner or an admin), so the numbers are computed once; for a viewer or a link it is computed, not stored.
     """
     from .images import fill, outside_warp
 

@@ -73,7 +73,10 @@ class UTCDateTime(TypeDecorator):
         return value
 
     def process_result_value(self, value, dialect):
-        return as_utc(value) if isinstance(value, dt.datetime) else value
+        if not isinstance(value, dt.datetime):
+            return value
+        # (PostgreSQL hands back the session's time zone, SQLite a naive value)
+        return value.astimezone(dt.timezone.utc) if value.tzinfo is not None else as_utc(value)
 
 
 class Base(DeclarativeBase):

@@ -121,7 +121,7 @@ class Patients(Aggregate):
                 c = latest.get(p.id)
                 out.append(
                     PatientSummary(
-                        id=p.id, name=p.name, code=p.code, birth_date=p.birth_date,
+                        id=p.id, name=p.name, code=p.code, birth_date=p.birth_date if sees_clinical(actor) else None,
                         n_visits=int(n), first_visit=first, last_visit=last,
                         **(c or {}),
                     )

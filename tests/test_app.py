@@ -889,7 +889,7 @@ def not_alike_id(store, skin_make):
                               analyses={a.sha256: a}, px_per_mm=cap.px_per_mm)
     [point] = [q for q in store.progress(MAIN, p.id, "left cheek", algorithm_version=visits.analyzer.ALGORITHM_VERSION)
                if not q.is_baseline]
-    assert point.caveats and any("light came from" in c for c in point.caveats), point
+    assert point.caveats and any("light's direction turned" in c for c in point.caveats), point
     return p.id
 
 
@@ -902,25 +902,25 @@ def test_photos_not_taken_alike_are_said_on_compare_progress_visit_mode_and_repo
     at.switch_page("views/compare.py").run()
     _no_exception(at)
     [warn] = [w for w in _plain_all(at.warning) if text.NOT_ALIKE_HEADING in w]
-    assert "light came from" in warn
+    assert "light's direction turned" in warn
     at.switch_page("views/progress.py").run()
     _no_exception(at)
     [table] = [d.value for d in at.dataframe if "Photos taken alike" in d.value.columns]
-    assert table["Photos taken alike"].iloc[0] == "" and table["Photos taken alike"].iloc[-1].startswith("no — light")
+    assert table["Photos taken alike"].iloc[0] == "" and table["Photos taken alike"].iloc[-1].startswith("no — the light")
     [spec] = _plotly_specs(at)
     assert spec["data"][0]["marker"]["symbol"][-1].startswith("diamond")
     at.button(key="prepare_report").click().run()
     _no_exception(at)
     words = " ".join(p.extract_text() for p in pypdf.PdfReader(io.BytesIO(at.session_state["report_pdf"][1])).pages)
     words = re.sub(r"\s+", " ", words)
-    assert text.NOT_ALIKE_HEADING.split(",")[0] in words and "light came from" in words
+    assert text.NOT_ALIKE_HEADING.split(",")[0] in words and "direction turned" in words
     # the patient's own page: a significant change is not stated as settled
     token, _ = store.links.issue(MAIN, not_alike_id)
     at = _app(signed_in=None, link=token).run()
     _no_exception(at)
     last = store.progress(MAIN, not_alike_id, "left cheek", algorithm_version=visits.analyzer.ALGORITHM_VERSION)[-1]
     assert last.significant and last.change_pct < 0  # (half-deep scars: smoother, whatever the lamp did)
-    assert "your practitioner will confirm this at the next visit" in _texts(at)
+    assert "your practitioner will go through this result with you" in _texts(at)
 
 
 def test_photos_taken_alike_get_no_such_warning(data_dir, demo_id):
@@ -928,3 +928,28 @@ def test_photos_taken_alike_get_no_such_warning(data_dir, demo_id):
     at.switch_page("views/compare.py").run()
     _no_exception(at)
     assert not any(text.NOT_ALIKE_HEADING in w for w in _plain_all(at.warning))
+
+
+def test_a_link_reads_the_change_computed_for_its_page_when_none_is_stored(data_dir, store, demo_id):
+    """A link stores nothing: after an algorithm upgrade (no comparison stored for the new version) visit mode
+    said "could not be compared" above before/after photos it had just lined up."""
+    import sqlalchemy as sa
+
+    with store.engine.begin() as c:
+        c.execute(sa.text("DELETE FROM comparisons"))
+    token, _ = store.links.issue(MAIN, demo_id)
+    at = _app(signed_in=None, link=token).run()
+    _no_exception(at)
+    shown = _texts(at)
+    assert "smoother than at your first visit (range" in shown and "could not be compared" not in shown
+    with store.engine.begin() as c:
+        assert c.execute(sa.text("SELECT count(*) FROM comparisons")).scalar() == 0  # computed, not stored
+
+
+def test_every_measures_series_carries_how_the_photos_differed(store, demo_id):
+    points = store.progress(MAIN, demo_id, "left cheek")
+    marked = [dataclasses.replace(p, caveats=() if p.is_baseline else ("the light's direction turned by 60°",))
+              for p in points]
+    for metric in ("roughness_index", "erythema_index", "pore_density"):
+        series = charts.progress_series(marked, metric)
+        assert series[0].caveats == () and all(s.caveats for s in series[1:]), metric

@@ -133,16 +133,34 @@ def test_assess_flags_a_photo_that_failed_its_quality_check(which):
     from analyzer.quality import QualityReport
 
     bad = QualityReport(ok=False, warnings=["8% of the skin is clipped to pure white — adjust the exposure"],
-                        codes=["clipping"])
-    good = QualityReport(ok=True)
+                        codes=["clipping"], values={"clipped_bright": 0.08, "clipped_dark": 0.0})
+    good = QualityReport(ok=True, values={"clipped_bright": 0.0, "clipped_dark": 0.0})
     q_b, q_f = {"baseline": (bad, good), "follow-up": (good, bad), "both": (bad, bad)}[which]
     k = assess(*fake(), q_b, q_f)
     assert k["ok"] is False
     assert any("clipped to pure white" in a for a in k["advice"])
     assert any("baseline photo did not pass" in a for a in k["differences"]) == (which == "baseline")
     assert k["taken_alike"] is (which == "both")
+    if which != "follow-up":  # the baseline's problem is said in the advice in any case
+        assert any("baseline photo did not pass" in a for a in k["advice"])
     # a photo that passed its gate changes nothing
     assert assess(*fake(), good, good)["ok"] is True
+
+
+@pytest.mark.parametrize("glare_other, differs", [(0.029, False), (0.016, False), (0.010, True)])
+def test_a_quality_problem_counts_as_a_difference_only_when_the_other_photo_is_clearly_free_of_it(glare_other,
+                                                                                                    differs):
+    """Glare at 3.1 % against 2.9 % (threshold 3 %) is one photo seen twice, not two photos taken differently; the
+    other photo must be at half the threshold or less."""
+    from analyzer.quality import GLARE_FRACTION_MAX, QualityReport
+
+    shiny = QualityReport(ok=False, warnings=["shiny glare covers 3.1% of the skin"], codes=["glare"],
+                          values={"glare": 0.031})
+    other = QualityReport(ok=True, values={"glare": glare_other})
+    assert glare_other != 0.5 * GLARE_FRACTION_MAX
+    for q_b, q_f in ((shiny, other), (other, shiny)):
+        k = assess(*fake(), q_b, q_f)
+        assert k["taken_alike"] is (not differs) and k["ok"] is False
 
 
 def test_the_light_is_compared_by_its_axis():
@@ -152,16 +170,25 @@ def test_the_light_is_compared_by_its_axis():
     assert k["taken_alike"] is True and k["differences"] == []
     assert abs(k["light_change_deg"]) == pytest.approx(178.0)
     k = assess(*fake(azimuth_b=135.0, azimuth_f=195.0))  # the axis turned by 60°
-    assert k["taken_alike"] is False and any("light came from" in d for d in k["differences"])
+    assert k["taken_alike"] is False and any("turned by 60°" in d for d in k["differences"])
+    k = assess(*fake(azimuth_b=0.0, azimuth_f=150.0))  # 150° apart, but the axes only 30°
+    assert any("turned by 30°" in d for d in k["differences"])
 
 
-def test_light_frontal_in_both_photos_is_advice_not_a_difference():
-    k = assess(*fake(aniso=MIN_ANISOTROPY / 2))
-    assert k["ok"] is False and k["taken_alike"] is True
+@pytest.mark.parametrize("aniso_b, aniso_f, differs", [
+    (0.4, 0.04, True), (0.04, 0.4, True),         # clearly one-sided, clearly frontal
+    (0.4, 0.079, False), (0.079, 0.4, False),     # just under the threshold: about as directional
+    (0.115, 0.04, False),                          # just over it
+    (0.04, 0.05, False),                           # both frontal: advice for both, not a difference
+])
+def test_one_sided_against_frontal_light_is_a_difference_only_when_clear(aniso_b, aniso_f, differs):
     an_b, an_f, reg = fake()
-    an_f.maps.light_anisotropy = MIN_ANISOTROPY / 2  # one-sided at baseline, frontal now
+    an_b.maps.light_anisotropy, an_f.maps.light_anisotropy = aniso_b, aniso_f
     k = assess(an_b, an_f, reg)
-    assert k["taken_alike"] is False and any("frontal or diffuse now" in d for d in k["differences"])
+    assert k["taken_alike"] is (not differs)
+    assert any("frontal or diffuse" in d for d in k["differences"]) == differs
+    if min(aniso_b, aniso_f) < MIN_ANISOTROPY:
+        assert k["ok"] is False  # the advice to use a side light is there either way
 
 
 def test_compare_of_a_clipped_baseline_is_not_called_taken_alike(skin, skin_photo, skin_small_capture):
@@ -170,8 +197,8 @@ def test_compare_of_a_clipped_baseline_is_not_called_taken_alike(skin, skin_phot
     darker = skin_photo(skin, dataclasses.replace(skin_small_capture, exposure=1.0), 2)
     c = compare(img, darker, px_per_mm=skin_small_capture.px_per_mm)
     assert "clipping" in c.baseline.quality.codes or "overexposed" in c.baseline.quality.codes
-    assert c.consistency["ok"] is False
-    assert any("baseline photo did not pass" in a for a in c.consistency["advice"])
+    assert c.consistency["ok"] is False and c.consistency["taken_alike"] is False
+    assert any("baseline photo did not pass" in a for a in c.consistency["differences"])
 
 
 def test_a_camera_turned_by_90_degrees_is_not_read_as_closer(skin, skin_photo):

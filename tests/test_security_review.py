@@ -268,3 +268,23 @@ def test_the_report_command_writes_an_owner_only_pdf(tmp_path, monkeypatch):
     finally:
         os.umask(old)
     assert out.read_bytes()[:5] == b"%PDF-" and stat.S_IMODE(out.stat().st_mode) == 0o600
+
+
+def test_times_are_read_back_as_the_instant_written_in_utc_on_both_databases(store):
+    """An expiry given at UTC+9 is the same instant when read back, expressed in UTC, on SQLite and PostgreSQL."""
+    p = new_patient(store, "Alice Secret")
+    plus9 = dt.timezone(dt.timedelta(hours=9))
+    expires = (dt.datetime.now(dt.timezone.utc) + dt.timedelta(hours=3)).astimezone(plus9).replace(microsecond=0)
+    store.links.issue(MAIN, p.id, expires_at=expires)
+    (stored,) = store.links.list(MAIN, p.id)
+    assert stored.expires_at == expires and stored.expires_at.utcoffset() == dt.timedelta(0)
+    assert all(e.at.utcoffset() == dt.timedelta(0) for e in store.audit.events(Actor.system(1)))
+
+
+def test_a_patient_link_does_not_list_the_birth_date(sqlite_store):
+    store = sqlite_store
+    p = new_patient(store, "Alice Secret", birth_date=dt.date(1980, 1, 2))
+    token, _ = store.links.issue(MAIN, p.id)
+    link = store.links.open(token)
+    assert [s.birth_date for s in store.list_patients(link)] == [None]
+    assert [s.birth_date for s in store.list_patients(MAIN)] == [dt.date(1980, 1, 2)]

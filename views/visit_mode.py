@@ -10,6 +10,7 @@ from relief_app import charts, images, services, visits
 from relief_app.text import md_escape as esc
 from relief_app.text import visit_sentence
 from analyzer.errors import ReliefError
+from storage import comparison_caveats
 
 actor = services.current_actor()
 if actor is not None and actor.kind == "link":
@@ -46,8 +47,20 @@ region = ordered[0] if len(ordered) == 1 else st.selectbox("Area", ordered, key=
 points = services.progress(pid, region)
 series = charts.progress_series(points, "roughness_index")
 last = series[-1]
-sentence = visit_sentence(last.change, last.low, last.high, last.significant, first_visit=last.is_baseline,
-                          weeks=last.weeks, taken_alike=not last.caveats)
+change, low, high, significant, caveats = last.change, last.low, last.high, last.significant, last.caveats
+ids = visits.before_after_ids(points)
+if change is None and not last.is_baseline and ids is not None:
+    # Not stored (a link stores nothing: after an algorithm upgrade, until a practitioner opens the patient): the
+    # comparison this page computes for its before/after photos anyway (cached) gives the sentence.
+    by_id = {ph.id: ph for ph in services.photos(pid, region)}
+    try:
+        v = services.compare_views(pid, by_id[ids[0]], by_id[ids[1]])["values"]
+        change, low, high, significant = v["change_pct"], v["ci_low"], v["ci_high"], v["significant"]
+        caveats = comparison_caveats(v.get("result"))
+    except ReliefError:
+        pass  # (the photos below say it)
+sentence = visit_sentence(change, low, high, significant, first_visit=last.is_baseline,
+                          weeks=last.weeks, taken_alike=not caveats)
 st.markdown(f"## {sentence}")
 weeks = last.weeks
 st.markdown(f"### {esc(region.capitalize())} · {len(series)} visit(s) · last photo {last.date:%d %B %Y}"
@@ -63,7 +76,6 @@ if len(series) > 1:
                "New collagen forms mostly 6–8 weeks after each treatment (green bands).")
 
     # The photos the chart and the sentence are about: the baseline and the latest visit's photo that counts.
-    ids = visits.before_after_ids(points)
     if ids is not None:
         by_id = {ph.id: ph for ph in services.photos(pid, region)}
         first, latest = by_id[ids[0]], by_id[ids[1]]
