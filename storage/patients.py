@@ -14,6 +14,7 @@ from .access import WRITE, Actor, patient_in_scope, patients_in_scope, require, 
 from .aggregate import Aggregate, _counting_photos, _current_version, _nan, _to_date
 from .errors import Conflict, OptionError
 from .models import AuditEvent, Comparison, Patient, Photo, Visit, as_utc, utcnow
+from .results import comparison_caveats
 from .records import (
     PatientRecord,
     PatientSummary,
@@ -154,7 +155,8 @@ class Patients(Aggregate):
         inner = (
             select(
                 Comparison.patient_id, Comparison.region, fu_visit.c.date.label("date"),
-                Comparison.change_pct, Comparison.ci_low, Comparison.ci_high, Comparison.significant, rank,
+                Comparison.change_pct, Comparison.ci_low, Comparison.ci_high, Comparison.significant,
+                Comparison.result, rank,
             )
             .join(fu_counting, fu_counting.c.photo_id == Comparison.followup_photo_id)
             .join(fu_visit, fu_visit.c.id == fu_counting.c.visit_id)
@@ -170,7 +172,7 @@ class Patients(Aggregate):
             out[r.patient_id] = dict(
                 change_region=r.region, change_date=r.date, change_pct=_nan(r.change_pct),
                 change_ci_low=_nan(r.ci_low), change_ci_high=_nan(r.ci_high),
-                change_significant=bool(r.significant),
+                change_significant=bool(r.significant), change_caveats=comparison_caveats(r.result),
             )
         return out
 

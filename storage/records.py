@@ -110,6 +110,7 @@ class PatientSummary:
     change_ci_low: float | None = None
     change_ci_high: float | None = None
     change_significant: bool | None = None
+    change_caveats: tuple[str, ...] = ()  # how its two photos were taken differently (see ProgressPoint.caveats)
 
 
 @dataclass(frozen=True)

@@ -897,7 +897,11 @@ def test_photos_not_taken_alike_are_said_on_compare_progress_visit_mode_and_repo
     """The consistency check (light, distance, quality) was computed and stored but shown nowhere: a lamp moved
     between visits gave a verdict with no word of it."""
     pypdf = pytest.importorskip("pypdf")
-    at = _app().run()
+    at = _app().run()  # the patients list: the latest change, with the mark
+    [row] = [m for m in _plain_all(at.markdown) if "significantly" in m and "left cheek" in m and "LAMP" not in m
+             and "photos not taken alike" in m]
+    demo_rows = [m for m in _plain_all(at.markdown) if "(left cheek)" in m and "photos not taken alike" not in m]
+    assert demo_rows  # the demo course, taken alike, has no mark
     at.session_state["patient_id"] = not_alike_id
     at.switch_page("views/compare.py").run()
     _no_exception(at)

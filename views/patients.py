@@ -116,7 +116,8 @@ else:
         c[2].markdown(p.last_visit.strftime("%d %b %Y") if p.last_visit else "—")
         if p.change_pct is not None:
             text = change_with_interval(p.change_pct, p.change_ci_low, p.change_ci_high)
-            c[3].markdown(f"{text}, {significance_text(p.change_significant, p.change_pct)} ({esc(p.change_region)})")
+            c[3].markdown(f"{text}, {significance_text(p.change_significant, p.change_pct)} ({esc(p.change_region)})"
+                          + (" — *photos not taken alike*" if p.change_caveats else ""))
         else:
             c[3].markdown("—")
         c[4].button("Selected" if selected else "Open", key=f"open_patient_{p.id}", disabled=selected,
