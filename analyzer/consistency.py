@@ -22,8 +22,7 @@ import math
 import numpy as np
 
 from .colour import linearise
-from .quality import (BLOCKING, CLIPPED_FRACTION_MAX, GLARE_FRACTION_MAX, OVEREXPOSED_MEDIAN, SHARPNESS_MIN,
-                      UNDEREXPOSED_MEDIAN)
+from .quality import CLIPPED_FRACTION_MAX, GLARE_FRACTION_MAX
 
 __all__ = ["LIGHT_TOLERANCE_DEG", "SCALE_TOLERANCE_PCT", "ROTATION_TOLERANCE_DEG", "EXPOSURE_TOLERANCE_PCT",
            "MIN_ANISOTROPY", "direction_words", "assess"]
@@ -139,26 +138,30 @@ def assess(an_b, an_f, reg, q_b=None, q_f=None, *, rgb_b=None, rgb_f=None, mask=
                 how = "brighter" if exposure_change > 0 else "darker"
                 differ(f"photo is {abs(exposure_change):.0f} % {how} than at baseline — use the same light "
                        "and turn off automatic flash")
-    # Quality: a blocking problem of one photo that the other clearly does not have is a difference (a darker
-    # follow-up of a baseline clipped in patches brings detail back into them and reads smoother: on a real photo
-    # 8 % clipped, -15 %, "significant"); one both share (both soft, both shiny), or one the other photo is just
-    # short of (glare 3.1 % against 2.9 %), is advice only.
-    def differs(code, mine, other) -> bool:
-        return code in BLOCKING and code not in set(other.codes) and _clearly_free_of(code, other)
-
-    if q_f is not None and not q_f.ok:
-        for code, warning in zip(q_f.codes, q_f.warnings):
-            (differ if q_b is not None and differs(code, q_f, q_b) else advice.append)(warning)
-    if q_b is not None and not q_b.ok:
-        # The baseline cannot be retaken: say that it reads off — a difference when this photo is clear of it.
-        only_b = [w for c, w in zip(q_b.codes, q_b.warnings) if q_f is not None and differs(c, q_b, q_f)]
-        shared = [w for w in q_b.warnings if w not in only_b]
+    # Quality: a blocking problem is a difference when the two photos have it to clearly different degrees — one
+    # clipped 8 %, the other not (a darker follow-up brings detail back into the burnt patches and reads smoother:
+    # on a real photo -15 %, "significant"), or one 8 % and the other 64 %. The same problem in both (both soft,
+    # both shiny), or one just either side of the threshold (glare 3.1 % against 2.9 %), is advice only.
+    if q_b is not None and q_f is not None:
+        warn_b, warn_f = dict(zip(q_b.codes, q_b.warnings)), dict(zip(q_f.codes, q_f.warnings))
+        only_b, shared_b = [], []
+        codes = [c for c in BLOCKING_ORDER if c in warn_b or c in warn_f]
+        codes += sorted((set(warn_b) | set(warn_f)) - set(codes))  # (a code added to the gate later: last)
+        for code in codes:
+            worse = _worse(code, q_b, q_f)  # "baseline", "follow-up" or None (about alike)
+            if code in warn_f:
+                (differ if worse == "follow-up" else advice.append)(warn_f[code])
+            if code in warn_b:
+                (only_b if worse == "baseline" else shared_b).append(warn_b[code])
+        # The baseline cannot be retaken: say that it reads off.
         if only_b:
             differ("the baseline photo did not pass its own quality check (" + "; ".join(only_b) + ") — part of "
                    "this change may come from that photo, not the skin")
-        if shared:
-            advice.append("the baseline photo did not pass its own quality check either (" + "; ".join(shared)
+        if shared_b:
+            advice.append("the baseline photo did not pass its own quality check either (" + "; ".join(shared_b)
                           + ")")
+    elif q_f is not None and not q_f.ok:
+        advice.extend(q_f.warnings)
 
     ok = not advice
     return {
@@ -175,28 +178,45 @@ def assess(an_b, an_f, reg, q_b=None, q_f=None, *, rgb_b=None, rgb_f=None, mask=
     }
 
 
-#: How far on the good side of a quality threshold the other photo must be for a problem of one photo to count
-#: as a difference between them (value name in ``QualityReport.values``, and the bound it must clear). A photo
-#: just short of the threshold has nearly the same problem: on real photos under a visit's drift, baselines with
-#: glare of 3.1-4.3 % (threshold 3 %) had copies at 2.5-2.9 %, and were called "not taken alike" for it.
-_CLEAR_OF = {
-    "glare": (("glare",), lambda g: g <= 0.5 * GLARE_FRACTION_MAX),
-    "clipping": (("clipped_bright", "clipped_dark"), lambda b, d: b + d <= 0.5 * CLIPPED_FRACTION_MAX),
-    "blur": (("sharpness",), lambda s: s >= SHARPNESS_MIN + 0.05),
-    "underexposed": (("median_luma",), lambda m: m >= 1.25 * UNDEREXPOSED_MEDIAN),
-    "overexposed": (("median_luma",), lambda m: m <= 0.9 * OVEREXPOSED_MEDIAN),
+#: When two photos have a quality problem to clearly different degrees: the value that measures it (names in
+#: ``QualityReport.values``, combined), which direction is worse, and the smallest difference that counts (half
+#: the threshold's own size, or a ratio). On real photos under a visit's drift, baselines with glare of
+#: 3.1-4.3 % (threshold 3 %) had copies at 2.5-2.9 %: "not taken alike" for them was noise.
+_DEGREE = {
+    # fractions of the skin: half the threshold apart, and 1.5 times as much (glare 8.0 % against 6.5 % is alike)
+    "clipping": (lambda v: v["clipped_bright"] + v["clipped_dark"], +1, ("fraction", 0.5 * CLIPPED_FRACTION_MAX)),
+    "glare": (lambda v: v["glare"], +1, ("fraction", 0.5 * GLARE_FRACTION_MAX)),
+    "blur": (lambda v: v["sharpness"], -1, ("abs", 0.05)),
+    "underexposed": (lambda v: v["median_luma"], -1, ("ratio", 1.25)),
+    "overexposed": (lambda v: v["median_luma"], +1, ("ratio", 1.1)),
+    "low_resolution": (lambda v: v["px_per_mm"], -1, ("ratio", 1.25)),
 }
+#: The blocking codes in the order their sentences are given.
+BLOCKING_ORDER = ("low_resolution", "no_texture", "blur", "noise", "underexposed", "overexposed", "clipping", "glare")
 
 
-def _clearly_free_of(code: str, q) -> bool:
-    """Whether quality report ``q`` is clearly clear of problem ``code``, not merely just under its threshold
-    (True when the report does not hold the numbers to tell)."""
-    keys, test = _CLEAR_OF.get(code, ((), None))
-    values = dict(getattr(q, "values", {}) or {})
-    nums = [values.get(k) for k in keys]
-    if test is None or not all(isinstance(x, (int, float)) and math.isfinite(x) for x in nums):
-        return True
-    return bool(test(*nums))
+def _worse(code: str, q_b, q_f) -> str | None:
+    """Which photo has problem ``code`` clearly worse — ``"baseline"``, ``"follow-up"`` — or None when they have it
+    to about the same degree. Without the numbers (or for a problem with no degree), the one flagged is worse."""
+    in_b, in_f = code in q_b.codes, code in q_f.codes
+    spec = _DEGREE.get(code)
+    try:
+        vb, vf = (float(spec[0](dict(q.values))) for q in (q_b, q_f)) if spec else (math.nan, math.nan)
+    except (KeyError, TypeError, ValueError):
+        vb = vf = math.nan
+    if not (math.isfinite(vb) and math.isfinite(vf)):
+        return None if in_b == in_f else ("baseline" if in_b else "follow-up")
+    _, sign, (kind, margin) = spec
+    if kind == "abs":
+        apart = abs(vb - vf) >= margin
+    elif kind == "fraction":
+        apart = abs(vb - vf) >= margin and max(vb, vf) >= 1.5 * min(vb, vf)
+    else:
+        lo, hi = sorted((vb, vf))
+        apart = lo > 0 and hi / lo >= margin
+    if not apart:
+        return None
+    return "baseline" if (vb - vf) * sign > 0 else "follow-up"
 
 
 def _finite(x: float) -> bool:  # pragma: no cover - tiny helper kept for callers formatting numbers

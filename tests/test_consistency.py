@@ -147,20 +147,36 @@ def test_assess_flags_a_photo_that_failed_its_quality_check(which):
     assert assess(*fake(), good, good)["ok"] is True
 
 
-@pytest.mark.parametrize("glare_other, differs", [(0.029, False), (0.016, False), (0.010, True)])
-def test_a_quality_problem_counts_as_a_difference_only_when_the_other_photo_is_clearly_free_of_it(glare_other,
-                                                                                                    differs):
+@pytest.mark.parametrize("glare_other, differs", [(0.029, False), (0.020, False), (0.010, True), (0.064, True)])
+def test_a_quality_problem_is_a_difference_only_when_the_photos_have_it_to_clearly_different_degrees(glare_other,
+                                                                                                     differs):
     """Glare at 3.1 % against 2.9 % (threshold 3 %) is one photo seen twice, not two photos taken differently; the
-    other photo must be at half the threshold or less."""
+    two must be at least half the threshold apart — also when both are flagged (3.1 % against 6.4 %)."""
     from analyzer.quality import GLARE_FRACTION_MAX, QualityReport
 
-    shiny = QualityReport(ok=False, warnings=["shiny glare covers 3.1% of the skin"], codes=["glare"],
-                          values={"glare": 0.031})
-    other = QualityReport(ok=True, values={"glare": glare_other})
-    assert glare_other != 0.5 * GLARE_FRACTION_MAX
-    for q_b, q_f in ((shiny, other), (other, shiny)):
+    def report(g):
+        return QualityReport(ok=g <= GLARE_FRACTION_MAX, values={"glare": g},
+                             **({} if g <= GLARE_FRACTION_MAX else dict(codes=["glare"],
+                                                                         warnings=[f"shiny glare covers {g:.1%}"])))
+
+    for q_b, q_f in ((report(0.031), report(glare_other)), (report(glare_other), report(0.031))):
         k = assess(*fake(), q_b, q_f)
-        assert k["taken_alike"] is (not differs) and k["ok"] is False
+        assert k["taken_alike"] is (not differs) and k["ok"] is False, (q_b.values, q_f.values, k)
+
+
+def test_a_follow_up_clipped_far_more_than_a_clipped_baseline_is_a_difference():
+    """The real case behind it: a baseline 8 % clipped, a visit's drift that clipped 64 % of the follow-up (both
+    flagged) read -14.6 %, "significant", and was called taken alike."""
+    from analyzer.quality import QualityReport
+
+    def clipped(f):
+        return QualityReport(ok=False, codes=["clipping"], warnings=[f"{f:.0%} of the skin is clipped to pure white"],
+                             values={"clipped_bright": f, "clipped_dark": 0.0})
+
+    k = assess(*fake(), clipped(0.08), clipped(0.64))
+    assert k["taken_alike"] is False and k["differences"] == ["64% of the skin is clipped to pure white"]
+    k = assess(*fake(), clipped(0.08), clipped(0.07))
+    assert k["taken_alike"] is True and k["ok"] is False
 
 
 def test_the_light_is_compared_by_its_axis():
