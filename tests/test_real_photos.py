@@ -60,6 +60,8 @@ def test_the_consistency_check_stays_quiet_on_recaptures_taken_alike(recapture):
     # and each one a real difference (a drift that clips or overexposes a photo).
     r = recapture
     assert r["not_alike"] <= 0.1 * r["n"], r["not_alike"]
+    # and the one unchanged pair called significant (a copy clipped 64 % against a baseline clipped 8 %) is flagged
+    assert r["significant"] >= 1 and r["significant_not_alike"] == r["significant"]
 
 
 def test_pigment_along_the_photos_own_pigment_axes_moves_the_index_by_at_most_5_percent(pigment):
