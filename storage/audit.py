@@ -18,6 +18,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from .access import ADMIN, Actor, patient_in_scope, require
+from .errors import OptionError
 from .models import AuditEvent, as_utc, utcnow
 
 __all__ = ["AuditLog", "AuditRecord", "record", "ACTIONS"]
@@ -28,6 +29,16 @@ ACTIONS = (
     "link_issued", "link_used", "link_revoked", "account_created", "account_disabled", "account_enabled",
     "password_reset",
 )
+#: What may be recorded from outside storage (:meth:`AuditLog.log`, :meth:`AuditLog.log_each`): what happens to
+#: data once it has left storage. Everything else is recorded by storage itself, in the transaction that does
+#: it, so a page (or a viewer's session) cannot add a row that says an account was disabled or a patient deleted.
+EXTERNAL_ACTIONS = ("export", "report")
+
+
+def _external(action: str) -> None:
+    if action not in EXTERNAL_ACTIONS:
+        raise OptionError(f"{action!r} is recorded by storage itself, not from outside; record one of "
+                          f"{', '.join(EXTERNAL_ACTIONS)}")
 
 
 @dataclass(frozen=True)
@@ -66,8 +77,9 @@ class AuditLog:
             detail: str = "") -> None:
         """Record an action that happens outside storage (an export written, a report downloaded).
 
-        ``patient_id`` must be a patient the actor may see.
+        ``patient_id`` must be a patient the actor may see; ``action`` one of :data:`EXTERNAL_ACTIONS`.
         """
+        _external(action)
         with self._sessions() as s, s.begin():
             if patient_id is not None:
                 patient_in_scope(s, actor, patient_id)
@@ -79,6 +91,7 @@ class AuditLog:
         """Record an action that touched several patients (a clinic-wide export): one row per patient, so the
         question "was this patient's record exported?" has an answer; one row without a patient when there were
         none. All patients must be ones the actor may see; the rows are written together or not at all."""
+        _external(action)
         ids = list(dict.fromkeys(int(i) for i in patient_ids))
         with self._sessions() as s, s.begin():
             require(actor)

@@ -288,3 +288,22 @@ def test_a_patient_link_does_not_list_the_birth_date(sqlite_store):
     link = store.links.open(token)
     assert [s.birth_date for s in store.list_patients(link)] == [None]
     assert [s.birth_date for s in store.list_patients(MAIN)] == [dt.date(1980, 1, 2)]
+
+
+@pytest.mark.parametrize("action", ["account_disabled", "delete_patient", "sign_in", "link_revoked"])
+def test_the_audit_log_takes_only_exports_and_reports_from_outside_storage(sqlite_store, action):
+    """Any reader could add rows of any action under their name (a viewer writing "account_disabled")."""
+    from storage import OptionError
+
+    store = sqlite_store
+    store.accounts.add(Actor.system(), "main_viewer", role="viewer", password=PW, clinic="MAIN")
+    viewer = store.accounts.sign_in("main_viewer", PW)
+    p = new_patient(store, "Alice Secret")
+    before = len(store.audit.events(Actor.system(1)))
+    with pytest.raises(OptionError):
+        store.audit.log(viewer, action, patient_id=p.id)
+    with pytest.raises(OptionError):
+        store.audit.log_each(viewer, action, [p.id])
+    assert len(store.audit.events(Actor.system(1))) == before
+    store.audit.log(viewer, "report", patient_id=p.id, detail="dashboard, A4")  # what happens outside storage
+    assert store.audit.events(Actor.system(1))[0].action == "report"
