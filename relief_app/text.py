@@ -5,6 +5,7 @@ Metric names, units and meanings come from :data:`analyzer.METRICS`; nothing her
 from __future__ import annotations
 
 import math
+import unicodedata
 
 from analyzer.registry import METRICS
 
@@ -21,9 +22,19 @@ _FORMULA_LEADS = ("=", "+", "-", "@", "\uff1d", "\uff0b", "\uff0d", "\uff20", "\
 _BLANKS = " \t\r\n\x0b\x0c\u00a0\u3000"
 
 
+def _lead(v: str) -> str:
+    """The first character after leading blanks and invisible characters (zero-width spaces, byte-order marks,
+    line and paragraph separators: Unicode format, separator and control characters), which a spreadsheet may
+    skip as well."""
+    for ch in v:
+        if ch not in _BLANKS and unicodedata.category(ch) not in ("Cf", "Cc", "Zs", "Zl", "Zp"):
+            return ch
+    return ""
+
+
 def not_a_formula(v):
     """Text that a spreadsheet would run as a formula, with a leading apostrophe (other values as they are)."""
-    if isinstance(v, str) and (v[:1] in ("\t", "\r") or v.lstrip(_BLANKS)[:1] in _FORMULA_LEADS):
+    if isinstance(v, str) and (v[:1] in ("\t", "\r") or _lead(v) in _FORMULA_LEADS):
         return "'" + v
     return v
 

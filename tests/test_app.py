@@ -452,7 +452,9 @@ def test_tables_a_browser_downloads_as_csv_hold_no_formula(data_dir, store, demo
 @pytest.mark.parametrize("value, safe", [("=1+1", "'=1+1"), ("  =1+1", "'  =1+1"), ("\n@SUM(A1)", "'\n@SUM(A1)"),
                                         ("\uff1d1+1", "'\uff1d1+1"), ("\t=1", "'\t=1"), ("left cheek", "left cheek"),
                                         ("\u00a0\u3000=1", "'\u00a0\u3000=1"), ("\ufe661", "'\ufe661"),
-                                        ("\u22124 %", "\u22124 %"), (4.5, 4.5)])
+                                        ("\u22124 %", "\u22124 %"), (4.5, 4.5),
+                                        ("\u200b=1", "'\u200b=1"), ("\ufeff+1", "'\ufeff+1"),
+                                        ("\u2028@A1", "'\u2028@A1"), ("\u200b", "\u200b")])
 def test_not_a_formula(value, safe):
     assert text.not_a_formula(value) == safe
 
