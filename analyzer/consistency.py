@@ -123,7 +123,7 @@ def assess(an_b, an_f, reg, q_b=None, q_f=None, *, rgb_b=None, rgb_f=None, mask=
     if abs(scale_change) > SCALE_TOLERANCE_PCT:
         how = "closer" if scale_change > 0 else "further away"
         differ(f"photo taken about {abs(scale_change):.0f} % {how} than at baseline — hold the camera at "
-                      "the same distance (the calibration card helps)")
+               "the same distance (the calibration card helps)")
     if abs(reg.rotation_deg) > ROTATION_TOLERANCE_DEG:
         differ(f"camera turned by {abs(reg.rotation_deg):.0f}° against the baseline — hold it the same way")
 
@@ -157,9 +157,8 @@ def assess(an_b, an_f, reg, q_b=None, q_f=None, *, rgb_b=None, rgb_f=None, mask=
         if only_b:
             differ("the baseline photo did not pass its own quality check (" + "; ".join(only_b) + ") — part of "
                    "this change may come from that photo, not the skin")
-        if shared_b:
-            advice.append("the baseline photo did not pass its own quality check either (" + "; ".join(shared_b)
-                          + ")")
+        if shared_b:  # (about as much as this photo: advice, not a difference)
+            advice.append("the baseline photo did not pass its own quality check (" + "; ".join(shared_b) + ")")
     elif q_f is not None and not q_f.ok:
         advice.extend(q_f.warnings)
 
