@@ -56,10 +56,13 @@ def test_recapture_drift_stays_within_the_mdc_unless_the_quality_gate_says_retak
 def test_the_consistency_check_stays_quiet_on_recaptures_taken_alike(recapture):
     # A visit's drift (exposure x0.7-1.4, white balance, rotation, zoom, framing, JPEG) is a faithful recapture:
     # "not taken alike" must be rare (it was 23 of 30 before it was restricted to differences — shared frontal light
-    # and shared quality problems, a light sign flipped by the pit prior, glare just either side of its threshold),
-    # and each one a real difference (a drift that clips or overexposes a photo).
+    # and shared quality problems, a light sign flipped by the pit prior, glare just either side of its threshold)
+    # and fire only where a drift really changes a photo: on photos whose own gate already fails (a clipped baseline
+    # that a darker drift un-clips, one near clipping that a brighter drift clips). Here 4 of 40 visits, all on two
+    # such photos; none on the photos that pass their gate.
     r = recapture
-    assert r["not_alike"] <= 0.1 * r["n"], r["not_alike"]
+    assert r["not_alike"] <= 0.15 * r["n"], r["not_alike"]
+    assert all(p["codes"] for p in r["photos"] if p["not_alike"]), [p for p in r["photos"] if p["not_alike"]]
     # and the one unchanged pair called significant (a copy clipped 64 % against a baseline clipped 8 %) is flagged
     assert r["significant"] >= 1 and r["significant_not_alike"] == r["significant"]
 
