@@ -73,7 +73,7 @@ def progress_series(points: Sequence, metric: str = "roughness_index") -> list[S
         v = value_of(p)
         v = float(v) if finite(v) else None
         ratio = 100.0 * (v / v0 - 1.0) if v is not None and finite(v0) and v0 != 0 else None
-        caveats = () if p.is_baseline else tuple(getattr(p, "caveats", ()) or ())  # (how the photos differ)
+        caveats = () if p.is_baseline else tuple(p.caveats)  # (how the photos differ)
         if p.is_baseline:
             change, low, high, sig = 0.0, None, None, None
         elif metric == "roughness_index":

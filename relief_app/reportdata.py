@@ -22,10 +22,10 @@ import numpy as np
 import analyzer
 from analyzer.errors import ReliefError
 from analyzer.registry import METRICS
-from storage import NotFound, PatientRecord, ProgressPoint, Store, TreatmentRecord, comparison_caveats
+from storage import NotFound, PatientRecord, ProgressPoint, Store, TreatmentRecord
 
 from . import charts, visits
-from .text import PROGRESS_METRICS, finite, visit_sentence
+from .text import PROGRESS_METRICS, finite
 
 __all__ = ["VisitRow", "BeforeAfter", "RegionReport", "ReportData", "PatientExport", "ExportData",
            "SECONDARY_METRICS", "find_patient", "gather_report", "gather_export"]
@@ -209,15 +209,7 @@ def gather_report(store: Store, actor: Any, patient_id: int, *, region: str | No
                 values = view["values"]
             except ReliefError as err:
                 pair = BeforeAfter(first.visit_date, latest.visit_date, error=str(err))
-        change = last.change if last else None
-        low, high, sig = (last.low, last.high, last.significant) if last else (None, None, None)
-        caveats = last.caveats if last else ()
-        if change is None and last is not None and not last.is_baseline and values is not None:
-            # not stored (a viewer's report after an algorithm upgrade): the comparison just computed for the pair
-            change, low, high, sig = values["change_pct"], values["ci_low"], values["ci_high"], values["significant"]
-            caveats = comparison_caveats(values.get("result"))
-        sentence = visit_sentence(change, low, high, sig, first_visit=last is None or last.is_baseline,
-                                  weeks=last.weeks if last else None, taken_alike=not caveats)
+        sentence = visits.latest_sentence(last, values)  # (a change not stored: the pair's, just computed)
         out.append(RegionReport(name=name, rows=tuple(rows), series=series, sentence=sentence, pair=pair))
     dates = [v.date for v in all_visits]
     return ReportData(

@@ -13,7 +13,7 @@ __all__ = [
     "MINUS", "PROGRESS_METRICS", "NEGATIVE_IS_SMOOTHER", "metric_label", "metric_unit", "metric_meaning",
     "signed", "change_text", "change_with_interval", "significance_text", "visit_sentence", "finite",
     "REGION_COLUMNS", "region_rows", "region_change_rows", "not_a_formula", "table_rows", "NOT_ALIKE",
-    "NOT_ALIKE_HEADING",
+    "NOT_ALIKE_HEADING", "not_alike_markdown",
 ]
 
 #: What a spreadsheet runs as a formula when a cell starts with it (OWASP's list, with the full-width forms a
@@ -194,6 +194,12 @@ NOT_ALIKE = "photos not taken alike — part of this change may come from how th
 #: Heading of the list of what differed, on the Compare page and in the report.
 NOT_ALIKE_HEADING = ("The two photos were not taken alike, so part of this change may come from how they were "
                      "taken rather than from the skin")
+
+
+def not_alike_markdown(differences) -> str:
+    """The warning a page shows under a change whose photos were not taken alike: the heading and the
+    differences as a list (escaped Markdown)."""
+    return f"**{NOT_ALIKE_HEADING}:**\n" + "\n".join(f"- {md_escape(d, limit=None)}" for d in differences)
 
 
 def visit_sentence(change: float | None, low: float | None, high: float | None,

@@ -27,14 +27,17 @@ from analyzer.comparison import compare as _compare
 from analyzer.errors import ImageError, OptionError, ReliefError
 from analyzer.measurement import DEFAULT_FIELD_MM
 from analyzer.measurement import measure as _measure
-from storage import Actor, ComparisonRecord, NewMeasurement, NewPhoto, PhotoRecord, Store, VisitRecord
+from storage import (Actor, ComparisonRecord, NewMeasurement, NewPhoto, PhotoRecord, Store, VisitRecord,
+                     comparison_caveats)
 from storage.access import WRITE
+
+from .text import visit_sentence
 
 __all__ = [
     "PhotoAnalysis", "SavedVisit", "ComparisonOutcome", "analyse_photo", "save_new_visit", "sha256",
     "compare_and_store", "run_compare", "comparison_values", "compare_views", "given_scale", "SCALE_LABELS",
     "DEFAULT_FIELD_MM", "REGION_PREFIX", "REGION_METRICS", "flatten_regions", "regions_from_metrics",
-    "region_spec_json", "photo_size", "box_from_percent", "NO_FACE", "before_after_ids",
+    "region_spec_json", "photo_size", "box_from_percent", "NO_FACE", "before_after_ids", "latest_sentence",
 ]
 
 #: How the scale of a photo was obtained, in words ("scale: card / given / assumed").
@@ -427,6 +430,24 @@ def compare_and_store(store: Store, actor: Actor, patient_id: int, baseline_id: 
         actor, patient_id, baseline_id, followup_id, analyzer.ALGORITHM_VERSION,
         lambda: comparison_values(run_compare(store, actor, patient_id, baseline_id, followup_id)),
     )
+
+
+def latest_sentence(last, values: Mapping[str, Any] | None = None) -> str:
+    """The patient's sentence about a region's latest visit (:func:`relief_app.text.visit_sentence`).
+
+    ``last``: the last :class:`relief_app.charts.SeriesPoint` of the region (None without visits). When its change
+    is not stored (a viewer or a patient link stores nothing: after an algorithm upgrade, until a practitioner
+    opens the patient), ``values`` — :func:`comparison_values` of the before/after comparison the page computed
+    anyway — stand in, with their differences.
+    """
+    if last is None:
+        return visit_sentence(None, None, None, None, first_visit=True)
+    change, low, high, sig, caveats = last.change, last.low, last.high, last.significant, last.caveats
+    if change is None and not last.is_baseline and values is not None:
+        change, low, high, sig = values["change_pct"], values["ci_low"], values["ci_high"], values["significant"]
+        caveats = comparison_caveats(values.get("result"))
+    return visit_sentence(change, low, high, sig, first_visit=last.is_baseline, weeks=last.weeks,
+                          taken_alike=not caveats)
 
 
 def before_after_ids(points: Sequence) -> tuple[int, int] | None:

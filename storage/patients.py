@@ -155,8 +155,8 @@ class Patients(Aggregate):
         inner = (
             select(
                 Comparison.patient_id, Comparison.region, fu_visit.c.date.label("date"),
-                Comparison.change_pct, Comparison.ci_low, Comparison.ci_high, Comparison.significant,
-                Comparison.result, rank,
+                Comparison.id, Comparison.change_pct, Comparison.ci_low, Comparison.ci_high, Comparison.significant,
+                rank,
             )
             .join(fu_counting, fu_counting.c.photo_id == Comparison.followup_photo_id)
             .join(fu_visit, fu_visit.c.id == fu_counting.c.visit_id)
@@ -168,7 +168,10 @@ class Patients(Aggregate):
             .subquery()
         )
         out = {}
-        for r in s.execute(select(inner).where(inner.c.rank == 1)).all():
+        # (the result JSON, for the consistency check, read for the one comparison per patient only)
+        rows = s.execute(select(inner, Comparison.result).join(Comparison, Comparison.id == inner.c.id)
+                         .where(inner.c.rank == 1)).all()
+        for r in rows:
             out[r.patient_id] = dict(
                 change_region=r.region, change_date=r.date, change_pct=_nan(r.change_pct),
                 change_ci_low=_nan(r.ci_low), change_ci_high=_nan(r.ci_high),

@@ -98,10 +98,9 @@ class Results(Aggregate):
     ) -> MeasurementRecord:
         # Storing a result, new or replaced, is a practitioner's: a viewer or a patient link reads results only (it
         # could otherwise store any numbers it liked as the clinic's). Pages compute for them without storing.
-        right = WRITE
 
         def write(s):
-            photo, _ = _get_photo(s, actor, patient_id, photo_id, right)
+            photo, _ = _get_photo(s, actor, patient_id, photo_id, WRITE)
             row = s.scalar(select(Measurement).filter_by(photo_id=photo_id, algorithm_version=m.algorithm_version))
             if row is not None and not replace:
                 return _measurement_rec(row)
@@ -197,10 +196,9 @@ class Results(Aggregate):
     ) -> ComparisonRecord:
         if baseline_id == followup_id:
             raise OptionError("baseline and follow-up are the same photo; pick a photo from a later visit")
-        right = WRITE  # (as for measurements)
 
         def write(s):
-            patient_in_scope(s, actor, patient_id, right)
+            patient_in_scope(s, actor, patient_id, WRITE)  # (as for measurements)
             _photo_of(s, patient_id, baseline_id)
             followup, _ = _photo_of(s, patient_id, followup_id)
             row = s.scalar(select(Comparison).filter_by(

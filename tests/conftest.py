@@ -122,3 +122,11 @@ def store(backend):
     s = open_store(data_dir, url=url)
     yield s
     s.close()
+
+
+@pytest.fixture
+def cheap_hashes(monkeypatch):
+    """Argon2id at small costs for tests that sign in many times (``pytest.mark.usefixtures("cheap_hashes")``)."""
+    from helpers import cheap_password_hashes
+
+    cheap_password_hashes(monkeypatch)

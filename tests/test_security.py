@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import (MAIN, another_photo, cheap_password_hashes, figure_captions, media_images, new_patient,
+from helpers import (MAIN, another_photo, figure_captions, media_images, new_patient,
                      signed_in, small_png)
 from sqlalchemy import select, text
 
@@ -35,9 +35,7 @@ V = "1.0.0"
 png = small_png
 
 
-@pytest.fixture(autouse=True)
-def cheap_hashes(monkeypatch):
-    cheap_password_hashes(monkeypatch)
+pytestmark = pytest.mark.usefixtures("cheap_hashes")  # (tests/conftest.py)
 
 
 

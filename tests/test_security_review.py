@@ -9,7 +9,7 @@ import stat
 import time
 
 import pytest
-from helpers import MAIN, cheap_password_hashes, new_patient, small_png
+from helpers import MAIN, new_patient, small_png
 
 from storage import Actor, NewMeasurement, NewPhoto, NotFound, open_store
 
@@ -20,9 +20,7 @@ V = "1.0.0"
 png = small_png
 
 
-@pytest.fixture(autouse=True)
-def cheap_hashes(monkeypatch):
-    cheap_password_hashes(monkeypatch)
+pytestmark = pytest.mark.usefixtures("cheap_hashes")  # (tests/conftest.py)
 
 
 @pytest.fixture

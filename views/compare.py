@@ -5,8 +5,8 @@ from analyzer.comparison import SCAR_DEPTH_CHANGE_PCT
 from storage import comparison_caveats
 
 from relief_app import charts, images, services, visits
-from relief_app.text import (NEGATIVE_IS_SMOOTHER, NOT_ALIKE_HEADING, REGION_COLUMNS, change_text,
-                             change_with_interval, finite)
+from relief_app.text import (NEGATIVE_IS_SMOOTHER, REGION_COLUMNS, change_text, change_with_interval, finite,
+                             not_alike_markdown)
 from relief_app.text import md_escape as esc
 from relief_app.text import metric_heading, metric_unit, region_change_rows, significance_text, table_rows
 
@@ -62,7 +62,7 @@ st.caption(NEGATIVE_IS_SMOOTHER)
 # the number stands, but it may not all be the skin's.
 caveats = comparison_caveats(v.get("result"))
 if caveats:
-    st.warning(f"**{NOT_ALIKE_HEADING}:**\n" + "\n".join(f"- {esc(c, limit=None)}" for c in caveats))
+    st.warning(not_alike_markdown(caveats))
 
 st.subheader("Aligned before and after")
 left, right = st.columns(2)

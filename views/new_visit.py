@@ -6,8 +6,8 @@ import streamlit as st
 from analyzer.measurement import MAX_PX_PER_MM
 
 from relief_app import images, services
-from relief_app.text import (NOT_ALIKE_HEADING, change_with_interval, finite, metric_unit, quality_words, region_rows,
-                             significance_text)
+from relief_app.text import (change_with_interval, finite, metric_unit, not_alike_markdown, quality_words,
+                             region_rows, significance_text)
 from relief_app.text import md_escape as esc
 from relief_app.text import table_rows
 from relief_app.visits import DEFAULT_FIELD_MM, box_from_percent, sha256
@@ -213,7 +213,7 @@ if saved is not None and already and saved.visit.patient_id == pid:
                        f"{c.mdc_pct:.0f} %). Negative = smoother.")
             differences = comparison_caveats(c.result)
             if differences:  # the one moment a retake is still possible
-                st.warning(f"**{NOT_ALIKE_HEADING}:**\n" + "\n".join(f"- {esc(d, limit=None)}" for d in differences))
+                st.warning(not_alike_markdown(differences))
         elif o.error:
             st.warning(f"{esc(o.photo.filename)}: saved, but not compared with the baseline — "
                        f"{esc(o.error, limit=None)}")

@@ -8,9 +8,7 @@ import streamlit as st
 
 from relief_app import charts, images, services, visits
 from relief_app.text import md_escape as esc
-from relief_app.text import visit_sentence
 from analyzer.errors import ReliefError
-from storage import comparison_caveats
 
 actor = services.current_actor()
 if actor is not None and actor.kind == "link":
@@ -47,20 +45,17 @@ region = ordered[0] if len(ordered) == 1 else st.selectbox("Area", ordered, key=
 points = services.progress(pid, region)
 series = charts.progress_series(points, "roughness_index")
 last = series[-1]
-change, low, high, significant, caveats = last.change, last.low, last.high, last.significant, last.caveats
 ids = visits.before_after_ids(points)
-if change is None and not last.is_baseline and ids is not None:
-    # Not stored (a link stores nothing: after an algorithm upgrade, until a practitioner opens the patient): the
-    # comparison this page computes for its before/after photos anyway (cached) gives the sentence.
+values = None
+if last.change is None and not last.is_baseline and ids is not None:
+    # Not stored (a link stores nothing): the comparison this page computes for its before/after photos anyway
+    # (cached) gives the sentence.
     by_id = {ph.id: ph for ph in services.photos(pid, region)}
     try:
-        v = services.compare_views(pid, by_id[ids[0]], by_id[ids[1]])["values"]
-        change, low, high, significant = v["change_pct"], v["ci_low"], v["ci_high"], v["significant"]
-        caveats = comparison_caveats(v.get("result"))
+        values = services.compare_views(pid, by_id[ids[0]], by_id[ids[1]])["values"]
     except ReliefError:
         pass  # (the photos below say it)
-sentence = visit_sentence(change, low, high, significant, first_visit=last.is_baseline,
-                          weeks=last.weeks, taken_alike=not caveats)
+sentence = visits.latest_sentence(last, values)
 st.markdown(f"## {sentence}")
 weeks = last.weeks
 st.markdown(f"### {esc(region.capitalize())} · {len(series)} visit(s) · last photo {last.date:%d %B %Y}"
