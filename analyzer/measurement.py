@@ -457,7 +457,7 @@ class _InThread:
 
 def analyse(rgb_grid: np.ndarray, *, px_per_mm: float, valid: np.ndarray,
             azimuth_deg: float | None = None, white_balance=None, grayscale: bool | None = None,
-            parallel: bool = True) -> Analysis:
+            source_px_per_mm: float | None = None, parallel: bool = True) -> Analysis:
     """All metrics of a photo already on the analysis grid.
 
     Parameters
@@ -475,6 +475,9 @@ def analyse(rgb_grid: np.ndarray, *, px_per_mm: float, valid: np.ndarray,
     grayscale : bool, optional
         Measure the photo in black and white (no pigment separation, pigment metrics NaN). By default it is
         detected (:func:`is_grayscale`); ``compare`` forces it on both photos when either is black-and-white.
+    source_px_per_mm : float, optional
+        Scale of the photo as it was taken (its file's pixels per mm): its chroma is trusted only at scales of a
+        few of those pixels (:func:`analyzer.colour.chroma_sigma_mm`). None: the grid's own pixels.
     parallel : bool
         Run independent stages on a second thread (the default). ``compare`` analyses its two photos side by
         side instead, each in one thread: more threads than cores only add switching.
@@ -492,6 +495,7 @@ def analyse(rgb_grid: np.ndarray, *, px_per_mm: float, valid: np.ndarray,
     # work, so this uses both cores; every value is the one computed in sequence.
     with (ThreadPoolExecutor(max_workers=1) if parallel else _InThread()) as pool:
         sep = colour.separate(rgb_grid, px_per_mm=px_per_mm, mask=valid, white_balance=white_balance,
+                              chroma_sigma_mm=colour.chroma_sigma_mm(source_px_per_mm),
                               executor=pool if parallel else None)
         # Colour marks cannot be told apart from relief in black and white: the pigment metrics stay NaN then.
         pigment_job = pool.submit(_pigment_metrics, sep, px_per_mm=px_per_mm, mask=mask) \
@@ -572,7 +576,8 @@ def measure(image_or_path, *, px_per_mm: float | None = None, roi=None, regions=
             for name, reg in named.items():
                 region_masks[name] = reg.scaled(grid.shape[1] / rgb.shape[1]).mask(grid.shape[:2]) & valid
             valid = valid & np.logical_or.reduce(list(region_masks.values()))
-        analysis = analyse(grid, px_per_mm=gp, valid=valid, white_balance=card_gains(card))
+        analysis = analyse(grid, px_per_mm=gp, valid=valid, white_balance=card_gains(card),
+                           source_px_per_mm=p * downscale)
         per_region = {name: region_metrics(analysis, m) for name, m in region_masks.items()}
         quality = quality_job.result()
     warnings = warnings + list(quality.warnings)

@@ -207,3 +207,23 @@ def test_large_photos_estimate_the_leak_on_a_reduced_grid_with_the_same_result(s
     full = colour.separate(srgb, px_per_mm=2 * PX_PER_MM)
     assert np.allclose(reduced.leak, full.leak, atol=0.02), (reduced.leak, full.leak)
     assert np.max(np.abs(reduced.shading - full.shading)) < 0.02
+
+
+def test_chroma_finer_than_the_photos_own_pixels_stays_out_of_the_shading(scene):
+    # Chroma noise at the scale of a few file pixels (JPEG's quantised 4:2:0 chroma, demosaicing) on freckled skin:
+    # where a pigment pattern is, k·chroma is subtracted from the shading, and with it that noise. Smoothed over
+    # the photo's own pixels (here a photo of 15 px/mm on the 10 px/mm grid) the noise stays out; the
+    # pigment itself is still removed.
+    rng = np.random.default_rng(11)
+    noise = np.stack([filters.gaussian(rng.standard_normal(SHAPE).astype(np.float32), 1.0) for _ in range(2)], -1)
+    chroma_noise = np.float32(0.03) * noise / noise.std()
+    tint = np.stack([chroma_noise[..., 0], -chroma_noise[..., 0] + chroma_noise[..., 1], -chroma_noise[..., 1]], -1)
+    noisy = scene["linear"] * np.exp(tint)  # log-chroma only: the achromatic mean of the three is unchanged
+    assert colour.chroma_sigma_mm(None) == 0.0 and colour.chroma_sigma_mm(4.0) == pytest.approx(3.5 / 4.0)
+    raw = separate(noisy)
+    smoothed = separate(noisy, chroma_sigma_mm=colour.chroma_sigma_mm(15.0))
+    truth = highpass(scene["shading"])
+    err_raw = float(np.std(highpass(raw.shading) - truth))
+    err_smoothed = float(np.std(highpass(smoothed.shading) - truth))
+    assert err_smoothed < 0.6 * err_raw, (err_smoothed, err_raw)
+    assert corr(highpass(smoothed.shading), truth) > 0.95

@@ -109,18 +109,38 @@ def test_two_different_peoples_skin_is_never_aligned(photos):
                 compare(fixed["rgb"], moving["rgb"], px_per_mm=fixed["px_per_mm"])
 
 
-def test_jpeg_recompression_is_the_largest_single_drift_on_a_real_photo(photos):
-    # Recorded, not hidden: JPEG quality 80 adds 8-px block edges (0.5 mm at 15 px/mm, inside the scar band):
-    # +5.0 % on PAT_32_44_211, while exposure, white balance, light gradient, rotation, zoom and framing stay within
-    # 0.4 %. Run on that photo only (8 comparisons a photo). On the other photos JPEG is -1.3 to +2.4 %, and on
-    # PAT_435_854_68 exposure x1.4 moves the index by -2.7 %, more than the 1 % this test allows.
+def test_jpeg_recompression_moves_a_real_photos_index_only_a_little(photos):
+    # Saving again as JPEG is still the largest single drift on a real photo, but small: on PAT_32_44_211 (15 px/mm,
+    # the most sensitive of the 10) quality 80 reads +3.3 % and 70 +4.5 %, while exposure, white balance, light
+    # gradient, rotation, zoom and framing stay within 1 %. Run on that photo only (8 comparisons).
     first = [ph for ph in photos if ph["name"] == "pad_ufes20_PAT_32_44_211.jpg"]
     single = validate.real_recapture(first, visits=0)["single"]
     jpeg, jpeg70 = single.pop("JPEG quality 80")[0], single.pop("JPEG quality 70")[0]
     assert all(abs(v[0]) < 1.0 for v in single.values()), single
-    assert 0.0 < jpeg < 8.0
-    # stronger compression, larger shift: the reason files below quality 80 carry a warning
-    assert jpeg70 > jpeg + 2.0
+    assert 0.0 < jpeg < 4.5 and 0.0 < jpeg70 < 6.0, (jpeg, jpeg70)
+
+
+def test_jpeg_moves_the_index_through_the_chroma_which_is_smoothed_at_the_photos_own_pixels(photos, monkeypatch):
+    # Where the shift comes from: JPEG's chroma (4:2:0, coarsely quantised in 16-px blocks), which the pigment
+    # separation subtracts from the shading. The luma of the quality-70 copy with the original's chroma moves the
+    # index by ≤ 1.1 % on all 10 photos; the chroma alone by the whole shift. Smoothing the subtracted chroma over
+    # 3.5 of the photo's pixels (colour.SOURCE_CHROMA_SIGMA_PX) takes the quality-70 shift on PAT_32_44_211 from
+    # +9.2 % to +4.5 %.
+    import cv2
+
+    from analyzer import colour, compare
+
+    ph = next(p for p in photos if p["name"] == "pad_ufes20_PAT_32_44_211.jpg")
+    rgb, p = ph["rgb"], ph["px_per_mm"]
+    saved = perturb.recapture_drift(rgb, perturb.Drift(jpeg_quality=70))
+    luma_only = cv2.cvtColor(rgb, cv2.COLOR_RGB2YCrCb)
+    luma_only[..., 0] = cv2.cvtColor(saved, cv2.COLOR_RGB2YCrCb)[..., 0]
+    luma_only = np.clip(cv2.cvtColor(luma_only, cv2.COLOR_YCrCb2RGB), 0.0, 1.0)
+    assert abs(compare(rgb, luma_only, px_per_mm=p).change_pct) < 1.5
+    smoothed = compare(rgb, saved, px_per_mm=p).change_pct
+    monkeypatch.setattr(colour, "SOURCE_CHROMA_SIGMA_PX", 0.0)
+    unsmoothed = compare(rgb, saved, px_per_mm=p).change_pct
+    assert unsmoothed > 7.0 and smoothed < 6.0 and smoothed < unsmoothed - 3.0, (smoothed, unsmoothed)
 
 
 # --------------------------------------------------------------------------------- the edits themselves
