@@ -326,9 +326,9 @@ def prepare(image_or_path, *, px_per_mm: float | None = None, use_card: bool = T
 
 #: JPEGs saved below this quality (libjpeg scale, :func:`analyzer.loading.jpeg_quality`) get a warning when their
 #: 8-px blocks are at least JPEG_BLOCK_MM on the skin. On the real photos of tests/data/real (27 px/mm and
-#: coarser, blocks ≥ 0.3 mm) saving at quality 90 moved the index by up to +3.0 %, at 80 by up to +6.7 % and at
-#: 70 by up to +10 %, past the minimal detectable change (~9.7 %): below 80 compression alone can come near a
-#: "significant" change. On 12 MP renders (blocks of 0.12 mm) it moved by ≤ 1.4 % down to quality 60. Cameras
+#: coarser, blocks ≥ 0.3 mm) saving at quality 80 moved the index by up to +6.7 % and at 70 by up to +10 %
+#: through the photo's chroma (algorithm 1.2); since the subtracted chroma is smoothed over the photo's own pixels
+#: (1.3, colour.SOURCE_CHROMA_SIGMA_PX) by up to +3.3 % and +4.5 %. On 12 MP renders (blocks of 0.12 mm) it moved by ≤ 1.4 % down to quality 60. Cameras
 #: save at 85–95; messaging apps and e-mail resize and save at 70–80.
 JPEG_MIN_QUALITY = 80.0
 JPEG_BLOCK_MM = 0.2
