@@ -90,11 +90,14 @@ def test_fading_colour_inside_unchanged_scars_moves_the_index_by_at_most_3_perce
     assert scar_colour["fade_significant"] == 0, scar_colour["fade_recapture_pct"]
 
 
-def test_twice_the_colour_inside_unchanged_scars_fading_still_moves_the_index_by_at_most_3_percent():
-    # (the README quotes this figure; validate prints it as section 7b)
+def test_twice_the_colour_inside_unchanged_scars_fading_is_never_called_significant():
+    # (the README quotes this figure; validate prints it as section 7b.) Within 3 % up to algorithm 1.2; since 1.3
+    # smooths the subtracted chroma over the photo's own pixels (what real photos' JPEG chroma needs: their index
+    # moved by up to 10 % when saved again, now ≤ 4.5 %), twice the validation's brown pit colour fading reads up
+    # to -5.9 % on the four skins (this one: red -2.8 %, brown -4.0 %). The validation's own colour stays ≤ 3 %.
     r = validate.scar_colour(n=1, strength=2.0, shallower=False)
     for name, changes in r["fade_pct"].items():
-        assert all(abs(c) <= 3.0 for c in changes), (name, changes)
+        assert all(abs(c) <= 6.0 for c in changes), (name, changes)
     assert r["fade_significant"] == 0, r["fade_recapture_pct"]
 
 
