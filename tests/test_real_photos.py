@@ -38,7 +38,7 @@ def pigment(photos):
 
 def test_recapture_drift_stays_within_the_mdc_unless_the_quality_gate_says_retake(recapture, photos):
     # 10 PAD-UFES-20 close-ups, 4 visits' drift each. On the 9 without a clipping warning every change is within the
-    # MDC (~9.7 %) and none is significant. PAT_778_1471_835 has 8 % of its skin clipped to white (its own quality
+    # MDC (~9 %) and none is significant. PAT_778_1471_835 has 8 % of its skin clipped to white (its own quality
     # gate says "adjust the exposure"): a darker visit brings detail back into the clipped patches and reads up
     # to -21 %, significant. All photos are kept: the failure is the reason the clipping warning exists.
     r = recapture
