@@ -384,7 +384,7 @@ def compare(baseline, followup, *, px_per_mm: float | None = None,
     q_pool = ThreadPoolExecutor(max_workers=1)
     fut_q = q_pool.submit(lambda pb=pb, pf=pf: (check_quality(rgb_b, px_per_mm=pb, mask=skin_mask(rgb_b, card_b)),
                                                 check_quality(rgb_f, px_per_mm=pf, mask=skin_mask(rgb_f, card_f))))
-    # (pf as prepared: the registration's scale below replaces it only for the report)
+    # (pf as prepared: the registration's scale below replaces it for the report and the chroma smoothing)
     # Resampling smooths: warping the follow-up on the analysis grid itself would make it read smoother than
     # the untouched baseline. So the follow-up is warped at working resolution (about twice the grid's) with
     # cubic interpolation into the baseline's working frame, and both then reach the grid the same way.
@@ -434,8 +434,9 @@ def compare(baseline, followup, *, px_per_mm: float | None = None,
     with ThreadPoolExecutor(max_workers=2) as pool:
         # Both photos' chroma is smoothed alike, over a few pixels of the coarser file (analyzer.colour.
         # chroma_sigma_mm): how much fine chroma is subtracted moves the index, and a photo taken 5 % closer
-        # would otherwise read ~2 % smoother for that alone.
-        source = min(pb * ds_b, pf * ds_f)
+        # would otherwise read ~2 % smoother for that alone. Both files' scales in the baseline's millimetres
+        # (the grid's): the follow-up's from the registration, whatever its own card or given scale says.
+        source = min(pb * ds_b, gpb / reg.scale * rgb_f.shape[1] / grid_f.shape[1] * ds_f)
         fut_f = pool.submit(side, in_f, card_f, source)
         an_b, sq_b, lb = side(in_b, card_b, source)
         an_f, sq_f, lf = fut_f.result()

@@ -325,10 +325,10 @@ def prepare(image_or_path, *, px_per_mm: float | None = None, use_card: bool = T
 
 
 #: JPEGs saved below this quality (libjpeg scale, :func:`analyzer.loading.jpeg_quality`) get a warning when their
-#: 8-px blocks are at least JPEG_BLOCK_MM on the skin. On the real photos of tests/data/real (27 px/mm and
-#: coarser, blocks ≥ 0.3 mm) saving at quality 80 moved the index by up to +6.7 % and at 70 by up to +10 %
-#: through the photo's chroma (algorithm 1.2); since the subtracted chroma is smoothed over the photo's own pixels
-#: (1.3, colour.SOURCE_CHROMA_SIGMA_PX) by up to +3.3 % and +4.5 %. On 12 MP renders (blocks of 0.12 mm) it moved by ≤ 1.4 % down to quality 60. Cameras
+#: 8-px blocks are at least JPEG_BLOCK_MM on the skin (a resized copy). On the real photos of tests/data/real
+#: (9-35 px/mm) saving at quality 80 moved the index by up to +6.7 % and at 70 by up to +10 % through the photo's
+#: chroma, which JPEG keeps in 16-px blocks (algorithm 1.2); since the subtracted chroma is smoothed over the
+#: photo's own pixels (1.3, colour.SOURCE_CHROMA_SIGMA_PX) by up to +3.3 % and +4.5 %. On 12 MP renders (blocks of 0.12 mm) it moved by ≤ 1.4 % down to quality 60. Cameras
 #: save at 85–95; messaging apps and e-mail resize and save at 70–80.
 JPEG_MIN_QUALITY = 80.0
 JPEG_BLOCK_MM = 0.2
@@ -345,9 +345,9 @@ def jpeg_warnings(quality: float | None, *, px_per_mm: float) -> list[str]:
     block_mm = 8.0 / px_per_mm
     if block_mm < JPEG_BLOCK_MM:
         return []
-    return [f"the photo was saved with strong JPEG compression (quality about {math.floor(quality)}) and its 8-pixel "
-            f"blocks are {block_mm:.2f} mm on the skin, the size of the texture measured: readings can shift by "
-            "several per cent — upload the camera's original photo, not a copy sent by a messaging app or e-mail"]
+    return [f"the photo was saved small and with strong JPEG compression (quality about {math.floor(quality)}; its "
+            f"8-pixel blocks are {block_mm:.2f} mm on the skin, its colour blocks twice that): readings can shift by "
+            "a few per cent — upload the camera's original photo, not a copy sent by a messaging app or e-mail"]
 
 
 def card_gains(card):
@@ -477,7 +477,8 @@ def analyse(rgb_grid: np.ndarray, *, px_per_mm: float, valid: np.ndarray,
         detected (:func:`is_grayscale`); ``compare`` forces it on both photos when either is black-and-white.
     source_px_per_mm : float, optional
         Scale of the photo as it was taken (its file's pixels per mm): its chroma is trusted only at scales of a
-        few of those pixels (:func:`analyzer.colour.chroma_sigma_mm`). None: the grid's own pixels.
+        few of those pixels (:func:`analyzer.colour.chroma_sigma_mm`). None: the grid is the photo
+        (``px_per_mm``). :func:`measure` and :func:`~analyzer.comparison.compare` pass the file's.
     parallel : bool
         Run independent stages on a second thread (the default). ``compare`` analyses its two photos side by
         side instead, each in one thread: more threads than cores only add switching.
@@ -495,7 +496,8 @@ def analyse(rgb_grid: np.ndarray, *, px_per_mm: float, valid: np.ndarray,
     # work, so this uses both cores; every value is the one computed in sequence.
     with (ThreadPoolExecutor(max_workers=1) if parallel else _InThread()) as pool:
         sep = colour.separate(rgb_grid, px_per_mm=px_per_mm, mask=valid, white_balance=white_balance,
-                              chroma_sigma_mm=colour.chroma_sigma_mm(source_px_per_mm),
+                              chroma_sigma_mm=colour.chroma_sigma_mm(
+                                  px_per_mm if source_px_per_mm is None else source_px_per_mm),
                               executor=pool if parallel else None)
         # Colour marks cannot be told apart from relief in black and white: the pigment metrics stay NaN then.
         pigment_job = pool.submit(_pigment_metrics, sep, px_per_mm=px_per_mm, mask=mask) \

@@ -227,3 +227,12 @@ def test_chroma_finer_than_the_photos_own_pixels_stays_out_of_the_shading(scene)
     err_smoothed = float(np.std(highpass(smoothed.shading) - truth))
     assert err_smoothed < 0.6 * err_raw, (err_smoothed, err_raw)
     assert corr(highpass(smoothed.shading), truth) > 0.95
+
+
+def test_an_impossible_chroma_smoothing_is_refused_with_the_fix(scene):
+    from analyzer.errors import OptionError
+
+    for bad in (-1.0, float("nan"), float("inf")):
+        with pytest.raises(OptionError, match="chroma_sigma_mm must be a finite"):
+            separate(scene["linear"], chroma_sigma_mm=bad)
+    assert colour.chroma_sigma_mm(0.0) == colour.chroma_sigma_mm(float("nan")) == colour.chroma_sigma_mm(-3.0) == 0.0

@@ -78,7 +78,7 @@ def test_thresholds_are_the_documented_ones():
     assert (JPEG_MIN_QUALITY, JPEG_BLOCK_MM) == (80.0, 0.2)
     assert jpeg_warnings(None, px_per_mm=10.0) == [] and jpeg_warnings(70.0, px_per_mm=0.0) == []
     (w,) = jpeg_warnings(79.7, px_per_mm=40.0)  # blocks of exactly 0.2 mm count
-    assert "quality about 79)" in w  # never printed as the threshold itself
+    assert "quality about 79;" in w  # never printed as the threshold itself
 
 
 def test_an_unreadable_table_gives_no_estimate_rather_than_an_error(tmp_path, photo):

@@ -77,20 +77,21 @@ def test_pigment_along_the_photos_own_pigment_axes_moves_the_index_by_at_most_5_
 
 def test_pigment_with_the_renderers_fixed_vectors_is_within_5_percent_on_most_photos_not_all(pigment):
     # The renderer's fixed melanin vector darkens skin more per unit of colour than this camera's pigment does on
-    # some photos; on smooth skin (index 4-5.4) that leaks: freckles up to +17 % (PAT_341), +11 % (PAT_778), +10 %
-    # (PAT_944), +6 % (PAT_32); age spots up to +8.5 %. Recorded, not hidden: 6 of 10 photos hold for freckles and
-    # age spots, all 10 for redness. The bound guards against a separation that gets worse.
+    # some photos; on smooth skin (index 4-5.4) that leaks: freckles up to +9.4 % (PAT_944), +9.3 % (PAT_341), +9.2 %
+    # (PAT_32), +8.1 % (PAT_778); age spots up to +5.2 % (PAT_944). Recorded, not hidden: 6 of 10 photos hold for
+    # freckles, 9 of 10 for age spots, all 10 for redness (algorithm 1.2: 6, 6 and 10, freckles up to +17 %). The
+    # bounds guard against a separation that gets worse.
     pg = pigment["renderer"]
     assert max(pg["worst"]["redness"]) <= 5.0
-    for kind in ("freckles", "age_spots"):
+    for kind, least, worst in (("freckles", 6, 12.0), ("age_spots", 9, 7.0)):
         held = sum(w <= 5.0 for w in pg["worst"][kind])
-        assert held >= 6, (kind, dict(zip(pg["names"], pg["worst"][kind])))
-        assert max(pg["worst"][kind]) < 20.0
+        assert held >= least, (kind, dict(zip(pg["names"], pg["worst"][kind])))
+        assert max(pg["worst"][kind]) < worst, (kind, dict(zip(pg["names"], pg["worst"][kind])))
 
 
 def test_removing_relief_from_a_real_photo_lowers_the_index_at_every_step(photos):
-    # Blend toward the 1 mm-smoothed copy by 25/50/75 %, then the blur itself, over the 10 photos: -15 to -21,
-    # -27 to -42, -38 to -61, -48 to -76 % (the least: the 300 px PAT_352_729_947).
+    # Blend toward the 1 mm-smoothed copy by 25/50/75 %, then the blur itself, over the 10 photos: -14 to -22,
+    # -27 to -43, -38 to -63, -48 to -76 % (the least: the 300 px PAT_352_729_947).
     r = validate.real_monotonicity(photos)
     assert r["monotone"] == r["n"]
     assert max(r["steps_pct"]["blend 25 %"]) < -10.0
@@ -118,6 +119,8 @@ def test_jpeg_recompression_moves_a_real_photos_index_only_a_little(photos):
     jpeg, jpeg70 = single.pop("JPEG quality 80")[0], single.pop("JPEG quality 70")[0]
     assert all(abs(v[0]) < 1.0 for v in single.values()), single
     assert 0.0 < jpeg < 4.5 and 0.0 < jpeg70 < 6.0, (jpeg, jpeg70)
+    # stronger compression, larger shift: the reason small files below quality 80 carry a warning
+    assert jpeg70 > jpeg + 0.5
 
 
 def test_jpeg_moves_the_index_through_the_chroma_which_is_smoothed_at_the_photos_own_pixels(photos, monkeypatch):
