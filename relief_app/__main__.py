@@ -1,9 +1,15 @@
-"""Command line of the dashboard's data: ``python -m relief_app report|export``.
+"""Command line of the dashboard's data: ``python -m relief_app report|export|update-results``.
 
 ::
 
     python -m relief_app report --patient CODE --out report.pdf [--region NAME] [--paper A4|Letter] [--clinic CODE]
     python -m relief_app export --out DIR [--patient CODE] [--deidentify] [--clinic CODE]
+    python -m relief_app update-results [--patient CODE] [--clinic CODE]
+
+``update-results`` computes and stores every measurement and comparison that has no result for the installed
+algorithm version (after an upgrade: ``analyzer.ALGORITHM_VERSION``), as opening each patient's Progress page
+would, so the Patients list and a viewer's pages show the new numbers at once. Photos that cannot be measured or
+aligned are listed, one line each, and the rest goes on.
 
 Both read ``RELIEF_DATA_DIR`` / ``RELIEF_DATABASE_URL`` like the app (and, like the app's first start, seed the
 demo patient into a new data folder unless ``RELIEF_DEMO=0``). ``RELIEF_CLINIC_NAME`` sets the report's header.
@@ -29,7 +35,8 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="python -m relief_app", description="Relief: progress reports and data exports.")
+    p = _Parser(prog="python -m relief_app",
+                description="Relief: progress reports, data exports and results after an upgrade.")
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
     r = sub.add_parser("report", help="write a patient's progress report as PDF")
     r.add_argument("--patient", required=True, metavar="CODE", help="the patient's code, e.g. DEMO")
@@ -44,6 +51,10 @@ def _parser() -> argparse.ArgumentParser:
                    help="drop names and notes, pseudonymise codes, dates as days since the first visit; only "
                         "patients with consent to teaching/marketing use")
     e.add_argument("--clinic", default="MAIN", metavar="CODE", help="the clinic to export (default MAIN)")
+    u = sub.add_parser("update-results", help="compute the results missing for this version of the analysis "
+                                              "(after an upgrade)")
+    u.add_argument("--patient", default=None, metavar="CODE", help="one patient only (default: all)")
+    u.add_argument("--clinic", default="MAIN", metavar="CODE", help="the clinic (default MAIN)")
     return p
 
 
@@ -110,11 +121,39 @@ def _export(args) -> str:
     return f"wrote {what}export of {len(data.patients)} patient(s) to {out}: {', '.join(f.name for f in files)}"
 
 
+def _update_results(args) -> str:
+    import analyzer
+
+    from . import reportdata, visits
+
+    version = analyzer.ALGORITHM_VERSION
+    updated, current, problems = 0, 0, []
+    with _open() as store:
+        actor = store.accounts.clinic_actor(args.clinic)
+        patients = [reportdata.find_patient(store, actor, args.patient)] if args.patient is not None \
+            else store.list_patients(actor)
+        for patient in patients:
+            for region in store.regions(actor, patient.id):
+                points = store.progress(actor, patient.id, region, algorithm_version=version)
+                if not any(p.roughness_index is None or (not p.is_baseline and p.change_pct is None) for p in points):
+                    current += 1
+                    continue
+                _, failed = visits.complete_results(store, actor, patient.id, points)
+                updated += 1
+                problems += [f"{patient.code or patient.id}, {region}, {line}" for line in failed]
+    for line in problems:
+        print(f"could not update: {line}", file=sys.stderr)
+    return (f"algorithm {version}: results computed for {updated} region(s), {current} already up to date, "
+            f"{len(patients)} patient(s)" + (f"; {len(problems)} photo(s) could not be measured or aligned (above)"
+                                             if problems else ""))
+
+
 def main(argv=None) -> int:
     args = _parser().parse_args(argv)
 
     def run() -> int:
-        print(_report(args) if args.command == "report" else _export(args))
+        command = {"report": _report, "export": _export, "update-results": _update_results}[args.command]
+        print(command(args))
         return 0
 
     return guarded(run, writes=True)

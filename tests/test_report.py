@@ -268,3 +268,39 @@ def test_results_missing_for_the_current_algorithm_version_are_computed_as_on_th
     assert rows[1].ci_low is not None and rows[1].mdc_pct is not None
     assert change_with_interval(rows[1].change_pct, rows[1].ci_low, rows[1].ci_high) in _text(
         report.render_pdf(data))
+
+
+def test_cli_update_results_computes_what_an_upgrade_left_missing(data_dir, monkeypatch, capsys):
+    # After an upgrade (a new ALGORITHM_VERSION) no stored result is for the installed version, as if the
+    # measurements and comparisons table held none: the command computes them for every patient and region at
+    # once, as opening each Progress page would; a second run finds nothing left to do. The numbers are the ones
+    # the pages computed.
+    import sqlalchemy as sa
+
+    from relief_app import __main__ as cli
+
+    version = analyzer.ALGORITHM_VERSION
+    monkeypatch.setenv("RELIEF_DATA_DIR", str(data_dir))
+    monkeypatch.delenv("RELIEF_DATABASE_URL", raising=False)
+    with open_store(data_dir) as store:
+        pid = reportdata.find_patient(store, MAIN, demo.DEMO_CODE).id
+        stored = store.progress(MAIN, pid, demo.DEMO_REGION, algorithm_version=version)
+        with store.engine.begin() as conn:
+            conn.execute(sa.text("DELETE FROM comparisons"))
+            conn.execute(sa.text("DELETE FROM measurements"))
+        missing = store.progress(MAIN, pid, demo.DEMO_REGION, algorithm_version=version)
+    assert all(p.roughness_index is not None for p in stored)
+    assert all(p.roughness_index is None for p in missing) and all(p.change_pct is None for p in missing[1:])
+    assert cli.main(["update-results"]) == 0
+    out = capsys.readouterr()
+    assert "results computed for 1 region(s), 0 already up to date, 1 patient(s)" in out.out, out
+    assert out.err == ""
+    with open_store(data_dir) as store:
+        after = store.progress(MAIN, pid, demo.DEMO_REGION, algorithm_version=version)
+    assert [p.roughness_index for p in after] == pytest.approx([p.roughness_index for p in stored], abs=1e-6)
+    assert [p.change_pct for p in after[1:]] == pytest.approx([p.change_pct for p in stored[1:]], abs=1e-6)
+    assert cli.main(["update-results", "--patient", demo.DEMO_CODE]) == 0
+    assert "results computed for 0 region(s), 1 already up to date" in capsys.readouterr().out
+    assert cli.main(["update-results", "--patient", "NOBODY"]) == 2
+    err = capsys.readouterr().err
+    assert "no patient with code 'NOBODY'" in err and len(err.strip().splitlines()) == 1
