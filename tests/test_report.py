@@ -304,3 +304,33 @@ def test_cli_update_results_computes_what_an_upgrade_left_missing(data_dir, monk
     assert cli.main(["update-results", "--patient", "NOBODY"]) == 2
     err = capsys.readouterr().err
     assert "no patient with code 'NOBODY'" in err and len(err.strip().splitlines()) == 1
+
+
+def test_cli_update_results_stays_in_its_clinic_and_refuses_hostile_codes(data_dir, monkeypatch, capsys):
+    # The command has no sign-in (whoever runs it has the server's files) and acts within one clinic, like report
+    # and export: run for another clinic it neither finds nor computes anything of MAIN's patients; an unknown
+    # clinic and a hostile patient code are one line and exit 2, with nothing computed.
+    import sqlalchemy as sa
+
+    from relief_app import __main__ as cli
+    from storage import Actor
+
+    monkeypatch.setenv("RELIEF_DATA_DIR", str(data_dir))
+    monkeypatch.delenv("RELIEF_DATABASE_URL", raising=False)
+    with open_store(data_dir) as store:
+        store.accounts.add(Actor.system(), "o_admin", role="admin", password="o" * 12, clinic="OTHERCL")
+        with store.engine.begin() as conn:
+            conn.execute(sa.text("DELETE FROM comparisons"))
+            conn.execute(sa.text("DELETE FROM measurements"))
+    assert cli.main(["update-results", "--clinic", "OTHERCL"]) == 0
+    assert "results computed for 0 region(s), 0 already up to date, 0 patient(s)" in capsys.readouterr().out
+    for args, words in ((["--clinic", "NOWHERE"], "no clinic NOWHERE"),
+                        (["--clinic", "OTHERCL", "--patient", "DEMO"], "no patient with code 'DEMO'"),
+                        (["--patient", "=HYPERLINK(\"http://x\")\n<script>alert(1)</script>"], "no patient with code")):
+        assert cli.main(["update-results", *args]) == 2
+        err = capsys.readouterr().err
+        assert words in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
+    with open_store(data_dir) as store:
+        pid = reportdata.find_patient(store, MAIN, demo.DEMO_CODE).id
+        points = store.progress(MAIN, pid, demo.DEMO_REGION, algorithm_version=analyzer.ALGORITHM_VERSION)
+    assert all(p.roughness_index is None for p in points)  # nothing of MAIN's was computed
