@@ -99,3 +99,17 @@ def cheap_password_hashes(monkeypatch) -> None:
     from storage import accounts as accounts_mod
 
     monkeypatch.setattr(accounts_mod, "_hasher", PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1))
+
+
+def app_texts(script, actor, *, timeout: float = 60, **state) -> list:
+    """Run a Streamlit script function (AppTest) acting as ``actor`` (``session_state["as_actor"]``) with the other
+    ``state`` in its session; the texts it wrote. Any exception in the script fails the test."""
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_function(script, default_timeout=timeout)
+    at.session_state["as_actor"] = actor
+    for key, value in state.items():
+        at.session_state[key] = value
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return [t.value for t in at.text]

@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import (MAIN, another_photo, figure_captions, media_images, new_patient,
+from helpers import (MAIN, another_photo, app_texts, figure_captions, media_images, new_patient,
                      signed_in, small_png)
 from sqlalchemy import select, text
 
@@ -885,12 +885,7 @@ def test_pictures_cached_for_one_session_never_reach_another_clinic_or_another_p
         admin = s.accounts.actor(ids["admin"])
 
     def run(actor):
-        at = AppTest.from_function(_shared_cache_script, default_timeout=120)
-        at.session_state["as_actor"] = actor
-        at.session_state["photos"] = photos
-        at.run()
-        assert not at.exception, [e.value for e in at.exception]
-        return [t.value for t in at.text]
+        return app_texts(_shared_cache_script, actor, timeout=120, photos=photos)
 
     assert run(admin) == ["thumbnail: SHOWN", "compare: SHOWN"]  # warms the caches
     assert run(outsider) == ["thumbnail: NotFound", "compare: NotFound"]

@@ -9,7 +9,7 @@ import stat
 import time
 
 import pytest
-from helpers import MAIN, new_patient, small_png
+from helpers import MAIN, app_texts, new_patient, small_png
 
 from storage import Actor, NewMeasurement, NewPhoto, NotFound, open_store
 
@@ -122,8 +122,6 @@ def _compare_script():
 
 
 def test_the_compare_cache_hands_one_patients_result_to_another_clinic(tmp_path, monkeypatch):
-    from streamlit.testing.v1 import AppTest
-
     from relief_app import visits
 
     data = tmp_path / "data"
@@ -147,12 +145,7 @@ def test_the_compare_cache_hands_one_patients_result_to_another_clinic(tmp_path,
     monkeypatch.setattr(visits, "compare_views", fake_compare_views)
 
     def run(actor, pair):
-        at = AppTest.from_function(_compare_script, default_timeout=60)
-        at.session_state["as_actor"] = actor
-        at.session_state["pair"] = pair
-        at.run()
-        assert not at.exception, [e.value for e in at.exception]
-        return [t.value for t in at.text]
+        return app_texts(_compare_script, actor, pair=pair)
 
     assert run(MAIN, pairs["system"]) == ["regions: [\"Jane Doe's keloid (MAIN)\"]"]
     # Clinic OTHER, its own patient, its own photos (same bytes): must see its own regions only.
