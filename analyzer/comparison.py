@@ -402,10 +402,11 @@ def compare(baseline, followup, *, px_per_mm: float | None = None,
                         for name, r in named.items()}
         if region_masks:
             common &= np.logical_or.reduce(list(region_masks.values()))
+    # The follow-up's scale from the registration, in the baseline's millimetres (follow-up grid px × scale =
+    # baseline grid px), per px of its working copy.
+    pf_reg = gpb / reg.scale * rgb_f.shape[1] / grid_f.shape[1]
     if src_f != "card" and followup_px_per_mm is None:
-        # Without a card of its own the follow-up's scale follows from the registration
-        # (follow-up grid px × scale = baseline grid px).
-        pf = gpb / reg.scale * rgb_f.shape[1] / grid_f.shape[1]
+        pf = pf_reg  # without a card of its own the follow-up's scale follows from the registration
     # How much closer (+) or further (-) the follow-up was taken: the change of the field of view's linear size
     # (geometric mean of width and height, so a camera turned by 90° is not "closer").
     fov_b = math.sqrt(rgb_b.shape[0] * rgb_b.shape[1]) / pb
@@ -436,7 +437,7 @@ def compare(baseline, followup, *, px_per_mm: float | None = None,
         # chroma_sigma_mm): how much fine chroma is subtracted moves the index, and a photo taken 5 % closer
         # would otherwise read ~2 % smoother for that alone. Both files' scales in the baseline's millimetres
         # (the grid's): the follow-up's from the registration, whatever its own card or given scale says.
-        source = min(pb * ds_b, gpb / reg.scale * rgb_f.shape[1] / grid_f.shape[1] * ds_f)
+        source = min(pb * ds_b, pf_reg * ds_f)
         fut_f = pool.submit(side, in_f, card_f, source)
         an_b, sq_b, lb = side(in_b, card_b, source)
         an_f, sq_f, lf = fut_f.result()
@@ -468,15 +469,7 @@ def compare(baseline, followup, *, px_per_mm: float | None = None,
 
     q_b, q_f = fut_q.result()
     consistency = assess(an_b, an_f, reg, q_b, q_f, rgb_b=in_b, rgb_f=in_f, mask=mask,
-                         scale_change_pct=scale_change)
-    consistency["grayscale"] = gray
-    if gray_b != gray_f:  # a difference in how the two were taken
-        mixed = (f"the {'baseline' if gray_b else 'follow-up'} is black-and-white, so both photos were compared in "
-                 "black and white: colour marks count as relief in both and pigment changes are not given — take "
-                 "every photo in colour")
-        consistency["ok"] = consistency["taken_alike"] = False
-        consistency["advice"].append(mixed)
-        consistency["differences"].append(mixed)
+                         scale_change_pct=scale_change, grayscale=(gray_b, gray_f))
     warn_b = warn_b + [GRAYSCALE_WARNING] if gray_b else warn_b
     warn_f = warn_f + [GRAYSCALE_WARNING] if gray_f else warn_f
     base_m = _measurement(an_b, quality=q_b, px_per_mm=pb * ds_b, source=src_b, warnings=warn_b + q_b.warnings,

@@ -22,7 +22,7 @@ import math
 import numpy as np
 
 from .colour import linearise
-from .quality import CLIPPED_FRACTION_MAX, GLARE_FRACTION_MAX
+from .quality import BLOCKING_ORDER, CLIPPED_FRACTION_MAX, GLARE_FRACTION_MAX
 
 __all__ = ["LIGHT_TOLERANCE_DEG", "SCALE_TOLERANCE_PCT", "ROTATION_TOLERANCE_DEG", "EXPOSURE_TOLERANCE_PCT",
            "MIN_ANISOTROPY", "direction_words", "assess"]
@@ -57,7 +57,7 @@ def _angle_diff(a: float, b: float) -> float:
 
 
 def assess(an_b, an_f, reg, q_b=None, q_f=None, *, rgb_b=None, rgb_f=None, mask=None,
-           scale_change_pct: float | None = None) -> dict:
+           scale_change_pct: float | None = None, grayscale: tuple[bool, bool] = (False, False)) -> dict:
     """Consistency verdict of a follow-up against its baseline.
 
     Parameters
@@ -70,6 +70,8 @@ def assess(an_b, an_f, reg, q_b=None, q_f=None, *, rgb_b=None, rgb_f=None, mask=
     scale_change_pct : float, optional
         Change of the field of view (+ = follow-up taken closer), from both photos' scales; by default from the
         registration's scale (valid when both photos were brought to the grid with the same assumed scale).
+    grayscale : (bool, bool)
+        Whether the baseline and the follow-up are black-and-white (then both were compared in black and white).
 
     Returns
     -------
@@ -79,8 +81,8 @@ def assess(an_b, an_f, reg, q_b=None, q_f=None, *, rgb_b=None, rgb_f=None, mask=
         (+ = follow-up taken closer), ``rotation_deg``, ``exposure_change_pct``, ``advice`` (list of sentences:
         everything worth changing for the next photo), ``differences`` (the part of ``advice`` that says how the
         two photos were taken *differently* — what may account for part of the change; a problem both photos
-        share, e.g. both lit frontally or both soft, is advice but not a difference) and ``taken_alike``
-        (no differences).
+        share, e.g. both lit frontally or both soft, is advice but not a difference), ``taken_alike``
+        (no differences) and ``grayscale`` (either photo black-and-white).
 
     Notes
     -----
@@ -146,21 +148,28 @@ def assess(an_b, an_f, reg, q_b=None, q_f=None, *, rgb_b=None, rgb_f=None, mask=
         warn_b, warn_f = dict(zip(q_b.codes, q_b.warnings)), dict(zip(q_f.codes, q_f.warnings))
         only_b, shared_b = [], []
         codes = [c for c in BLOCKING_ORDER if c in warn_b or c in warn_f]
-        codes += sorted((set(warn_b) | set(warn_f)) - set(codes))  # (a code added to the gate later: last)
+        codes += sorted((set(warn_b) | set(warn_f)) - set(codes))  # (codes that do not block: last)
         for code in codes:
             worse = _worse(code, q_b, q_f)  # "baseline", "follow-up" or None (about alike)
             if code in warn_f:
                 (differ if worse == "follow-up" else advice.append)(warn_f[code])
             if code in warn_b:
                 (only_b if worse == "baseline" else shared_b).append(warn_b[code])
+        def baseline_failed(problems):
+            return "the baseline photo did not pass its own quality check (" + "; ".join(problems) + ")"
+
         # The baseline cannot be retaken: say that it reads off.
         if only_b:
-            differ("the baseline photo did not pass its own quality check (" + "; ".join(only_b) + ") — part of "
-                   "this change may come from that photo, not the skin")
+            differ(baseline_failed(only_b) + " — part of this change may come from that photo, not the skin")
         if shared_b:  # (about as much as this photo: advice, not a difference)
-            advice.append("the baseline photo did not pass its own quality check (" + "; ".join(shared_b) + ")")
+            advice.append(baseline_failed(shared_b))
     elif q_f is not None and not q_f.ok:
         advice.extend(q_f.warnings)
+    gray_b, gray_f = grayscale
+    if gray_b != gray_f:
+        differ(f"the {'baseline' if gray_b else 'follow-up'} is black-and-white, so both photos were compared in "
+               "black and white: colour marks count as relief in both and pigment changes are not given — take "
+               "every photo in colour")
 
     ok = not advice
     return {
@@ -174,6 +183,7 @@ def assess(an_b, an_f, reg, q_b=None, q_f=None, *, rgb_b=None, rgb_f=None, mask=
         "rotation_deg": float(reg.rotation_deg),
         "exposure_change_pct": exposure_change,
         "advice": advice,
+        "grayscale": bool(gray_b or gray_f),
     }
 
 
@@ -190,8 +200,6 @@ _DEGREE = {
     "overexposed": (lambda v: v["median_luma"], +1, ("ratio", 1.1)),
     "low_resolution": (lambda v: v["px_per_mm"], -1, ("ratio", 1.25)),
 }
-#: The blocking codes in the order their sentences are given.
-BLOCKING_ORDER = ("low_resolution", "no_texture", "blur", "noise", "underexposed", "overexposed", "clipping", "glare")
 
 
 def _worse(code: str, q_b, q_f) -> str | None:

@@ -77,8 +77,9 @@ _GAMMA = 2.2
 NEIGHBOUR_CORRELATION_MIN = 0.45
 _NEIGHBOUR_CROP = 256  # px: central crop the correlation is taken on
 
-BLOCKING = frozenset({"blur", "no_texture", "overexposed", "underexposed", "clipping", "glare", "low_resolution",
-                      "noise"})
+#: The problems that make a photo one to retake, in the order their sentences are given (consistency advice).
+BLOCKING_ORDER = ("low_resolution", "no_texture", "blur", "noise", "underexposed", "overexposed", "clipping", "glare")
+BLOCKING = frozenset(BLOCKING_ORDER)
 
 _STATS_PIXELS = 100_000  # exposure/glare statistics use an unblended strided sample of about this size
 _FOCUS_MAX_SIDE = 320  # focus is judged on a central crop of at most this many px (32 mm at FOCUS_PX_PER_MM)

@@ -521,7 +521,7 @@ def _report(r: dict) -> None:
               "(target <= 3)")
     print(f"   fading colour called significant: {sc['fade_significant']} of {2 * sc['n']}   (target 0)")
     s2 = r["scar_colour_2x"]
-    print(f"7b. Twice that colour, fading while the pits stay: "
+    print("7b. Twice that colour, fading while the pits stay: "
           + "; ".join(f"{k} {nums(s2['fade_pct'][k])} % same capture, {nums(s2['fade_recapture_pct'][k])} % between "
                       "recaptures" for k in s2["fade_pct"])
           + f"; called significant {s2['fade_significant']} of {2 * s2['n']}")

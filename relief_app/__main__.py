@@ -135,7 +135,7 @@ def _update_results(args) -> str:
         for patient in patients:
             for region in store.regions(actor, patient.id):
                 points = store.progress(actor, patient.id, region, algorithm_version=version)
-                if not any(p.roughness_index is None or (not p.is_baseline and p.change_pct is None) for p in points):
+                if not visits.lacking_results(points):
                     current += 1
                     continue
                 _, failed = visits.complete_results(store, actor, patient.id, points)

@@ -190,8 +190,7 @@ def gather_report(store: Store, actor: Any, patient_id: int, *, region: str | No
     for name in known:
         points = store.progress(
             actor, patient_id, name, algorithm_version=version)
-        if any(p.roughness_index is None or (not p.is_baseline and p.change_pct is None) for p in points) \
-                and visits.complete_results(store, actor, patient_id, points)[0]:
+        if visits.lacking_results(points) and visits.complete_results(store, actor, patient_id, points)[0]:
             points = store.progress(
                 actor, patient_id, name, algorithm_version=version)
         rows = _rows(store, actor, patient_id, points, version)

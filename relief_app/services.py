@@ -292,7 +292,8 @@ def _compare_views(key: str, sha_a: str, sha_b: str, version: str, stores: bool,
     # identical files got the first one's result, with the regions named at the other clinic. ``stores``: whether
     # this actor's computation is stored (a viewer's is not), so a practitioner's call after a viewer's stores it.
     out = visits.compare_views(get_store(), _actor, patient_id, a, b)
-    bump()  # the comparison may have been stored just now
+    if stores:
+        bump()  # the comparison may have been stored just now
     return out
 
 

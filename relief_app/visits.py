@@ -504,6 +504,12 @@ def measure_stored(store: Store, actor: Actor, patient_id: int, photo_id: int) -
     return a.measurement
 
 
+def lacking_results(points: Sequence) -> list:
+    """The visits of a region (``store.progress`` points) without a result for the version they were read for: no
+    measurement, or (after the baseline) no comparison with it."""
+    return [p for p in points if p.roughness_index is None or (not p.is_baseline and p.change_pct is None)]
+
+
 def complete_results(store: Store, actor: Actor, patient_id: int, points: Sequence) -> tuple[bool, list[str]]:
     """Measure and compare the visits of a region (``store.progress`` points) that have no result for the current
     algorithm version — once: the results are stored.

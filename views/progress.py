@@ -1,7 +1,7 @@
 """Progress of one patient: % change from the first visit over the weeks of treatment."""
 import streamlit as st
 
-from relief_app import charts, services
+from relief_app import charts, services, visits
 from relief_app.text import md_escape as esc
 from relief_app.text import table_rows
 from relief_app.text import (NEGATIVE_IS_SMOOTHER, PROGRESS_METRICS, change_text, change_with_interval, finite,
@@ -23,7 +23,7 @@ st.caption(f"{metric_label(metric)}: {metric_meaning(metric)}")
 
 with services.show_errors():
     points = services.progress(pid, region)
-    todo = [p for p in points if p.roughness_index is None or (not p.is_baseline and p.change_pct is None)]
+    todo = visits.lacking_results(points)
     once = (pid, region, services.revision())
     if todo and once not in st.session_state["progress_computed"]:
         # Results of an older algorithm version (or visits saved elsewhere): compute them once, then store them.

@@ -46,15 +46,18 @@ points = services.progress(pid, region)
 series = charts.progress_series(points, "roughness_index")
 last = series[-1]
 ids = visits.before_after_ids(points)
-values = None
-if last.change is None and not last.is_baseline and ids is not None:
-    # Not stored (a link stores nothing): the comparison this page computes for its before/after photos anyway
-    # (cached) gives the sentence.
+pair = view = failed = values = None
+if ids is not None:
     by_id = {ph.id: ph for ph in services.photos(pid, region)}
+    pair = by_id[ids[0]], by_id[ids[1]]
+if last.change is None and not last.is_baseline and pair is not None:
+    # Not stored (a link stores nothing): the comparison this page computes for its before/after photos anyway
+    # gives the sentence (computed once: a failure is not cached, and the photos below say it).
     try:
-        values = services.compare_views(pid, by_id[ids[0]], by_id[ids[1]])["values"]
-    except ReliefError:
-        pass  # (the photos below say it)
+        view = services.compare_views(pid, *pair)
+        values = view["values"]
+    except ReliefError as err:
+        failed = err
 sentence = visits.latest_sentence(last, values)
 st.markdown(f"## {sentence}")
 weeks = last.weeks
@@ -71,13 +74,15 @@ if len(series) > 1:
                "New collagen forms mostly 6–8 weeks after each treatment (green bands).")
 
     # The photos the chart and the sentence are about: the baseline and the latest visit's photo that counts.
-    if ids is not None:
-        by_id = {ph.id: ph for ph in services.photos(pid, region)}
-        first, latest = by_id[ids[0]], by_id[ids[1]]
+    if pair is not None:
+        first, latest = pair
         with services.show_errors(stop=False, instead="The before and after photos of this visit could not be "
                                                       "lined up — your practitioner will show you the photos"):
-            with st.spinner("Preparing your before and after photos…"):
-                view = services.compare_views(pid, first, latest)
+            if failed is not None:
+                raise failed
+            if view is None:
+                with st.spinner("Preparing your before and after photos…"):
+                    view = services.compare_views(pid, first, latest)
             b, a = st.columns(2)
             b.html(images.figure(view["baseline"], caption=f"Before — {first.visit_date:%d %B %Y}"))
             a.html(images.figure(view["followup"], caption=f"Now — {latest.visit_date:%d %B %Y}"))
