@@ -32,7 +32,7 @@ from .errors import ImageError, OptionError
 
 __all__ = [
     "CardLayout", "CARD_LAYOUT", "CardDetection",
-    "card_image", "write_card_pdf", "detect_card", "apply_white_balance",
+    "card_image", "write_card_pdf", "detect_card", "apply_white_balance", "tone_slope",
 ]
 
 #: OpenCV ArUco dictionary of the card's markers.
@@ -295,6 +295,12 @@ class CardDetection:
     patches_linear : ndarray (n_patches, 3)
         Mean linear RGB of each wedge patch (inner 60 %), before white balance.
     image_shape : (H, W) of the photo searched.
+    tone_slope : float
+        How the camera rendered the wedge's steps: the slope of log luminance (white-balanced) against log of
+        the patches' nominal reflectance, over the unclipped patches (:func:`tone_slope`); NaN with fewer than
+        three. Only its *ratio* between two photos of one card means something (the print's own contrast
+        cancels): a follow-up whose slope is 3 % higher was processed with 3 % more contrast in log light,
+        and its roughness index reads about that much higher for that alone.
     seconds : float
         Time the detection took.
     warnings : list of str
@@ -314,6 +320,7 @@ class CardDetection:
     scale_axes_px_per_mm: tuple[float, float] = (float("nan"), float("nan"))
     seconds: float = float("nan")
     warnings: list[str] = field(default_factory=list)
+    tone_slope: float = float("nan")
 
     def to_image(self, points_mm) -> np.ndarray:
         """Map card points (N, 2) in mm to image pixels (N, 2)."""
@@ -353,6 +360,7 @@ class CardDetection:
             "image_shape": [int(v) for v in self.image_shape],
             "seconds": float(self.seconds),
             "warnings": list(self.warnings),
+            "tone_slope": float(self.tone_slope),
         }
 
 
@@ -535,6 +543,40 @@ def _sample_patches(rgb: np.ndarray, Hm: np.ndarray) -> tuple[np.ndarray, np.nda
     return np.array(lin, np.float64), np.array(enc, np.float64), np.array(n)
 
 
+#: The tone slope needs at least this many unclipped wedge patches spanning this ratio of nominal reflectance.
+TONE_MIN_PATCHES = 3
+TONE_MIN_SPAN = 4.0
+
+
+def tone_slope(patches_linear, gains=(1.0, 1.0, 1.0), *, usable=None) -> float:
+    """Contrast with which a photo rendered the card's grey wedge: the least-squares slope of log luminance
+    against log nominal reflectance of the usable patches (1 for a camera that kept the printed steps exactly).
+
+    Parameters
+    ----------
+    patches_linear : (n_patches, 3) array
+        Mean linear RGB of each patch (:attr:`CardDetection.patches_linear`).
+    gains : (r, g, b)
+        White-balance gains applied first.
+    usable : (n_patches,) bool, optional
+        Patches to use (unclipped, not black); all finite ones by default.
+
+    Returns
+    -------
+    float
+        NaN with fewer than :data:`TONE_MIN_PATCHES` usable patches or a span of nominal reflectance under
+        :data:`TONE_MIN_SPAN`. A phone's tone curve ``v ** p`` on the encoded values reads ≈ 0.77 p + 0.23 on
+        renders; the roughness index moves ≈ 1.1× as much as this slope does.
+    """
+    lin = np.asarray(patches_linear, float) * np.asarray(gains, float).reshape(1, 3)
+    y = lin @ _LUMA
+    nominal = np.array([p[3] for p in CARD_LAYOUT.patches], float)
+    ok = np.isfinite(y) & (y > 0) if usable is None else np.asarray(usable, bool) & np.isfinite(y) & (y > 0)
+    if ok.sum() < TONE_MIN_PATCHES or nominal[ok].max() < TONE_MIN_SPAN * nominal[ok].min():
+        return float("nan")
+    return float(np.polyfit(np.log(nominal[ok]), np.log(y[ok]), 1)[0])
+
+
 def detect_card(rgb, *, max_side: int = SEARCH_MAX_SIDE, min_markers: int = 2) -> CardDetection | None:
     """Find the calibration card in a photo and measure scale, tilt, white balance and exposure.
 
@@ -644,7 +686,7 @@ Because ``arccos`` is steep near 1, a card square to the camera reads 1–2° of
         marker_ids=sorted(markers), white_balance_gains=tuple(float(g) for g in gains),
         white_linear=white, reprojection_error_px=rms, patches_linear=lin, image_shape=(H, W),
         scale_axes_px_per_mm=(float(sv[0]), float(sv[1])),
-        seconds=time.perf_counter() - t0, warnings=warnings,
+        seconds=time.perf_counter() - t0, warnings=warnings, tone_slope=tone_slope(lin, gains, usable=usable),
     )
 
 

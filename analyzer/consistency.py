@@ -9,6 +9,9 @@ and turns every difference that matters into retake advice.
   so a rotated camera does not count as a moved light.
 * **Scale and rotation** — from the registration (feature matching + RANSAC similarity).
 * **Exposure** — mean linear luminance of the common area.
+* **Contrast** — when both photos show the calibration card: how steeply each rendered the card's grey steps
+  (:func:`analyzer.card.tone_slope`). A phone's processing (HDR, filters, automatic enhancement) that adds
+  contrast in log light raises the roughness index by about as much, with no change in the skin.
 * **Quality** — either photo failing its quality gate (:mod:`analyzer.quality`): the follow-up's retake advice,
   or a note that the baseline itself reads off.
 
@@ -25,7 +28,7 @@ from .colour import linearise
 from .quality import BLOCKING_ORDER, CLIPPED_FRACTION_MAX, GLARE_FRACTION_MAX
 
 __all__ = ["LIGHT_TOLERANCE_DEG", "SCALE_TOLERANCE_PCT", "ROTATION_TOLERANCE_DEG", "EXPOSURE_TOLERANCE_PCT",
-           "MIN_ANISOTROPY", "direction_words", "assess"]
+           "TONE_TOLERANCE_PCT", "MIN_ANISOTROPY", "direction_words", "assess"]
 
 #: Light azimuth changes above this are flagged (a faithful recapture stays well below; 30° must be caught).
 LIGHT_TOLERANCE_DEG = 20.0
@@ -38,6 +41,11 @@ LIGHT_TOLERANCE_DEG = 20.0
 SCALE_TOLERANCE_PCT = 25.0
 ROTATION_TOLERANCE_DEG = 20.0
 EXPOSURE_TOLERANCE_PCT = 50.0
+#: Contrast changes (of the card's tone slope) above this are flagged: the index moves about 1.1× as much. The
+#: slope reads a photo's tone curve to within about ±1 % under a light gradient of 0.2 across the view (renders),
+#: so 4 % is a processing difference, not noise, and worth about 4.5 % of index (half the smallest detectable
+#: change).
+TONE_TOLERANCE_PCT = 4.0
 #: Below this directionality the light is too frontal/diffuse for its direction to be estimated.
 MIN_ANISOTROPY = 0.08
 
@@ -57,7 +65,8 @@ def _angle_diff(a: float, b: float) -> float:
 
 
 def assess(an_b, an_f, reg, q_b=None, q_f=None, *, rgb_b=None, rgb_f=None, mask=None,
-           scale_change_pct: float | None = None, grayscale: tuple[bool, bool] = (False, False)) -> dict:
+           scale_change_pct: float | None = None, grayscale: tuple[bool, bool] = (False, False),
+           tone: tuple[float, float] = (math.nan, math.nan)) -> dict:
     """Consistency verdict of a follow-up against its baseline.
 
     Parameters
@@ -72,13 +81,17 @@ def assess(an_b, an_f, reg, q_b=None, q_f=None, *, rgb_b=None, rgb_f=None, mask=
         registration's scale (valid when both photos were brought to the grid with the same assumed scale).
     grayscale : (bool, bool)
         Whether the baseline and the follow-up are black-and-white (then both were compared in black and white).
+    tone : (float, float)
+        The baseline's and the follow-up's card tone slopes (:attr:`analyzer.card.CardDetection.tone_slope`);
+        NaN when a photo shows no card.
 
     Returns
     -------
     dict
         ``ok`` (no advice at all), ``light_change_deg`` (signed, follow-up minus baseline, NaN when either
         light is too diffuse to tell), ``baseline_light_deg``, ``followup_light_deg``, ``scale_change_pct``
-        (+ = follow-up taken closer), ``rotation_deg``, ``exposure_change_pct``, ``advice`` (list of sentences:
+        (+ = follow-up taken closer), ``rotation_deg``, ``exposure_change_pct``, ``tone_change_pct`` (the
+        follow-up's contrast against the baseline's, from the card; NaN without a card in both), ``advice`` (list of sentences:
         everything worth changing for the next photo), ``differences`` (the part of ``advice`` that says how the
         two photos were taken *differently* — what may account for part of the change; a problem both photos
         share, e.g. both lit frontally or both soft, is advice but not a difference), ``taken_alike``
@@ -140,6 +153,15 @@ def assess(an_b, an_f, reg, q_b=None, q_f=None, *, rgb_b=None, rgb_f=None, mask=
                 how = "brighter" if exposure_change > 0 else "darker"
                 differ(f"photo is {abs(exposure_change):.0f} % {how} than at baseline — use the same light "
                        "and turn off automatic flash")
+    tone_b, tone_f = (float(t) for t in tone)
+    tone_change = 100.0 * (tone_f / tone_b - 1.0) if math.isfinite(tone_b) and math.isfinite(tone_f) \
+        and tone_b > 0 and tone_f > 0 else float("nan")
+    if abs(tone_change) > TONE_TOLERANCE_PCT:
+        how, reads = ("more", "higher") if tone_change > 0 else ("less", "lower")
+        differ(f"the camera rendered this photo with about {abs(tone_change):.0f} % {how} contrast than the "
+               f"baseline (read on the card's grey steps), so the roughness index reads about as much {reads} "
+               "for that alone — turn off HDR, filters and automatic enhancement, and use the same camera app as "
+               "at the first visit")
     # Quality: a blocking problem is a difference when the two photos have it to clearly different degrees — one
     # clipped 8 %, the other not (a darker follow-up brings detail back into the burnt patches and reads smoother:
     # on a real photo -15 %, "significant"), or one 8 % and the other 64 %. The same problem in both (both soft,
@@ -182,6 +204,7 @@ def assess(an_b, an_f, reg, q_b=None, q_f=None, *, rgb_b=None, rgb_f=None, mask=
         "scale_change_pct": scale_change,
         "rotation_deg": float(reg.rotation_deg),
         "exposure_change_pct": exposure_change,
+        "tone_change_pct": tone_change,
         "advice": advice,
         "grayscale": bool(gray_b or gray_f),
     }

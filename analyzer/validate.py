@@ -45,7 +45,7 @@ from .errors import ReliefError
 from .loading import read_image
 from .measurement import DEFAULT_FIELD_MM, jpeg_warnings, measure
 
-__all__ = ["run_validation", "scar_colour", "calibration_pairs", "held_out_spread", "repeatability_calibration",
+__all__ = ["run_validation", "contrast_on_card", "phone_tone", "scar_colour", "calibration_pairs", "held_out_spread", "repeatability_calibration",
            "real_photos", "real_recapture", "real_pigment", "REAL_PIGMENT_SEEDS", "real_monotonicity", "real_survey",
            "REAL_DIR"]
 
@@ -270,6 +270,36 @@ def capture_checks(*, seed: int = 600, severity: float = 0.6) -> dict:
 
 
 
+
+#: A capture with the calibration card beside the scars (80 × 60 mm at 15 px/mm), for :func:`contrast_on_card`.
+CARD_CAPTURE = synth.Capture(field_mm=80.0, out_px=(1200, 900), card_center_mm=(52.0, 40.0), center_mm=(45.0, 35.0))
+
+
+def phone_tone(rgb: np.ndarray, p: float) -> np.ndarray:
+    """A phone's tone curve ``v ** p`` on the encoded values (p > 1: more contrast in log light), as uint8."""
+    return np.rint(255.0 * (np.asarray(rgb, np.float32) / np.float32(255.0)) ** np.float32(p)).astype(np.uint8)
+
+
+def contrast_on_card(*, n: int = 4, seed: int = 900, tones=(0.96, 1.0, 1.04, 1.07)) -> dict:
+    """Unchanged skin, recaptured with the card and put through a phone's tone curve ``v ** p``: the index change
+    (which comes from the processing alone), the contrast change the card's grey steps read
+    (``consistency["tone_change_pct"]``), and whether the comparison says so (a difference)."""
+    out = {"tones": list(tones), "change_pct": {p: [] for p in tones}, "tone_change_pct": {p: [] for p in tones},
+           "flagged": {p: 0 for p in tones}, "n": n}
+    for i in range(n):
+        rng = np.random.default_rng(seed + i)
+        skin = synth.make_skin(seed=seed + i, severity=float(rng.uniform(0.3, 0.9)), size_mm=(90.0, 70.0))
+        base = synth.render(skin, CARD_CAPTURE, seed=1)
+        follow = synth.render(skin, synth.recapture(rng, base=CARD_CAPTURE, light_azimuth_jitter_deg=5.0,
+                                                    shift_mm=1.5, zoom_jitter=0.03, size_mm=(90.0, 70.0)), seed=2)
+        for p in tones:
+            c = compare(base, phone_tone(follow, p))
+            k = c.consistency
+            out["change_pct"][p].append(c.change_pct)
+            out["tone_change_pct"][p].append(k["tone_change_pct"])
+            out["flagged"][p] += any("contrast" in d for d in k["differences"])
+    return out
+
 # ------------------------------------------------------------------------------------------------ real photos
 #: Licensed real photos kept in the repository (see SOURCES.md there).
 REAL_DIR = Path(__file__).resolve().parents[1] / "tests" / "data" / "real"
@@ -470,6 +500,7 @@ def run_validation(*, quick: bool = False) -> dict:
         "pigment_only_pct": pigment_invariance(),
         "single_drift_pct": drift_sensitivity(),
         "capture_checks": capture_checks(),
+        "contrast_on_card": contrast_on_card(n=1 if quick else 4),
         "scar_colour": scar_colour(n=1 if quick else 4),
         "scar_colour_2x": scar_colour(n=1 if quick else 4, strength=2.0, shallower=False),
         "calibration": repeatability_calibration(n=3 if quick else 30),
@@ -507,6 +538,13 @@ def _report(r: dict) -> None:
                   f"{v['scale_change_pct']:+.1f} %" + (f"; advice: {v['advice'][0]}" if v["advice"] else ""))
         else:
             print(f"   {name:22s} {v:+.2f} %")
+    cc = r["contrast_on_card"]
+    print(f"6b. A phone's tone curve v**p on an unchanged recapture with the card ({cc['n']} skins): index change "
+          "from the processing alone / contrast read on the card's grey steps; flagged as a difference above "
+          "±4 %:")
+    for p in cc["tones"]:
+        print(f"   p = {p:.2f}: index " + ", ".join(f"{v:+.1f}" for v in cc["change_pct"][p]) + " %; card "
+              + ", ".join(f"{v:+.1f}" for v in cc["tone_change_pct"][p]) + f" %; flagged {cc['flagged'][p]}/{cc['n']}")
     sc = r["scar_colour"]
 
     def nums(v):

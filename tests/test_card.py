@@ -19,7 +19,7 @@ from PIL import Image
 from scipy import ndimage
 
 from analyzer.card import (
-    CARD_LAYOUT, apply_white_balance, card_image, detect_card, write_card_pdf,
+    CARD_LAYOUT, apply_white_balance, card_image, detect_card, tone_slope, write_card_pdf,
 )
 from analyzer.errors import ImageError, OptionError
 
@@ -223,6 +223,32 @@ def test_white_balance_removes_a_10_percent_colour_cast():
     after = white_patch_linear(apply_white_balance(photo, det.white_balance_gains), H)
     assert np.abs(after / after.mean() - 1).max() < 0.01
     assert det.white_linear == pytest.approx(PAPER, rel=0.03)  # exposure: paper white at 0.8 linear
+
+
+@pytest.mark.parametrize("p", [0.94, 1.0, 1.06])
+def test_tone_slope_recovers_a_cameras_tone_curve_from_the_grey_wedge(p):
+    """A phone's tone curve v ** p on the encoded values, applied to the whole photo (JPEG, blur, noise and a
+    colour cast included): the card's tone slope equals that of the printed steps put through the same curve."""
+    H = camera_homography(tilt_deg=10, roll_deg=5, px_per_mm=10.0, centre_px=(400, 300))
+    photo = render_photo(H, seed=4)
+    det = detect_card(np.clip(photo, 0, 1) ** np.float32(p))
+    nominal = np.array([q[3] for q in CARD_LAYOUT.patches])
+    expected = tone_slope(srgb_to_linear(linear_to_srgb(nominal * PAPER * 0.9) ** p)[:, None] * np.ones(3))
+    assert det.tone_slope == pytest.approx(expected, abs=0.01)
+    assert (det.tone_slope - 1.0) * (p - 1.0) >= 0  # more contrast reads steeper, less flatter
+    if p == 1.0:
+        assert det.tone_slope == pytest.approx(1.0, abs=0.01)  # the printed steps as printed
+
+
+def test_tone_slope_needs_three_unclipped_patches_spanning_the_wedge():
+    nominal = np.array([q[3] for q in CARD_LAYOUT.patches])
+    lin = nominal[:, None] * np.ones(3)
+    assert tone_slope(lin) == pytest.approx(1.0)
+    assert tone_slope(lin ** 1.05) == pytest.approx(1.05)
+    assert tone_slope(lin, usable=[False, True, True, True, False]) == pytest.approx(1.0)  # 200, 150, 100
+    assert math.isnan(tone_slope(lin, usable=[True, True, True, False, False]))  # 255-150: too short a span
+    assert math.isnan(tone_slope(lin, usable=[False, False, False, True, True]))  # two patches
+    assert math.isnan(tone_slope(np.full((5, 3), np.nan)))
 
 
 def test_no_card_gives_none():

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from analyzer import compare, synth
-from analyzer.consistency import (EXPOSURE_TOLERANCE_PCT, LIGHT_TOLERANCE_DEG, MIN_ANISOTROPY, assess,
-                                  direction_words)
+from analyzer.consistency import (EXPOSURE_TOLERANCE_PCT, LIGHT_TOLERANCE_DEG, MIN_ANISOTROPY,
+                                  TONE_TOLERANCE_PCT, assess, direction_words)
 
 
 @pytest.fixture(scope="module")
@@ -123,6 +123,50 @@ def test_assess_flags_a_large_exposure_change(gain, word):
     assert abs(k["exposure_change_pct"]) > EXPOSURE_TOLERANCE_PCT
     assert any(word in a for a in k["advice"])
 
+
+
+@pytest.mark.parametrize("tone_f, word", [(1.05, "more contrast"), (0.95, "less contrast"), (1.03, None),
+                                          (float("nan"), None)])
+def test_assess_flags_a_contrast_change_read_on_the_card(tone_f, word):
+    k = assess(*fake(), tone=(1.0, tone_f))
+    if np.isnan(tone_f):
+        assert np.isnan(k["tone_change_pct"]) and k["ok"]
+        return
+    assert k["tone_change_pct"] == pytest.approx(100 * (tone_f - 1))
+    flagged = [d for d in k["differences"] if "contrast" in d]
+    assert bool(flagged) == (abs(k["tone_change_pct"]) > TONE_TOLERANCE_PCT) == (word is not None)
+    if word:
+        assert word in flagged[0] and "HDR" in flagged[0] and k["taken_alike"] is False
+
+
+@pytest.fixture(scope="module")
+def card_pair():
+    """A skin photographed with the calibration card beside the scars, twice (other noise), 15 px/mm."""
+    skin = synth.make_skin(seed=3, severity=0.6, size_mm=(90.0, 70.0))
+    cap = synth.Capture(field_mm=80.0, out_px=(1200, 900), card_center_mm=(52.0, 40.0), center_mm=(45.0, 35.0))
+    return synth.render(skin, cap, seed=1), synth.render(skin, cap, seed=2)
+
+
+def _tone(img, p):
+    return np.rint(255 * (img.astype(np.float32) / 255) ** np.float32(p)).astype(np.uint8)
+
+
+@pytest.mark.parametrize("p", [1.0, 1.07, 0.93])
+def test_compare_reads_a_phones_contrast_change_on_the_card(card_pair, p):
+    """The follow-up put through a phone's tone curve v ** p: the index moves with it (the skin did not), and the
+    card's grey steps say so — a difference beyond TONE_TOLERANCE_PCT; an unprocessed recapture is not flagged."""
+    base, follow = card_pair
+    c = compare(base, _tone(follow, p))
+    k = c.consistency
+    assert c.baseline.card is not None and c.followup.card is not None
+    flagged = any("contrast" in d for d in k["differences"])
+    if p == 1.0:
+        assert abs(k["tone_change_pct"]) < 1.0 and not flagged
+        return
+    assert np.sign(k["tone_change_pct"]) == np.sign(p - 1) and abs(k["tone_change_pct"]) > TONE_TOLERANCE_PCT
+    assert flagged and not k["taken_alike"]
+    # the index moved by about as much as the contrast did: what the sentence tells the practitioner
+    assert c.change_pct == pytest.approx(k["tone_change_pct"], abs=2.5)
 
 
 @pytest.mark.parametrize("which", ["baseline", "follow-up", "both"])

@@ -114,6 +114,18 @@ def test_unchanged_pairs_held_apart_from_the_calibration_are_not_called_signific
     assert held_out["max_abs_pct"] <= 8.0
 
 
+def test_a_phones_contrast_change_is_read_on_the_card_and_flagged_not_taken_for_the_skin():
+    """The follow-up of unchanged skin put through a tone curve v ** 1.07: its index moves by about what the card's
+    grey steps read, and the comparison says the photos were not taken alike; unprocessed, no contrast flag."""
+    r = validate.contrast_on_card(n=2, tones=(1.0, 1.07))
+    for i in range(2):
+        plain, toned = r["change_pct"][1.0][i], r["change_pct"][1.07][i]
+        assert abs(r["tone_change_pct"][1.0][i]) < 1.5
+        assert 5.0 < r["tone_change_pct"][1.07][i] < 9.0
+        assert (toned - plain) == pytest.approx(r["tone_change_pct"][1.07][i], abs=2.0)
+    assert r["flagged"] == {1.0: 0, 1.07: 2}
+
+
 def test_validate_quick_prints_the_four_headline_figures(quick_run, ranking, recaptures):
     out, err = quick_run.communicate(timeout=300)
     assert quick_run.returncode == 0, err
@@ -126,6 +138,7 @@ def test_validate_quick_prints_the_four_headline_figures(quick_run, ranking, rec
     assert rho == pytest.approx(ranking["spearman"], abs=1e-3) and rho >= 0.95
     assert re.search(r"called significant: (\d+)", out).group(1) == str(recaptures["significant"])
     assert "significant improvement in 2/2" in out
+    assert re.search(r"6b\. .*\n   p = 0\.96: .*flagged \d/1", out)
     assert "fading colour called significant: 0 of 2" in out
     upper = float(re.search(r"upper 95 % limit ([0-9.]+) %", out).group(1))
     assert upper > 0 and f"REPEATABILITY_SD_PCT = {validate.REPEATABILITY_SD_PCT:.1f} %" in out
