@@ -26,6 +26,7 @@ import analyzer
 from analyzer.errors import ReliefError
 from storage import TEXT_LIMITS, Actor, Store, open_store
 from storage.access import WRITE
+from storage.results import version_key
 
 from . import demo, images, visits
 from .text import md_escape
@@ -181,6 +182,25 @@ def _progress(key: str, actor: Actor, patient_id: int, region: str, version: str
 def progress(patient_id: int, region: str):
     """``store.progress`` (two queries), cached per patient, region, version and data revision."""
     return _progress(store_key(), current_actor(), patient_id, region, analyzer.ALGORITHM_VERSION, revision())
+
+
+@st.cache_data(ttl=_TTL, show_spinner=False)
+def _result_versions(key: str, actor: Actor, patient_id: int, region: str, rev: int):
+    return get_store().result_versions(actor, patient_id, region)
+
+
+def recomputed(patient_id: int, region: str, points) -> tuple[str | None, str, list[dict]]:
+    """``(earlier, current, changes)``: the latest earlier algorithm version with stored comparisons of this
+    region, the current one, and the visits whose change reads differently now
+    (:func:`relief_app.visits.recomputed_changes` of ``points``, the current progress); ``(None, current, [])``
+    when the region's results were never computed by an earlier version."""
+    current = analyzer.ALGORITHM_VERSION
+    versions = _result_versions(store_key(), current_actor(), patient_id, region, revision())
+    earlier = [v for v in versions if version_key(v) < version_key(current)]
+    if not earlier:
+        return None, current, []
+    before = _progress(store_key(), current_actor(), patient_id, region, earlier[0], revision())
+    return earlier[0], current, visits.recomputed_changes(points, before)
 
 
 @st.cache_data(ttl=_TTL, show_spinner=False)

@@ -173,6 +173,22 @@ def change_with_interval(change: float | None, low: float | None, high: float | 
     return change_text(change, digits)
 
 
+def recomputed_text(version_before: str, version_now: str, moved: list[dict]) -> str:
+    """Markdown telling a practitioner which changes read differently after an update of the analysis
+    (:func:`relief_app.visits.recomputed_changes`): each visit with its change and verdict now and before."""
+    lines = [f"**Computed again by analysis version {md_escape(version_now, limit=40)}** (an update of Relief). "
+             f"With version {md_escape(version_before, limit=40)} these visits' roughness change read differently; "
+             "the earlier results are kept:"]
+    for m in moved:
+        now = f"{change_text(m['now'], 1)}, {significance_text(m['significant_now'], m['now'])}"
+        before = f"{change_text(m['before'], 1)}, {significance_text(m['significant_before'], m['before'])}"
+        if m["alike_now"] != m["alike_before"]:
+            now += ", photos taken alike" if m["alike_now"] else ", photos not taken alike"
+            before += ", photos taken alike" if m["alike_before"] else ", photos not taken alike"
+        lines.append(f"- {m['date']:%d %b %Y}: {now} (was {before})")
+    return "\n".join(lines)
+
+
 def significance_text(significant: bool | None, change: float | None = None) -> str:
     """The verdict in words, with its direction when the change is given.
 

@@ -60,6 +60,7 @@ Service API
                           change_pct, ci_low, ci_high, mdc_pct, significant, result=None)
     store.comparison_for(actor, patient_id, baseline_photo_id, followup_photo_id, algorithm_version, compute)
     store.progress(actor, patient_id, region, *, algorithm_version=None) -> list[ProgressPoint]  # 3 queries
+    store.result_versions(actor, patient_id, region) -> list[str]  # versions with stored comparisons, newest first
 
     # the acting account, and the aggregates beside the patient data
     actor = store.accounts.sign_in(username, password)    # -> Actor (or SignInFailed, one message for all)

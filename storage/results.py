@@ -305,6 +305,22 @@ class Results(Aggregate):
             )
         return points
 
+    def result_versions(self, actor: Actor, patient_id: int, region: str) -> list[str]:
+        """Algorithm versions that have stored comparisons of ``region``'s photos, newest first (e.g. the current
+        one and the one before an upgrade, whose results are kept)."""
+        with self._tx() as s:
+            patient_in_scope(s, actor, patient_id)
+            found = s.scalars(
+                select(Comparison.algorithm_version).where(
+                    Comparison.patient_id == patient_id, Comparison.region == region
+                ).distinct()
+            ).all()
+        return sorted(found, key=version_key, reverse=True)
+
+
+def version_key(version: str) -> tuple:
+    """Sort key of a version string: "1.10.0" after "1.9.2" (numeric parts as numbers, others as text)."""
+    return tuple((0, int(p), "") if p.isdigit() else (1, 0, p) for p in str(version).split("."))
 
 
 def comparison_caveats(result: Mapping[str, Any] | None) -> tuple[str, ...]:

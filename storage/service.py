@@ -152,3 +152,4 @@ class Store:
     save_comparison = _by("_results", Results.save_comparison)
     comparison_for = _by("_results", Results.comparison_for)
     progress = _by("_results", Results.progress)
+    result_versions = _by("_results", Results.result_versions)

@@ -436,6 +436,47 @@ def test_progress_page_draws_the_chart_with_intervals_treatments_and_windows(dat
     assert len(_plotly_specs(at)) == 1
 
 
+def test_progress_page_says_which_changes_read_differently_after_an_update_of_the_analysis(data_dir, store,
+                                                                                         demo_id):
+    """Results an earlier algorithm version stored are kept; when the installed version reads a visit's change
+    differently (by 0.1 point or more, or another verdict), the Progress page says so with both readings. The same
+    numbers under an earlier version, or any under a later one (a downgrade), say nothing."""
+    version = visits.analyzer.ALGORITHM_VERSION
+    points = store.progress(MAIN, demo_id, demo.DEMO_REGION, algorithm_version=version)
+    base, follow = points[0], [p for p in points[1:] if p.change_pct is not None]
+    assert len(follow) >= 2
+
+    def store_as(v, shift=0.0, flip=None):
+        for p in follow:
+            store.save_comparison(MAIN, demo_id, base.photo_id, p.photo_id, v, change_pct=p.change_pct + shift,
+                                  ci_low=p.ci_low, ci_high=p.ci_high, mdc_pct=9.0,
+                                  significant=(not p.significant) if p is flip else p.significant)
+
+    def shown():
+        import streamlit as st
+
+        st.cache_data.clear()  # (results written beside the app, as update-results does, are read after the TTL)
+        at = _app().run()
+        at.session_state["patient_id"] = demo_id
+        at.switch_page("views/progress.py").run()
+        _no_exception(at)
+        return _plain_all(at.info)
+
+    store_as("1.0.9", shift=0.04)  # the same readings (to the figures' decimal): nothing to tell
+    store_as("99.0", shift=5.0)    # a later version (the installation was downgraded): not "before"
+    assert not [i for i in shown() if "Computed again" in i]
+    store_as("1.1.0", shift=0.8, flip=follow[0])
+    [note] = [i for i in shown() if "Computed again" in i]
+    assert f"analysis version {version}" in note and "With version 1.1.0" in note
+    now, before = follow[-1].change_pct, follow[-1].change_pct + 0.8
+    assert f"{follow[-1].date:%d %b %Y}: {text.change_text(now, 1)}" in note
+    assert f"(was {text.change_text(before, 1)}" in note
+    first = [line for line in note.splitlines() if f"{follow[0].date:%d %b %Y}" in line][0]
+    verdicts = [text.significance_text(s, follow[0].change_pct) for s in (follow[0].significant,
+                                                                         not follow[0].significant)]
+    assert first.index(verdicts[0]) < first.index("was") < first.index(verdicts[1])
+
+
 def test_tables_a_browser_downloads_as_csv_hold_no_formula(data_dir, store, demo_id):
     """Every table's toolbar downloads it as CSV: a treatment note typed as =HYPERLINK(...) went out as a live
     formula (Streamlit only quotes cells). Text that a spreadsheet runs starts with an apostrophe."""

@@ -93,6 +93,7 @@ CALLS = [
     ("comparison_for", lambda s, x, pid, a, b, v: s.comparison_for(x, pid, a, b, "9.9", lambda: dict(
         change_pct=0, ci_low=0, ci_high=0, mdc_pct=0, significant=False))),
     ("progress", lambda s, x, pid, a, b, v: s.progress(x, pid, "chin")),
+    ("result_versions", lambda s, x, pid, a, b, v: s.result_versions(x, pid, "chin")),
     ("consent status", lambda s, x, pid, a, b, v: s.consents.status(x, pid)),
     ("consent record", lambda s, x, pid, a, b, v: s.consents.record(x, pid, "marketing", granted=True)),
     ("link issue", lambda s, x, pid, a, b, v: s.links.issue(x, pid)),

@@ -721,6 +721,20 @@ def test_progress_of_50_visits_is_three_queries_and_fast(store):
     assert store.progress(MAIN, pid, "forehead", algorithm_version=V1) == []
 
 
+def test_result_versions_lists_the_versions_with_stored_comparisons_newest_first(store):
+    pid, ri, change = _seed_course(store, 3)
+    assert store.result_versions(MAIN, pid, "left cheek") == [V1]
+    photos = [p.photo_id for p in store.progress(MAIN, pid, "left cheek", algorithm_version=V1)]
+    for v in ("1.10.0", "1.9.2"):
+        store.save_comparison(MAIN, pid, photos[0], photos[1], v, change_pct=1.0, ci_low=0, ci_high=2, mdc_pct=3,
+                              significant=False)
+    got = store.result_versions(MAIN, pid, "left cheek")
+    assert got[:2] == ["1.10.0", "1.9.2"] and set(got) == {V1, "1.10.0", "1.9.2"}
+    assert store.result_versions(MAIN, pid, "chin") == []  # another region: its own results only
+    from storage.results import version_key
+    assert version_key("1.10.0") > version_key("1.9.2") > version_key("1.2.10") > version_key("1.2.9")
+
+
 def test_patient_list_shows_latest_change_against_the_true_baseline(store):
     pid, ri, change = _seed_course(store, 4)
     plain = new_patient(store, "No visits").id

@@ -5,7 +5,7 @@ from relief_app import charts, services, visits
 from relief_app.text import md_escape as esc
 from relief_app.text import table_rows
 from relief_app.text import (NEGATIVE_IS_SMOOTHER, PROGRESS_METRICS, change_text, change_with_interval, finite,
-                             metric_heading, metric_label, metric_meaning,
+                             metric_heading, metric_label, metric_meaning, recomputed_text,
                              significance_text)
 
 for key, default in (("patient_id", None), ("progress_computed", set())):
@@ -33,6 +33,10 @@ with services.show_errors():
         st.session_state["progress_problems"] = {(pid, region): problems}
         points = services.progress(pid, region)
     tx = services.treatments(pid)
+    version_before, version_now, moved = services.recomputed(pid, region, points)
+
+if moved:  # numbers a practitioner may have seen before, now read differently: say so, with both
+    st.info(recomputed_text(version_before, version_now, moved))
 
 for problem in (st.session_state.get("progress_problems") or {}).get((pid, region), []):
     st.warning(f"Not compared with the first visit — {esc(problem, limit=None)}")
