@@ -26,6 +26,7 @@ and, on real photos (``tests/data/real/``, or any folder with ``--real-dir``), c
 from __future__ import annotations
 
 import argparse
+import inspect
 import collections
 import csv
 import dataclasses
@@ -41,11 +42,11 @@ from scipy.stats import spearmanr
 
 from . import perturb, synth
 from .comparison import REPEATABILITY_SD_PCT, calibrate_repeatability, compare
-from .errors import ReliefError
+from .errors import OptionError, ReliefError
 from .loading import read_image
 from .measurement import DEFAULT_FIELD_MM, jpeg_warnings, measure
 
-__all__ = ["run_validation", "contrast_on_card", "phone_tone", "scar_colour", "calibration_pairs", "held_out_spread", "repeatability_calibration",
+__all__ = ["run_validation", "drift_budget", "DRIFTS", "contrast_on_card", "phone_tone", "scar_colour", "calibration_pairs", "held_out_spread", "repeatability_calibration",
            "real_photos", "real_recapture", "real_pigment", "REAL_PIGMENT_SEEDS", "real_monotonicity", "real_survey",
            "REAL_DIR"]
 
@@ -183,26 +184,55 @@ def scar_colour(*, n: int = 4, seed: int = 700, severity: float = 0.6, strength:
     return out
 
 
-def _phone_processing(rgb: np.ndarray, rng) -> np.ndarray:
+#: The parts of a phone's processing (:func:`_phone_processing`).
+PHONE_PARTS = ("tone", "sharpen", "chroma", "jpeg2")
+
+
+def _phone_processing(rgb: np.ndarray, rng, parts=PHONE_PARTS) -> np.ndarray:
     """A phone's own processing, which the validation renders do not have: a tone curve, sharpening, blotchy
-    chroma noise and a second JPEG (messaging apps re-encode)."""
+    chroma noise and a second JPEG (messaging apps re-encode); ``parts`` chooses which (the random draws are the
+    same whichever are applied)."""
     import cv2
 
     x = rgb.astype(np.float32) / 255.0
-    x = x ** np.float32(rng.uniform(0.97, 1.03))                     # adaptive tone curve (same phone)
+    p = rng.uniform(0.97, 1.03)                                         # adaptive tone curve (same phone)
+    if "tone" in parts:
+        x = x ** np.float32(p)
     amount, radius = rng.uniform(0.0, 0.4), rng.uniform(0.7, 1.5)    # unsharp mask
-    x = x + np.float32(amount) * (x - cv2.GaussianBlur(x, (0, 0), radius))
+    if "sharpen" in parts:
+        x = x + np.float32(amount) * (x - cv2.GaussianBlur(x, (0, 0), radius))
     ycc = cv2.cvtColor(np.clip(x, 0, 1), cv2.COLOR_RGB2YCrCb)
     chroma_noise = rng.standard_normal(ycc.shape[:2] + (2,)).astype(np.float32)
     chroma_noise = cv2.GaussianBlur(chroma_noise, (0, 0), 1.5) * np.float32(rng.uniform(0.5, 1.5) * 3 / 255)
-    ycc[..., 1:] += chroma_noise                                      # demosaicing leaves correlated chroma noise
+    if "chroma" in parts:
+        ycc[..., 1:] += chroma_noise                                      # demosaicing leaves correlated chroma noise
     x = np.clip(cv2.cvtColor(ycc, cv2.COLOR_YCrCb2RGB), 0, 1)
     u8 = np.rint(x * 255).astype(np.uint8)
-    ok, buf = cv2.imencode(".jpg", u8[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, int(rng.integers(75, 93))])
+    quality = int(rng.integers(75, 93))
+    if "jpeg2" not in parts:
+        return u8
+    ok, buf = cv2.imencode(".jpg", u8[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, quality])
     return np.ascontiguousarray(cv2.imdecode(buf, cv2.IMREAD_COLOR)[..., ::-1])
 
 
-def calibration_pairs(*, n: int = 30, seed: int = 5000):
+#: The second model's drift between visits (synth.recapture keywords) ...
+_SECOND_MODEL_DRIFT = dict(exposure_range=(0.6, 1.6), white_balance_range=(0.8, 1.2), noise_range=(0.002, 0.015),
+                           blur_mm_range=(0.005, 0.035), max_light_gradient=0.2, jpeg_quality_range=(75, 95))
+#: ... and, for one drift at a time (:func:`drift_budget`), what each is held at otherwise.
+_NO_DRIFT = dict(exposure_range=(1.0, 1.0), white_balance_range=(1.0, 1.0), noise_range=(0.006, 0.006),
+                 blur_mm_range=(0.02, 0.02), max_light_gradient=0.0, jpeg_quality_range=(90, 90),
+                 light_azimuth_jitter_deg=0.0, light_zenith_jitter_deg=0.0, shift_mm=0.0, rotation_jitter_deg=0.0,
+                 zoom_jitter=0.0)
+#: Each drift of the second model: the synth.recapture keywords it sets (its value there, or recapture's default),
+#: or the part of the phone's processing.
+DRIFTS = {"exposure": ("exposure_range",), "white balance": ("white_balance_range",), "noise": ("noise_range",),
+          "blur": ("blur_mm_range",), "light gradient": ("max_light_gradient",), "JPEG": ("jpeg_quality_range",),
+          "light azimuth ±20°": ("light_azimuth_jitter_deg",), "lamp height ±0.5°": ("light_zenith_jitter_deg",),
+          "framing": ("shift_mm", "rotation_jitter_deg", "zoom_jitter"), "tone curve": "tone",
+          "sharpening": "sharpen", "chroma noise": "chroma", "second JPEG": "jpeg2"}
+
+
+def calibration_pairs(*, n: int = 30, seed: int = 5000, drift: str | None = None):
     """Recaptures of unchanged skin rendered with a second noise model, for the repeatability calibration.
 
     They differ from the validation renders (:func:`recapture_spread`) on purpose: other skins (seeds from
@@ -213,23 +243,46 @@ def calibration_pairs(*, n: int = 30, seed: int = 5000):
     second JPEG). The tone curve matters most: the index reads log-contrast, so an exponent ×1.03 on the encoded
     values reads ≈ +3 %, like a lamp 1° higher.
 
+    ``drift`` (a key of :data:`DRIFTS`, or ``"none"``): only that drift, the others held (:func:`drift_budget`);
+    None: all of them.
+
     Yields
     ------
     (baseline, followup, px_per_mm)
         uint8 RGB photos and the baseline's scale: what :func:`analyzer.comparison.calibrate_repeatability` takes.
     """
+    if drift is None:
+        kw, parts = dict(_SECOND_MODEL_DRIFT), PHONE_PARTS
+    elif drift == "none" or drift in DRIFTS:
+        one = DRIFTS.get(drift, ())
+        kw = dict(_NO_DRIFT)
+        defaults = {k: v.default for k, v in inspect.signature(synth.recapture).parameters.items()}
+        kw.update({k: _SECOND_MODEL_DRIFT.get(k, defaults[k]) for k in (one if isinstance(one, tuple) else ())})
+        parts = (one,) if isinstance(one, str) else ()
+    else:
+        raise OptionError(f"drift {drift!r} is not one of the second model's: {', '.join(DRIFTS)} (or 'none')")
     rng = np.random.default_rng(seed)
     for i in range(n):
         skin = synth.make_skin(seed=seed + i, severity=float(rng.uniform(0.3, 0.9)))
         base = synth.Capture(ambient=float(rng.uniform(0.12, 0.28)), vignetting=float(rng.uniform(0.0, 0.3)),
                              specular=float(rng.uniform(0.0, 0.02)), light_azimuth_deg=float(rng.uniform(100, 170)),
                              light_zenith_deg=float(rng.uniform(40, 50)))
-        kw = dict(base=base, exposure_range=(0.6, 1.6), white_balance_range=(0.8, 1.2), noise_range=(0.002, 0.015),
-                  blur_mm_range=(0.005, 0.035), max_light_gradient=0.2, jpeg_quality_range=(75, 95))
-        a, b = synth.recapture(rng, **kw), synth.recapture(rng, **kw)
-        pa = _phone_processing(synth.render(skin, a, seed=seed + 2 * i), rng)
-        pb = _phone_processing(synth.render(skin, b, seed=seed + 2 * i + 1), rng)
+        a, b = synth.recapture(rng, base=base, **kw), synth.recapture(rng, base=base, **kw)
+        pa = _phone_processing(synth.render(skin, a, seed=seed + 2 * i), rng, parts)
+        pb = _phone_processing(synth.render(skin, b, seed=seed + 2 * i + 1), rng, parts)
         yield pa, pb, a.px_per_mm
+
+
+def drift_budget(*, n: int = 20, seed: int = 8000, drifts=None) -> dict:
+    """The held-out pairs' spread taken apart: for each drift of the second model alone (and ``"none"``: two
+    renders of one capture), the RMS change of ``n`` unchanged pairs, in %. Squares add up to about the spread of
+    all drifts together (:func:`held_out_spread`); the largest terms are what keeps unchanged pairs from ±3 %."""
+    out = {}
+    for d in (["none", *DRIFTS] if drifts is None else drifts):
+        ch = np.array([compare(a, b, px_per_mm=p).change_pct for a, b, p in calibration_pairs(n=n, seed=seed, drift=d)])
+        out[d] = {"rms_pct": float(np.sqrt(np.mean(ch ** 2))), "max_abs_pct": float(np.abs(ch).max()),
+                  "within_3": float(np.mean(np.abs(ch) <= 3.0))}
+    return out
 
 
 def repeatability_calibration(*, n: int = 30, seed: int = 5000) -> dict:
@@ -656,6 +709,8 @@ def main(argv=None) -> int:
     ap.add_argument("--calibrate", metavar="PAIRS.csv",
                     help="instead: calibrate the repeatability on real recaptures of unchanged skin listed as "
                          "baseline,followup[,px_per_mm] rows")
+    ap.add_argument("--drift-budget", action="store_true",
+                    help="instead: the held-out pairs' spread taken apart, one drift at a time (20 pairs each, ~10 min)")
     ap.add_argument("--real-dir", metavar="DIR",
                     help="only the real-photo section, on the photos of DIR (sub-folders = labels, e.g. scar types); "
                          "for photos that may not be kept in the repository")
@@ -666,6 +721,15 @@ def main(argv=None) -> int:
         t = time.perf_counter()
         _report_real(run_real(args.real_dir, quick=args.quick), args.real_dir)
         print(f"({time.perf_counter() - t:.0f} s)")
+        return 0
+    if args.drift_budget:
+        r = drift_budget(n=3 if args.quick else 20)
+        total = held_out_spread(n=3 if args.quick else 20)
+        print(f"Unchanged pairs of the second model, one drift at a time (RMS change; all together "
+              f"{total['sd_pct']:.2f} % SD, {100 * total['within_3_pct']:.0f} % within ±3 %):")
+        for name, v in sorted(r.items(), key=lambda kv: -kv[1]["rms_pct"]):
+            print(f"   {name:20s} {v['rms_pct']:5.2f} %   max {v['max_abs_pct']:5.2f} %   within ±3 %: "
+                  f"{100 * v['within_3']:.0f} %")
         return 0
     if args.calibrate:
         try:

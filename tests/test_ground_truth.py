@@ -126,6 +126,18 @@ def test_a_phones_contrast_change_is_read_on_the_card_and_flagged_not_taken_for_
     assert r["flagged"] == {1.0: 0, 1.07: 2}
 
 
+def test_the_drift_budget_takes_the_held_out_spread_apart_one_drift_at_a_time():
+    """Two renders of one capture differ by their noise only; the phone's tone curve alone moves unchanged skin by
+    its exponent (0.97-1.03 on each photo); an unknown drift is refused in one line."""
+    r = validate.drift_budget(n=3, drifts=["none", "tone curve"])
+    assert set(r) == {"none", "tone curve"} and set(r["none"]) == {"rms_pct", "max_abs_pct", "within_3"}
+    assert r["none"]["rms_pct"] < 1.5 and r["none"]["within_3"] == 1.0
+    assert r["tone curve"]["rms_pct"] > r["none"]["rms_pct"]
+    assert set(validate.DRIFTS) >= {"tone curve", "blur", "lamp height ±0.5°", "second JPEG"}
+    with pytest.raises(validate.OptionError, match="not one of the second model's"):
+        validate.drift_budget(n=1, drifts=["sunlight"])
+
+
 def test_validate_quick_prints_the_four_headline_figures(quick_run, ranking, recaptures):
     out, err = quick_run.communicate(timeout=300)
     assert quick_run.returncode == 0, err
