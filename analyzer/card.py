@@ -543,14 +543,16 @@ def _sample_patches(rgb: np.ndarray, Hm: np.ndarray) -> tuple[np.ndarray, np.nda
     return np.array(lin, np.float64), np.array(enc, np.float64), np.array(n)
 
 
-#: The tone slope needs at least this many unclipped wedge patches spanning this ratio of nominal reflectance.
-TONE_MIN_PATCHES = 3
-TONE_MIN_SPAN = 4.0
+#: The wedge's steps the tone slope is read on: the mid greys (printed sRGB 200, 150 and 100; reflectance 0.58 to
+#: 0.13 of the paper's, the range of skin). The paper white is often clipped, and the darkest step is the one a veil
+#: of stray light (flare, haze on the lens) lifts most: 1 % of white lifts it by a fifth.
+TONE_STEPS = (1, 2, 3)
 
 
 def tone_slope(patches_linear, gains=(1.0, 1.0, 1.0), *, usable=None) -> float:
     """Contrast with which a photo rendered the card's grey wedge: the least-squares slope of log luminance
-    against log nominal reflectance of the usable patches (1 for a camera that kept the printed steps exactly).
+    against log nominal reflectance over the mid-grey steps :data:`TONE_STEPS` (1 for a camera that kept the
+    printed steps exactly).
 
     Parameters
     ----------
@@ -559,22 +561,24 @@ def tone_slope(patches_linear, gains=(1.0, 1.0, 1.0), *, usable=None) -> float:
     gains : (r, g, b)
         White-balance gains applied first.
     usable : (n_patches,) bool, optional
-        Patches to use (unclipped, not black); all finite ones by default.
+        Patches that may be used (unclipped, not black); all finite ones by default.
 
     Returns
     -------
     float
-        NaN with fewer than :data:`TONE_MIN_PATCHES` usable patches or a span of nominal reflectance under
-        :data:`TONE_MIN_SPAN`. A phone's tone curve ``v ** p`` on the encoded values reads ≈ 0.77 p + 0.23 on
-        renders; the roughness index moves ≈ 1.1× as much as this slope does.
+        NaN unless every step of :data:`TONE_STEPS` is usable, so that two photos are always read on the same
+        steps. Its absolute value depends on the print; between two photos of one card, a phone's tone curve
+        ``v ** p`` on the encoded values moves it by about 0.9 (p − 1) on renders, and the roughness index of
+        the skin beside it about as much.
     """
     lin = np.asarray(patches_linear, float) * np.asarray(gains, float).reshape(1, 3)
     y = lin @ _LUMA
     nominal = np.array([p[3] for p in CARD_LAYOUT.patches], float)
     ok = np.isfinite(y) & (y > 0) if usable is None else np.asarray(usable, bool) & np.isfinite(y) & (y > 0)
-    if ok.sum() < TONE_MIN_PATCHES or nominal[ok].max() < TONE_MIN_SPAN * nominal[ok].min():
+    steps = list(TONE_STEPS)
+    if len(y) <= max(steps) or not ok[steps].all():
         return float("nan")
-    return float(np.polyfit(np.log(nominal[ok]), np.log(y[ok]), 1)[0])
+    return float(np.polyfit(np.log(nominal[steps]), np.log(y[steps]), 1)[0])
 
 
 def detect_card(rgb, *, max_side: int = SEARCH_MAX_SIDE, min_markers: int = 2) -> CardDetection | None:

@@ -24,7 +24,7 @@ __all__ = ["Band", "BANDS", "Metric", "METRICS", "metric", "ScarClass", "SCAR_CL
 #: alike. Saving a real photo again as JPEG moved the index by up to 10 % through its chroma; now by ≤ 4.5 %.
 #: The index of low-resolution photos (≲ 30 px/mm) moves; that of 12 MP close-ups hardly.
 #: 1.3.1: no number moves; with the card in both photos a comparison reads their contrast on its grey steps and
-#: calls a change above 4 % a difference (a phone's HDR or enhancement moves the index about as much): results
+#: calls a change above 5 % a difference (a phone's HDR or enhancement moves the index about as much): results
 #: stored by 1.3.0 lack that check and are computed again.
 ALGORITHM_VERSION = "1.3.1"
 

@@ -180,8 +180,9 @@ def recomputed_text(version_before: str, version_now: str, moved: list[dict]) ->
              f"With version {md_escape(version_before, limit=40)} these visits' roughness change read differently; "
              "the earlier results are kept:"]
     for m in moved:
-        now = f"{change_text(m['now'], 1)}, {significance_text(m['significant_now'], m['now'])}"
-        before = f"{change_text(m['before'], 1)}, {significance_text(m['significant_before'], m['before'])}"
+        d = m.get("digits", 1)
+        now = f"{change_text(m['now'], d)}, {significance_text(m['significant_now'], m['now'])}"
+        before = f"{change_text(m['before'], d)}, {significance_text(m['significant_before'], m['before'])}"
         if m["alike_now"] != m["alike_before"]:
             now += ", photos taken alike" if m["alike_now"] else ", photos not taken alike"
             before += ", photos taken alike" if m["alike_before"] else ", photos not taken alike"

@@ -510,19 +510,18 @@ def lacking_results(points: Sequence) -> list:
     return [p for p in points if p.roughness_index is None or (not p.is_baseline and p.change_pct is None)]
 
 
-#: A stored change that moved by at least this many points between two algorithm versions is told (with one
-#: decimal; smaller moves would read the same).
-RECOMPUTED_MIN_POINTS = 0.1
-
-
 def recomputed_changes(now: Sequence, before: Sequence) -> list[dict]:
     """The visits whose change against the first visit reads differently than under an earlier algorithm version.
 
     ``now`` and ``before`` are ``store.progress`` points of one region for the current and an earlier version.
-    A visit is listed when both have a change and it moved by :data:`RECOMPUTED_MIN_POINTS` or more, or its
-    verdict (significant or not) or its "photos taken alike" changed. Returns
-    ``[{"date", "before", "now", "significant_before", "significant_now", "alike_before", "alike_now"}]``.
+    A visit is listed when its change as the pages show it (whole per cent) or as this note shows it (one decimal)
+    differs, when only one version could compare it, or when its verdict (significant or not) or its "photos taken
+    alike" changed. A visit neither version could compare is not listed. Returns ``[{"date", "before", "now",
+    "significant_before", "significant_now", "alike_before", "alike_now", "digits"}]``, ``digits`` being the
+    decimals that tell the two readings apart (1, or 2 when they differ only in the page's rounding).
     """
+    from .text import change_text
+
     old = {p.visit_id: p for p in before if not p.is_baseline and p.change_pct is not None}
     out = []
     for p in now:
@@ -530,11 +529,14 @@ def recomputed_changes(now: Sequence, before: Sequence) -> list[dict]:
         if p.is_baseline or q is None or p.change_pct is None:
             continue
         a, b = float(q.change_pct), float(p.change_pct)
-        moved = not (math.isfinite(a) and math.isfinite(b)) or abs(b - a) >= RECOMPUTED_MIN_POINTS
+        if not (math.isfinite(a) or math.isfinite(b)):
+            continue  # (neither version could compare the photos: nothing reads differently)
+        shown = [change_text(x, d) for d in (0, 1) for x in (a, b)]
+        moved = shown[0] != shown[1] or shown[2] != shown[3]
         if moved or bool(q.significant) != bool(p.significant) or bool(q.caveats) != bool(p.caveats):
             out.append({"date": p.date, "before": a, "now": b, "significant_before": bool(q.significant),
                         "significant_now": bool(p.significant), "alike_before": not q.caveats,
-                        "alike_now": not p.caveats})
+                        "alike_now": not p.caveats, "digits": 1 if shown[2] != shown[3] or not moved else 2})
     return out
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -319,8 +320,16 @@ class Results(Aggregate):
 
 
 def version_key(version: str) -> tuple:
-    """Sort key of a version string: "1.10.0" after "1.9.2" (numeric parts as numbers, others as text)."""
-    return tuple((0, int(p), "") if p.isdigit() else (1, 0, p) for p in str(version).split("."))
+    """Sort key of an algorithm version: "1.10.0" after "1.9.2", "1.3" equal to "1.3.0", and a pre-release such as
+    "1.4.0rc1" or "1.4.0-dev" before its release (and after "1.3.9")."""
+    m = re.match(r"\s*(\d+(?:\.\d+)*)(.*)$", str(version))
+    if m is None:
+        return ((), 0, str(version))  # (not a version number: before every one)
+    release = [int(x) for x in m.group(1).split(".")]
+    while len(release) > 1 and release[-1] == 0:
+        release.pop()
+    rest = m.group(2).strip(".-_ ")
+    return (tuple(release), 1 if not rest else 0, rest)
 
 
 def comparison_caveats(result: Mapping[str, Any] | None) -> tuple[str, ...]:

@@ -462,7 +462,7 @@ def test_progress_page_says_which_changes_read_differently_after_an_update_of_th
         _no_exception(at)
         return _plain_all(at.info)
 
-    store_as("1.0.9", shift=0.04)  # the same readings (to the figures' decimal): nothing to tell
+    store_as("1.0.9")  # the same readings: nothing to tell
     store_as("99.0", shift=5.0)    # a later version (the installation was downgraded): not "before"
     assert not [i for i in shown() if "Computed again" in i]
     store_as("1.1.0", shift=0.8, flip=follow[0])
@@ -475,6 +475,31 @@ def test_progress_page_says_which_changes_read_differently_after_an_update_of_th
     verdicts = [text.significance_text(s, follow[0].change_pct) for s in (follow[0].significant,
                                                                          not follow[0].significant)]
     assert first.index(verdicts[0]) < first.index("was") < first.index(verdicts[1])
+
+
+def test_recomputed_changes_lists_what_a_practitioner_would_read_differently():
+    from types import SimpleNamespace as P
+
+    def pts(*changes, significant=(), caveats=()):
+        return [P(visit_id=0, date=dt.date(2026, 1, 1), is_baseline=True, change_pct=0.0, significant=False,
+                  caveats=())] + [
+            P(visit_id=i + 1, date=dt.date(2026, 2, i + 1), is_baseline=False, change_pct=c,
+              significant=(i in significant), caveats=("light moved",) if i in caveats else ())
+            for i, c in enumerate(changes)]
+
+    nan = float("nan")
+    before = pts(-2.46, -2.41, nan, nan, -20.0, -20.0, None, -9.0)
+    now = pts(-2.54, -2.44, nan, -5.0, -20.0, -20.0, -3.0, -9.0, significant={4}, caveats={5})
+    got = {m["date"].day: m for m in visits.recomputed_changes(now, before)}
+    # -2.46 -> -2.54: the page's "-2 %" becomes "-3 %" (told with two decimals, as one would read the same);
+    # -2.41 -> -2.44 reads the same everywhere; NaN twice: neither version compared it; NaN -> -5: now compared;
+    # another verdict, another "taken alike"; a visit the earlier version never compared; the same reading.
+    assert sorted(got) == [1, 4, 5, 6]
+    assert got[1]["digits"] == 2 and got[4]["digits"] == 1
+    assert got[5]["significant_now"] and not got[5]["significant_before"]
+    assert got[6]["alike_before"] and not got[6]["alike_now"]
+    note = _plain(text.recomputed_text("1.0.0", "1.1.0", list(got.values())))
+    assert "\u22122.54 %" in note and "(was \u22122.46 %" in note and "photos not taken alike" in note
 
 
 def test_tables_a_browser_downloads_as_csv_hold_no_formula(data_dir, store, demo_id):

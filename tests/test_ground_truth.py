@@ -117,7 +117,7 @@ def test_unchanged_pairs_held_apart_from_the_calibration_are_not_called_signific
 def test_a_phones_contrast_change_is_read_on_the_card_and_flagged_not_taken_for_the_skin():
     """The follow-up of unchanged skin put through a tone curve v ** 1.07: its index moves by about what the card's
     grey steps read, and the comparison says the photos were not taken alike; unprocessed, no contrast flag."""
-    r = validate.contrast_on_card(n=2, tones=(1.0, 1.07))
+    r = validate.contrast_on_card(n=2, tones=(1.0, 1.07), veils=())
     for i in range(2):
         plain, toned = r["change_pct"][1.0][i], r["change_pct"][1.07][i]
         assert abs(r["tone_change_pct"][1.0][i]) < 1.5
@@ -130,10 +130,21 @@ def test_the_drift_budget_takes_the_held_out_spread_apart_one_drift_at_a_time():
     """Two renders of one capture differ by their noise only; the phone's tone curve alone moves unchanged skin by
     its exponent (0.97-1.03 on each photo); an unknown drift is refused in one line."""
     r = validate.drift_budget(n=3, drifts=["none", "tone curve"])
-    assert set(r) == {"none", "tone curve"} and set(r["none"]) == {"rms_pct", "max_abs_pct", "within_3"}
+    assert set(r) == {"none", "tone curve"} and set(r["none"]) == {"rms_pct", "max_abs_pct", "within_3", "n"}
     assert r["none"]["rms_pct"] < 1.5 and r["none"]["within_3"] == 1.0
     assert r["tone curve"]["rms_pct"] > r["none"]["rms_pct"]
     assert set(validate.DRIFTS) >= {"tone curve", "blur", "lamp height ±0.5°", "second JPEG"}
+    # one drift at a time: the tone curve's photos are the no-drift photos through one pointwise curve (the
+    # same renders, no second JPEG, no sharpening); the second JPEG's are not
+    [(a0, b0, _)] = validate.calibration_pairs(n=1, seed=8000, drift="none")
+    [(a1, _, _)] = validate.calibration_pairs(n=1, seed=8000, drift="tone curve")
+    [(a2, _, _)] = validate.calibration_pairs(n=1, seed=8000, drift="second JPEG")
+    def off_curve(x, y):  # largest distance of y from the best pointwise curve of x (codes)
+        curve = np.bincount(x.ravel(), y.ravel().astype(float), 256) / np.maximum(np.bincount(x.ravel(), None, 256), 1)
+        return np.abs(y - curve[x]).max()
+
+    assert off_curve(a0, a1) <= 1.0 and not np.array_equal(a0, a1)  # (±1: the YCbCr round trip's rounding)
+    assert off_curve(a0, a2) > 4.0
     with pytest.raises(validate.OptionError, match="not one of the second model's"):
         validate.drift_budget(n=1, drifts=["sunlight"])
 
@@ -150,7 +161,7 @@ def test_validate_quick_prints_the_four_headline_figures(quick_run, ranking, rec
     assert rho == pytest.approx(ranking["spearman"], abs=1e-3) and rho >= 0.95
     assert re.search(r"called significant: (\d+)", out).group(1) == str(recaptures["significant"])
     assert "significant improvement in 2/2" in out
-    assert re.search(r"6b\. .*\n   p = 0\.96: .*flagged \d/1", out)
+    assert re.search(r"6b\. .*\n   p = 0\.96\s*: .*flagged \d/1", out)
     assert "fading colour called significant: 0 of 2" in out
     upper = float(re.search(r"upper 95 % limit ([0-9.]+) %", out).group(1))
     assert upper > 0 and f"REPEATABILITY_SD_PCT = {validate.REPEATABILITY_SD_PCT:.1f} %" in out

@@ -733,6 +733,8 @@ def test_result_versions_lists_the_versions_with_stored_comparisons_newest_first
     assert store.result_versions(MAIN, pid, "chin") == []  # another region: its own results only
     from storage.results import version_key
     assert version_key("1.10.0") > version_key("1.9.2") > version_key("1.2.10") > version_key("1.2.9")
+    assert version_key("1.3") == version_key("1.3.0")
+    assert version_key("1.3.9") < version_key("1.4.0rc1") < version_key("1.4.0")  # a pre-release before its release
 
 
 def test_patient_list_shows_latest_change_against_the_true_baseline(store):
