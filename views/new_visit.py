@@ -81,8 +81,9 @@ with up_col:
     files = st.file_uploader(
         "Photos of the region", accept_multiple_files=True, key="upload_photos",
         type=["jpg", "jpeg", "png", "webp", "heic", "heif", "tif", "tiff"],
-        help="Close-ups of the skin, in focus, with even light and no flash glare. "
-             "Put the Relief card beside the area for sizes in mm.")
+        help="Close-ups of the skin, in focus, with the same side light as at the first visit and no flash "
+             "glare; the camera's own file, with HDR, filters and automatic enhancement off. Put the Relief card "
+             "beside the area for sizes in mm (its grey steps also show a change of contrast).")
     full_face = st.checkbox(
         "Full-face photo", key="full_face",
         help="Find the face and measure the forehead, cheeks, chin and temples one by one (left and right are "
