@@ -34,7 +34,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from . import audit
 from .access import ADMIN, ROLES, Actor, require
 from .errors import AccessDenied, Conflict, NotFound, OptionError, SignInFailed
-from .models import Account, Clinic, as_utc, utcnow
+from .models import Account, Clinic, Patient, PatientLink, as_utc, utcnow
 
 __all__ = ["Accounts", "AccountRecord", "MIN_PASSWORD_LENGTH", "FREE_FAILURES", "LOCK_AFTER", "LOCK_MINUTES",
            "SIGN_IN_FAILED", "check_password"]
@@ -402,6 +402,10 @@ class Accounts:
             return [self._rec(s, a) for a in s.scalars(q)]
 
     def set_disabled(self, actor: Actor, username: str, disabled: bool = True) -> AccountRecord:
+        """Disable (or enable again) an account of the admin's clinic. Disabling ends its sessions at their next
+        page and revokes every patient link it issued that is still open, in the same transaction (each audited
+        ``link_revoked``): a leaver's or a stolen account's links stop with it. Enabling it again does not bring
+        them back; the patient gets a new link."""
         with self._sessions() as s, s.begin():
             acc = self._scope(s, actor, username)
             if disabled and actor.account_id == acc.id:
@@ -409,6 +413,16 @@ class Accounts:
             acc.disabled = bool(disabled)
             audit.record(s, actor, "account_disabled" if disabled else "account_enabled", clinic_id=acc.clinic_id,
                          detail=acc.username)
+            if disabled:
+                now = self.clock()
+                open_links = s.scalars(
+                    select(PatientLink).join(Patient, Patient.id == PatientLink.patient_id).where(
+                        PatientLink.created_by == acc.username, Patient.clinic_id == acc.clinic_id,
+                        PatientLink.revoked_at.is_(None), PatientLink.expires_at > now))
+                for link in open_links:
+                    link.revoked_at = now
+                    audit.record(s, actor, "link_revoked", clinic_id=acc.clinic_id, patient_id=link.patient_id,
+                                 detail=f"link #{link.id}: its issuer {acc.username} was disabled")
             return self._rec(s, acc)
 
     def reset_password(self, actor: Actor, username: str, password: str, *, must_change: bool = True) -> AccountRecord:

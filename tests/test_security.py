@@ -235,6 +235,35 @@ def test_random_expired_and_revoked_tokens_are_refused(world):
         store.links.issue(prac, world["pid"], expires_at=dt.date.today() - dt.timedelta(days=1))
 
 
+def test_disabling_an_account_revokes_the_links_it_issued_and_no_others(world):
+    """A leaver's or a stolen account's patient links stop with it — including a link already open in a browser
+    (checked on every page run) — while another practitioner's link and the admin's own stay open; audited; and
+    enabling the account again does not bring them back."""
+    store, a, pid = world["store"], world["actors"], world["pid"]
+    store.accounts.add(Actor.system(), "main_prac2", role="practitioner", password=PW, clinic="MAIN")
+    other = store.accounts.sign_in("main_prac2", PW)
+    mine, mine_rec = store.links.issue(a["main_prac"], pid)
+    later, _ = store.links.issue(a["main_prac"], pid, expires_at=dt.date.today() + dt.timedelta(days=30))
+    theirs, _ = store.links.issue(other, pid)
+    opened = store.links.open(mine)  # in a patient's browser
+    assert opened.patient_id == pid
+    store.accounts.set_disabled(a["main_admin"], "main_prac")
+    for token in (mine, later):
+        with pytest.raises(NotFound, match="not valid"):
+            store.links.open(token)
+        with pytest.raises(NotFound, match="not valid"):
+            store.links.actor(token)
+    assert store.links.actor(theirs).patient_id == pid
+    revoked = [e for e in store.audit.events(a["main_admin"], action="link_revoked")]
+    assert len(revoked) == 2 and all("main_prac was disabled" in e.detail and e.patient_id == pid for e in revoked)
+    listed = {r.id: r for r in store.links.list(a["main_admin"], pid)}
+    assert listed[mine_rec.id].revoked_at is not None
+    store.accounts.set_disabled(a["main_admin"], "main_prac", False)
+    with pytest.raises(NotFound):
+        store.links.open(mine)
+    assert store.links.actor(theirs).patient_id == pid
+
+
 def test_link_tokens_are_stored_only_as_a_hash(world, backend):
     store, prac = world["store"], world["actors"]["main_prac"]
     token, _ = store.links.issue(prac, world["pid"])
