@@ -995,6 +995,30 @@ def test_a_password_change_or_reset_ends_every_other_session(app_env):
             s.accounts.reset_password(Actor.system(), "viewer", PW, must_change=False)
 
 
+def test_an_admin_disabling_an_account_on_the_page_ends_its_session_and_its_links(app_env):
+    d, ids, pid = app_env
+    with open_store(d) as s:
+        if "linker" not in {a.username for a in s.accounts.list(Actor.system())}:
+            s.accounts.add(Actor.system(), "linker", role="practitioner", password=PW, clinic="MAIN")
+        linker = s.accounts.sign_in("linker", PW)
+        token, _ = s.links.issue(linker, pid)
+        linker_id = linker.account_id
+    theirs = _at(account=linker_id)
+    assert demo.DEMO_NAME in _everything(theirs)
+    at = _at(account=ids["admin"], page="views/admin.py")
+    at.selectbox(key="manage_account").select("linker").run()
+    at.button(key="toggle_account").click().run()
+    assert not at.exception
+    assert any("Disabled linker" in str(x.value) and "links they issued are revoked" in str(x.value)
+               for x in at.success)
+    theirs.run()  # the disabled account's open session: signed out, nothing of the patient
+    _no_patient_data(theirs)
+    with open_store(d) as s:
+        with pytest.raises(NotFound):
+            s.links.open(token)
+        s.accounts.set_disabled(Actor.system(), "linker", False)  # (the module's other tests)
+
+
 def test_a_session_without_its_password_stamp_has_ended(app_env):
     # The stamp is set together with the account id at sign-in; code that ever set one without the other must
     # not switch the password check off.

@@ -55,7 +55,9 @@ with tab_accounts:
             if st.button(label, key="toggle_account"):
                 with services.show_errors(stop=False):
                     services.set_account_disabled(who, not current.disabled)
-                    st.session_state["admin_flash"] = f"{label}d {esc(who)}."
+                    st.session_state["admin_flash"] = f"{label}d {esc(who)}." + (
+                        "" if current.disabled else " Their sessions end, and the patient links they issued are "
+                        "revoked (a patient who still needs one gets a new link).")
                     st.rerun()
             with st.form("reset_password", clear_on_submit=True):
                 new_pw = st.text_input("New one-time password", type="password", key="reset_password_value")
