@@ -297,10 +297,10 @@ class CardDetection:
     image_shape : (H, W) of the photo searched.
     tone_slope : float
         How the camera rendered the wedge's steps: the slope of log luminance (white-balanced) against log of
-        the patches' nominal reflectance, over the unclipped patches (:func:`tone_slope`); NaN with fewer than
-        three. Only its *ratio* between two photos of one card means something (the print's own contrast
-        cancels): a follow-up whose slope is 3 % higher was processed with 3 % more contrast in log light,
-        and its roughness index reads about that much higher for that alone.
+        the patches' nominal reflectance over the three mid-grey steps (:func:`tone_slope`); NaN when one of
+        them is clipped or dark. Only its *ratio* between two photos of one card means something (the print's
+        own contrast cancels): a follow-up whose slope is 3 % higher was processed with about 3 % more contrast
+        in log light, and its roughness index reads about that much higher for that alone.
     seconds : float
         Time the detection took.
     warnings : list of str

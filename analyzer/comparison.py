@@ -470,8 +470,7 @@ def compare(baseline, followup, *, px_per_mm: float | None = None,
     q_b, q_f = fut_q.result()
     consistency = assess(an_b, an_f, reg, q_b, q_f, rgb_b=in_b, rgb_f=in_f, mask=mask,
                          scale_change_pct=scale_change, grayscale=(gray_b, gray_f),
-                         tone=tuple(getattr(c, "tone_slope", math.nan) for c in (card_b, card_f)),
-                         card_in=(card_b is not None, card_f is not None))
+                         tone=tuple(None if c is None else c.tone_slope for c in (card_b, card_f)))
     warn_b = warn_b + [GRAYSCALE_WARNING] if gray_b else warn_b
     warn_f = warn_f + [GRAYSCALE_WARNING] if gray_f else warn_f
     base_m = _measurement(an_b, quality=q_b, px_per_mm=pb * ds_b, source=src_b, warnings=warn_b + q_b.warnings,

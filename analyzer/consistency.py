@@ -68,7 +68,7 @@ def _angle_diff(a: float, b: float) -> float:
 
 def assess(an_b, an_f, reg, q_b=None, q_f=None, *, rgb_b=None, rgb_f=None, mask=None,
            scale_change_pct: float | None = None, grayscale: tuple[bool, bool] = (False, False),
-           tone: tuple[float, float] = (math.nan, math.nan), card_in: tuple[bool, bool] | None = None) -> dict:
+           tone: tuple[float | None, float | None] = (None, None)) -> dict:
     """Consistency verdict of a follow-up against its baseline.
 
     Parameters
@@ -83,12 +83,10 @@ def assess(an_b, an_f, reg, q_b=None, q_f=None, *, rgb_b=None, rgb_f=None, mask=
         registration's scale (valid when both photos were brought to the grid with the same assumed scale).
     grayscale : (bool, bool)
         Whether the baseline and the follow-up are black-and-white (then both were compared in black and white).
-    tone : (float, float)
-        The baseline's and the follow-up's card tone slopes (:attr:`analyzer.card.CardDetection.tone_slope`);
-        NaN when a photo shows no card or its grey steps could not be read.
-    card_in : (bool, bool), optional
-        Whether each photo shows the card: advice when only one does, or when both do and the contrast could not
-        be compared.
+    tone : (float or None, float or None)
+        The baseline's and the follow-up's card tone slopes (:attr:`analyzer.card.CardDetection.tone_slope`):
+        None when a photo shows no card, NaN when its grey steps could not be read. A card in one photo only, or
+        steps unreadable in either, is advice.
 
     Returns
     -------
@@ -158,7 +156,8 @@ def assess(an_b, an_f, reg, q_b=None, q_f=None, *, rgb_b=None, rgb_f=None, mask=
                 how = "brighter" if exposure_change > 0 else "darker"
                 differ(f"photo is {abs(exposure_change):.0f} % {how} than at baseline — use the same light "
                        "and turn off automatic flash")
-    tone_b, tone_f = (float(t) for t in tone)
+    card_in = tuple(t is not None for t in tone)
+    tone_b, tone_f = (math.nan if t is None else float(t) for t in tone)
     tone_change = 100.0 * (tone_f / tone_b - 1.0) if math.isfinite(tone_b) and math.isfinite(tone_f) \
         and tone_b > 0 and tone_f > 0 else float("nan")
     if abs(tone_change) > TONE_TOLERANCE_PCT:
@@ -167,10 +166,10 @@ def assess(an_b, an_f, reg, q_b=None, q_f=None, *, rgb_b=None, rgb_f=None, mask=
                "grey steps: the phone's processing, or stray light in the lens), so the roughness index reads "
                f"{reads} for that alone, by up to about as much — turn off HDR, filters and automatic enhancement, "
                "use the same camera app as at the first visit, and keep the lens clean and out of direct light")
-    elif card_in is not None and card_in[0] != card_in[1]:
+    elif card_in[0] != card_in[1]:
         advice.append(f"the calibration card is only in the {'baseline' if card_in[0] else 'follow-up'}, so the two "
                       "photos' contrast could not be compared — place the card beside the area in every photo")
-    elif card_in is not None and all(card_in) and not math.isfinite(tone_change):
+    elif all(card_in) and not math.isfinite(tone_change):
         advice.append("the card's grey steps could not be read in both photos (clipped, dark or covered), so their "
                       "contrast could not be compared — light the card evenly, without glare")
     # Quality: a blocking problem is a difference when the two photos have it to clearly different degrees — one

@@ -328,7 +328,8 @@ def prepare(image_or_path, *, px_per_mm: float | None = None, use_card: bool = T
 #: 8-px blocks are at least JPEG_BLOCK_MM on the skin (a resized copy). On the real photos of tests/data/real
 #: (9-35 px/mm) saving at quality 80 moved the index by up to +6.7 % and at 70 by up to +10 % through the photo's
 #: chroma, which JPEG keeps in 16-px blocks (algorithm 1.2); since the subtracted chroma is smoothed over the
-#: photo's own pixels (1.3, colour.SOURCE_CHROMA_SIGMA_PX) by up to +3.3 % and +4.5 %. On 12 MP renders (blocks of 0.12 mm) it moved by ≤ 1.4 % down to quality 60. Cameras
+#: photo's own pixels (1.3, colour.SOURCE_CHROMA_SIGMA_PX) by up to +3.3 % and +4.5 %. On 12 MP renders (blocks
+#: of 0.12 mm) it moved by ≤ 1.4 % down to quality 60. Cameras
 #: save at 85–95; messaging apps and e-mail resize and save at 70–80.
 JPEG_MIN_QUALITY = 80.0
 JPEG_BLOCK_MM = 0.2

@@ -26,10 +26,10 @@ and, on real photos (``tests/data/real/``, or any folder with ``--real-dir``), c
 from __future__ import annotations
 
 import argparse
-import inspect
 import collections
 import csv
 import dataclasses
+import inspect
 import json
 import math
 import sys
@@ -46,7 +46,8 @@ from .errors import OptionError, ReliefError
 from .loading import read_image
 from .measurement import DEFAULT_FIELD_MM, jpeg_warnings, measure
 
-__all__ = ["run_validation", "drift_budget", "DRIFTS", "contrast_on_card", "phone_tone", "stray_light", "scar_colour", "calibration_pairs", "held_out_spread", "repeatability_calibration",
+__all__ = ["run_validation", "drift_budget", "DRIFTS", "contrast_on_card", "phone_tone", "stray_light", "scar_colour",
+           "calibration_pairs", "held_out_spread", "repeatability_calibration",
            "real_photos", "real_recapture", "real_pigment", "REAL_PIGMENT_SEEDS", "real_monotonicity", "real_survey",
            "REAL_DIR"]
 

@@ -31,7 +31,7 @@ from storage import (Actor, ComparisonRecord, NewMeasurement, NewPhoto, PhotoRec
                      comparison_caveats)
 from storage.access import WRITE
 
-from .text import visit_sentence
+from .text import change_text, visit_sentence
 
 __all__ = [
     "PhotoAnalysis", "SavedVisit", "ComparisonOutcome", "analyse_photo", "save_new_visit", "sha256",
@@ -520,8 +520,6 @@ def recomputed_changes(now: Sequence, before: Sequence) -> list[dict]:
     "significant_before", "significant_now", "alike_before", "alike_now", "digits"}]``, ``digits`` being the
     decimals that tell the two readings apart (1, or 2 when they differ only in the page's rounding).
     """
-    from .text import change_text
-
     old = {p.visit_id: p for p in before if not p.is_baseline and p.change_pct is not None}
     out = []
     for p in now:
