@@ -24,8 +24,9 @@ import numpy as np
 
 from .charts import COLLAGEN_WINDOW_WEEKS, EVALUATION_WEEK
 from .reportdata import SECONDARY_METRICS, RegionReport, ReportData
-from .text import (MINUS, NEGATIVE_IS_SMOOTHER, NOT_ALIKE, NOT_ALIKE_HEADING, change_text, change_with_interval,
-                   finite, metric_heading, metric_label, metric_meaning, metric_unit, significance_text)
+from .text import (MINUS, NEGATIVE_IS_SMOOTHER, NOT_ALIKE, NOT_ALIKE_HEADING, RECOMPUTED_INTRO, change_text,
+                   change_with_interval, finite, metric_heading, metric_label, metric_meaning, metric_unit,
+                   recomputed_lines, significance_text)
 
 __all__ = ["render_pdf", "chart_png", "PAPERS", "clean"]
 
@@ -331,6 +332,11 @@ def _region_section(pdf, data: ReportData, region: RegionReport, heading, text, 
         if last.caveats:
             text(f"{NOT_ALIKE_HEADING}: " + "; ".join(clean(c, 400) for c in last.caveats) + ".", 9, h=4.5,
                  colour=(150, 60, 0))
+    if region.recomputed:  # an earlier report may show other numbers: say which, and why (as the Progress page)
+        text(f"Computed again by analysis version {clean(data.algorithm_version, 20)} (an update of Relief). "
+             + RECOMPUTED_INTRO.format(before=clean(region.recomputed_from, 20)), 9, h=4.5, colour=(150, 60, 0))
+        for line in recomputed_lines(list(region.recomputed)):
+            text(f"\u2022 {line}", 8.5, h=4.2, colour=(150, 60, 0))
     if len(region.series) > 1:
         png = chart_png(region, data.first_treatment, data.treatments)
         h = W * 3.1 / 7.0

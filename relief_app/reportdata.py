@@ -71,6 +71,10 @@ class RegionReport:
     series: tuple[charts.SeriesPoint, ...]     # the Progress chart's points (roughness index)
     sentence: str                              # the visit-mode sentence for the latest visit
     pair: BeforeAfter | None                   # None with a single visit
+    # an update of the analysis read these visits differently (the Progress page's note): the earlier version
+    # and relief_app.visits.recomputed_changes; (None, ()) when no earlier version computed the region
+    recomputed_from: str | None = None
+    recomputed: tuple[dict, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -209,7 +213,9 @@ def gather_report(store: Store, actor: Any, patient_id: int, *, region: str | No
             except ReliefError as err:
                 pair = BeforeAfter(first.visit_date, latest.visit_date, error=str(err))
         sentence = visits.latest_sentence(last, values)  # (a change not stored: the pair's, just computed)
-        out.append(RegionReport(name=name, rows=tuple(rows), series=series, sentence=sentence, pair=pair))
+        earlier, moved = visits.recomputed(store, actor, patient_id, name, points, version=version)
+        out.append(RegionReport(name=name, rows=tuple(rows), series=series, sentence=sentence, pair=pair,
+                                recomputed_from=earlier if moved else None, recomputed=tuple(moved)))
     dates = [v.date for v in all_visits]
     return ReportData(
         clinic=clinic, patient=patient, treatments=treatments, n_visits=len(all_visits),

@@ -26,7 +26,6 @@ import analyzer
 from analyzer.errors import ReliefError
 from storage import TEXT_LIMITS, Actor, Store, open_store
 from storage.access import WRITE
-from storage.results import version_key
 
 from . import demo, images, visits
 from .text import md_escape
@@ -185,22 +184,18 @@ def progress(patient_id: int, region: str):
 
 
 @st.cache_data(ttl=_TTL, show_spinner=False)
-def _result_versions(key: str, actor: Actor, patient_id: int, region: str, rev: int):
-    return get_store().result_versions(actor, patient_id, region)
+def _recomputed(key: str, actor: Actor, patient_id: int, region: str, version: str, rev: int):
+    store = get_store()
+    points = store.progress(actor, patient_id, region, algorithm_version=version)
+    return visits.recomputed(store, actor, patient_id, region, points, version=version)
 
 
-def recomputed(patient_id: int, region: str, points) -> tuple[str | None, str, list[dict]]:
-    """``(earlier, current, changes)``: the latest earlier algorithm version with stored comparisons of this
-    region, the current one, and the visits whose change reads differently now
-    (:func:`relief_app.visits.recomputed_changes` of ``points``, the current progress); ``(None, current, [])``
-    when the region's results were never computed by an earlier version."""
+def recomputed(patient_id: int, region: str) -> tuple[str | None, str, list[dict]]:
+    """``(earlier, current, changes)``: :func:`relief_app.visits.recomputed` for the installed algorithm version
+    (``current``), cached per data revision; ``(None, current, [])`` when no earlier version computed the region."""
     current = analyzer.ALGORITHM_VERSION
-    versions = _result_versions(store_key(), current_actor(), patient_id, region, revision())
-    earlier = [v for v in versions if version_key(v) < version_key(current)]
-    if not earlier:
-        return None, current, []
-    before = _progress(store_key(), current_actor(), patient_id, region, earlier[0], revision())
-    return earlier[0], current, visits.recomputed_changes(points, before)
+    earlier, moved = _recomputed(store_key(), current_actor(), patient_id, region, current, revision())
+    return earlier, current, moved
 
 
 @st.cache_data(ttl=_TTL, show_spinner=False)

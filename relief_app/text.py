@@ -173,12 +173,10 @@ def change_with_interval(change: float | None, low: float | None, high: float | 
     return change_text(change, digits)
 
 
-def recomputed_text(version_before: str, version_now: str, moved: list[dict]) -> str:
-    """Markdown telling a practitioner which changes read differently after an update of the analysis
-    (:func:`relief_app.visits.recomputed_changes`): each visit with its change and verdict now and before."""
-    lines = [f"**Computed again by analysis version {md_escape(version_now, limit=40)}** (an update of Relief). "
-             f"With version {md_escape(version_before, limit=40)} these visits' roughness change read differently; "
-             "the earlier results are kept:"]
+def recomputed_lines(moved: list[dict]) -> list[str]:
+    """One plain line per visit whose change reads differently after an update of the analysis
+    (:func:`relief_app.visits.recomputed_changes`): its date, its change and verdict now, and before."""
+    lines = []
     for m in moved:
         d = m.get("digits", 1)
         now = f"{change_text(m['now'], d)}, {significance_text(m['significant_now'], m['now'])}"
@@ -186,8 +184,21 @@ def recomputed_text(version_before: str, version_now: str, moved: list[dict]) ->
         if m["alike_now"] != m["alike_before"]:
             now += ", photos taken alike" if m["alike_now"] else ", photos not taken alike"
             before += ", photos taken alike" if m["alike_before"] else ", photos not taken alike"
-        lines.append(f"- {m['date']:%d %b %Y}: {now} (was {before})")
-    return "\n".join(lines)
+        lines.append(f"{m['date']:%d %b %Y}: {now} (was {before})")
+    return lines
+
+
+#: What the note on recomputed results says after its heading, on the Progress page and in the report.
+RECOMPUTED_INTRO = ("With version {before} these visits' roughness change read differently; the earlier results "
+                    "are kept:")
+
+
+def recomputed_text(version_before: str, version_now: str, moved: list[dict]) -> str:
+    """Markdown telling a practitioner which changes read differently after an update of the analysis
+    (:func:`recomputed_lines` under a heading naming both versions)."""
+    head = (f"**Computed again by analysis version {md_escape(version_now, limit=40)}** (an update of Relief). "
+            + RECOMPUTED_INTRO.format(before=md_escape(version_before, limit=40)))
+    return "\n".join([head] + [f"- {line}" for line in recomputed_lines(moved)])
 
 
 def significance_text(significant: bool | None, change: float | None = None) -> str:

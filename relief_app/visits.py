@@ -30,6 +30,7 @@ from analyzer.measurement import measure as _measure
 from storage import (Actor, ComparisonRecord, NewMeasurement, NewPhoto, PhotoRecord, Store, VisitRecord,
                      comparison_caveats)
 from storage.access import WRITE
+from storage.results import version_key
 
 from .text import change_text, visit_sentence
 
@@ -536,6 +537,20 @@ def recomputed_changes(now: Sequence, before: Sequence) -> list[dict]:
                         "significant_now": bool(p.significant), "alike_before": not q.caveats,
                         "alike_now": not p.caveats, "digits": 1 if shown[2] != shown[3] or not moved else 2})
     return out
+
+
+def recomputed(store: Store, actor: Actor, patient_id: int, region: str, points: Sequence, *,
+               version: str | None = None) -> tuple[str | None, list[dict]]:
+    """``(earlier, changes)``: the latest algorithm version before ``version`` (default the installed one) that
+    stored comparisons of this region, and :func:`recomputed_changes` of ``points`` (the region's progress under
+    ``version``) against its readings; ``(None, [])`` when no earlier version computed the region. The Progress page
+    and the PDF report both say it, from here."""
+    current = version or analyzer.ALGORITHM_VERSION
+    earlier = [v for v in store.result_versions(actor, patient_id, region) if version_key(v) < version_key(current)]
+    if not earlier:
+        return None, []
+    before = store.progress(actor, patient_id, region, algorithm_version=earlier[0])
+    return earlier[0], recomputed_changes(points, before)
 
 
 def complete_results(store: Store, actor: Actor, patient_id: int, points: Sequence) -> tuple[bool, list[str]]:

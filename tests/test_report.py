@@ -270,6 +270,29 @@ def test_results_missing_for_the_current_algorithm_version_are_computed_as_on_th
         report.render_pdf(data))
 
 
+def test_report_says_which_changes_an_update_of_the_analysis_reads_differently(data_dir):
+    """A patient may hold an earlier report: when the installed version reads a visit's change differently from the
+    version before it, the PDF says so with both readings, as the Progress page does; the same readings say nothing."""
+    version = analyzer.ALGORITHM_VERSION
+    with open_store(data_dir) as store:
+        patient = reportdata.find_patient(store, MAIN, demo.DEMO_CODE)
+        points = store.progress(MAIN, patient.id, demo.DEMO_REGION, algorithm_version=version)
+        base, follow = points[0], [p for p in points[1:] if p.change_pct is not None]
+
+        def store_as(v, shift=0.0):
+            for p in follow:
+                store.save_comparison(MAIN, patient.id, base.photo_id, p.photo_id, v, change_pct=p.change_pct + shift,
+                                      ci_low=p.ci_low, ci_high=p.ci_high, mdc_pct=9.0, significant=p.significant)
+            return _text(report.render_pdf(reportdata.gather_report(store, MAIN, patient.id, now=NOW)))
+
+        assert "Computed again" not in store_as("1.0.9")  # the same readings under an earlier version
+        text = store_as("1.1.0", shift=1.5)
+    assert f"Computed again by analysis version {version}" in text and "With version 1.1.0" in text
+    last = follow[-1]
+    assert f"{last.date:%d %b %Y}: {change_text(last.change_pct, 1)}" in text
+    assert f"(was {change_text(last.change_pct + 1.5, 1)}" in text
+
+
 def test_cli_update_results_computes_what_an_upgrade_left_missing(data_dir, monkeypatch, capsys):
     # After an upgrade (a new ALGORITHM_VERSION) no stored result is for the installed version, as if the
     # measurements and comparisons table held none: the command computes them for every patient and region at

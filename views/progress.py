@@ -33,7 +33,7 @@ with services.show_errors():
         st.session_state["progress_problems"] = {(pid, region): problems}
         points = services.progress(pid, region)
     tx = services.treatments(pid)
-    version_before, version_now, moved = services.recomputed(pid, region, points)
+    version_before, version_now, moved = services.recomputed(pid, region)
 
 if moved:  # numbers a practitioner may have seen before, now read differently: say so, with both
     st.info(recomputed_text(version_before, version_now, moved))
