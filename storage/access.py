@@ -106,6 +106,27 @@ def patients_in_scope(actor: Actor) -> ColumnElement[bool]:
     return clause
 
 
+def whole_number(value: object) -> int | None:
+    """``value`` as an int when it is exactly a whole number (an int, a string of digits, or a number of any type
+    equal to its integer part), else None.
+
+    Only whole numbers name a record: ``int(Decimal("1.5"))`` is 1, so 1.5 would pass the check of patient 1 while
+    an insert that uses the value as given lands elsewhere (PostgreSQL rounds it to 2).
+    """
+    if isinstance(value, bool):
+        return None
+    try:
+        n = int(value)  # type: ignore[call-overload]
+    except (TypeError, ValueError, OverflowError, ArithmeticError):
+        return None
+    if isinstance(value, str):
+        return n  # (int() of a string takes integer literals only)
+    try:
+        return n if value == n else None
+    except Exception:  # a type without a defined comparison names nothing
+        return None
+
+
 def patient_in_scope(s: Session, actor: object, patient_id: object, right: str = READ) -> Patient:
     """The patient row if ``actor`` may exercise ``right`` on it, else an error.
 
@@ -113,14 +134,9 @@ def patient_in_scope(s: Session, actor: object, patient_id: object, right: str =
     that does not exist — before the role is checked, so a role error never confirms that a record exists.
     """
     actor = require(actor, READ)
-    # Only whole numbers name a patient: int(1.5) is 1, so 1.5 would pass the check for patient 1 while an
-    # insert that uses the value as given lands elsewhere (PostgreSQL rounds it to 2).
-    if isinstance(patient_id, bool) or (isinstance(patient_id, float) and not patient_id.is_integer()):
+    pid = whole_number(patient_id)
+    if pid is None:
         raise NotFound(PATIENT_NOT_FOUND)
-    try:
-        pid = int(patient_id)  # type: ignore[arg-type]
-    except (TypeError, ValueError, OverflowError):
-        raise NotFound(PATIENT_NOT_FOUND) from None
     p = s.scalar(select(Patient).where(Patient.id == pid, patients_in_scope(actor)))
     if p is None:
         raise NotFound(PATIENT_NOT_FOUND)

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from .access import ADMIN, Actor, patient_in_scope, require
+from .access import ADMIN, CLINICAL, Actor, patient_in_scope, require
 from .errors import OptionError
 from .models import AuditEvent, as_utc, utcnow
 
@@ -77,14 +77,15 @@ class AuditLog:
             detail: str = "") -> None:
         """Record an action that happens outside storage (an export written, a report downloaded).
 
-        ``patient_id`` must be a patient the actor may see; ``action`` one of :data:`EXTERNAL_ACTIONS`.
+        ``patient_id`` must be a patient the actor may see; ``action`` one of :data:`EXTERNAL_ACTIONS`. Only the
+        clinic's staff write reports and exports (a patient link cannot add rows that read as data leaving).
         """
         _external(action)
         with self._sessions() as s, s.begin():
             if patient_id is not None:
-                patient_in_scope(s, actor, patient_id)
+                patient_id = patient_in_scope(s, actor, patient_id, CLINICAL).id
             else:
-                require(actor)
+                require(actor, CLINICAL)
             record(s, actor, action, patient_id=patient_id, outcome=outcome, detail=detail)
 
     def log_each(self, actor: Actor, action: str, patient_ids, *, detail: str = "") -> None:
@@ -92,11 +93,10 @@ class AuditLog:
         question "was this patient's record exported?" has an answer; one row without a patient when there were
         none. All patients must be ones the actor may see; the rows are written together or not at all."""
         _external(action)
-        ids = list(dict.fromkeys(int(i) for i in patient_ids))
         with self._sessions() as s, s.begin():
-            require(actor)
+            require(actor, CLINICAL)
+            ids = list(dict.fromkeys(patient_in_scope(s, actor, pid, CLINICAL).id for pid in patient_ids))
             for pid in ids:
-                patient_in_scope(s, actor, pid)
                 record(s, actor, action, patient_id=pid, detail=detail)
             if not ids:
                 record(s, actor, action, detail=detail)

@@ -147,6 +147,28 @@ def test_another_clinic_cannot_reach_the_patient_by_any_call(world, name):
     assert len(store.visits(MAIN, world["pid"])) == 2
 
 
+@pytest.mark.parametrize("half", ["decimal", "fraction"])
+def test_a_fractional_id_of_any_number_type_names_no_patient(world, half):
+    """int(Decimal("1.5")) is 1: an exact fraction passed the scope check of the caller's own patient 1 while the
+    insert used the value as given, which PostgreSQL rounds to 2 — another clinic's patient (a security review
+    wrote a treatment, a visit and a photo into it this way). No call takes a fraction of any number type."""
+    from decimal import Decimal
+    from fractions import Fraction
+
+    store, prac, other = world["store"], world["actors"]["main_prac"], world["actors"]["other_prac"]
+    theirs = new_patient(store, "Bob Other", actor=other).id
+    assert theirs == world["pid"] + 1  # (the id the fraction rounds to)
+    bad = Decimal(world["pid"]) + Decimal("0.5") if half == "decimal" else Fraction(2 * world["pid"] + 1, 2)
+    for name, call in CALLS:
+        with pytest.raises(NotFound):
+            call(store, prac, bad, *world["photos"], world["visits"][0])
+    assert store.treatments(other, theirs) == [] and store.visits(other, theirs) == []
+    assert store.patient(other, theirs).name == "Bob Other"
+    # A whole number of any type still names the patient.
+    for whole in (Decimal(world["pid"]), Fraction(world["pid"]), float(world["pid"]), str(world["pid"])):
+        assert store.patient(prac, whole).name == "Alice Secret"
+
+
 def test_another_clinic_never_sees_the_patient_in_lists_search_counts_or_codes(world):
     store, other = world["store"], world["actors"]["other_prac"]
     assert store.list_patients(other) == []
@@ -209,6 +231,12 @@ def test_a_link_shows_its_patient_read_only_and_no_other(world):
     for name in sorted(WRITES):
         with pytest.raises(AccessDenied):
             _call(world, name, link)
+    # Nor can it add audit rows that read as the clinic's data leaving (a report or an export).
+    n = len(store.audit.events(MAIN))
+    for name in ("audit log", "audit log each"):
+        with pytest.raises(AccessDenied):
+            _call(world, name, link)
+    assert len(store.audit.events(MAIN)) == n
 
 
 def test_random_expired_and_revoked_tokens_are_refused(world):
