@@ -30,7 +30,8 @@ from .errors import ImageError, OptionError
 
 __all__ = [
     "LoadedImage", "read_image", "load_image", "as_rgb", "as_image_and_scale",
-    "MIN_SIDE_PX", "DEFAULT_MAX_PIXELS", "MAX_HEADER_PIXELS", "MAX_16BIT_PIXELS", "FLOAT_TOP_MAX", "FORMATS",
+    "MIN_SIDE_PX", "DEFAULT_MAX_PIXELS", "MAX_HEADER_PIXELS", "MAX_WHOLE_DECODE_PIXELS",
+    "FLOAT_TOP_MAX", "FORMATS",
     "peek_size", "jpeg_quality",
 ]
 
@@ -41,9 +42,11 @@ MIN_SIDE_PX = 200
 DEFAULT_MAX_PIXELS = 50_000_000
 #: Absolute ceiling read from the header before any decoding: 200 MP phone photos pass, bombs do not.
 MAX_HEADER_PIXELS = 250_000_000
-#: 16-bit colour photos are decoded whole by OpenCV (4 channels × 2 bytes, plus the file) before any reduction:
-#: a 250 MP one took 4 GB. Camera 16-bit exports (TIFF from raw) are 20-100 MP.
-MAX_16BIT_PIXELS = 100_000_000
+#: Formats without a reduced decode (all but JPEG) are decoded whole before any reduction, and a file of a few
+#: hundred kB can declare a blank 250 MP image: 2.9 GB of memory between analysis and metadata removal (a security
+#: review); a 250 MP 16-bit colour one took 4 GB. Above this they are refused from the header; cameras' PNG, TIFF
+#: (16-bit from raw) and HEIC exports are 12-100 MP.
+MAX_WHOLE_DECODE_PIXELS = 100_000_000
 #: Floating-point pixels above this are on another scale than [0, 1] (0–255, say): refused, not clipped to white.
 FLOAT_TOP_MAX = 1.5
 #: What the user is told Relief reads.
@@ -107,6 +110,19 @@ def _too_small(w: int, h: int) -> ImageError:
         f"photo is {w}×{h} px; at least {MIN_SIDE_PX}×{MIN_SIDE_PX} px of skin are needed — "
         "move closer or crop less"
     )
+
+
+def decoded_reduced(im: Image.Image) -> bool:
+    """Whether an opened file can be decoded at a reduced size (JPEG's DCT scaling); other formats are decoded
+    whole, and refused above :data:`MAX_WHOLE_DECODE_PIXELS`."""
+    return im.format in ("JPEG", "MPO")
+
+
+def whole_decode_too_large(name: str, fmt: str | None, w: int, h: int) -> ImageError:
+    """The one-line refusal of a photo in a format decoded whole with more than MAX_WHOLE_DECODE_PIXELS."""
+    return ImageError(
+        f"{name} has {w}×{h} px ({w * h / 1e6:.0f} MP); {fmt or 'such'} photos are decoded whole, and Relief takes "
+        f"at most {MAX_WHOLE_DECODE_PIXELS // 1_000_000} MP of them — export a JPEG or a smaller copy")
 
 
 def _too_large(name: str, w: int | None, h: int | None, pixels: int) -> ImageError:
@@ -289,9 +305,6 @@ def _decode(fh, im: Image.Image, max_pixels: int, reduce: float = 1.0) -> tuple[
             orientation = orientation if 1 <= orientation <= 8 else 1
         else:
             size, orientation = im.size, _orientation(im)
-        if size[0] * size[1] > MAX_16BIT_PIXELS:  # decoded whole (no reduced decode): 8 bytes a pixel and more
-            raise ImageError(f"a 16-bit colour photo of {size[0]}×{size[1]} px is too large to decode (at most "
-                             f"{MAX_16BIT_PIXELS / 1e6:.0f} MP) — export an 8-bit or a smaller copy")
         fh.seek(0)
         arr = cv2.imdecode(np.frombuffer(fh.read(), np.uint8), cv2.IMREAD_UNCHANGED)  # no auto-rotation
         if arr is None or arr.shape[:2] != (size[1], size[0]):
@@ -400,6 +413,8 @@ def read_image(path: str | os.PathLike, *, max_pixels: int = DEFAULT_MAX_PIXELS,
                 w, h = im.size
                 if w * h > MAX_HEADER_PIXELS:
                     raise _too_large(name, w, h, w * h)
+                if w * h > MAX_WHOLE_DECODE_PIXELS and not decoded_reduced(im):
+                    raise whole_decode_too_large(name, im.format, w, h)
                 if min(w, h) < MIN_SIDE_PX:
                     raise _too_small(w, h)
                 fmt = im.format or "unknown"

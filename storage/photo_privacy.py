@@ -294,6 +294,10 @@ def _recontainer_png(data: bytes) -> bytes:
 
     try:
         with Image.open(io.BytesIO(data), formats=loading._PIL_FORMATS) as im:
+            w, h = im.size
+            if w * h > loading.MAX_WHOLE_DECODE_PIXELS and not loading.decoded_reduced(im):
+                # (checked from the header, as the loader does: a small file may declare a huge blank image)
+                raise PhotoFormatError(str(loading.whole_decode_too_large("the photo", im.format, w, h)))
             fh = io.BytesIO(data)
             # The loader's own decoder at full size, so the pixels are by construction the ones it measures.
             arr, _, orientation, _ = loading._decode(fh, im, loading.MAX_HEADER_PIXELS)
@@ -301,6 +305,8 @@ def _recontainer_png(data: bytes) -> bytes:
         raise PhotoFormatError(
             "the photo is too large to decode in the memory available — export a smaller copy"
         ) from None
+    except PhotoFormatError:
+        raise
     except Exception as err:
         raise _broken("photo", f"{type(err).__name__}") from None
     arr = np.ascontiguousarray(loading._orient(arr, orientation))

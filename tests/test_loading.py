@@ -275,7 +275,14 @@ def _bad_above_ceiling_header(d, s8):
 def _bad_huge_16bit_colour(d, s8):
     # Under the pixel ceiling, but 16-bit colour is decoded whole: a 250 MP one took 4 GB of memory.
     (d / "deep.png").write_bytes(_png_bytes(10_001, 10_000, bit_depth=16, colour=6))
-    return d / "deep.png", "16-bit colour photo of 10001×10000 px is too large"
+    return d / "deep.png", "10001×10000 px (100 MP); PNG photos are decoded whole"
+
+
+def _bad_whole_decode_bomb(d, s8):
+    # A few hundred bytes declaring a blank 8-bit image under the ceiling, in a format without a reduced decode:
+    # it would be decoded whole (2.9 GB at 250 MP, between the analysis and the metadata removal).
+    (d / "blank.png").write_bytes(_png_bytes(12_000, 10_000))
+    return d / "blank.png", "at most 100 MP of them — export a JPEG or a smaller copy"
 
 
 def _bad_unsupported_format(d, s8):
@@ -285,7 +292,7 @@ def _bad_unsupported_format(d, s8):
 
 BAD = [_bad_missing, _bad_directory, _bad_empty, _bad_text, _bad_random_bytes, _bad_truncated_jpeg,
        _bad_corrupt_png, _bad_truncated_png16, _bad_tiny, _bad_thin, _bad_gigantic_header,
-       _bad_above_ceiling_header, _bad_huge_16bit_colour, _bad_unsupported_format]
+       _bad_above_ceiling_header, _bad_huge_16bit_colour, _bad_whole_decode_bomb, _bad_unsupported_format]
 
 
 @pytest.mark.parametrize("make", BAD, ids=[b.__name__[5:] for b in BAD])

@@ -283,6 +283,24 @@ def _bigtiff(arr):
     return data
 
 
+def test_a_small_tiff_declaring_a_huge_image_is_refused_before_decoding():
+    """A few kB of TIFF can declare a blank image of 100+ MP, which metadata removal decoded whole (a security
+    review: 2.9 GB of memory for a 250 MP one). It is refused from the header, as the loader refuses it."""
+    import tracemalloc
+
+    buf = io.BytesIO()
+    Image.new("1", (11_000, 10_000)).save(buf, format="TIFF", compression="group4")  # 110 MP in a few kB
+    data = buf.getvalue()
+    assert len(data) < 100_000
+    tracemalloc.start()
+    t0 = time.perf_counter()
+    with pytest.raises(PhotoFormatError, match="110 MP.*decoded whole.*export a JPEG or a smaller copy"):
+        strip_metadata(data)
+    elapsed, peak = time.perf_counter() - t0, tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert elapsed < 1.0 and peak < 5_000_000
+
+
 @pytest.mark.parametrize("make", [_tiff8, _tiff16, _bigtiff, _heic, _heic_brand(b"hevm"), _heic_brand(b"hevs"),
                                   _heic_brand(b"mif1")],
                          ids=["tiff-8bit", "tiff-16bit", "bigtiff", "heic", "heif-hevm", "heif-hevs", "heif-mif1"])
