@@ -108,6 +108,31 @@ def _check_email(email: object) -> str | None:
     return email.strip()
 
 
+def _count_attempt(s: Session, which, now: dt.datetime):
+    """Count one password attempt on the account ``which`` selects, *before* its password is checked: one atomic
+    update, refused while the account waits or is locked (simultaneous attempts are serialised by the row's lock).
+    Sets the wait after too many failures. Returns the row (id, failed_attempts, password_hash, clinic_id), or
+    None when the account waits, is locked, has no password or does not exist."""
+    row = s.execute(
+        update(Account)
+        .where(which, Account.password_hash.is_not(None),
+               or_(Account.locked_until.is_(None), Account.locked_until <= now))
+        .values(failed_attempts=Account.failed_attempts + 1)
+        .returning(Account.id, Account.failed_attempts, Account.password_hash, Account.clinic_id)
+    ).first()
+    if row is not None:
+        n = row.failed_attempts  # this attempt counted as failed until its password proves right
+        if n >= LOCK_AFTER:
+            wait = dt.timedelta(minutes=LOCK_MINUTES)
+        elif n > FREE_FAILURES:
+            wait = dt.timedelta(seconds=2 ** (n - FREE_FAILURES))
+        else:
+            wait = None
+        if wait is not None:
+            s.execute(update(Account).where(Account.id == row.id).values(locked_until=now + wait))
+    return row
+
+
 class Accounts:
     """Accounts and clinics. ``clock`` is injectable so tests can pass time instead of sleeping."""
 
@@ -182,24 +207,8 @@ class Accounts:
         pw = str(password or "")
         try:
             with self._sessions() as s, s.begin():
-                row = s.execute(
-                    update(Account)
-                    .where(Account.username == name, Account.password_hash.is_not(None),
-                           or_(Account.locked_until.is_(None), Account.locked_until <= now))
-                    .values(failed_attempts=Account.failed_attempts + 1)
-                    .returning(Account.id, Account.failed_attempts, Account.password_hash, Account.clinic_id)
-                ).first() if name else None
-                if row is not None:
-                    n = row.failed_attempts  # this attempt counted as failed until its password proves right
-                    if n >= LOCK_AFTER:
-                        wait = dt.timedelta(minutes=LOCK_MINUTES)
-                    elif n > FREE_FAILURES:
-                        wait = dt.timedelta(seconds=2 ** (n - FREE_FAILURES))
-                    else:
-                        wait = None
-                    if wait is not None:
-                        s.execute(update(Account).where(Account.id == row.id).values(locked_until=now + wait))
-                else:
+                row = _count_attempt(s, Account.username == name, now) if name else None
+                if row is None:
                     acc = s.scalar(select(Account).where(Account.username == name)) if name else None
                     known = acc is not None and acc.password_hash is not None
                     audit.record(s, None, "sign_in", outcome="failed", account=name if known else _masked(name),
@@ -319,15 +328,33 @@ class Accounts:
             audit.record(s, require(actor), "sign_out")
 
     def change_password(self, actor: Actor, old_password: str, new_password: str) -> Actor:
-        """The signed-in account changes its own password (required after a one-time password)."""
+        """The signed-in account changes its own password (required after a one-time password).
+
+        The current password is checked like a sign-in: each attempt counts towards the same waits and lock-out,
+        and a wrong one is audited (a session left open must not let its holder guess the password at full speed).
+        """
         require(actor)
         check_password(new_password)
         if new_password == old_password:
             raise OptionError("choose a new password different from the current one")
+        now = self.clock()
         with self._sessions() as s, s.begin():
-            acc = s.get(Account, actor.account_id) if actor.account_id else None
-            if acc is None or acc.disabled or not _verify(acc.password_hash or _DUMMY_HASH, str(old_password or "")):
-                raise SignInFailed("the current password is not right; type it again")
+            row = _count_attempt(s, Account.id == actor.account_id, now) if actor.account_id else None
+            if row is None:
+                audit.record(s, actor, "password_changed", outcome="failed", detail="throttled or locked")
+        if row is None:
+            raise SignInFailed(f"too many wrong passwords; wait up to {LOCK_MINUTES} minutes and try again")
+        ok = _verify(row.password_hash, str(old_password or ""))
+        with self._sessions() as s, s.begin():
+            disabled = s.get(Account, row.id).disabled
+            if not ok or disabled:
+                audit.record(s, actor, "password_changed", outcome="failed",
+                             detail=f"wrong current password ({row.failed_attempts})" if not ok else "disabled")
+        if not ok or disabled:
+            raise SignInFailed("the current password is not right; type it again")
+        with self._sessions() as s, s.begin():
+            acc = s.get(Account, row.id)
+            acc.failed_attempts, acc.locked_until = 0, None
             acc.password_hash = _hasher.hash(new_password)
             acc.must_change_password = False
             s.flush()

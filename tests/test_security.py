@@ -354,6 +354,30 @@ def test_brute_force_is_slowed_then_locked_for_15_minutes(world):
     assert len(fails) >= accounts_mod.LOCK_AFTER + 4
 
 
+def test_guessing_the_current_password_in_an_open_session_is_slowed_locked_and_audited(world):
+    """Changing the password checks the current one: a session left open let its holder test guesses at full
+    speed, unaudited (a security review: 25 guesses in 5 s, then the right one accepted). The guesses now count
+    towards the sign-in's waits and lock-out, and each is in the audit log."""
+    store, prac = world["store"], world["actors"]["main_prac"]
+    now = [dt.datetime(2030, 1, 1, 12, tzinfo=dt.timezone.utc)]
+    store.accounts.clock = lambda: now[0]
+    new = "another good password 3"
+    for i in range(accounts_mod.LOCK_AFTER):
+        now[0] += dt.timedelta(seconds=60)  # waits out every throttle
+        with pytest.raises(SignInFailed, match="not right"):
+            store.accounts.change_password(prac, f"guess {i}", new)
+    now[0] += dt.timedelta(minutes=accounts_mod.LOCK_MINUTES - 1)
+    with pytest.raises(SignInFailed, match="wait"):
+        store.accounts.change_password(prac, PW, new)  # locked: even the right password waits
+    with pytest.raises(SignInFailed):
+        store.accounts.sign_in("main_prac", PW)  # ... and so does signing in
+    fails = [e for e in store.audit.events(Actor.system(), action="password_changed") if e.outcome == "failed"]
+    assert len(fails) == accounts_mod.LOCK_AFTER + 1 and all(e.account == "main_prac" for e in fails)
+    now[0] += dt.timedelta(minutes=2)
+    changed = store.accounts.change_password(prac, PW, new)
+    assert changed.name == "main_prac" and store.accounts.sign_in("main_prac", new).name == "main_prac"
+
+
 def test_own_patient_id_with_another_patients_photo_ids_reaches_nothing(world):
     """Every lookup below the patient check must also be filtered by the patient: a caller passes a patient it may
     see (its own, or another of its clinic) with photo or link ids of a patient it may not. (A test audit found
