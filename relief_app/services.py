@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import hashlib
 import itertools
 import os
 import threading
@@ -443,6 +444,13 @@ def audit_events(**filters):
 
 
 # ------------------------------------------------------------------------------------- reports and exports
+def patient_state(patient_id: int) -> str:
+    """A fingerprint of what a patient's report and export show (the record, visits and photos, treatments, the
+    algorithm version): a report or export prepared under another fingerprint is out of date and not offered."""
+    state = (patient(patient_id), visits_of(patient_id), treatments(patient_id), analyzer.ALGORITHM_VERSION)
+    return hashlib.sha256(repr(state).encode()).hexdigest()
+
+
 def report_pdf(patient_id: int, *, region: str | None = None, paper: str = "A4") -> bytes:
     """The patient's PDF progress report, from the same reads as the command line; audited as ``report``."""
     from . import report, reportdata
@@ -459,6 +467,17 @@ def report_pdf(patient_id: int, *, region: str | None = None, paper: str = "A4")
 def export_zip(*, patient_id: int | None = None, deidentify: bool = False) -> bytes:
     """The data export (CSV + XLSX) as a ZIP; de-identified exports hold only patients with teaching/marketing
     consent. Audited as ``export``."""
+    return _export(patient_id, deidentify)[0]
+
+
+def clinic_export(*, deidentify: bool) -> tuple[bytes, tuple[int, int]]:
+    """The export of every patient of the clinic, with ``(included, left_out)``: how many patients it holds and how
+    many a de-identified export left out for lack of consent to teaching and marketing use."""
+    out, n = _export(None, deidentify)
+    return out, (n, len(get_store().list_patients(current_actor())) - n)
+
+
+def _export(patient_id: int | None, deidentify: bool) -> tuple[bytes, int]:
     from . import export, reportdata
 
     store, actor = get_store(), current_actor()
@@ -467,4 +486,4 @@ def export_zip(*, patient_id: int | None = None, deidentify: bool = False) -> by
     out = export.zip_export(data, deidentify=deidentify, key=key)
     detail = f"dashboard, {len(data.patients)} patient(s)" + (", de-identified" if deidentify else "")
     reportdata.log_export(store, actor, data, patient_id=patient_id, detail=detail)
-    return out
+    return out, len(data.patients)

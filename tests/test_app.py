@@ -859,8 +859,8 @@ def test_progress_page_report_button_gives_the_pdf_with_the_pages_numbers(data_d
     _no_exception(at)
     at.button(key="prepare_report").click().run()
     _no_exception(at)
-    pid, pdf = at.session_state["report_pdf"]
-    assert pid == demo_id and pdf[:5] == b"%PDF-"
+    (pid, paper, _), pdf = at.session_state["report_pdf"]
+    assert (pid, paper) == (demo_id, "A4") and pdf[:5] == b"%PDF-"
     words = " ".join(p.extract_text() for p in pypdf.PdfReader(io.BytesIO(pdf)).pages)
     latest = [m.value for m in at.metric if m.label.startswith("Latest change")][0]
     assert latest in words
@@ -868,6 +868,29 @@ def test_progress_page_report_button_gives_the_pdf_with_the_pages_numbers(data_d
     at.button(key="prepare_export").click().run()
     _no_exception(at)
     assert at.session_state["export_zip"][1][:2] == b"PK"
+
+
+def test_a_prepared_report_is_offered_only_while_it_is_what_the_page_shows(data_dir, store, demo_id):
+    """A prepared PDF stayed on offer after a visit was saved, so a patient could take home a report without it
+    (a product review). It is offered for its patient, paper and data only."""
+    import streamlit as st
+
+    at = _app().run()
+    at.switch_page("views/progress.py").run()
+    at.button(key="prepare_report").click().run()
+    _no_exception(at)
+    assert at.get("download_button") and at.get("download_button")[0].proto.label.startswith("Download the report")
+    at.radio(key="report_paper").set_value("Letter").run()
+    assert not [b for b in at.get("download_button") if "report" in b.proto.label]  # prepared on A4
+    at.radio(key="report_paper").set_value("A4").run()
+    assert [b for b in at.get("download_button") if "report" in b.proto.label]
+    store.add_treatment(MAIN, demo_id, dt.date.today(), area="both cheeks")  # (beside the app: as another account)
+    st.cache_data.clear()
+    at.run()
+    _no_exception(at)
+    assert not [b for b in at.get("download_button") if "report" in b.proto.label]
+    at.button(key="prepare_report").click().run()
+    assert [b for b in at.get("download_button") if "report" in b.proto.label]
 
 
 def test_delete_patient_from_the_page_removes_rows_and_photo_files(data_dir, store):

@@ -1027,6 +1027,23 @@ def test_signing_out_leaves_nothing_a_page_kept_for_the_next_person(app_env):
     _no_patient_data(at)
 
 
+def test_an_identified_clinic_export_is_never_offered_under_a_ticked_de_identify(app_env):
+    """A product review prepared an identified export, ticked "De-identify" again and downloaded names. A prepared
+    export is offered only under the choice it was made with, and says how many patients it holds."""
+    d, ids, pid = app_env
+    at = _at(account=ids["admin"], page="views/admin.py")
+    at.checkbox(key="export_deidentify").uncheck().run()
+    at.button(key="prepare_clinic_export").click().run()
+    assert at.get("download_button")
+    with open_store(d) as s:
+        n = len(s.list_patients(MAIN))
+    assert any(f"{n} patient(s) in the export" in c.value for c in at.caption)
+    at.checkbox(key="export_deidentify").check().run()
+    assert not at.get("download_button")
+    at.button(key="prepare_clinic_export").click().run()  # de-identified: only patients who consented to teaching
+    assert at.get("download_button") and any("left out for lack of consent" in c.value for c in at.caption)
+
+
 def test_a_password_change_or_reset_ends_every_other_session(app_env):
     d, ids, pid = app_env
     at = _at(account=ids["viewer"])

@@ -89,7 +89,14 @@ with tab_export:
     deid = st.checkbox("De-identify", value=True, key="export_deidentify")
     if st.button("Prepare the export", key="prepare_clinic_export"):
         with services.show_errors(stop=False):
-            st.session_state["clinic_export"] = services.export_zip(deidentify=deid)
-    if st.session_state.get("clinic_export"):
-        st.download_button("Download (ZIP)", st.session_state["clinic_export"], file_name="relief-export.zip",
+            data, counts = services.clinic_export(deidentify=deid)
+            st.session_state["clinic_export"] = ((deid, services.revision()), data, counts)
+    ready = st.session_state.get("clinic_export")
+    # Offered only as it was prepared: identified data never goes out under a ticked "De-identify", and nothing
+    # saved since is missing from it.
+    if ready and ready[0] == (deid, services.revision()):
+        included, left_out = ready[2]
+        st.caption(f"{included} patient(s) in the export" + (
+            f"; {left_out} left out for lack of consent to teaching and marketing use" if left_out else "") + ".")
+        st.download_button("Download (ZIP)", ready[1], file_name="relief-export.zip",
                            mime="application/zip", key="download_clinic_export", on_click="ignore")

@@ -81,23 +81,27 @@ if tx:
                  hide_index=True, key="treatment_table")
 
 st.subheader("Report and data")
+# A prepared file is offered only while it is what the page shows: for this patient, this paper, and the same
+# visits, treatments and record (a visit saved meanwhile would otherwise go home in an out-of-date report).
 r1, r2 = st.columns(2)
 with r1:
     paper = st.radio("Paper", ["A4", "Letter"], horizontal=True, key="report_paper")
     if st.button("Prepare the PDF report", key="prepare_report"):
         with services.show_errors(stop=False):
             with st.spinner("Writing the report…"):
-                st.session_state["report_pdf"] = (pid, services.report_pdf(pid, paper=paper))
+                pdf = services.report_pdf(pid, paper=paper)
+                st.session_state["report_pdf"] = ((pid, paper, services.patient_state(pid)), pdf)
     ready = st.session_state.get("report_pdf")
-    if ready and ready[0] == pid:
+    if ready and ready[0] == (pid, paper, services.patient_state(pid)):
         st.download_button("Download the report (PDF)", ready[1], file_name=f"relief-report-{pid}.pdf",
                            mime="application/pdf", key="download_report", on_click="ignore")
 with r2:
     st.caption("This patient's measurements, comparisons and treatments as CSV files and an Excel workbook.")
     if st.button("Prepare the data export", key="prepare_export"):
         with services.show_errors(stop=False):
-            st.session_state["export_zip"] = (pid, services.export_zip(patient_id=pid))
+            data = services.export_zip(patient_id=pid)
+            st.session_state["export_zip"] = ((pid, services.patient_state(pid)), data)
     ready = st.session_state.get("export_zip")
-    if ready and ready[0] == pid:
+    if ready and ready[0] == (pid, services.patient_state(pid)):
         st.download_button("Download the data (ZIP)", ready[1], file_name=f"relief-export-{pid}.zip",
                            mime="application/zip", key="download_export", on_click="ignore")
