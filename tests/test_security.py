@@ -1076,6 +1076,8 @@ def test_an_admin_disabling_an_account_on_the_page_ends_its_session_and_its_link
     assert demo.DEMO_NAME in _everything(theirs)
     at = _at(account=ids["admin"], page="views/admin.py")
     at.selectbox(key="manage_account").select("linker").run()
+    assert at.button(key="toggle_account").disabled  # it asks first: the links cannot be brought back
+    at.checkbox(key="confirm_disable").check().run()
     at.button(key="toggle_account").click().run()
     assert not at.exception
     assert any("Disabled linker" in str(x.value) and "links they issued are revoked" in str(x.value)
@@ -1086,6 +1088,26 @@ def test_an_admin_disabling_an_account_on_the_page_ends_its_session_and_its_link
         with pytest.raises(NotFound):
             s.links.open(token)
         s.accounts.set_disabled(Actor.system(), "linker", False)  # (the module's other tests)
+
+
+def test_a_refused_new_account_keeps_what_was_typed_and_a_created_one_clears_the_form(app_env):
+    """The form was cleared on every submit: a password refused as too short also wiped the e-mail, and the
+    account was then created without it (single sign-on silently off for it; a product review)."""
+    d, ids, pid = app_env
+    at = _at(account=ids["admin"], page="views/admin.py")
+    at.text_input(key="new_account_name").input("dr_keep")
+    at.text_input(key="new_account_password").input("short")
+    at.text_input(key="new_account_email").input("keep@clinic.example")
+    at.button(key="create_account").click().run()
+    assert not at.exception and any("12 characters" in e.value for e in at.error)
+    assert at.text_input(key="new_account_email").value == "keep@clinic.example"
+    assert at.text_input(key="new_account_name").value == "dr_keep"
+    at.text_input(key="new_account_password").input("a long enough password 1")
+    at.button(key="create_account").click().run()
+    assert any("Created dr_keep" in s.value.replace("\\", "") for s in at.success)
+    assert at.text_input(key="new_account_email").value == "" and at.text_input(key="new_account_name").value == ""
+    with open_store(d) as s:
+        assert {a.username: a.email for a in s.accounts.list(Actor.system())}["dr_keep"] == "keep@clinic.example"
 
 
 def test_a_session_without_its_password_stamp_has_ended(app_env):

@@ -31,7 +31,11 @@ with tab_accounts:
     add_col, manage_col = st.columns(2)
     with add_col:
         st.subheader("New account")
-        with st.form("add_account", clear_on_submit=True):
+        if st.session_state.pop("account_form_done", False):  # created: an empty form for the next one
+            for k in ("new_account_name", "new_account_password", "new_account_email"):
+                st.session_state[k] = ""
+        # (not cleared on submit: a refused form keeps what was typed, so that a retry does not lose the e-mail)
+        with st.form("add_account"):
             name = st.text_input("User name", key="new_account_name", max_chars=services.TEXT_LIMITS["user_name"])
             role = st.selectbox("Role", ROLES, index=1, key="new_account_role")
             pw = st.text_input("One-time password (at least 12 characters)", type="password",
@@ -44,6 +48,7 @@ with tab_accounts:
                     services.add_account(name, role=role, password=pw, email=email.strip() or None)
                     st.session_state["admin_flash"] = (f"Created {esc(name)} ({role}); they choose their own "
                                                        "password at the first sign-in.")
+                    st.session_state["account_form_done"] = True
                     st.rerun()
     with manage_col:
         st.subheader("Manage an account")
@@ -52,7 +57,11 @@ with tab_accounts:
         if who:
             current = next(a for a in rows if a.username == who)
             label = "Enable" if current.disabled else "Disable"
-            if st.button(label, key="toggle_account"):
+            # Disabling cannot be undone for the patient links the account issued: it asks first.
+            sure = current.disabled or st.checkbox(
+                f"Disable {who}: their sessions end now, and every patient link they issued is revoked for good",
+                key="confirm_disable")
+            if st.button(label, key="toggle_account", disabled=not sure):
                 with services.show_errors(stop=False):
                     services.set_account_disabled(who, not current.disabled)
                     st.session_state["admin_flash"] = f"{label}d {esc(who)}." + (
