@@ -29,7 +29,7 @@ from storage import TEXT_LIMITS, Actor, Store, open_store
 from storage.access import WRITE
 
 from . import demo, images, visits
-from .text import md_escape
+from .text import md_escape, sentence_case
 
 __all__ = [
     "get_store", "store_key", "ensure_demo", "revision", "bump", "show_errors", "require_patient",
@@ -122,8 +122,7 @@ def show_errors(stop: bool = True, *, instead: str | None = None) -> Iterator[No
         if instead is not None:
             st.info(instead)
         else:
-            msg = str(err)  # (the library's sentences start in lower case, after "error: " on the command line)
-            st.error(md_escape(msg[:1].upper() + msg[1:], limit=None))
+            st.error(md_escape(sentence_case(str(err)), limit=None))
         if stop:
             st.stop()
 

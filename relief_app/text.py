@@ -5,6 +5,7 @@ Metric names, units and meanings come from :data:`analyzer.METRICS`; nothing her
 from __future__ import annotations
 
 import math
+import re
 import unicodedata
 
 from analyzer.registry import METRICS
@@ -171,6 +172,17 @@ def change_with_interval(change: float | None, low: float | None, high: float | 
     if finite(low) and finite(high):
         return f"{signed(change, digits)} % ({signed(low, digits)} to {signed(high, digits)} %)"
     return change_text(change, digits)
+
+
+def sentence_case(msg: str) -> str:
+    """A library message as a sentence: its first letter capitalised (the library's sentences start in lower case,
+    after "error: " on the command line) — unless it starts with a name, such as a file's, which is kept as typed.
+
+    >>> sentence_case("photo not found: a.jpg — check the path"), sentence_case("week00.jpg was saved already")
+    ('Photo not found: a.jpg — check the path', 'week00.jpg was saved already')
+    """
+    first = re.match(r"[^\s:;,]*", msg).group(0)
+    return msg[:1].upper() + msg[1:] if first.isalpha() and first.islower() else msg
 
 
 def recomputed_lines(moved: list[dict]) -> list[str]:

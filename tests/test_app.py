@@ -413,6 +413,18 @@ def test_upload_page_saves_a_visit_and_shows_the_comparison(data_dir, store, dem
     at.date_input(key="visit_date").set_value(dt.date.today() - dt.timedelta(days=3)).run()
     _no_exception(at)
     assert at.button(key="save_visit").disabled
+    # The next visit's photo added beside them (the upload box keeps its files when the page is opened again): the
+    # saved one is left out with the reason, and the new one is saved on its own (it was refused as a whole).
+    nxt = another_photo((SAMPLES / "week12.jpg").read_bytes(), 2)
+    at.file_uploader(key="upload_photos").set_value(
+        [("week06.jpg", follow, "image/jpeg"), ("bad_blurry.jpg", blurry, "image/jpeg"),
+         ("week12.jpg", nxt, "image/jpeg")])
+    at.date_input(key="visit_date").set_value(dt.date.today()).run()
+    _no_exception(at)
+    assert any("Saved already at the visit of" in w for w in _plain_all(at.warning))
+    at.button(key="save_visit").click().run()
+    _no_exception(at)
+    assert [ph.filename for ph in store.visits(MAIN, demo_id)[-1].photos] == ["week12.jpg"]
 
 
 # ------------------------------------------------------------------------------------------------ progress

@@ -92,10 +92,11 @@ for s in v["result"].get("scar_changes", []):
         "Status": "no longer detected" if s.get("status") == "vanished" else s.get("status"),
         "Size": s.get("kind"),
         "Position (mm)": f"{s.get('x_mm', 0):.1f}, {s.get('y_mm', 0):.1f}",
-        f"Depth before ({depth_unit})": round(s["baseline_depth_um"], 1) if finite(s.get("baseline_depth_um"))
-        else None,
-        f"Depth after ({depth_unit})": round(s["followup_depth_um"], 1) if finite(s.get("followup_depth_um"))
-        else None,
+        # (text, so that a scar missing on one side reads "—", not "None")
+        f"Depth before ({depth_unit})": f"{s['baseline_depth_um']:.1f}" if finite(s.get("baseline_depth_um"))
+        else "—",
+        f"Depth after ({depth_unit})": f"{s['followup_depth_um']:.1f}" if finite(s.get("followup_depth_um"))
+        else "—",
         "Depth change": change_text(s.get("depth_change_pct")) if finite(s.get("depth_change_pct")) else "",
     })
 if rows:

@@ -15,7 +15,7 @@ from storage import comparison_caveats
 
 FULL_FACE = "full face"  # the visit region offered for full-face photos
 
-for key, default in (("patient_id", None), ("saved_uploads", {}), ("last_save", None)):
+for key, default in (("patient_id", None), ("saved_uploads", {}), ("saved_photos", {}), ("last_save", None)):
     if key not in st.session_state:
         st.session_state[key] = default
 
@@ -76,7 +76,7 @@ with ghost_col:
                                   caption=f"Baseline of {region} ({base.visit_date:%d %b %Y}) at 50 % — frame the "
                                           "new photo the same way: same distance, angle and light."))
     elif region:
-        st.info(f"No photo of {esc(region)} yet: today's photo becomes its baseline.")
+        st.info(f"No photo of {esc(region)} yet: this visit's photo becomes its baseline.")
 with up_col:
     files = st.file_uploader(
         "Photos of the region", accept_multiple_files=True, key="upload_photos",
@@ -141,9 +141,19 @@ if full_face:
 
 keep = []
 ri_unit = metric_unit("roughness_index")
+# Photos this session saved at a visit of this patient, still in the upload box beside new ones (the box keeps its
+# files when the page is opened again for the next visit): left out, with the reason, instead of a refusal at
+# "Save". The very list just saved is the confirmation below, not a mistake.
+upload_list = (pid, tuple(sorted(sha256(d) for d, _ in uploads)))
+just_saved = upload_list in st.session_state["saved_photos"]
 for data, name in uploads:
     a = analyses[sha256(data)]
     st.markdown(f"#### {esc(a.filename)}")
+    saved_at = st.session_state["saved_photos"].get((pid, a.sha256))
+    if saved_at and not just_saved:
+        st.warning(f"Saved already at the visit of {saved_at}: left out of this visit — remove it from the list "
+                   "above.")
+        continue
     img_col, info_col = st.columns([2, 3])
     drawn_by_hand = a.sha256 in boxes
     outlines = a.region_outlines or ({box_name: images.box_outline(boxes[a.sha256])} if drawn_by_hand else {})
@@ -199,6 +209,9 @@ if st.button("Save visit", key="save_visit", type="primary", disabled=bool(alrea
                 saved = services.save_visit(pid, date=visit_date, region=region, uploads=keep,
                                             analyses=analyses, treatment=treatment, notes=notes, px_per_mm=px)
         st.session_state["saved_uploads"][fingerprint] = f"{saved.visit.date:%d %b %Y}"
+        st.session_state["saved_photos"][upload_list] = True  # (the list as it was saved, unticked photos too)
+        for d, _ in keep:
+            st.session_state["saved_photos"][(pid, sha256(d))] = f"{saved.visit.date:%d %b %Y}"
         st.session_state["last_save"] = saved
         st.rerun()
 
