@@ -381,6 +381,21 @@ def test_upload_page_rejects_a_bad_file_and_saves_nothing(data_dir, store, demo_
     assert store.visits(MAIN, p.id) == []
 
 
+def test_upload_page_asks_for_a_black_and_white_photo_in_colour(data_dir, store, demo_id):
+    """A black-and-white photo passed as "good enough to measure", with the reason it is not only as a bullet
+    below (a product review); against colour photos its change is partly the colour's."""
+    at = _to_new_visit(demo_id)
+    if not _uploader_supported(at):
+        pytest.skip("this Streamlit's AppTest cannot drive st.file_uploader")
+    buf = io.BytesIO()
+    Image.open(SAMPLES / "week12.jpg").convert("L").save(buf, "JPEG", quality=95)
+    at.file_uploader(key="upload_photos").set_value([("gray.jpg", buf.getvalue(), "image/jpeg")])
+    at.run()
+    _no_exception(at)
+    assert any(w.startswith("Black-and-white photo: retake it in colour") for w in _plain_all(at.warning))
+    assert not any("good enough to measure" in x for x in _plain_all(at.success))
+
+
 def test_upload_page_saves_a_visit_and_shows_the_comparison(data_dir, store, demo_id):
     at = _to_new_visit(demo_id)
     if not _uploader_supported(at):
@@ -1014,6 +1029,8 @@ def test_photos_not_taken_alike_are_said_on_compare_progress_visit_mode_and_repo
     _no_exception(at)
     [table] = [d.value for d in at.dataframe if "Photos taken alike" in d.value.columns]
     assert table["Photos taken alike"].iloc[0] == "" and table["Photos taken alike"].iloc[-1].startswith("no — the light")
+    [warn] = [w for w in _plain_all(at.warning) if text.NOT_ALIKE_HEADING in w]  # under the latest change too
+    assert "light's direction turned" in warn
     [spec] = _plotly_specs(at)
     assert spec["data"][0]["marker"]["symbol"][-1].startswith("diamond")
     at.button(key="prepare_report").click().run()

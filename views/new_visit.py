@@ -3,7 +3,7 @@ import datetime as dt
 
 import streamlit as st
 
-from analyzer.measurement import MAX_PX_PER_MM
+from analyzer.measurement import GRAYSCALE_WARNING, MAX_PX_PER_MM
 
 from relief_app import images, services
 from relief_app.text import (change_with_interval, finite, metric_unit, not_alike_markdown, quality_words,
@@ -176,8 +176,12 @@ for data, name in uploads:
             st.error(esc(a.error, limit=None))
             bad.append(a)
             continue
-        if a.quality_ok:
+        black_and_white = GRAYSCALE_WARNING in a.warnings
+        if a.quality_ok and not black_and_white:
             st.success("Quality: good enough to measure.")
+        elif a.quality_ok:  # sharp and well exposed, but what it measures is not what a colour photo measures
+            st.warning("Black-and-white photo: retake it in colour if you can — colour marks count as relief in it, "
+                       "so its change against colour photos is not the change of the relief alone.")
         else:
             st.warning("Quality: retake advised — " + quality_words(a.codes) + ".")
         for w in a.warnings:

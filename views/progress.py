@@ -5,8 +5,8 @@ from relief_app import charts, services, visits
 from relief_app.text import md_escape as esc
 from relief_app.text import table_rows
 from relief_app.text import (NEGATIVE_IS_SMOOTHER, PROGRESS_METRICS, change_text, change_with_interval, finite,
-                             metric_heading, metric_label, metric_meaning, recomputed_text,
-                             significance_text)
+                             metric_heading, metric_label, metric_meaning, not_alike_markdown,
+                             recomputed_text, significance_text)
 
 for key, default in (("patient_id", None), ("progress_computed", set())):
     if key not in st.session_state:
@@ -49,6 +49,8 @@ if len(series) > 1:
     m1.metric(f"Latest change ({last.date:%d %b %Y})", change_with_interval(last.change, last.low, last.high))
     m2.metric("Verdict", significance_text(last.significant, last.change)
               or ("not compared" if last.change is None else "no interval for this measure"))
+    if last.caveats and finite(last.change):  # the headline must not stand without it (it was only in the table)
+        st.warning(not_alike_markdown(last.caveats))
 st.plotly_chart(fig, key="progress_chart", config={"displaylogo": False})
 if metric == "roughness_index":
     st.caption(NEGATIVE_IS_SMOOTHER + " Dashed lines: treatments; green: the 6–8 week collagen window after each; "
