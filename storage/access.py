@@ -20,7 +20,10 @@ system          the server's command line (``python -m storage``, reports); all 
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
+
+import numpy as np
 
 from sqlalchemy import ColumnElement, and_, select
 from sqlalchemy.orm import Session
@@ -106,25 +109,30 @@ def patients_in_scope(actor: Actor) -> ColumnElement[bool]:
     return clause
 
 
+#: Row ids are 64-bit integers in both databases: a larger number names nothing (and must not reach the driver).
+_MAX_ID = 2**63 - 1
+
+
 def whole_number(value: object) -> int | None:
-    """``value`` as an int when it is exactly a whole number (an int, a string of digits, or a number of any type
-    equal to its integer part), else None.
+    """``value`` as an int when it is exactly a positive whole number that fits a row id — an int, a string of
+    ASCII digits, or a number of any type equal to its integer part — else None.
 
     Only whole numbers name a record: ``int(Decimal("1.5"))`` is 1, so 1.5 would pass the check of patient 1 while
-    an insert that uses the value as given lands elsewhere (PostgreSQL rounds it to 2).
+    an insert that uses the value as given lands elsewhere (PostgreSQL rounds it to 2). The callers go on with the
+    int (the checked row's id), never with the value as given.
     """
-    if isinstance(value, bool):
-        return None
-    try:
-        n = int(value)  # type: ignore[call-overload]
-    except (TypeError, ValueError, OverflowError, ArithmeticError):
+    if isinstance(value, (bool, np.bool_)):
         return None
     if isinstance(value, str):
-        return n  # (int() of a string takes integer literals only)
-    try:
-        return n if value == n else None
-    except Exception:  # a type without a defined comparison names nothing
-        return None
+        n = int(value) if re.fullmatch(r"[0-9]{1,19}", value) else None
+    else:
+        try:
+            n = int(value)  # type: ignore[call-overload]
+            if value != n:
+                return None
+        except Exception:  # (TypeError, ValueError, OverflowError, a type without a defined comparison, ...)
+            return None
+    return n if n is not None and 0 < n <= _MAX_ID else None
 
 
 def patient_in_scope(s: Session, actor: object, patient_id: object, right: str = READ) -> Patient:

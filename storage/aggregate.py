@@ -99,7 +99,7 @@ def _counting_photos(*where, correlate=None):
 def _get_photo(s: Session, actor: Actor, patient_id: int, photo_id: int, right: str = READ
                ) -> tuple[Photo, dt.date]:
     """The photo and its visit's date, after the actor's access to the patient is checked."""
-    patient_in_scope(s, actor, patient_id, right)
+    patient_id = patient_in_scope(s, actor, patient_id, right).id
     return _photo_of(s, patient_id, photo_id)
 
 

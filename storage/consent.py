@@ -73,7 +73,7 @@ class Consents:
         if day > dt.date.today() + dt.timedelta(days=1):
             raise OptionError("the consent date is in the future; enter the day the patient signed")
         with self._sessions() as s, s.begin():
-            patient_in_scope(s, actor, patient_id, WRITE)
+            patient_id = patient_in_scope(s, actor, patient_id, WRITE).id
             s.add(Consent(patient_id=int(patient_id), kind=kind, granted=bool(granted), date=day,
                           recorded_by=actor.name, created_at=utcnow()))
             audit.record(s, actor, "consent", patient_id=int(patient_id),
@@ -83,5 +83,5 @@ class Consents:
 
     def status(self, actor: Actor, patient_id: int) -> ConsentStatus:
         with self._sessions() as s:
-            patient_in_scope(s, actor, patient_id, CLINICAL)
+            patient_id = patient_in_scope(s, actor, patient_id, CLINICAL).id
             return status_of(s, int(patient_id))

@@ -83,7 +83,7 @@ class PatientLinks:
             raise OptionError(f"a link can last at most {_MAX_DAYS} days; choose an earlier date")
         token = secrets.token_urlsafe(32)
         with self._sessions() as s, s.begin():
-            patient_in_scope(s, actor, patient_id, WRITE)
+            patient_id = patient_in_scope(s, actor, patient_id, WRITE).id
             link = PatientLink(patient_id=int(patient_id), token_hash=token_hash(token), created_by=actor.name,
                                created_at=now, expires_at=expires)
             s.add(link)
@@ -136,13 +136,13 @@ class PatientLinks:
     def list(self, actor: Actor, patient_id: int) -> list[LinkRecord]:
         """The patient's links, newest first."""
         with self._sessions() as s:
-            patient_in_scope(s, actor, patient_id, WRITE)
+            patient_id = patient_in_scope(s, actor, patient_id, WRITE).id
             return [_rec(x) for x in s.scalars(select(PatientLink).where(PatientLink.patient_id == int(patient_id))
                                                 .order_by(PatientLink.id.desc()))]
 
     def revoke(self, actor: Actor, patient_id: int, link_id: int) -> LinkRecord:
         with self._sessions() as s, s.begin():
-            patient_in_scope(s, actor, patient_id, WRITE)
+            patient_id = patient_in_scope(s, actor, patient_id, WRITE).id
             link = s.scalar(select(PatientLink).where(PatientLink.id == int(link_id),
                                                       PatientLink.patient_id == int(patient_id)))
             if link is None:

@@ -37,7 +37,7 @@ class Results(Aggregate):
     ) -> MeasurementRecord | None:
         """The stored measurement of a photo by one algorithm version, or ``None``."""
         with self._tx() as s:
-            patient_in_scope(s, actor, patient_id)
+            patient_id = patient_in_scope(s, actor, patient_id).id
             m = s.scalar(select(Measurement).filter_by(
                 patient_id=patient_id, photo_id=photo_id, algorithm_version=algorithm_version))
             if m is None:
@@ -106,7 +106,7 @@ class Results(Aggregate):
             if row is not None and not replace:
                 return _measurement_rec(row)
             if row is None:
-                row = _measurement_row(patient_id, photo_id, m)
+                row = _measurement_row(photo.patient_id, photo_id, m)
                 s.add(row)
             else:
                 _fill_measurement(row, m)
@@ -136,7 +136,7 @@ class Results(Aggregate):
     ) -> ComparisonRecord | None:
         """The stored comparison of two photos by one algorithm version, or ``None``."""
         with self._tx() as s:
-            patient_in_scope(s, actor, patient_id)
+            patient_id = patient_in_scope(s, actor, patient_id).id
             c = s.scalar(select(Comparison).filter_by(
                 patient_id=patient_id, baseline_photo_id=baseline_photo_id, followup_photo_id=followup_photo_id,
                 algorithm_version=algorithm_version))
@@ -199,23 +199,23 @@ class Results(Aggregate):
             raise OptionError("baseline and follow-up are the same photo; pick a photo from a later visit")
 
         def write(s):
-            patient_in_scope(s, actor, patient_id, WRITE)  # (as for measurements)
-            _photo_of(s, patient_id, baseline_id)
-            followup, _ = _photo_of(s, patient_id, followup_id)
+            pid = patient_in_scope(s, actor, patient_id, WRITE).id  # (as for measurements)
+            _photo_of(s, pid, baseline_id)
+            followup, _ = _photo_of(s, pid, followup_id)
             row = s.scalar(select(Comparison).filter_by(
                 baseline_photo_id=baseline_id, followup_photo_id=followup_id, algorithm_version=version))
             if row is not None and not replace:
                 return _comparison_rec(row)
             if row is None:
                 row = Comparison(
-                    patient_id=patient_id, region=followup.region, baseline_photo_id=baseline_id,
+                    patient_id=pid, region=followup.region, baseline_photo_id=baseline_id,
                     followup_photo_id=followup_id, algorithm_version=version, created_at=utcnow(),
                 )
                 s.add(row)
             for k, v in values.items():
                 setattr(row, k, v)
             s.flush()
-            audit.record(s, actor, "compare", patient_id=patient_id,
+            audit.record(s, actor, "compare", patient_id=pid,
                          detail=f"photo {baseline_id} -> {followup_id}: " + (
                              "n/a" if row.change_pct is None else f"{row.change_pct:+.1f} %"))
             return _comparison_rec(row)
@@ -243,7 +243,7 @@ class Results(Aggregate):
         """
         version = algorithm_version or _current_version()
         with self._tx() as s:
-            patient_in_scope(s, actor, patient_id)
+            patient_id = patient_in_scope(s, actor, patient_id).id
             first_tx = (
                 select(func.min(Treatment.date)).where(Treatment.patient_id == patient_id).scalar_subquery()
             )
@@ -310,7 +310,7 @@ class Results(Aggregate):
         """Algorithm versions that have stored comparisons of ``region``'s photos, newest first (e.g. the current
         one and the one before an upgrade, whose results are kept)."""
         with self._tx() as s:
-            patient_in_scope(s, actor, patient_id)
+            patient_id = patient_in_scope(s, actor, patient_id).id
             found = s.scalars(
                 select(Comparison.algorithm_version).where(
                     Comparison.patient_id == patient_id, Comparison.region == region

@@ -50,7 +50,7 @@ class Visits(Aggregate):
     ) -> TreatmentRecord:
         """Record a treatment session (e.g. micro-needling at 1.5 mm on both cheeks)."""
         with self._tx() as s:
-            patient_in_scope(s, actor, patient_id, WRITE)
+            patient_id = patient_in_scope(s, actor, patient_id, WRITE).id
             t = Treatment(
                 patient_id=patient_id, created_at=utcnow(),
                 **_treatment_values(date=date, procedure=procedure, needle_depth_mm=needle_depth_mm,
@@ -64,7 +64,7 @@ class Visits(Aggregate):
     def treatments(self, actor: Actor, patient_id: int) -> list[TreatmentRecord]:
         """The patient's treatments, oldest first."""
         with self._tx() as s:
-            patient_in_scope(s, actor, patient_id)
+            patient_id = patient_in_scope(s, actor, patient_id).id
             ts = s.scalars(
                 select(Treatment).where(Treatment.patient_id == patient_id).order_by(Treatment.date, Treatment.id)
             )
@@ -137,7 +137,7 @@ class Visits(Aggregate):
         if tx_values is not None:
             check_text(Treatment, **tx_values)
         with self._tx() as s:  # fail early (before writing files): no such patient, no right, no consent
-            patient_in_scope(s, actor, patient_id, WRITE)
+            patient_id = patient_in_scope(s, actor, patient_id, WRITE).id
             _require_clinical_consent(s, patient_id, photos, visit_date)
 
         # (2) files first: a crash after this point leaves only content-addressed orphans; a failure removes
@@ -173,7 +173,7 @@ class Visits(Aggregate):
                 measured[sha] = None
         # (4) one transaction for every row.
         with self._tx() as s:
-            patient_in_scope(s, actor, patient_id, WRITE)
+            patient_id = patient_in_scope(s, actor, patient_id, WRITE).id
             _require_clinical_consent(s, patient_id, photos, visit_date)
             _refuse_saved_again(s, patient_id, stored)
             now = utcnow()
@@ -206,7 +206,7 @@ class Visits(Aggregate):
     def visits(self, actor: Actor, patient_id: int) -> list[VisitRecord]:
         """The patient's visits with their photos, oldest first (three queries)."""
         with self._tx() as s:
-            patient_in_scope(s, actor, patient_id)
+            patient_id = patient_in_scope(s, actor, patient_id).id
             vs = s.scalars(
                 select(Visit)
                 .where(Visit.patient_id == patient_id)
@@ -217,7 +217,7 @@ class Visits(Aggregate):
 
     def visit(self, actor: Actor, patient_id: int, visit_id: int) -> VisitRecord:
         with self._tx() as s:
-            patient_in_scope(s, actor, patient_id)
+            patient_id = patient_in_scope(s, actor, patient_id).id
             v = s.scalar(
                 select(Visit)
                 .where(Visit.id == visit_id, Visit.patient_id == patient_id)
@@ -230,7 +230,7 @@ class Visits(Aggregate):
     def delete_visit(self, actor: Actor, patient_id: int, visit_id: int) -> None:
         """Delete one visit with its photos and results (and photo files no other row uses)."""
         with self._tx() as s:
-            patient_in_scope(s, actor, patient_id, WRITE)
+            patient_id = patient_in_scope(s, actor, patient_id, WRITE).id
             v = s.scalar(select(Visit).where(Visit.id == visit_id, Visit.patient_id == patient_id))
             if v is None:
                 raise NotFound(f"visit {visit_id} is not one of this patient's visits; pick one from the visit list")
@@ -244,7 +244,7 @@ class Visits(Aggregate):
     def photos(self, actor: Actor, patient_id: int, *, region: str | None = None) -> list[PhotoRecord]:
         """The patient's photos (optionally of one region), by visit date."""
         with self._tx() as s:
-            patient_in_scope(s, actor, patient_id)
+            patient_id = patient_in_scope(s, actor, patient_id).id
             q = (
                 select(Photo, Visit.date)
                 .join(Visit, Visit.id == Photo.visit_id)
@@ -290,7 +290,7 @@ class Visits(Aggregate):
     def regions(self, actor: Actor, patient_id: int) -> list[str]:
         """Regions photographed for this patient, alphabetically."""
         with self._tx() as s:
-            patient_in_scope(s, actor, patient_id)
+            patient_id = patient_in_scope(s, actor, patient_id).id
             out = list(
                 s.scalars(select(Photo.region).where(Photo.patient_id == patient_id).distinct().order_by(Photo.region))
             )
@@ -304,7 +304,7 @@ class Visits(Aggregate):
         blank, all glare) is skipped: it must not become the reference every later visit is compared with.
         """
         with self._tx() as s:
-            patient_in_scope(s, actor, patient_id)
+            patient_id = patient_in_scope(s, actor, patient_id).id
             counting = _counting_photos(Photo.patient_id == patient_id, Photo.region == region)
             row = s.execute(
                 select(Photo, Visit.date)

@@ -164,9 +164,17 @@ def test_a_fractional_id_of_any_number_type_names_no_patient(world, half):
             call(store, prac, bad, *world["photos"], world["visits"][0])
     assert store.treatments(other, theirs) == [] and store.visits(other, theirs) == []
     assert store.patient(other, theirs).name == "Bob Other"
-    # A whole number of any type still names the patient.
-    for whole in (Decimal(world["pid"]), Fraction(world["pid"]), float(world["pid"]), str(world["pid"])):
+    # A whole number of any type still names the patient, and what is written carries the checked id.
+    import numpy as np
+
+    for whole in (Decimal(world["pid"]), Fraction(world["pid"]), float(world["pid"]), str(world["pid"]),
+                  np.int64(world["pid"])):
         assert store.patient(prac, whole).name == "Alice Secret"
+        assert store.add_treatment(prac, whole, "2025-01-02").patient_id == world["pid"]
+    # Nor does anything that is not plainly a positive whole number that fits a row id.
+    for odd in (np.bool_(True), 10**30, 1e30, 2**63, " 1", "1_0", "\u0661", "+1\n", 0, -1):
+        with pytest.raises(NotFound):
+            store.patient(prac, odd)
 
 
 def test_another_clinic_never_sees_the_patient_in_lists_search_counts_or_codes(world):
