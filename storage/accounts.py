@@ -18,6 +18,7 @@ throttling does not apply (no password is tried); every attempt is one audit row
 """
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 import re
@@ -111,14 +112,15 @@ def _check_email(email: object) -> str | None:
 def _count_attempt(s: Session, which, now: dt.datetime):
     """Count one password attempt on the account ``which`` selects, *before* its password is checked: one atomic
     update, refused while the account waits or is locked (simultaneous attempts are serialised by the row's lock).
-    Sets the wait after too many failures. Returns the row (id, failed_attempts, password_hash, clinic_id), or
+    Sets the wait after too many failures. Returns the row (id, failed_attempts, password_hash, clinic_id,
+    disabled), or
     None when the account waits, is locked, has no password or does not exist."""
     row = s.execute(
         update(Account)
         .where(which, Account.password_hash.is_not(None),
                or_(Account.locked_until.is_(None), Account.locked_until <= now))
         .values(failed_attempts=Account.failed_attempts + 1)
-        .returning(Account.id, Account.failed_attempts, Account.password_hash, Account.clinic_id)
+        .returning(Account.id, Account.failed_attempts, Account.password_hash, Account.clinic_id, Account.disabled)
     ).first()
     if row is not None:
         n = row.failed_attempts  # this attempt counted as failed until its password proves right
@@ -338,29 +340,37 @@ class Accounts:
         if new_password == old_password:
             raise OptionError("choose a new password different from the current one")
         now = self.clock()
-        with self._sessions() as s, s.begin():
-            row = _count_attempt(s, Account.id == actor.account_id, now) if actor.account_id else None
+        # Each transaction starts with its write (as in sign_in): on SQLite a read first would make the write fail
+        # at once ("database is locked") when another one committed meanwhile.
+        right = False  # the current password proved right (then a database error is not held against them)
+        try:
+            with self._sessions() as s, s.begin():
+                row = _count_attempt(s, Account.id == actor.account_id, now) if actor.account_id else None
+                if row is None:
+                    audit.record(s, actor, "password_changed", outcome="failed", detail="throttled or locked")
             if row is None:
-                audit.record(s, actor, "password_changed", outcome="failed", detail="throttled or locked")
-        if row is None:
-            raise SignInFailed(f"too many wrong passwords; wait up to {LOCK_MINUTES} minutes and try again")
-        ok = _verify(row.password_hash, str(old_password or ""))
-        with self._sessions() as s, s.begin():
-            disabled = s.get(Account, row.id).disabled
-            if not ok or disabled:
-                audit.record(s, actor, "password_changed", outcome="failed",
-                             detail=f"wrong current password ({row.failed_attempts})" if not ok else "disabled")
-        if not ok or disabled:
-            raise SignInFailed("the current password is not right; type it again")
-        with self._sessions() as s, s.begin():
-            acc = s.get(Account, row.id)
-            acc.failed_attempts, acc.locked_until = 0, None
-            acc.password_hash = _hasher.hash(new_password)
-            acc.must_change_password = False
-            s.flush()
-            new_actor = self._actor(s, acc)
-            audit.record(s, new_actor, "password_changed")
-            return new_actor
+                raise SignInFailed("too many wrong passwords: wait a moment and try again (after "
+                                   f"{LOCK_AFTER} in a row, {LOCK_MINUTES} minutes)")
+            ok = _verify(row.password_hash, str(old_password or "")) and not row.disabled
+            if not ok:
+                with self._sessions() as s, s.begin():
+                    audit.record(s, actor, "password_changed", outcome="failed", detail="disabled" if row.disabled
+                                 else f"wrong current password ({row.failed_attempts})")
+                raise SignInFailed("the current password is not right; type it again")
+            right = True
+            new_hash = _hasher.hash(new_password)  # (before the transaction: it takes a tenth of a second)
+            with self._sessions() as s, s.begin():
+                s.execute(update(Account).where(Account.id == row.id).values(
+                    password_hash=new_hash, must_change_password=False, failed_attempts=0, locked_until=None))
+                new_actor = self._actor(s, s.get(Account, row.id))
+                audit.record(s, new_actor, "password_changed")
+                return new_actor
+        except OperationalError:  # the database busy or gone: one line; a right password's attempt is uncounted
+            if right:
+                with contextlib.suppress(OperationalError), self._sessions() as s, s.begin():
+                    s.execute(update(Account).where(Account.id == actor.account_id, Account.failed_attempts > 0)
+                              .values(failed_attempts=Account.failed_attempts - 1))
+            raise SignInFailed("the database is busy; try again in a moment") from None
 
     # ------------------------------------------------------------------------------- administration
     def _scope(self, s: Session, actor: Actor, username: str) -> Account:

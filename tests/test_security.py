@@ -386,6 +386,28 @@ def test_guessing_the_current_password_in_an_open_session_is_slowed_locked_and_a
     assert changed.name == "main_prac" and store.accounts.sign_in("main_prac", new).name == "main_prac"
 
 
+def test_a_password_change_survives_another_write_while_the_new_password_is_hashed(world, monkeypatch):
+    """The new hash was computed inside a transaction that had read first: on SQLite another account's write in
+    that tenth of a second failed the change with "database is locked" (a traceback on the page), and the attempt
+    still counted as a wrong password (a review)."""
+    store, prac, viewer = world["store"], world["actors"]["main_prac"], world["actors"]["main_viewer"]
+    real = accounts_mod._hasher
+
+    class Busy:  # another account writes while the new password is hashed
+        def hash(self, password):
+            store.accounts.sign_out(viewer)
+            return real.hash(password)
+
+        def __getattr__(self, name):
+            return getattr(real, name)
+
+    monkeypatch.setattr(accounts_mod, "_hasher", Busy())
+    for k in range(4):
+        pw_from, pw_to = (PW, "another good password 4") if k % 2 == 0 else ("another good password 4", PW)
+        prac = store.accounts.change_password(prac, pw_from, pw_to)
+    assert store.accounts.sign_in("main_prac", PW).name == "main_prac"
+
+
 def test_own_patient_id_with_another_patients_photo_ids_reaches_nothing(world):
     """Every lookup below the patient check must also be filtered by the patient: a caller passes a patient it may
     see (its own, or another of its clinic) with photo or link ids of a patient it may not. (A test audit found
