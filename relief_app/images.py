@@ -69,8 +69,12 @@ def thumbnail(data: bytes, *, max_side: int = 640) -> np.ndarray | None:
     JPEGs are reduced while decoding (``draft``), so a 12 MP photo costs a few milliseconds.
     """
     try:
-        with Image.open(io.BytesIO(data)) as im:
-            if im.width * im.height > analyzer.loading.MAX_HEADER_PIXELS:
+        # The loader's formats and ceilings: no other decoder (EPS would run Ghostscript) and no huge blank image
+        # declared by a small file (a 7 kB TIFF of 225 MP took 1 GB here, though the loader refuses it).
+        with Image.open(io.BytesIO(data), formats=analyzer.loading._PIL_FORMATS) as im:
+            pixels = im.width * im.height
+            if pixels > analyzer.loading.MAX_HEADER_PIXELS or (
+                    pixels > analyzer.loading.MAX_WHOLE_DECODE_PIXELS and not analyzer.loading.decoded_reduced(im)):
                 return None
             im.draft("RGB", (max_side, max_side))
             im = ImageOps.exif_transpose(im)

@@ -443,6 +443,12 @@ def audit_events(**filters):
 
 
 # ------------------------------------------------------------------------------------- reports and exports
+def clinic_state() -> str:
+    """A fingerprint of the clinic's patient list as the Patients page shows it (visits, latest changes): a clinic
+    export prepared under another one is out of date and not offered."""
+    return hashlib.sha256(repr((list_patients(), analyzer.ALGORITHM_VERSION)).encode()).hexdigest()
+
+
 def patient_state(patient_id: int) -> str:
     """A fingerprint of what a patient's report and export show (the record, visits and photos, treatments, the
     algorithm version): a report or export prepared under another fingerprint is out of date and not offered."""

@@ -180,9 +180,12 @@ def sentence_case(msg: str) -> str:
 
     >>> sentence_case("photo not found: a.jpg — check the path"), sentence_case("week00.jpg was saved already")
     ('Photo not found: a.jpg — check the path', 'week00.jpg was saved already')
+    >>> sentence_case("e-mail already given")
+    'E-mail already given'
     """
     first = re.match(r"[^\s:;,]*", msg).group(0)
-    return msg[:1].upper() + msg[1:] if first.isalpha() and first.islower() else msg
+    word = first.replace("-", "")  # ("white-balance", "e-mail": words)
+    return msg[:1].upper() + msg[1:] if word.isalpha() and word.islower() else msg
 
 
 def recomputed_lines(moved: list[dict]) -> list[str]:

@@ -440,6 +440,10 @@ def test_upload_page_saves_a_visit_and_shows_the_comparison(data_dir, store, dem
     at.button(key="save_visit").click().run()
     _no_exception(at)
     assert [ph.filename for ph in store.visits(MAIN, demo_id)[-1].photos] == ["week12.jpg"]
+    # ... and the page then confirms that save, the earlier photo still left out, Save disabled
+    assert any("Saved the visit" in x for x in _plain_all(at.success))
+    assert any("Saved already at the visit of" in w for w in _plain_all(at.warning))
+    assert at.button(key="save_visit").disabled
 
 
 # ------------------------------------------------------------------------------------------------ progress

@@ -301,6 +301,20 @@ def test_a_small_tiff_declaring_a_huge_image_is_refused_before_decoding():
     assert elapsed < 1.0 and peak < 5_000_000
 
 
+def test_the_upload_preview_refuses_what_the_loader_refuses():
+    """Every upload gets a preview, refused files too: a small TIFF declaring 225 MP took 1 GB there (a review)."""
+    from relief_app import images
+
+    buf = io.BytesIO()
+    Image.new("1", (15_000, 15_000)).save(buf, format="TIFF", compression="group4")
+    t0 = time.perf_counter()
+    assert images.thumbnail(buf.getvalue(), max_side=480) is None
+    assert time.perf_counter() - t0 < 1.0
+    small = io.BytesIO()
+    Image.new("RGB", (900, 600), (200, 150, 120)).save(small, format="TIFF")
+    assert images.thumbnail(small.getvalue(), max_side=480).shape == (320, 480, 3)
+
+
 @pytest.mark.parametrize("make", [_tiff8, _tiff16, _bigtiff, _heic, _heic_brand(b"hevm"), _heic_brand(b"hevs"),
                                   _heic_brand(b"mif1")],
                          ids=["tiff-8bit", "tiff-16bit", "bigtiff", "heic", "heif-hevm", "heif-hevs", "heif-mif1"])

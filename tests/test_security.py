@@ -1107,7 +1107,7 @@ def test_an_admin_disabling_an_account_on_the_page_ends_its_session_and_its_link
     at = _at(account=ids["admin"], page="views/admin.py")
     at.selectbox(key="manage_account").select("linker").run()
     assert at.button(key="toggle_account").disabled  # it asks first: the links cannot be brought back
-    at.checkbox(key="confirm_disable").check().run()
+    at.checkbox(key="confirm_disable_linker").check().run()
     at.button(key="toggle_account").click().run()
     assert not at.exception
     assert any("Disabled linker" in str(x.value) and "links they issued are revoked" in str(x.value)

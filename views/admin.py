@@ -60,7 +60,7 @@ with tab_accounts:
             # Disabling cannot be undone for the patient links the account issued: it asks first.
             sure = current.disabled or st.checkbox(
                 f"Disable {who}: their sessions end now, and every patient link they issued is revoked for good",
-                key="confirm_disable")
+                key=f"confirm_disable_{who}")  # (per account: a tick given for one must not carry to the next)
             if st.button(label, key="toggle_account", disabled=not sure):
                 with services.show_errors(stop=False):
                     services.set_account_disabled(who, not current.disabled)
@@ -99,11 +99,11 @@ with tab_export:
     if st.button("Prepare the export", key="prepare_clinic_export"):
         with services.show_errors(stop=False):
             data, counts = services.clinic_export(deidentify=deid)
-            st.session_state["clinic_export"] = ((deid, services.revision()), data, counts)
+            st.session_state["clinic_export"] = ((deid, services.clinic_state()), data, counts)
     ready = st.session_state.get("clinic_export")
     # Offered only as it was prepared: identified data never goes out under a ticked "De-identify", and nothing
     # saved since is missing from it.
-    if ready and ready[0] == (deid, services.revision()):
+    if ready and ready[0] == (deid, services.clinic_state()):
         included, left_out = ready[2]
         st.caption(f"{included} patient(s) in the export" + (
             f"; {left_out} left out for lack of consent to teaching and marketing use" if left_out else "") + ".")

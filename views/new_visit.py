@@ -145,12 +145,11 @@ ri_unit = metric_unit("roughness_index")
 # files when the page is opened again for the next visit): left out, with the reason, instead of a refusal at
 # "Save". The very list just saved is the confirmation below, not a mistake.
 upload_list = (pid, tuple(sorted(sha256(d) for d, _ in uploads)))
-just_saved = upload_list in st.session_state["saved_photos"]
 for data, name in uploads:
     a = analyses[sha256(data)]
     st.markdown(f"#### {esc(a.filename)}")
-    saved_at = st.session_state["saved_photos"].get((pid, a.sha256))
-    if saved_at and not just_saved:
+    saved_at, saved_with = st.session_state["saved_photos"].get((pid, a.sha256), (None, None))
+    if saved_at and saved_with != upload_list:  # saved from another list of uploads: an earlier visit's
         st.warning(f"Saved already at the visit of {saved_at}: left out of this visit — remove it from the list "
                    "above.")
         continue
@@ -213,9 +212,8 @@ if st.button("Save visit", key="save_visit", type="primary", disabled=bool(alrea
                 saved = services.save_visit(pid, date=visit_date, region=region, uploads=keep,
                                             analyses=analyses, treatment=treatment, notes=notes, px_per_mm=px)
         st.session_state["saved_uploads"][fingerprint] = f"{saved.visit.date:%d %b %Y}"
-        st.session_state["saved_photos"][upload_list] = True  # (the list as it was saved, unticked photos too)
-        for d, _ in keep:
-            st.session_state["saved_photos"][(pid, sha256(d))] = f"{saved.visit.date:%d %b %Y}"
+        for d, _ in keep:  # (with the list they were saved from, unticked photos too: the confirmation below)
+            st.session_state["saved_photos"][(pid, sha256(d))] = (f"{saved.visit.date:%d %b %Y}", upload_list)
         st.session_state["last_save"] = saved
         st.rerun()
 
