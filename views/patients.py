@@ -121,7 +121,7 @@ else:
         else:
             c[3].markdown("—")
         c[4].button("Selected" if selected else "Open", key=f"open_patient_{p.id}", disabled=selected,
-                     on_click=_select, args=(p.id,), help=f"Open {esc(p.name)}")  # (whose: for screen readers)
+                     on_click=_select, args=(p.id,))
 
 st.divider()
 if not services.can("write"):
