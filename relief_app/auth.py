@@ -34,6 +34,7 @@ from streamlit.errors import StreamlitAuthError
 from storage import Actor, NotFound, OptionError, SignInFailed
 
 from . import services
+from .text import sentence_case
 
 __all__ = ["gate", "sign_out", "idle_minutes", "sso_configured", "Mode"]
 
@@ -83,7 +84,7 @@ def _sso_identity() -> bool:
 
 
 def _message(err: Exception) -> str:
-    return str(err)[:1].upper() + str(err)[1:] + "."
+    return sentence_case(str(err)) + "."
 
 
 def _sso_sign_in() -> None:

@@ -24,9 +24,9 @@ import numpy as np
 
 from .charts import COLLAGEN_WINDOW_WEEKS, EVALUATION_WEEK
 from .reportdata import SECONDARY_METRICS, RegionReport, ReportData
-from .text import (MINUS, NEGATIVE_IS_SMOOTHER, NOT_ALIKE, NOT_ALIKE_HEADING, RECOMPUTED_INTRO, change_text,
-                   change_with_interval, finite, metric_heading, metric_label, metric_meaning, metric_unit,
-                   recomputed_lines, significance_text)
+from .text import (MINUS, NEGATIVE_IS_SMOOTHER, NOT_ALIKE, NOT_ALIKE_HEADING, RECOMPUTED_HEAD, RECOMPUTED_INTRO,
+                   change_text, change_with_interval, finite, metric_heading, metric_label, metric_meaning,
+                   metric_unit, recomputed_lines, significance_text)
 
 __all__ = ["render_pdf", "chart_png", "PAPERS", "clean"]
 
@@ -333,7 +333,7 @@ def _region_section(pdf, data: ReportData, region: RegionReport, heading, text, 
             text(f"{NOT_ALIKE_HEADING}: " + "; ".join(clean(c, 400) for c in last.caveats) + ".", 9, h=4.5,
                  colour=(150, 60, 0))
     if region.recomputed:  # an earlier report may show other numbers: say which, and why (as the Progress page)
-        text(f"Computed again by analysis version {clean(data.algorithm_version, 20)} (an update of Relief). "
+        text(RECOMPUTED_HEAD.format(now=clean(data.algorithm_version, 20))
              + RECOMPUTED_INTRO.format(before=clean(region.recomputed_from, 20)), 9, h=4.5, colour=(150, 60, 0))
         for line in recomputed_lines(list(region.recomputed)):
             text(f"\u2022 {line}", 8.5, h=4.2, colour=(150, 60, 0))

@@ -203,15 +203,16 @@ def recomputed_lines(moved: list[dict]) -> list[str]:
     return lines
 
 
-#: What the note on recomputed results says after its heading, on the Progress page and in the report.
-RECOMPUTED_INTRO = ("With version {before} these visits' roughness change read differently; the earlier results "
-                    "are kept:")
+#: The note on recomputed results, on the Progress page (its first sentence in bold) and in the report.
+RECOMPUTED_HEAD = "Computed again by analysis version {now}"
+RECOMPUTED_INTRO = (" (an update of Relief). With version {before} these visits' roughness change read differently; "
+                    "the earlier results are kept:")
 
 
 def recomputed_text(version_before: str, version_now: str, moved: list[dict]) -> str:
     """Markdown telling a practitioner which changes read differently after an update of the analysis
     (:func:`recomputed_lines` under a heading naming both versions)."""
-    head = (f"**Computed again by analysis version {md_escape(version_now, limit=40)}** (an update of Relief). "
+    head = (f"**{RECOMPUTED_HEAD.format(now=md_escape(version_now, limit=40))}**"
             + RECOMPUTED_INTRO.format(before=md_escape(version_before, limit=40)))
     return "\n".join([head] + [f"- {line}" for line in recomputed_lines(moved)])
 

@@ -113,8 +113,7 @@ def _count_attempt(s: Session, which, now: dt.datetime):
     """Count one password attempt on the account ``which`` selects, *before* its password is checked: one atomic
     update, refused while the account waits or is locked (simultaneous attempts are serialised by the row's lock).
     Sets the wait after too many failures. Returns the row (id, failed_attempts, password_hash, clinic_id,
-    disabled), or
-    None when the account waits, is locked, has no password or does not exist."""
+    disabled), or None when the account waits, is locked, has no password or does not exist."""
     row = s.execute(
         update(Account)
         .where(which, Account.password_hash.is_not(None),

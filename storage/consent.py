@@ -74,14 +74,14 @@ class Consents:
             raise OptionError("the consent date is in the future; enter the day the patient signed")
         with self._sessions() as s, s.begin():
             patient_id = patient_in_scope(s, actor, patient_id, WRITE).id
-            s.add(Consent(patient_id=int(patient_id), kind=kind, granted=bool(granted), date=day,
+            s.add(Consent(patient_id=patient_id, kind=kind, granted=bool(granted), date=day,
                           recorded_by=actor.name, created_at=utcnow()))
-            audit.record(s, actor, "consent", patient_id=int(patient_id),
+            audit.record(s, actor, "consent", patient_id=patient_id,
                          detail=f"{kind} {'given' if granted else 'withdrawn'} on {day.isoformat()}")
             s.flush()
-            return status_of(s, int(patient_id))
+            return status_of(s, patient_id)
 
     def status(self, actor: Actor, patient_id: int) -> ConsentStatus:
         with self._sessions() as s:
             patient_id = patient_in_scope(s, actor, patient_id, CLINICAL).id
-            return status_of(s, int(patient_id))
+            return status_of(s, patient_id)

@@ -84,11 +84,11 @@ class PatientLinks:
         token = secrets.token_urlsafe(32)
         with self._sessions() as s, s.begin():
             patient_id = patient_in_scope(s, actor, patient_id, WRITE).id
-            link = PatientLink(patient_id=int(patient_id), token_hash=token_hash(token), created_by=actor.name,
+            link = PatientLink(patient_id=patient_id, token_hash=token_hash(token), created_by=actor.name,
                                created_at=now, expires_at=expires)
             s.add(link)
             s.flush()
-            audit.record(s, actor, "link_issued", patient_id=int(patient_id),
+            audit.record(s, actor, "link_issued", patient_id=patient_id,
                          detail=f"link #{link.id} until {expires.isoformat(timespec='minutes')}")
             return token, _rec(link)
 
@@ -137,17 +137,17 @@ class PatientLinks:
         """The patient's links, newest first."""
         with self._sessions() as s:
             patient_id = patient_in_scope(s, actor, patient_id, WRITE).id
-            return [_rec(x) for x in s.scalars(select(PatientLink).where(PatientLink.patient_id == int(patient_id))
+            return [_rec(x) for x in s.scalars(select(PatientLink).where(PatientLink.patient_id == patient_id)
                                                 .order_by(PatientLink.id.desc()))]
 
     def revoke(self, actor: Actor, patient_id: int, link_id: int) -> LinkRecord:
         with self._sessions() as s, s.begin():
             patient_id = patient_in_scope(s, actor, patient_id, WRITE).id
             link = s.scalar(select(PatientLink).where(PatientLink.id == int(link_id),
-                                                      PatientLink.patient_id == int(patient_id)))
+                                                      PatientLink.patient_id == patient_id))
             if link is None:
                 raise NotFound("no such link for this patient")
             if link.revoked_at is None:
                 link.revoked_at = self.clock()
-                audit.record(s, actor, "link_revoked", patient_id=int(patient_id), detail=f"link #{link.id}")
+                audit.record(s, actor, "link_revoked", patient_id=patient_id, detail=f"link #{link.id}")
             return _rec(link)
