@@ -28,7 +28,7 @@ from .errors import ReliefError
 from .measurement import (GRAYSCALE_WARNING, Analysis, Measurement, json_safe, named_regions, analyse, card_gains,
                           gray_copy, is_grayscale, needed_share, prepare, skin_mask, valid_mask)
 from .quality import check_quality
-from .registration import Registration, register, warp_to
+from .registration import Registration, register, warp_image, warp_overlap
 from .registry import ALGORITHM_VERSION, METRICS
 from .relief import measured_mask, to_analysis_grid
 
@@ -365,6 +365,13 @@ def compare(baseline, followup, *, px_per_mm: float | None = None,
                                               prep_b.card, prep_b.warnings)
     rgb_f, pf, ds_f, src_f, card_f, warn_f = (prep_f.rgb, prep_f.px_per_mm, prep_f.downscale, prep_f.source,
                                               prep_f.card, prep_f.warnings)
+    # The quality gates feed neither the alignment nor the analysis: a spare thread runs them meanwhile, filling
+    # the registration's single-threaded stretches (ECC). (pf as prepared: the registration's scale below
+    # replaces it for the report and the chroma smoothing.)
+    q_pool = ThreadPoolExecutor(max_workers=1)
+    fut_q = q_pool.submit(lambda pb=pb, pf=pf: (check_quality(rgb_b, px_per_mm=pb, mask=skin_mask(rgb_b, card_b)),
+                                                check_quality(rgb_f, px_per_mm=pf, mask=skin_mask(rgb_f, card_f))))
+
     def to_grid(rgb, p, card):
         grid, gp = to_analysis_grid(rgb, px_per_mm=p)
         return grid, gp, valid_mask(grid, px_per_mm=gp, card=card)
@@ -377,23 +384,18 @@ def compare(baseline, followup, *, px_per_mm: float | None = None,
     reg = register(grid_b, grid_f, px_per_mm=gpb, fixed_mask=_not_card(card_b, grid_b),
                    moving_mask=_not_card(card_f, grid_f))
     if not reg.ok:
+        q_pool.shutdown(wait=False, cancel_futures=True)
         raise RegistrationError(reg.message or "could not align the follow-up with the baseline — "
                                 "photograph the same area, with the same framing")
-    # The quality gates feed neither the alignment nor the analysis: they run on a spare thread meanwhile —
-    # from here, where the main thread warps alone (the registration's own two threads are done).
-    q_pool = ThreadPoolExecutor(max_workers=1)
-    fut_q = q_pool.submit(lambda pb=pb, pf=pf: (check_quality(rgb_b, px_per_mm=pb, mask=skin_mask(rgb_b, card_b)),
-                                                check_quality(rgb_f, px_per_mm=pf, mask=skin_mask(rgb_f, card_f))))
-    # (pf as prepared: the registration's scale below replaces it for the report and the chroma smoothing)
     # Resampling smooths: warping the follow-up on the analysis grid itself would make it read smoother than
     # the untouched baseline. So the follow-up is warped at working resolution (about twice the grid's) with
-    # cubic interpolation into the baseline's working frame, and both then reach the grid the same way.
+    # cubic interpolation into the baseline's working frame, and both then reach the grid the same way. The
+    # overlap depends on the matrix alone: it is known before the pixels are warped.
     m_work = _grid_to_work(reg.matrix, grid_b.shape, rgb_b.shape, grid_f.shape, rgb_f.shape)
-    warped_work, inside_work = warp_to(rgb_b.shape[:2], rgb_f, m_work, order="cubic")
-    warped, _ = to_analysis_grid(np.clip(warped_work, 0.0, 1.0, out=warped_work), px_per_mm=pb)
+    inside_work = warp_overlap(rgb_b.shape[:2], rgb_f.shape[:2], m_work, order="cubic")
     inside = cv2.resize(inside_work.astype(np.uint8), grid_b.shape[1::-1], interpolation=cv2.INTER_AREA) > 0
     inside = cv2.erode(inside.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
-    vf, _ = warp_to(grid_b.shape[:2], valid_f.astype(np.float32), reg.matrix)
+    vf = warp_image(grid_b.shape[:2], valid_f.astype(np.float32), reg.matrix)
     common = valid_b & inside & (vf > 0.99)
     region_masks = {}
     if regions is not None:
@@ -412,35 +414,42 @@ def compare(baseline, followup, *, px_per_mm: float | None = None,
     fov_b = math.sqrt(rgb_b.shape[0] * rgb_b.shape[1]) / pb
     fov_f = math.sqrt(rgb_f.shape[0] * rgb_f.shape[1]) / pf
     scale_change = 100.0 * (fov_b / fov_f - 1.0)
-
-    # A black-and-white photo cannot separate colour from relief: then both are compared in black and white.
-    gray_b, gray_f = is_grayscale(grid_b, mask=common), is_grayscale(warped, mask=common)
-    gray = gray_b or gray_f
-    in_b, in_f = (gray_copy(grid_b), gray_copy(warped)) if gray else (grid_b, warped)
     # The bootstrap's resampling depends only on how many tiles the overlap holds (both analyses measure the
     # pixels measured_mask(common)): drawn on the spare thread during the analyses.
     measured = measured_mask(common, px_per_mm=gpb)
     n_tiles = int(np.count_nonzero(_kept_tiles(measured, gpb)))
     fut_w = q_pool.submit(bootstrap_weights, n_tiles) if n_tiles >= 2 else None
     q_pool.shutdown(wait=False)  # (its jobs still run; their results are collected below)
+    # Both photos' chroma is smoothed alike, over a few pixels of the coarser file (analyzer.colour.
+    # chroma_sigma_mm): how much fine chroma is subtracted moves the index, and a photo taken 5 % closer
+    # would otherwise read ~2 % smoother for that alone. Both files' scales in the baseline's millimetres
+    # (the grid's): the follow-up's from the registration, whatever its own card or given scale says.
+    source = min(pb * ds_b, pf_reg * ds_f)
+
     # Each photo's shading is the slope along its *own* light, so each is integrated along its own azimuth.
     # Both are measured over one mask, measured_mask(common) (= each analysis's maps.mask), so each thread
     # also takes its photo's share of what follows: squared slopes and the local RMS for the difference map.
-    def side(rgb_in, card, source):
-        an = analyse(rgb_in, px_per_mm=gpb, valid=common, white_balance=card_gains(card), grayscale=gray,
-                     source_px_per_mm=source, parallel=False)
+    # A black-and-white photo cannot separate colour from relief: then both are compared in black and white.
+    def side(rgb_in, card, gray):
+        an = analyse(gray_copy(rgb_in) if gray else rgb_in, px_per_mm=gpb, valid=common,
+                     white_balance=card_gains(card), grayscale=gray, source_px_per_mm=source, parallel=False)
         s = an.maps.slope["scar"]
         return an, s * s, _local_rms(s, measured, gpb)
 
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        # Both photos' chroma is smoothed alike, over a few pixels of the coarser file (analyzer.colour.
-        # chroma_sigma_mm): how much fine chroma is subtracted moves the index, and a photo taken 5 % closer
-        # would otherwise read ~2 % smoother for that alone. Both files' scales in the baseline's millimetres
-        # (the grid's): the follow-up's from the registration, whatever its own card or given scale says.
-        source = min(pb * ds_b, pf_reg * ds_f)
-        fut_f = pool.submit(side, in_f, card_f, source)
-        an_b, sq_b, lb = side(in_b, card_b, source)
-        an_f, sq_f, lf = fut_f.result()
+    # The baseline is analysed on a second thread while this one warps the follow-up. Whether the follow-up is
+    # black-and-white is judged on its warped copy; until that exists its own grid stands in (the same photo),
+    # and should the two ever disagree, the baseline is analysed again.
+    gray_b = is_grayscale(grid_b, mask=common)
+    gray_guess = gray_b or _grayscale_guess(grid_f, valid_f)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        fut_b = pool.submit(side, grid_b, card_b, gray_guess)
+        warped_work = warp_image(rgb_b.shape[:2], rgb_f, m_work, order="cubic")
+        warped, _ = to_analysis_grid(np.clip(warped_work, 0.0, 1.0, out=warped_work), px_per_mm=pb)
+        gray_f = is_grayscale(warped, mask=common)
+        gray = gray_b or gray_f
+        an_f, sq_f, lf = side(warped, card_f, gray)
+        an_b, sq_b, lb = fut_b.result() if gray == gray_guess else side(grid_b, card_b, gray)
+    in_b, in_f = (gray_copy(grid_b), gray_copy(warped)) if gray else (grid_b, warped)
     mask = an_b.maps.mask & an_f.maps.mask
 
     change, se_boot = change_interval(sq_b, sq_f, mask, px_per_mm=gpb,
@@ -482,6 +491,12 @@ def compare(baseline, followup, *, px_per_mm: float | None = None,
         significant=significant, metric_changes=metric_changes, registration=reg, difference_map=diff,
         scar_changes=_match_scars(an_b.pits.scars, an_f.pits.scars), baseline_grid=grid_b,
         aligned_followup=warped, overlap_mask=mask, consistency=consistency, region_changes=region_changes)
+
+
+def _grayscale_guess(grid_f: np.ndarray, valid_f: np.ndarray) -> bool:
+    """Whether the follow-up is black-and-white, judged on its own grid before it is warped (compare checks it
+    on the warped copy afterwards)."""
+    return is_grayscale(grid_f, mask=valid_f if valid_f.any() else None)
 
 
 def _not_card(card, grid: np.ndarray) -> np.ndarray | None:

@@ -41,7 +41,7 @@ import numpy as np
 
 from .errors import ImageError, OptionError
 
-__all__ = ["Registration", "register", "warp_to", "FAIL_MESSAGE"]
+__all__ = ["Registration", "register", "warp_to", "warp_image", "warp_overlap", "FAIL_MESSAGE"]
 
 #: Sigma (mm) of the Gaussian that local contrast normalisation subtracts and divides by.
 NORMALISE_SIGMA_MM = 2.0
@@ -277,39 +277,53 @@ def warp_to(fixed_shape, moving_image: np.ndarray, matrix: np.ndarray, *,
     Returns
     -------
     warped : ndarray, (H, W) or (H, W, C), float32
-        The moving image in the fixed frame; 0 outside the overlap.
+        The moving image in the fixed frame; 0 outside the overlap (:func:`warp_image`).
     valid : ndarray, (H, W), bool
         True where the pixel was interpolated from inside the moving image only, eroded by one pixel
-        (two for cubic) so interpolation borders are excluded.
+        (two for cubic) so interpolation borders are excluded (:func:`warp_overlap`).
     """
+    return (warp_image(fixed_shape, moving_image, matrix, order=order),
+            warp_overlap(fixed_shape, np.shape(moving_image), matrix, order=order))
+
+
+def _warp_args(matrix, order: str) -> tuple[np.ndarray, int]:
     if order not in _ORDERS:
         raise OptionError(f"order={order!r} is not known; use one of {', '.join(_ORDERS)}")
     m = np.asarray(matrix, dtype=np.float64)
     if m.shape != (2, 3) or not np.all(np.isfinite(m)):
         raise OptionError("matrix must be a finite 2×3 array — pass Registration.matrix")
+    return m, _ORDERS[order]
+
+
+def warp_image(fixed_shape, moving_image: np.ndarray, matrix: np.ndarray, *, order: str = "linear") -> np.ndarray:
+    """The moving image in the fixed frame, 0 outside the overlap: the first value of :func:`warp_to`."""
+    m, flag = _warp_args(matrix, order)
     if not isinstance(moving_image, np.ndarray) or moving_image.ndim not in (2, 3):
         raise ImageError("the moving image must be a gray (H, W) or colour (H, W, C) numpy array")
     h, w = int(fixed_shape[0]), int(fixed_shape[1])
     img = moving_image if moving_image.dtype == np.float32 else moving_image.astype(np.float32)
-    flag = _ORDERS[order]
     if img.ndim == 3 and img.shape[2] > 4:
-        warped = np.stack([cv2.warpAffine(np.ascontiguousarray(img[:, :, c]), m, (w, h), flags=flag,
-                                          borderMode=cv2.BORDER_CONSTANT, borderValue=0)
-                           for c in range(img.shape[2])], axis=2)
-    else:
-        warped = cv2.warpAffine(np.ascontiguousarray(img), m, (w, h), flags=flag,
-                                borderMode=cv2.BORDER_CONSTANT, borderValue=0)
-        if img.ndim == 3 and warped.ndim == 2:
-            warped = warped[:, :, None]
-    # Validity: warp a full-white mask with linear interpolation; only pixels whose whole interpolation
-    # footprint lies inside the moving image stay exactly 255.
-    ones = np.full(img.shape[:2], 255, np.uint8)
+        return np.stack([cv2.warpAffine(np.ascontiguousarray(img[:, :, c]), m, (w, h), flags=flag,
+                                        borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+                         for c in range(img.shape[2])], axis=2)
+    warped = cv2.warpAffine(np.ascontiguousarray(img), m, (w, h), flags=flag,
+                            borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+    return warped[:, :, None] if img.ndim == 3 and warped.ndim == 2 else warped
+
+
+def warp_overlap(fixed_shape, moving_shape, matrix: np.ndarray, *, order: str = "linear") -> np.ndarray:
+    """Where a warp by ``matrix`` interpolates from inside a ``moving_shape`` image only: the second value of
+    :func:`warp_to`, without warping any pixels (it depends on the shapes and the matrix alone)."""
+    m, _ = _warp_args(matrix, order)
+    h, w = int(fixed_shape[0]), int(fixed_shape[1])
+    # Warp a full-white mask with linear interpolation; only pixels whose whole interpolation footprint lies
+    # inside the moving image stay exactly 255.
+    ones = np.full(tuple(moving_shape[:2]), 255, np.uint8)
     mask = cv2.warpAffine(ones, m, (w, h), flags=cv2.INTER_LINEAR,
                           borderMode=cv2.BORDER_CONSTANT, borderValue=0) == 255
     erode = 2 if order == "cubic" else 1
-    mask = cv2.erode(mask.view(np.uint8), np.ones((2 * erode + 1, 2 * erode + 1), np.uint8),
+    return cv2.erode(mask.view(np.uint8), np.ones((2 * erode + 1, 2 * erode + 1), np.uint8),
                      borderType=cv2.BORDER_CONSTANT, borderValue=1).astype(bool)
-    return warped, mask
 
 
 # --------------------------------------------------------------------------------------------------
@@ -528,16 +542,19 @@ def register(fixed: np.ndarray, moving: np.ndarray, *, px_per_mm: float,
     n_inl = int(inl.sum())
     ratio = n_inl / n_good
 
-    ncc_ransac = _ncc(fbp, mbp, m_work)
     refined = False
-    ncc = ncc_ransac
     scale_work, _ = _decompose(m_work)
     if n_inl >= MIN_INLIERS_STRONG_NCC and SCALE_RANGE[0] <= scale_work <= SCALE_RANGE[1]:
-        m_ecc = _ecc_refine(fbp, mbp, m_work)
+        with ThreadPoolExecutor(max_workers=1) as pool:  # the RANSAC matrix's NCC while ECC refines it
+            fut_ncc = pool.submit(_ncc, fbp, mbp, m_work)
+            m_ecc = _ecc_refine(fbp, mbp, m_work)
+            ncc = ncc_ransac = fut_ncc.result()
         if m_ecc is not None:
             ncc_ecc = _ncc(fbp, mbp, m_ecc)
             if math.isfinite(ncc_ecc) and (not math.isfinite(ncc_ransac) or ncc_ecc >= ncc_ransac):
                 m_work, ncc, refined = m_ecc, ncc_ecc, True
+    else:
+        ncc = ncc_ransac = _ncc(fbp, mbp, m_work)
     lap("ecc")
 
     matrix = (np.linalg.inv(_scaler(f_shape, fs.shape)) @ _h(m_work) @ _scaler(m_shape, ms.shape))[:2]

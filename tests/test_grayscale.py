@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 import pytest
 
-from analyzer import compare, measure
+from analyzer import comparison, compare, measure
 from analyzer.measurement import GRAYSCALE_WARNING, PIGMENT_METRICS, gray_copy, is_grayscale
 from analyzer.registry import METRICS
 
@@ -110,6 +110,21 @@ def test_two_colour_photos_are_not_compared_in_black_and_white(colour_photo, fol
     c = compare(colour_photo, follow_photo, px_per_mm=cap.px_per_mm)
     assert not c.consistency["grayscale"]
     assert all(math.isfinite(c.followup.metrics[k]) for k in PIGMENT_METRICS)
+
+
+@pytest.mark.parametrize("follow_gray", [False, True], ids=["colour follow-up", "black-and-white follow-up"])
+def test_a_wrong_early_guess_of_black_and_white_changes_nothing(colour_photo, follow_photo, cap, monkeypatch,
+                                                                 follow_gray):
+    # compare analyses the baseline while it warps the follow-up, guessing from the unwarped follow-up whether it
+    # is black-and-white; on a wrong guess the baseline must be analysed again, to the same figures.
+    follow = to_gray_u8(follow_photo) if follow_gray else follow_photo
+    right = compare(colour_photo, follow, px_per_mm=cap.px_per_mm)
+    monkeypatch.setattr(comparison, "_grayscale_guess", lambda grid_f, valid_f: not follow_gray)
+    guessed_wrong = compare(colour_photo, follow, px_per_mm=cap.px_per_mm)
+    assert right.consistency["grayscale"] is follow_gray is guessed_wrong.consistency["grayscale"]
+    assert guessed_wrong.change_pct == right.change_pct
+    assert guessed_wrong.baseline.metrics == pytest.approx(right.baseline.metrics, nan_ok=True, rel=0, abs=0)
+    assert guessed_wrong.baseline.analysis.grayscale is follow_gray
 
 
 def run(*args) -> subprocess.CompletedProcess:
