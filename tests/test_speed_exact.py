@@ -9,6 +9,7 @@ from analyzer.areal import _hybrid
 from analyzer.card import _gray
 from analyzer.comparison import _BOOTSTRAP, bootstrap_weights, change_interval
 from analyzer.measurement import analyse, valid_mask
+from analyzer.scars import _components
 from analyzer.relief import _border_mask, _integration_filter, measured_mask, to_analysis_grid
 
 
@@ -85,6 +86,26 @@ def test_analyse_on_two_threads_equals_one():
         assert (np.isnan(v) and np.isnan(two.metrics[k])) or v == two.metrics[k], k
     assert np.array_equal(one.separation.shading, two.separation.shading)
     assert one.pits.scars == two.pits.scars
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_grana_components_equal_opencv_default(threads):
+    # scars._components uses Grana's algorithm for its speed; labels, stats and centroids must be the default's
+    # (blobs of every size and touching diagonals, as the thresholded height maps give them)
+    rng = np.random.default_rng(3)
+    noise = cv2.GaussianBlur(rng.standard_normal((450, 600)).astype(np.float32), (0, 0), 2.0)
+    before = cv2.getNumThreads()
+    cv2.setNumThreads(threads)
+    try:
+        for level in np.quantile(noise, [0.05, 0.15, 0.5]):
+            binary = noise < level
+            fast = _components(binary)
+            plain = cv2.connectedComponentsWithStats(binary.astype(np.uint8), connectivity=8)
+            assert fast[0] == plain[0] > 10
+            for a, b in zip(fast[1:], plain[1:]):
+                assert np.array_equal(a, b)
+    finally:
+        cv2.setNumThreads(before)
 
 
 def test_bootstrap_counts_are_resamples_with_replacement():
