@@ -158,9 +158,10 @@ def photo_size(data: bytes) -> tuple[int, int] | None:
     try:
         from PIL import Image
 
-        import analyzer.loading  # noqa: F401  (registers the HEIC/HEIF opener with Pillow)
+        import analyzer.loading  # (registers the HEIC/HEIF opener with Pillow)
 
-        with Image.open(io.BytesIO(data)) as im:
+        # only the loader's formats: what it refuses has no size here either, and no other decoder sees the file
+        with Image.open(io.BytesIO(data), formats=analyzer.loading._PIL_FORMATS) as im:
             w, h = im.size
             try:
                 turned = int(im.getexif().get(0x0112, 1)) in (5, 6, 7, 8)

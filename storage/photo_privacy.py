@@ -120,7 +120,7 @@ def _orientation(data: bytes) -> int:
     from analyzer import loading  # registers the HEIF opener; _orientation is the loader's own rule
 
     try:
-        with Image.open(io.BytesIO(data)) as im:
+        with Image.open(io.BytesIO(data), formats=loading._PIL_FORMATS) as im:
             return loading._orientation(im)
     except Exception:
         return 1

@@ -679,6 +679,9 @@ def test_photo_size_is_upright_as_the_library_reads_it():
     assert visits.photo_size(buf.getvalue()) == (200, 300)
     assert visits.photo_size(_png(40, 30)) == (40, 30)
     assert visits.photo_size(b"not a photo") is None
+    gif = io.BytesIO()
+    Image.new("RGB", (40, 30)).save(gif, format="GIF")  # a format the loader refuses has no size either
+    assert visits.photo_size(gif.getvalue()) is None
 
 
 def test_region_outlines_are_drawn_where_the_regions_are():
