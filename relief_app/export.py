@@ -122,7 +122,9 @@ def _tables(data: ExportData, deidentify: bool, key: bytes | None) -> dict[str, 
 
     version = data.algorithm_version
     meas, comp, treat, pats = [], [], [], []
-    for p in data.patients:
+    # De-identified rows go in pseudonym order: the patient list's order is by name, and a reader who knows who
+    # took part could match pseudonyms to names by position.
+    for p in sorted(data.patients, key=who) if deidentify else data.patients:
         code = who(p)
         first_tx = min((t.date for t in p.treatments), default=None)
         photo_no = {}

@@ -444,9 +444,11 @@ def audit_events(**filters):
 
 # ------------------------------------------------------------------------------------- reports and exports
 def clinic_state() -> str:
-    """A fingerprint of the clinic's patient list as the Patients page shows it (visits, latest changes): a clinic
-    export prepared under another one is out of date and not offered."""
-    return hashlib.sha256(repr((list_patients(), analyzer.ALGORITHM_VERSION)).encode()).hexdigest()
+    """A fingerprint of the clinic's patient list as the Patients page shows it (visits, latest changes) and of its
+    consent decisions (who may be in a de-identified export): a clinic export prepared under another one is out of
+    date and not offered."""
+    consents = get_store().consents.last_change(current_actor())
+    return hashlib.sha256(repr((list_patients(), consents, analyzer.ALGORITHM_VERSION)).encode()).hexdigest()
 
 
 def patient_state(patient_id: int) -> str:

@@ -1,18 +1,18 @@
 """Consent: clinical photography (required before the first photo is saved) and, separately and optionally,
-use for teaching and marketing. Every decision is a row; the newest of each kind is in force, so withdrawing is
-recorded (with date and who recorded it) rather than erasing the grant."""
+use for teaching and marketing. Every decision is a row; of each kind, the latest by the date the patient decided is
+in force, so withdrawing is recorded (with date and who recorded it) rather than erasing the grant."""
 from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from . import audit
-from .access import CLINICAL, WRITE, Actor, patient_in_scope
+from .access import CLINICAL, WRITE, Actor, patient_in_scope, patients_in_scope, require
 from .errors import OptionError
-from .models import Consent, as_utc, utcnow
+from .models import Consent, Patient, as_utc, utcnow
 
 __all__ = ["Consents", "ConsentRecord", "ConsentStatus", "KINDS", "status_of"]
 
@@ -30,7 +30,7 @@ class ConsentRecord:
 
 @dataclass(frozen=True)
 class ConsentStatus:
-    """What is in force now, and every decision (oldest first)."""
+    """What is in force now, and every decision (oldest first, by the date the patient decided)."""
 
     clinical: ConsentRecord | None
     marketing: ConsentRecord | None
@@ -46,9 +46,14 @@ class ConsentStatus:
 
 
 def status_of(s: Session, patient_id: int) -> ConsentStatus:
-    """What is in force for one patient (inside a transaction that has checked access)."""
+    """What is in force for one patient (inside a transaction that has checked access).
+
+    The decision in force is the one the patient made last (by the date entered; of two on one day, the one
+    recorded last), not the row typed in last: a paper consent of January filed after a withdrawal of March
+    joins the history and does not undo the withdrawal.
+    """
     rows = [_rec(c) for c in s.scalars(select(Consent).where(Consent.patient_id == patient_id)
-                                       .order_by(Consent.id))]
+                                       .order_by(Consent.date, Consent.id))]
     last = {r.kind: r for r in rows}
     return ConsentStatus(clinical=last.get("clinical"), marketing=last.get("marketing"), history=tuple(rows))
 
@@ -80,6 +85,14 @@ class Consents:
                          detail=f"{kind} {'given' if granted else 'withdrawn'} on {day.isoformat()}")
             s.flush()
             return status_of(s, patient_id)
+
+    def last_change(self, actor: Actor) -> int:
+        """A number that changes whenever a consent decision is recorded for any patient ``actor`` sees (the newest
+        decision row's id; 0 for none): what a clinic export prepared earlier is checked against."""
+        actor = require(actor)
+        with self._sessions() as s:
+            return int(s.scalar(select(func.max(Consent.id)).join(Patient, Patient.id == Consent.patient_id)
+                                .where(patients_in_scope(actor))) or 0)
 
     def status(self, actor: Actor, patient_id: int) -> ConsentStatus:
         with self._sessions() as s:

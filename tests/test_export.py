@@ -3,6 +3,7 @@ or date of the database."""
 from __future__ import annotations
 
 import csv
+import dataclasses
 import datetime as dt
 import io
 import os
@@ -292,6 +293,21 @@ def test_cli_export_errors_are_one_line_and_exit_2(seeded, tmp_path, args, words
     assert r.returncode == 2
     assert words in r.stderr
     assert "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1
+
+
+def test_deidentified_rows_are_in_pseudonym_order_not_by_name(exported, tmp_path):
+    """The patient list is sorted by name; de-identified rows in that order let a reader who knows the participants
+    match pseudonyms to names by position (a review). They are in pseudonym order, whatever order they came in."""
+    data = exported[0]
+    assert len(data.patients) >= 2
+    key = b"k" * 40
+    out = {}
+    for name, patients in (("as listed", data.patients), ("reversed", tuple(reversed(data.patients)))):
+        export.write_export(dataclasses.replace(data, patients=patients), tmp_path / name, deidentify=True, key=key)
+        out[name] = {f: (tmp_path / name / f"{f}.csv").read_bytes() for f in ("patients", "measurements")}
+    assert out["as listed"] == out["reversed"]
+    order = [row["patient"] for row in _rows(tmp_path / "reversed" / "patients.csv")]
+    assert order == sorted(order) == sorted(export.pseudonym(p.patient, key) for p in data.patients)
 
 
 def test_zip_export_holds_the_same_files(exported, tmp_path):

@@ -621,6 +621,29 @@ def test_no_photo_without_clinical_consent(world):
     assert status.marketing is None and not status.marketing_granted
 
 
+def test_the_decision_in_force_is_the_latest_by_date_not_the_last_typed_in(world):
+    """A paper consent of January filed after a withdrawal of March put the patient back in force: photos could be
+    saved again and the patient joined de-identified exports (a review). The latest decision by date counts."""
+    from relief_app.reportdata import gather_export
+
+    store, prac = world["store"], world["actors"]["main_prac"]
+    p = new_patient(store, "Late Filing", actor=prac, consent=False)
+    for kind in ("clinical", "marketing"):
+        store.consents.record(prac, p.id, kind, granted=False, date=dt.date(2025, 3, 1))
+        status = store.consents.record(prac, p.id, kind, granted=True, date=dt.date(2025, 1, 10))  # filed late
+    assert not status.clinical_granted and not status.marketing_granted
+    assert status.clinical.date == dt.date(2025, 3, 1)
+    assert [(c.date.month, c.granted) for c in status.history if c.kind == "clinical"] == [(1, True), (3, False)]
+    with pytest.raises(ConsentRequired, match="withdrew consent to clinical photography on 01 Mar 2025"):
+        store.save_visit(prac, p.id, date="2025-04-01", photos=[NewPhoto(png(8), "late.png", "chin")])
+    assert p.id not in [x.patient.id for x in gather_export(store, prac, teaching=True).patients]
+    # the same day: the decision recorded last counts; a later date puts a new consent in force
+    assert store.consents.record(prac, p.id, "clinical", granted=True, date=dt.date(2025, 3, 1)).clinical_granted
+    assert not store.consents.record(prac, p.id, "clinical", granted=False, date=dt.date(2025, 3, 1)).clinical_granted
+    assert store.consents.record(prac, p.id, "clinical", granted=True, date=dt.date(2025, 3, 5)).clinical_granted
+    store.save_visit(prac, p.id, date="2025-04-01", photos=[NewPhoto(png(8), "late.png", "chin")])
+
+
 # ------------------------------------------------------------------------------------------------ audit
 def test_every_action_leaves_exactly_one_audit_row(world):
     store, a = world["store"], world["actors"]
@@ -1072,6 +1095,33 @@ def test_an_identified_clinic_export_is_never_offered_under_a_ticked_de_identify
     assert not at.get("download_button")
     at.button(key="prepare_clinic_export").click().run()  # de-identified: only patients who consented to teaching
     assert at.get("download_button") and any("left out for lack of consent" in c.value for c in at.caption)
+
+
+def test_a_de_identified_export_prepared_before_a_withdrawal_is_not_offered_after_it(app_env):
+    """A review prepared the de-identified export, the patient then withdrew consent to teaching use, and the old
+    ZIP (with that patient's row) was still offered: the export is keyed by the consent decisions too."""
+    import streamlit as st
+
+    d, ids, pid = app_env
+    with open_store(d) as s:
+        p = new_patient(s, "Teaching Consent", code="TC-1")
+        s.consents.record(MAIN, p.id, "marketing", granted=True, date=dt.date(2020, 1, 2))
+    try:
+        at = _at(account=ids["admin"], page="views/admin.py")
+        at.checkbox(key="export_deidentify").check().run()
+        at.button(key="prepare_clinic_export").click().run()
+        assert at.get("download_button") and at.session_state["clinic_export"][2][0] >= 1
+        at.run()
+        assert at.get("download_button")  # a rerun alone keeps it
+        with open_store(d) as s:
+            s.consents.record(MAIN, p.id, "marketing", granted=False, date=dt.date.today())
+        st.cache_data.clear()  # written behind the app's back: no revision bump
+        at.run()
+        assert not at.exception
+        assert not at.get("download_button")
+    finally:
+        with open_store(d) as s:
+            s.delete_patient(MAIN, p.id)
 
 
 def test_a_password_change_or_reset_ends_every_other_session(app_env):

@@ -50,8 +50,11 @@ def _consent_and_links(pid: int) -> None:
                                     max_value=dt.date.today())
                 if st.form_submit_button("Record consent", key="record_consent"):
                     with services.show_errors(stop=False):
-                        services.record_consent(pid, kind, granted=decision == "given", date=day)
-                        st.session_state["flash"] = "Consent recorded."
+                        now = getattr(services.record_consent(pid, kind, granted=decision == "given", date=day), kind)
+                        st.session_state["flash"] = "Consent recorded." if (now.date, now.granted) == (
+                            day, decision == "given") else (
+                            f"Recorded in the history. The patient's later decision stays in force: "
+                            f"{'given' if now.granted else 'withdrawn'} on {now.date:%d %b %Y}.")
                         st.rerun()
     with link_col:
         st.subheader("Patient link")
