@@ -54,7 +54,13 @@ LIMITS = (
 
 
 # ------------------------------------------------------------------------------------------------- text
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2066-\u2069\ufeff]")
+# (private-use characters too: no font draws them, and the page count's placeholder is made of them)
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2066-\u2069\ufeff"
+                      r"\ue000-\uf8ff\U000f0000-\U0010ffff]")
+#: fpdf2 replaces the page count's placeholder anywhere in the document: with its default "{nb}", a patient named
+#: "Anna {nb}" was printed "Anna 2". Private-use characters, which clean() removes from every text printed, cannot
+#: come from a user (three of them: the width fpdf2 keeps for the count, as for "{nb}").
+PAGES_ALIAS = "\ue000\ue001\ue002"
 
 
 def clean(text, limit: int = 200, *, one_line: bool = True) -> str:
@@ -208,7 +214,7 @@ def _pdf_class():
             self.set_y(-12)
             self.set_font(_FONT, "", 7)
             self.set_text_color(110, 110, 110)
-            self.cell(0, 5, f"{self.footer_text} · page {self.page_no()} of {{nb}}", align="C")
+            self.cell(0, 5, f"{self.footer_text} · page {self.page_no()} of {self.str_alias_nb_pages}", align="C")
             self.set_text_color(0, 0, 0)
 
     return _Report
@@ -227,6 +233,7 @@ def render_pdf(data: ReportData, *, paper: str = "A4") -> bytes:
 
     regular, bold = _font_files()
     pdf = _pdf_class()(orientation="P", unit="mm", format=PAPERS[paper])
+    pdf.alias_nb_pages(PAGES_ALIAS)
     pdf.set_creation_date(data.generated_at)
     pdf.set_title("Skin texture progress report")
     pdf.set_creator("Relief")

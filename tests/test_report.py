@@ -189,6 +189,18 @@ def test_hostile_names_notes_and_regions_do_not_crash_the_pdf(data_dir):
     assert "李小龙" in text  # a Chinese name keeps its characters (they were left out)
 
 
+def test_a_page_count_placeholder_typed_in_a_name_is_printed_as_typed(data_dir):
+    """fpdf2 replaces its page-count alias anywhere in the document: a patient called "Anna {nb}" was printed as
+    "Anna 2" (a review). The alias is made of private-use characters, which clean() takes out of any text."""
+    with open_store(data_dir) as store:
+        p = new_patient(store, "Anna {nb} " + report.PAGES_ALIAS + "x", notes="{nb}")
+        data = reportdata.gather_report(store, MAIN, p.id, now=NOW)
+    pdf = report.render_pdf(data)
+    text = _text(pdf)
+    assert "Anna {nb} x" in text and "page 1 of 1" in text
+    assert pdf == report.render_pdf(data)  # still the same bytes for the same data
+
+
 def test_clean_removes_control_characters_and_cuts():
     s = report.clean("a\x00b\u202ec\nd" + "x" * 50, 10)
     assert s == "abc dxxxx…"
