@@ -273,6 +273,8 @@ def _strip_webp(data: bytes) -> bytes:
         if fourcc == b"VP8X":
             flags = chunk[8] & ~(_VP8X_ICC | _VP8X_XMP | _VP8X_EXIF) | (_VP8X_EXIF if orientation != 1 else 0)
             out.append(chunk[:8] + bytes([flags]) + chunk[9:])
+        elif fourcc == b"ANMF":
+            out.append(_webp_frame(chunk))
         elif fourcc in _WEBP_KEEP:
             out.append(chunk)
     if orientation != 1:
@@ -282,6 +284,29 @@ def _strip_webp(data: bytes) -> bytes:
         out.append(b"EXIF" + struct.pack("<I", len(body)) + body + b"\x00" * (len(body) & 1))
     payload = b"WEBP" + b"".join(out)
     return b"RIFF" + struct.pack("<I", len(payload)) + payload
+
+
+_WEBP_FRAME_KEEP = {b"VP8 ", b"VP8L", b"ALPH"}
+
+
+def _webp_frame(chunk: bytes) -> bytes:
+    """An animation frame (ANMF) with only its pictures: the container allows any chunk inside a frame, and one
+    kept byte for byte carried whatever was put there (a review hid a location in one)."""
+    size = struct.unpack("<I", chunk[4:8])[0]
+    body = chunk[8:8 + size]
+    if len(body) < 16:
+        raise _broken("WebP", "an animation frame is too short")
+    kept, i = [body[:16]], 16  # position, size, duration and flags of the frame
+    while i + 8 <= len(body):
+        fourcc, n = body[i:i + 4], struct.unpack("<I", body[i + 4:i + 8])[0]
+        end = i + 8 + n + (n & 1)
+        if i + 8 + n > len(body):
+            raise _broken("WebP", f"chunk {fourcc!r} runs past the end of its animation frame")
+        if fourcc in _WEBP_FRAME_KEEP:
+            kept.append(body[i:i + 8 + n] + b"\x00" * (n & 1))
+        i = end
+    payload = b"".join(kept)
+    return b"ANMF" + struct.pack("<I", len(payload)) + payload
 
 
 # ------------------------------------------------------------------------------------- TIFF, HEIC/HEIF

@@ -264,6 +264,31 @@ def test_webp_keeps_its_encoding_without_metadata(tmp_path, lossless):
     assert np.array_equal(a.pixels, b.pixels)
 
 
+def test_an_animated_webp_keeps_only_pictures_inside_its_frames(tmp_path):
+    """The WebP container allows any chunk inside an animation frame (ANMF); frames were kept byte for byte, and a
+    review hid a location and an owner in one that the storage then kept."""
+    frames = [Image.fromarray(noise(k)) for k in (7, 8)]
+    buf = io.BytesIO()
+    frames[0].save(buf, "WEBP", save_all=True, append_images=frames[1:], lossless=True)
+    d = bytearray(buf.getvalue())
+    i = d.find(b"ANMF")
+    size = struct.unpack("<I", d[i + 4:i + 8])[0]
+    secret = OWNER.encode() + b" GPS 48.8584N"
+    nested = b"ZZZZ" + struct.pack("<I", len(secret)) + secret + b"\x00" * (len(secret) & 1)
+    end = i + 8 + size + (size & 1)
+    d[end:end] = nested
+    struct.pack_into("<I", d, i + 4, size + len(nested))
+    struct.pack_into("<I", d, 4, len(d) - 8)
+    original = bytes(d)
+    assert Image.open(io.BytesIO(original)).n_frames == 2 and secret in original
+    stored = strip_metadata(original)
+    assert secret not in stored and struct.unpack("<I", stored[4:8])[0] == len(stored) - 8
+    (tmp_path / "a.webp").write_bytes(original)
+    (tmp_path / "b.webp").write_bytes(stored)
+    assert np.array_equal(read_image(tmp_path / "a.webp").pixels, read_image(tmp_path / "b.webp").pixels)
+    assert Image.open(io.BytesIO(stored)).n_frames == 2
+
+
 def _heic_brand(brand: bytes):
     # HEIF files carry one of several brands; the loader (pillow-heif) reads e.g. "hevm" and "hevs" too, and a
     # photo it reads must not be stored with its metadata because the content sniffer did not know the brand.
