@@ -17,7 +17,8 @@ take the browser to the identity provider before the refusal could be read.
 Session state: ``account_id``, ``session_stamp`` (its password's stamp when the session began: a password change
 or reset elsewhere ends it) and ``last_active`` (a signed-in account), ``sso`` (it came from single sign-on),
 ``sso_refused`` (the refusal of this browser's single sign-on identity), ``link_token`` (a session opened by a
-patient link; locked to it), ``actor`` (re-made on every run, so a disabled account, a revoked or expired link,
+patient link; locked to it), ``link_refused`` (a link refused in this session: not tried, nor audited, again),
+``actor`` (re-made on every run, so a disabled account, a revoked or expired link,
 and the idle timeout take effect at once). Signing out (or being signed out) clears the whole session but
 ``sso_refused``.
 """
@@ -32,6 +33,7 @@ import streamlit as st
 from streamlit.errors import StreamlitAuthError
 
 from storage import Actor, NotFound, OptionError, SignInFailed
+from storage.links import INVALID_LINK
 
 from . import services
 from .text import sentence_case
@@ -162,7 +164,15 @@ def _link_mode() -> Actor:
     try:
         if token is None:
             token = str(st.query_params.get("link", ""))
-            actor = store.links.open(token)  # audited: link_used (or a failed use)
+            if st.session_state.get("link_refused") == token:
+                # Refused (and audited) once in this browser session: every rerun of the page would otherwise add
+                # another row to the append-only audit log (a review added 50 from one session).
+                _no_entry(_message(NotFound(INVALID_LINK)))
+            try:
+                actor = store.links.open(token)  # audited: link_used (or a failed use)
+            except NotFound:
+                st.session_state["link_refused"] = token
+                raise
             st.session_state["link_token"] = token
             _forget_address()
         else:

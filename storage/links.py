@@ -23,7 +23,8 @@ from .models import Patient, PatientLink, as_utc, utcnow
 __all__ = ["PatientLinks", "LinkRecord", "INVALID_LINK", "end_of_today"]
 
 INVALID_LINK = "this link is not valid — it may have expired or been revoked; ask your clinic for a new one"
-_MAX_DAYS = 366
+#: A link ends at the latest at the end of the 90th day after the day it is issued (README: at most 90 days).
+_MAX_DAYS = 90
 
 
 @dataclass(frozen=True)
@@ -79,7 +80,7 @@ class PatientLinks:
             raise OptionError("the link's expiry must be a date or a date and time")
         if expires <= now:
             raise OptionError("the link's expiry is in the past; choose a later date")
-        if expires > now + dt.timedelta(days=_MAX_DAYS):
+        if expires > end_of_today(now) + dt.timedelta(days=_MAX_DAYS):
             raise OptionError(f"a link can last at most {_MAX_DAYS} days; choose an earlier date")
         token = secrets.token_urlsafe(32)
         with self._sessions() as s, s.begin():

@@ -434,10 +434,13 @@ def test_own_patient_id_with_another_patients_photo_ids_reaches_nothing(world):
     assert [t.notes for t in store.treatments(a["main_prac"], world["pid"])] == ["secret treatment"]
 
 
-def test_a_link_lasts_at_most_a_year_and_consent_is_not_dated_in_the_future(world):
+def test_a_link_lasts_at_most_90_days_and_consent_is_not_dated_in_the_future(world):
+    # the README and the page promise at most 90 days; storage allowed 366 (a review)
     store, prac = world["store"], world["actors"]["main_prac"]
-    with pytest.raises(OptionError, match="at most"):
-        store.links.issue(prac, world["pid"], expires_at=dt.date.today() + dt.timedelta(days=400))
+    for days in (91, 400):
+        with pytest.raises(OptionError, match="at most 90 days"):
+            store.links.issue(prac, world["pid"], expires_at=dt.date.today() + dt.timedelta(days=days))
+    store.links.issue(prac, world["pid"], expires_at=dt.date.today() + dt.timedelta(days=90))
     with pytest.raises(OptionError, match="future"):
         store.consents.record(prac, world["pid"], "marketing", granted=True,
                               date=dt.date.today() + dt.timedelta(days=30))
@@ -872,6 +875,29 @@ def test_single_sign_on_is_offered_only_when_configured_and_maps_verified_claims
                                    dict(link="x" * 43), dict(link=secrets.token_urlsafe(32))])
 def test_signed_out_query_parameters_show_no_patient(app_env, query):
     _no_patient_data(_at(**query))
+
+
+def test_a_refused_link_is_audited_once_per_browser_session_not_on_every_rerun(app_env):
+    """Every rerun of a page opened with a bad link wrote another row to the append-only audit log (a review: 50
+    rows from one session). A refused link is remembered by the session; another link is tried (and audited)."""
+    d, ids, pid = app_env
+
+    def failed():
+        with open_store(d) as s:
+            return sum(1 for e in s.audit.events(Actor.system(), action="link_used", limit=100_000)
+                       if e.outcome == "failed")
+
+    before = failed()
+    at = _at(link=secrets.token_urlsafe(32))
+    for _ in range(5):
+        at.run()
+        _no_patient_data(at)
+        assert "not valid" in _everything(at)
+    assert failed() == before + 1
+    at.query_params["link"] = secrets.token_urlsafe(32)
+    at.run()
+    _no_patient_data(at)
+    assert failed() == before + 2
 
 
 def test_sign_in_through_the_form_then_sign_out(app_env):
