@@ -50,7 +50,8 @@ New visit    ``visit_region``, ``visit_region_other``, ``visit_date``, ``visit_n
              ``full_face``; region by hand ``region_manual`` (shown when a face was found), ``region_name``,
              ``region_x``, ``region_y``, ``region_w``, ``region_h`` (percent of the photo); per photo
              ``keep_<sha256[:12]>`` and table ``regions_<sha256[:12]>``; ``save_visit``
-Progress     ``progress_region``, ``progress_metric``, chart ``progress_chart``
+Progress     ``progress_region``, ``progress_metric``, chart ``progress_chart``; ``delete_visit_choice``,
+             per visit ``confirm_delete_visit_<id>``, ``delete_visit``
 Compare      ``compare_region``, ``compare_a``, ``compare_b``, ``overlay_opacity``, chart ``difference_map``,
              ``compare_region_metric``, tables ``scar_table``, ``region_table``
 Visit mode   ``visit_region_pick``, chart ``visit_chart``

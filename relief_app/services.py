@@ -36,7 +36,7 @@ __all__ = [
     "list_patients", "patient", "progress", "baseline_photo", "standard_regions", "compute_missing", "treatments",
     "visits_of", "regions", "photos", "analyse_upload", "thumbnail", "thumbnail_of_bytes", "compare_views",
     "region_values", "save_visit", "create_patient", "update_patient", "current_actor", "open_patient",
-    "consent_status", "record_consent", "delete_patient", "issue_link", "links_of", "revoke_link", "can",
+    "consent_status", "record_consent", "delete_patient", "delete_visit", "issue_link", "links_of", "revoke_link", "can",
     "TEXT_LIMITS",
 ]
 
@@ -355,6 +355,13 @@ def delete_patient(patient_id: int) -> None:
     """Delete the patient with their photo files (audited); then the data revision changes."""
     get_store().delete_patient(current_actor(), patient_id)
     st.session_state.get("_viewed_patients", set()).discard(patient_id)
+    bump()
+
+
+def delete_visit(patient_id: int, visit_id: int) -> None:
+    """Delete one visit with its photos, their files and results (audited ``delete_visit``); then the data revision
+    changes."""
+    get_store().delete_visit(current_actor(), patient_id, visit_id)
     bump()
 
 

@@ -26,7 +26,7 @@ from streamlit.testing.v1 import AppTest  # noqa: E402
 
 from analyzer.errors import ReliefError  # noqa: E402
 from relief_app import charts, demo, text, visits  # noqa: E402
-from storage import NewPhoto, open_store  # noqa: E402
+from storage import Actor, NewPhoto, open_store  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 APP = str(REPO / "app.py")
@@ -948,6 +948,39 @@ def test_delete_patient_from_the_page_removes_rows_and_photo_files(data_dir, sto
     assert p.id not in [x.id for x in store.list_patients(MAIN)]
     assert [e.patient_id for e in store.audit.events(MAIN, action="delete_patient")] == [p.id]
     assert not path.exists()  # the photo file went with the rows
+
+
+def test_delete_a_visit_from_the_progress_page_removes_its_photos_and_is_audited(data_dir, store, demo_id):
+    """The consent note told practitioners to delete the visits a patient wants erased; no page could (a review)."""
+    visits_before = store.visits(MAIN, demo_id)
+    gone = visits_before[1]  # week 1
+    paths = [store.photo_path(MAIN, demo_id, ph.id) for ph in gone.photos]
+    assert paths and all(p.is_file() for p in paths)
+    at = _app().run()
+    at.session_state["patient_id"] = demo_id
+    at.switch_page("views/progress.py").run()
+    _no_exception(at)
+    at.selectbox(key="delete_visit_choice").set_value(gone).run()
+    assert at.button(key="delete_visit").disabled  # not without the confirmation
+    at.checkbox(key=f"confirm_delete_visit_{gone.id}").check().run()
+    at.button(key="delete_visit").click().run()
+    _no_exception(at)
+    assert f"Deleted the visit of {gone.date:%d %b %Y}" in _texts(at)
+    assert [v.id for v in store.visits(MAIN, demo_id)] == [v.id for v in visits_before if v.id != gone.id]
+    assert not any(p.exists() for p in paths)
+    assert [e.patient_id for e in store.audit.events(MAIN, action="delete_visit")] == [demo_id]
+
+
+def test_a_viewer_is_offered_no_visit_deletion(data_dir, store, demo_id):
+    viewer = store.accounts.add(Actor.system(), "viewer_del", role="viewer", password="a long password 12",
+                                clinic="MAIN")
+    at = _app(signed_in=viewer.id).run()
+    at.session_state["patient_id"] = demo_id
+    at.switch_page("views/progress.py").run()
+    _no_exception(at)
+    assert at.selectbox(key="progress_region").options  # the page ran to its end ...
+    with pytest.raises(KeyError):  # ... without the deletion
+        at.button(key="delete_visit")
 
 
 def test_every_quality_code_has_words_for_the_page():

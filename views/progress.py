@@ -12,6 +12,9 @@ for key, default in (("patient_id", None), ("progress_computed", set())):
     if key not in st.session_state:
         st.session_state[key] = default
 
+if st.session_state.get("progress_flash"):  # (before the page may end: the last visit with photos deleted)
+    st.success(st.session_state.pop("progress_flash"))
+
 pid, _, regions = services.patient_page(
     "Progress", without_photos="No photos yet — record the first visit on the **New visit** page.")
 
@@ -107,3 +110,23 @@ with r2:
     if ready and ready[0] == (pid, services.patient_state(pid)):
         st.download_button("Download the data (ZIP)", ready[1], file_name=f"relief-export-{pid}.zip",
                            mime="application/zip", key="download_export", on_click="ignore")
+
+if services.can("write"):
+    with st.expander("Delete a visit"):
+        st.caption("Erases one visit for good: its photos, their measurements and comparisons (for example when "
+                   "the patient asks for their photos to be erased). The next visit of each region becomes its "
+                   "baseline. Recorded in the audit log.")
+        with services.show_errors():
+            visit_list = services.visits_of(pid)
+        gone = st.selectbox(
+            "Visit", visit_list, key="delete_visit_choice",
+            format_func=lambda v: f"{v.date:%d %b %Y} — {len(v.photos)} photo(s)"
+                                  + (f": {', '.join(sorted({ph.region for ph in v.photos}))}" if v.photos else ""))
+        if gone is not None:
+            sure = st.checkbox(f"Delete the visit of {gone.date:%d %b %Y} and its {len(gone.photos)} photo(s) for good",
+                               key=f"confirm_delete_visit_{gone.id}")
+            if st.button("Delete visit", key="delete_visit", disabled=not sure, type="primary"):
+                with services.show_errors(stop=False):
+                    services.delete_visit(pid, gone.id)
+                    st.session_state["progress_flash"] = f"Deleted the visit of {gone.date:%d %b %Y} and its photos."
+                    st.rerun()
