@@ -12,6 +12,10 @@ to remove it. :mod:`analyzer.validate` uses them on the photos in ``tests/data/r
   multiplies the albedo and leaves the shading alone. The relief is unchanged, so the index should not move.
 * :func:`smooth_relief` — a blend toward a Gaussian-smoothed copy of the photo, or the smoothed copy itself:
   relief (and everything else small) is removed, so the index must fall.
+* :func:`phone_processing` — what phones, camera modes and apps do differently to the same capture: sharpening,
+  local contrast ("HDR" looks), saturation, noise reduction, vignetting, sensor noise. These leave the skin alone
+  but some change the shading's contrast at the scale of the relief, which one photo cannot tell from relief:
+  measured, so the README can say which settings must stay the same between visits.
 
 All functions take and return sRGB-encoded float32 RGB in ``[0, 1]`` (as :func:`analyzer.load_image` returns)
 and are deterministic for a given seed.
@@ -29,7 +33,7 @@ from .errors import OptionError
 from .synth import HAEMOGLOBIN_OD, MELANIN_OD
 
 __all__ = ["Drift", "recapture_drift", "random_drift", "add_pigment", "axis_with_leak", "smooth_relief",
-           "to_linear", "to_srgb", "PIGMENT_KINDS"]
+           "phone_processing", "PROCESSING_KINDS", "to_linear", "to_srgb", "PIGMENT_KINDS"]
 
 PIGMENT_KINDS = ("freckles", "age_spots", "redness")
 
@@ -120,11 +124,14 @@ def recapture_drift(rgb: np.ndarray, drift: Drift) -> np.ndarray:
     gain = drift.exposure * (1.0 + drift.gradient * t)
     lin = lin * gain[..., None] * np.asarray(drift.white_balance, np.float32)
     out = to_srgb(lin)
-    if drift.jpeg_quality is not None:
-        ok, buf = cv2.imencode(".jpg", cv2.cvtColor((out * 255 + 0.5).astype(np.uint8), cv2.COLOR_RGB2BGR),
-                               [cv2.IMWRITE_JPEG_QUALITY, int(drift.jpeg_quality)])
-        out = cv2.cvtColor(cv2.imdecode(buf, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB).astype(np.float32) / 255.0
-    return out
+    return out if drift.jpeg_quality is None else _jpeg(out, drift.jpeg_quality)
+
+
+def _jpeg(rgb: np.ndarray, quality: int) -> np.ndarray:
+    """The photo saved as an 8-bit JPEG of ``quality`` and decoded again."""
+    ok, buf = cv2.imencode(".jpg", cv2.cvtColor((rgb * 255 + 0.5).astype(np.uint8), cv2.COLOR_RGB2BGR),
+                           [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
+    return cv2.cvtColor(cv2.imdecode(buf, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB).astype(np.float32) / 255.0
 
 
 def _blobs(shape, rng, *, count: int, diam_px: tuple, amp: tuple) -> np.ndarray:
@@ -229,3 +236,65 @@ def smooth_relief(rgb: np.ndarray, *, px_per_mm: float, sigma_mm: float = 1.0, a
         raise OptionError("amount must be in [0, 1], sigma_mm and px_per_mm > 0")
     smooth = cv2.GaussianBlur(rgb.astype(np.float32), (0, 0), sigma_mm * px_per_mm, borderType=cv2.BORDER_REFLECT)
     return ((1.0 - amount) * rgb + amount * smooth).astype(np.float32)
+
+
+#: The kinds of :func:`phone_processing` and what their ``level`` means.
+PROCESSING_KINDS = {
+    "sharpen 0.1 mm": "unsharp mask of sigma 0.1 mm on the skin, amount = level (phones: 0.3-1)",
+    "local contrast 3 mm": "unsharp mask of sigma 3 mm (an 'HDR' or 'clarity' look), amount = level",
+    "CLAHE": "contrast-limited adaptive histogram equalisation of Lab L, 8 x 8 tiles, clip limit = level",
+    "saturation": "HSV saturation times level",
+    "noise reduction": "Gaussian blur of level px (a low-light mode's smoothing)",
+    "vignetting": "linear light falling off by level (share) towards the corners",
+    "sensor noise": "Gaussian noise of level/255 per channel, then JPEG quality 90",
+}
+
+
+def phone_processing(rgb: np.ndarray, kind: str, level: float, *, px_per_mm: float, seed: int = 0) -> np.ndarray:
+    """The photo as another phone, camera mode or app would have processed the same capture.
+
+    Parameters
+    ----------
+    rgb : (H, W, 3) float32
+        sRGB-encoded photo in [0, 1].
+    kind : str
+        A key of :data:`PROCESSING_KINDS`.
+    level : float
+        The strength, as :data:`PROCESSING_KINDS` says for the kind.
+    px_per_mm : float
+        Scale of the photo (sharpening and local contrast are set in mm on the skin).
+    seed : int
+        For the sensor noise.
+
+    Returns
+    -------
+    (H, W, 3) float32 in [0, 1]
+    """
+    if kind not in PROCESSING_KINDS:
+        raise OptionError(f"kind must be one of {', '.join(PROCESSING_KINDS)}, got {kind!r}")
+    if not (px_per_mm > 0 and math.isfinite(level) and level >= 0):
+        raise OptionError("px_per_mm must be > 0 and level a finite number >= 0")
+    x = np.ascontiguousarray(rgb, dtype=np.float32)
+    if kind in ("sharpen 0.1 mm", "local contrast 3 mm"):
+        sigma = (0.1 if kind.startswith("sharpen") else 3.0) * px_per_mm
+        blur = cv2.GaussianBlur(x, (0, 0), sigma, borderType=cv2.BORDER_REFLECT)
+        out = x + np.float32(level) * (x - blur)
+    elif kind == "CLAHE":
+        lab = cv2.cvtColor((np.clip(x, 0, 1) * 255 + 0.5).astype(np.uint8), cv2.COLOR_RGB2LAB)
+        lab[..., 0] = cv2.createCLAHE(clipLimit=float(level), tileGridSize=(8, 8)).apply(lab[..., 0])
+        out = cv2.cvtColor(lab, cv2.COLOR_LAB2RGB).astype(np.float32) / 255
+    elif kind == "saturation":
+        hsv = cv2.cvtColor(np.clip(x, 0, 1), cv2.COLOR_RGB2HSV)
+        hsv[..., 1] = np.clip(hsv[..., 1] * np.float32(level), 0, 1)
+        out = cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB)
+    elif kind == "noise reduction":
+        out = cv2.GaussianBlur(x, (0, 0), float(level), borderType=cv2.BORDER_REFLECT) if level > 0 else x
+    elif kind == "vignetting":
+        h, w = x.shape[:2]
+        yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+        r2 = ((xx - (w - 1) / 2) ** 2 + (yy - (h - 1) / 2) ** 2) / (((w - 1) / 2) ** 2 + ((h - 1) / 2) ** 2)
+        out = to_srgb(to_linear(x) * (1 - np.float32(level) * r2)[..., None])
+    else:  # sensor noise, then the phone's JPEG
+        noisy = x + np.random.default_rng(seed).normal(0, level / 255, x.shape).astype(np.float32)
+        out = _jpeg(np.clip(noisy, 0, 1), 90)
+    return np.clip(out, 0, 1).astype(np.float32)

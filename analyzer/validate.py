@@ -49,6 +49,7 @@ from .measurement import DEFAULT_FIELD_MM, jpeg_warnings, measure
 __all__ = ["run_validation", "drift_budget", "DRIFTS", "contrast_on_card", "phone_tone", "stray_light", "scar_colour",
            "calibration_pairs", "held_out_spread", "repeatability_calibration",
            "real_photos", "real_recapture", "real_pigment", "REAL_PIGMENT_SEEDS", "real_monotonicity", "real_survey",
+           "real_processing", "REAL_PROCESSING",
            "REAL_DIR"]
 
 
@@ -520,6 +521,40 @@ def real_monotonicity(photos: list[dict]) -> dict:
     return {"steps_pct": steps, "monotone": monotone, "n": len(photos)}
 
 
+#: Phone processing of the same capture (:func:`perturb.phone_processing`): (kind, level) pairs. A phone's
+#: sharpening acts at about 1-3 of its pixels (0.02-0.1 mm on a close-up); "HDR", "clarity" and "vivid" modes boost
+#: contrast and colour at the scale of the relief itself.
+REAL_PROCESSING = (("sharpen 0.1 mm", 0.5), ("sharpen 0.1 mm", 1.0), ("local contrast 3 mm", 0.05),
+                   ("local contrast 3 mm", 0.1), ("local contrast 3 mm", 0.2), ("CLAHE", 1.5),
+                   ("saturation", 1.2), ("saturation", 1.4), ("noise reduction", 0.75), ("vignetting", 0.3),
+                   ("sensor noise", 2.0))
+
+
+def real_processing(photos: list[dict], *, steps=REAL_PROCESSING) -> dict:
+    """Each real photo compared with itself as another phone or camera mode would have processed it.
+
+    Returns ``{"steps": {"<kind> <level>": {"changes_pct", "significant", "not_alike", "failed"}}, "n"}``: the
+    index change per photo (NaN where the pair could not be aligned), how many were called significant, and how
+    many the comparison's consistency check called "not taken alike".
+    """
+    out: dict = {}
+    for kind, level in steps:
+        row = {"changes_pct": [], "significant": 0, "not_alike": 0, "failed": 0}
+        for k, ph in enumerate(photos):
+            edited = perturb.phone_processing(ph["rgb"], kind, level, px_per_mm=ph["px_per_mm"], seed=k)
+            try:
+                c = compare(ph["rgb"], edited, px_per_mm=ph["px_per_mm"])
+            except ReliefError:
+                row["failed"] += 1
+                row["changes_pct"].append(float("nan"))
+                continue
+            row["changes_pct"].append(c.change_pct)
+            row["significant"] += int(c.significant)
+            row["not_alike"] += int(not c.consistency.get("taken_alike", True))
+        out[f"{kind} {level:g}"] = row
+    return {"steps": out, "n": len(photos)}
+
+
 def real_survey(photos: list[dict]) -> dict:
     """Quality-warning rates and, for photos labelled with a scar class, agreement of the dominant class.
 
@@ -552,6 +587,7 @@ def run_real(directory=None, *, quick: bool = False) -> dict:
         "pigment_pct": real_pigment(photos),
         "pigment_own_pct": real_pigment(photos, axes="photo"),
         "monotonicity": real_monotonicity(photos),
+        "processing": real_processing(photos, steps=REAL_PROCESSING[1::3] if quick else REAL_PROCESSING),
         "survey": real_survey(photos),
     }
 
@@ -707,8 +743,14 @@ def _report_real(rr: dict, where: str) -> None:
     print(f"11. Relief removed: index falls at every step in {mo['monotone']}/{mo['n']} photos")
     for k, v in mo["steps_pct"].items():
         print(f"   {k:12s} {_fmt(v)}")
+    pr = rr["processing"]
+    print(f"12. The same capture processed as another phone or camera mode would, {pr['n']} photos (the index moves "
+          "where the processing changes contrast at the relief's scale: keep the phone and its mode between visits)")
+    for k, v in pr["steps"].items():
+        print(f"   {k:26s} {_fmt(v['changes_pct'])}; significant {v['significant']}/{len(v['changes_pct'])}; "
+              f"not taken alike {v['not_alike']}" + (f"; not aligned {v['failed']}" if v["failed"] else ""))
     sv = rr["survey"]
-    print(f"12. Quality codes on {sv['n']} photos: "
+    print(f"13. Quality codes on {sv['n']} photos: "
           + (", ".join(f"{k} {v} ({100 * v / sv['n']:.0f} %)" for k, v in sorted(sv["codes"].items())) or "none"))
     for label, counts in sorted(sv["agreement"].items()):
         n = sum(counts.values())

@@ -147,6 +147,43 @@ def test_jpeg_moves_the_index_through_the_chroma_which_is_smoothed_at_the_photos
 
 
 # --------------------------------------------------------------------------------- the edits themselves
+@pytest.fixture(scope="module")
+def processing(photos):
+    return validate.real_processing(photos)["steps"]
+
+
+def test_phone_processing_that_leaves_contrast_alone_leaves_the_index_alone(processing):
+    # Vignetting, sensor noise (then JPEG 90) and a low-light mode's smoothing: at most 3 %, never significant.
+    for step in ("vignetting 0.3", "sensor noise 2", "noise reduction 0.75"):
+        v = processing[step]
+        assert v["significant"] == 0 and max(abs(c) for c in v["changes_pct"]) < 3.5, (step, v)
+    # A phone's usual sharpening (0.1 mm, amount 0.5) stays within the MDC.
+    assert processing["sharpen 0.1 mm 0.5"]["significant"] == 0
+
+
+def test_processing_that_raises_contrast_at_the_reliefs_scale_reads_as_relief(processing):
+    # Recorded, not hidden (README "Limits"): one photo cannot tell a local-contrast ("HDR", "clarity") boost or a
+    # vivid colour mode from deeper relief. The index rises with the amount: about +1 % per 0.01 of local contrast.
+    lc = {a: np.median(processing[f"local contrast 3 mm {a}"]["changes_pct"]) for a in ("0.05", "0.1", "0.2")}
+    assert 3 < lc["0.05"] < lc["0.1"] < lc["0.2"] and 15 < lc["0.2"] < 30, lc
+    assert processing["local contrast 3 mm 0.2"]["significant"] == len(processing["local contrast 3 mm 0.2"]["changes_pct"])
+    assert np.median(processing["CLAHE 1.5"]["changes_pct"]) > 40
+    assert 0 < np.median(processing["saturation 1.4"]["changes_pct"]) < 15
+
+
+def test_phone_processing_kinds_and_bad_options():
+    img = _photo()
+    assert np.array_equal(perturb.phone_processing(img, "noise reduction", 0.0, px_per_mm=10.0), img)
+    assert np.abs(perturb.phone_processing(img, "local contrast 3 mm", 0.0, px_per_mm=10.0) - img).max() < 1e-6
+    for kind in perturb.PROCESSING_KINDS:
+        out = perturb.phone_processing(img, kind, 1.2, px_per_mm=10.0)
+        assert out.shape == img.shape and out.dtype == np.float32 and 0 <= out.min() and out.max() <= 1
+    with pytest.raises(OptionError):
+        perturb.phone_processing(img, "beauty filter", 1.0, px_per_mm=10.0)
+    with pytest.raises(OptionError):
+        perturb.phone_processing(img, "saturation", -1.0, px_per_mm=10.0)
+
+
 def _photo():
     rng = np.random.default_rng(3)
     return np.clip(0.55 + 0.08 * rng.standard_normal((120, 160, 3)), 0, 1).astype(np.float32)
