@@ -339,6 +339,17 @@ def compare(baseline, followup, *, px_per_mm: float | None = None,
     RegistrationError
         When the photos cannot be aligned (different areas, or too little skin texture).
     """
+    # The quality gates and the bootstrap's resampling run on a spare thread (q_pool); it is shut down however the
+    # comparison ends (a photo that cannot be aligned, or read).
+    q_pool = ThreadPoolExecutor(max_workers=1)
+    try:
+        return _compare(baseline, followup, px_per_mm=px_per_mm, followup_px_per_mm=followup_px_per_mm,
+                        regions=regions, q_pool=q_pool)
+    finally:
+        q_pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _compare(baseline, followup, *, px_per_mm, followup_px_per_mm, regions, q_pool) -> Comparison:
     # The two photos are independent until registration: prepared side by side (OpenCV and numpy release the
     # GIL for the heavy parts, so this uses both cores).
     with ThreadPoolExecutor(max_workers=2) as pool:
@@ -368,7 +379,6 @@ def compare(baseline, followup, *, px_per_mm: float | None = None,
     # The quality gates feed neither the alignment nor the analysis: a spare thread runs them meanwhile, filling
     # the registration's single-threaded stretches (ECC). (pf as prepared: the registration's scale below
     # replaces it for the report and the chroma smoothing.)
-    q_pool = ThreadPoolExecutor(max_workers=1)
     fut_q = q_pool.submit(lambda pb=pb, pf=pf: (check_quality(rgb_b, px_per_mm=pb, mask=skin_mask(rgb_b, card_b)),
                                                 check_quality(rgb_f, px_per_mm=pf, mask=skin_mask(rgb_f, card_f))))
 
@@ -384,7 +394,6 @@ def compare(baseline, followup, *, px_per_mm: float | None = None,
     reg = register(grid_b, grid_f, px_per_mm=gpb, fixed_mask=_not_card(card_b, grid_b),
                    moving_mask=_not_card(card_f, grid_f))
     if not reg.ok:
-        q_pool.shutdown(wait=False, cancel_futures=True)
         raise RegistrationError(reg.message or "could not align the follow-up with the baseline — "
                                 "photograph the same area, with the same framing")
     # Resampling smooths: warping the follow-up on the analysis grid itself would make it read smoother than
@@ -419,7 +428,6 @@ def compare(baseline, followup, *, px_per_mm: float | None = None,
     measured = measured_mask(common, px_per_mm=gpb)
     n_tiles = int(np.count_nonzero(_kept_tiles(measured, gpb)))
     fut_w = q_pool.submit(bootstrap_weights, n_tiles) if n_tiles >= 2 else None
-    q_pool.shutdown(wait=False)  # (its jobs still run; their results are collected below)
     # Both photos' chroma is smoothed alike, over a few pixels of the coarser file (analyzer.colour.
     # chroma_sigma_mm): how much fine chroma is subtracted moves the index, and a photo taken 5 % closer
     # would otherwise read ~2 % smoother for that alone. Both files' scales in the baseline's millimetres

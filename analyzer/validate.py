@@ -20,8 +20,10 @@ and, on real photos (``tests/data/real/``, or any folder with ``--real-dir``), c
    zoom, framing, JPEG) stays within the MDC and is not called significant;
 10. colour invariance: freckles, age spots or redness added in the pigment domain move the index by <= 5 %;
 11. monotonicity: blurring the photo, or blending it toward its smoothed copy, lowers the index;
-12. (local folders only) quality-warning rates and, for sub-folders named after scar types, the agreement of
-    the dominant scar class per photo with the folder's label.
+12. phone processing of the same capture (sharpening, local contrast, CLAHE, saturation, noise reduction,
+    vignetting, sensor noise): what it does to the index (:func:`real_processing`);
+13. quality-warning rates and, for sub-folders named after scar types, the agreement of the dominant scar class
+    per photo with the folder's label.
 """
 from __future__ import annotations
 
@@ -343,13 +345,21 @@ def stray_light(rgb: np.ndarray, veil: float) -> np.ndarray:
     return np.rint(255.0 * colour.encode_srgb(np.clip(lin, 0.0, 1.0))).astype(np.uint8)
 
 
-def contrast_on_card(*, n: int = 4, seed: int = 900, tones=(0.96, 1.0, 1.04, 1.07), veils=(0.01, 0.02)) -> dict:
-    """Unchanged skin, recaptured with the card and put through a phone's tone curve ``v ** p`` (keys: p) or a veil
-    of stray light (keys: ``"veil 0.01"``, ...): the index change (which comes from that alone), the contrast change
-    the card's grey steps read (``consistency["tone_change_pct"]``), and how often the comparison calls it a
-    difference."""
+#: Local processing put through :func:`contrast_on_card` (the card's grey steps read a tone curve, not a local gain).
+CARD_PROCESSING = (("local contrast 3 mm", 0.1), ("local contrast 3 mm", 0.2), ("sharpen 0.1 mm", 1.0), ("CLAHE", 1.5))
+
+
+def contrast_on_card(*, n: int = 4, seed: int = 900, tones=(0.96, 1.0, 1.04, 1.07), veils=(0.01, 0.02),
+                     processing=CARD_PROCESSING) -> dict:
+    """Unchanged skin, recaptured with the card and put through a phone's tone curve ``v ** p`` (keys: p), a veil
+    of stray light (keys: ``"veil 0.01"``, ...) or local processing (:data:`CARD_PROCESSING`, keys as
+    ``"CLAHE 1.5"``): the index change (which comes from that alone), the contrast change the card's grey steps read
+    (``consistency["tone_change_pct"]``), and how often the comparison calls it a difference."""
     cases = {**{p: (lambda im, p=p: phone_tone(im, p)) for p in tones},
-             **{f"veil {v:g}": (lambda im, v=v: stray_light(im, v)) for v in veils}}
+             **{f"veil {v:g}": (lambda im, v=v: stray_light(im, v)) for v in veils},
+             **{f"{kind} {level:g}": (lambda im, kind=kind, level=level: np.rint(255 * perturb.phone_processing(
+                 np.asarray(im, np.float32) / 255, kind, level, px_per_mm=CARD_CAPTURE.px_per_mm)).astype(np.uint8))
+                for kind, level in processing}}
     out = {"cases": list(cases), "change_pct": {k: [] for k in cases}, "tone_change_pct": {k: [] for k in cases},
            "flagged": {k: 0 for k in cases}, "n": n}
     for i in range(n):
@@ -641,11 +651,11 @@ def _report(r: dict) -> None:
             print(f"   {name:22s} {v:+.2f} %")
     cc = r["contrast_on_card"]
     print(f"6b. Unchanged skin recaptured with the card ({cc['n']} skins), the follow-up put through a phone's tone "
-          "curve v**p or a veil of stray light: index change from that alone / contrast read on the card's grey "
-          "steps; called a difference above ±5 %:")
+          "curve v**p, a veil of stray light or local processing: index change from that alone / contrast read on "
+          "the card's grey steps; called a difference above ±5 %:")
     for key in cc["cases"]:
         label = f"p = {key:.2f}" if isinstance(key, float) else key
-        print(f"   {label:10s}: index " + ", ".join(f"{v:+.1f}" for v in cc["change_pct"][key]) + " %; card "
+        print(f"   {label:22s}: index " + ", ".join(f"{v:+.1f}" for v in cc["change_pct"][key]) + " %; card "
               + ", ".join(f"{v:+.1f}" for v in cc["tone_change_pct"][key]) + f" %; flagged {cc['flagged'][key]}/{cc['n']}")
     sc = r["scar_colour"]
 

@@ -362,6 +362,15 @@ def delete_visit(patient_id: int, visit_id: int) -> None:
     """Delete one visit with its photos, their files and results (audited ``delete_visit``); then the data revision
     changes."""
     get_store().delete_visit(current_actor(), patient_id, visit_id)
+    # The New-visit page remembers the photos it saved (to keep them from being saved twice): of this patient, that
+    # memory may now name a deleted visit, and the same photos could not be saved again under the right date.
+    ss = st.session_state
+    for key in ("saved_uploads", "saved_photos"):
+        if isinstance(ss.get(key), dict):
+            ss[key] = {k: v for k, v in ss[key].items() if k[0] != patient_id}
+    last = ss.get("last_save")
+    if last is not None and getattr(getattr(last, "visit", None), "patient_id", None) == patient_id:
+        ss["last_save"] = None
     bump()
 
 

@@ -44,6 +44,12 @@ class ConsentStatus:
     def marketing_granted(self) -> bool:
         return self.marketing is not None and self.marketing.granted
 
+    def on(self, kind: str, day: dt.date) -> ConsentRecord | None:
+        """The decision of ``kind`` that was in force on ``day``: the latest one dated on or before it (None: none
+        yet). A consent recorded today can be joined by the paper one the patient signed before an earlier visit."""
+        before = [r for r in self.history if r.kind == kind and r.date <= day]
+        return before[-1] if before else None
+
 
 def status_of(s: Session, patient_id: int) -> ConsentStatus:
     """What is in force for one patient (inside a transaction that has checked access).

@@ -80,7 +80,8 @@ class PatientLinks:
             raise OptionError("the link's expiry must be a date or a date and time")
         if expires <= now:
             raise OptionError("the link's expiry is in the past; choose a later date")
-        if expires > end_of_today(now) + dt.timedelta(days=_MAX_DAYS):
+        # by local calendar days: a fixed offset plus 90 days crossed a change of summer time by an hour
+        if expires.astimezone().date() > now.astimezone().date() + dt.timedelta(days=_MAX_DAYS):
             raise OptionError(f"a link can last at most {_MAX_DAYS} days; choose an earlier date")
         token = secrets.token_urlsafe(32)
         with self._sessions() as s, s.begin():

@@ -20,7 +20,8 @@ PNG
     iTXt, eXIf, tIME, iCCP, pHYs, C2PA ``caBX``, ...) is dropped. An orientation the loader honours (an
     eXIf before the image data) is kept as a minimal eXIf.
 WebP
-    RIFF chunks are filtered: VP8/VP8L/ALPH and the animation chunks are kept verbatim, EXIF, XMP and ICCP
+    RIFF chunks are filtered: VP8/VP8L/ALPH and the animation header are kept verbatim, each animation frame
+    with only its pictures (VP8/VP8L/ALPH; the container allows any chunk inside a frame), EXIF, XMP and ICCP
     dropped (VP8X flags updated); an orientation other than 1 is kept as a minimal EXIF chunk.
 TIFF, HEIC/HEIF
     Re-containered as PNG of the pixels the loader decodes (8 or 16 bit per channel kept; EXIF orientation
@@ -271,6 +272,8 @@ def _strip_webp(data: bytes) -> bytes:
     out = []
     for fourcc, chunk in chunks:
         if fourcc == b"VP8X":
+            if len(chunk) < 18:  # (its 10 bytes: flags, reserved, canvas size)
+                raise _broken("WebP", "its extended header is too short")
             flags = chunk[8] & ~(_VP8X_ICC | _VP8X_XMP | _VP8X_EXIF) | (_VP8X_EXIF if orientation != 1 else 0)
             out.append(chunk[:8] + bytes([flags]) + chunk[9:])
         elif fourcc == b"ANMF":

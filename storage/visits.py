@@ -352,17 +352,23 @@ def _require_clinical_consent(s: Session, patient_id: int, photos: Sequence[Any]
     """Photos need the patient's consent to clinical photography in force, given on or before the visit's day."""
     if not photos:
         return
-    newest = consent.status_of(s, int(patient_id)).clinical
+    status = consent.status_of(s, int(patient_id))
+    newest = status.clinical
     if newest is None:
         raise ConsentRequired("record the patient's consent to clinical photography (patient page) before "
                               "saving photos")
     if not newest.granted:
         raise ConsentRequired(f"the patient withdrew consent to clinical photography on {newest.date:%d %b %Y}: "
                               "no new photo can be saved (record a new consent if the patient gives it again)")
-    if visit_date < newest.date:
+    then = status.on("clinical", visit_date)  # in force on the visit's day, too (not withdrawn in between)
+    if then is None:
+        first = min(r.date for r in status.history if r.kind == "clinical" and r.granted)
         raise ConsentRequired(f"the visit of {visit_date:%d %b %Y} is before the consent to clinical photography "
-                              f"({newest.date:%d %b %Y}) — check the visit's date, or record the day the patient "
+                              f"({first:%d %b %Y}) — check the visit's date, or record the day the patient "
                               "actually consented")
+    if not then.granted:
+        raise ConsentRequired(f"on {visit_date:%d %b %Y} the patient's consent to clinical photography was withdrawn "
+                              f"(since {then.date:%d %b %Y}) — check the visit's date")
 
 
 def _treatment_values(**f: Any) -> dict[str, Any]:

@@ -950,6 +950,12 @@ def test_delete_patient_from_the_page_removes_rows_and_photo_files(data_dir, sto
     assert not path.exists()  # the photo file went with the rows
 
 
+def _noise_png(seed: int) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(np.random.default_rng(seed).integers(0, 256, (40, 60, 3), dtype=np.uint8)).save(buf, "PNG")
+    return buf.getvalue()
+
+
 def test_delete_a_visit_from_the_progress_page_removes_its_photos_and_is_audited(data_dir, store, demo_id):
     """The consent note told practitioners to delete the visits a patient wants erased; no page could (a review)."""
     visits_before = store.visits(MAIN, demo_id)
@@ -960,7 +966,10 @@ def test_delete_a_visit_from_the_progress_page_removes_its_photos_and_is_audited
     at.session_state["patient_id"] = demo_id
     at.switch_page("views/progress.py").run()
     _no_exception(at)
-    at.selectbox(key="delete_visit_choice").set_value(gone).run()
+    # what the New-visit page remembers of the photos it saved, this patient's and another's
+    at.session_state["saved_uploads"] = {(demo_id, ("a" * 64,)): "15 Sep 2026", (demo_id + 1, ("b" * 64,)): "x"}
+    at.session_state["saved_photos"] = {(demo_id, "a" * 64): ("15 Sep 2026", ()), (demo_id + 1, "b" * 64): ("x", ())}
+    at.selectbox(key="delete_visit_choice").set_value(gone.id).run()
     assert at.button(key="delete_visit").disabled  # not without the confirmation
     at.checkbox(key=f"confirm_delete_visit_{gone.id}").check().run()
     at.button(key="delete_visit").click().run()
@@ -969,6 +978,31 @@ def test_delete_a_visit_from_the_progress_page_removes_its_photos_and_is_audited
     assert [v.id for v in store.visits(MAIN, demo_id)] == [v.id for v in visits_before if v.id != gone.id]
     assert not any(p.exists() for p in paths)
     assert [e.patient_id for e in store.audit.events(MAIN, action="delete_visit")] == [demo_id]
+    # the same photos can be saved again under the right date: the New-visit page forgot them (a review)
+    assert list(at.session_state["saved_uploads"]) == [(demo_id + 1, ("b" * 64,))]
+    assert list(at.session_state["saved_photos"]) == [(demo_id + 1, "b" * 64)]
+
+
+def test_of_two_visits_of_one_day_and_region_the_one_chosen_is_deleted(data_dir, store):
+    """A photo retaken and saved again makes two visits of one day and region; their labels were equal, and choosing
+    the first deleted the second (a review)."""
+    p = new_patient(store, "Same Day")
+    first, second = (store.save_visit(MAIN, p.id, date="2025-03-01", photos=[NewPhoto(
+        _noise_png(k), f"{k}.png", "chin")]) for k in (1, 2))
+    import streamlit as st
+
+    st.cache_data.clear()
+    at = _app().run()
+    at.session_state["patient_id"] = p.id
+    at.switch_page("views/progress.py").run()
+    _no_exception(at)
+    box = at.selectbox(key="delete_visit_choice")
+    assert len(set(box.options)) == len(box.options) == 2  # two labels, told apart
+    box.set_value(first.id).run()
+    at.checkbox(key=f"confirm_delete_visit_{first.id}").check().run()
+    at.button(key="delete_visit").click().run()
+    _no_exception(at)
+    assert [v.id for v in store.visits(MAIN, p.id)] == [second.id]
 
 
 def test_a_viewer_is_offered_no_visit_deletion(data_dir, store, demo_id):

@@ -225,6 +225,27 @@ def test_unrelated_skins_raise_a_registration_error_with_one_line(skin_make, ski
     assert msg and "\n" not in msg
 
 
+@pytest.mark.parametrize("how", ["not aligned", "a region outside the photo"])
+def test_a_refused_comparison_leaves_no_thread_behind(skin, skin_make, skin_photo, baseline, cap, faithful, how):
+    # the spare thread of the quality gates outlived an error raised after the registration for as long as the error
+    # was kept (a review)
+    import threading
+    import time
+
+    if how == "not aligned":
+        follow, regions, error = skin_photo(skin_make(98, 0.6), cap, 2), None, RegistrationError
+    else:
+        follow, regions, error = skin_photo(skin, faithful, 2), {"cheek": (10**6, 0, 10, 10)}, ReliefError
+    before = set(threading.enumerate())
+    with pytest.raises(error) as kept:  # (the error, and its traceback, stay referenced here)
+        compare(baseline, follow, px_per_mm=cap.px_per_mm, regions=regions)
+    deadline = time.monotonic() + 5.0
+    while set(threading.enumerate()) - before and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert not set(threading.enumerate()) - before
+    assert "outside" in str(kept.value) if regions else "could not align" in str(kept.value)
+
+
 def test_files_compare_like_arrays(tmp_path, skin, skin_photo, baseline, cap, faithful, smoother, skin_make):
     import cv2
 

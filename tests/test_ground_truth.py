@@ -117,13 +117,25 @@ def test_unchanged_pairs_held_apart_from_the_calibration_are_not_called_signific
 def test_a_phones_contrast_change_is_read_on_the_card_and_flagged_not_taken_for_the_skin():
     """The follow-up of unchanged skin put through a tone curve v ** 1.07: its index moves by about what the card's
     grey steps read, and the comparison says the photos were not taken alike; unprocessed, no contrast flag."""
-    r = validate.contrast_on_card(n=2, tones=(1.0, 1.07), veils=())
+    r = validate.contrast_on_card(n=2, tones=(1.0, 1.07), veils=(), processing=())
     for i in range(2):
         plain, toned = r["change_pct"][1.0][i], r["change_pct"][1.07][i]
         assert abs(r["tone_change_pct"][1.0][i]) < 1.5
         assert 5.0 < r["tone_change_pct"][1.07][i] < 9.0
         assert (toned - plain) == pytest.approx(r["tone_change_pct"][1.07][i], abs=2.0)
     assert r["flagged"] == {1.0: 0, 1.07: 2}
+
+
+def test_local_processing_moves_the_index_more_than_the_cards_grey_steps_read():
+    """Recorded, not hidden (README "What a 2-D photo cannot tell"): the card's grey steps measure a tone curve, not a
+    local gain. A local-contrast boost of 0.2 is flagged; sharpening, which raises the index as much, is not."""
+    r = validate.contrast_on_card(n=2, tones=(), veils=(), processing=(("local contrast 3 mm", 0.2),
+                                                                       ("sharpen 0.1 mm", 1.0)))
+    lc, sh = "local contrast 3 mm 0.2", "sharpen 0.1 mm 1"
+    for i in range(2):
+        assert r["change_pct"][lc][i] > 2 * r["tone_change_pct"][lc][i] > 2 * 5.0
+        assert r["change_pct"][sh][i] > 5.0 and abs(r["tone_change_pct"][sh][i]) < 1.5
+    assert r["flagged"] == {lc: 2, sh: 0}
 
 
 def test_the_drift_budget_takes_the_held_out_spread_apart_one_drift_at_a_time():

@@ -387,6 +387,23 @@ def test_a_damaged_jpeg_is_refused_in_one_line_and_nothing_is_saved(data_dir, da
     assert [p for p in all_files(data_dir / "photos") if not p.name.startswith(".")] == []
 
 
+def test_a_damaged_webp_is_refused_in_one_line_not_with_an_index_error():
+    # an extended header of size 0 raised IndexError (a review); a frame cut short inside is damaged too
+    frames = [Image.fromarray(noise(k)) for k in (11, 12)]
+    buf = io.BytesIO()
+    frames[0].save(buf, "WEBP", save_all=True, append_images=frames[1:], lossless=True)
+    good = buf.getvalue()
+    empty_vp8x = good[12:16] + struct.pack("<I", 0) + good[30:]
+    bad = [b"RIFF" + struct.pack("<I", len(empty_vp8x) + 4) + b"WEBP" + empty_vp8x]
+    i = good.find(b"ANMF")
+    short = bytearray(good)
+    struct.pack_into("<I", short, i + 4, 10)  # a frame too short for its own header
+    bad.append(bytes(short))
+    for data in bad:
+        with pytest.raises(PhotoFormatError, match="WebP file is damaged"):
+            strip_metadata(data)
+
+
 # ----------------------------------------------------------------------------------------- encryption
 def _distinctive_slices(data: bytes) -> list[bytes]:
     """Pieces of a photo that occur nowhere by chance: three 48-byte slices of its compressed data."""

@@ -446,6 +446,27 @@ def test_a_link_lasts_at_most_90_days_and_consent_is_not_dated_in_the_future(wor
                               date=dt.date.today() + dt.timedelta(days=30))
 
 
+def test_a_link_to_the_90th_day_is_accepted_across_a_change_of_summer_time(world, monkeypatch):
+    # end of today (summer offset) + 90 days fell an hour short of the 90th day's end in winter time (a review)
+    import os
+
+    store, prac = world["store"], world["actors"]["main_prac"]
+    before = os.environ.get("TZ")
+    os.environ["TZ"] = "Europe/Berlin"
+    time.tzset()
+    try:
+        monkeypatch.setattr(store.links, "clock", lambda: dt.datetime(2025, 9, 15, 10, 0, tzinfo=dt.timezone.utc))
+        store.links.issue(prac, world["pid"], expires_at=dt.date(2025, 12, 14))  # the 90th day, in winter time
+        with pytest.raises(OptionError, match="at most 90 days"):
+            store.links.issue(prac, world["pid"], expires_at=dt.date(2025, 12, 15))
+    finally:
+        if before is None:
+            os.environ.pop("TZ", None)
+        else:
+            os.environ["TZ"] = before
+        time.tzset()
+
+
 def test_an_account_that_must_change_its_password_can_only_read(world):
     store, system = world["store"], Actor.system()
     store.accounts.add(system, "fresh_prac", role="practitioner", password=PW, clinic="MAIN",
@@ -645,6 +666,25 @@ def test_the_decision_in_force_is_the_latest_by_date_not_the_last_typed_in(world
     assert not store.consents.record(prac, p.id, "clinical", granted=False, date=dt.date(2025, 3, 1)).clinical_granted
     assert store.consents.record(prac, p.id, "clinical", granted=True, date=dt.date(2025, 3, 5)).clinical_granted
     store.save_visit(prac, p.id, date="2025-04-01", photos=[NewPhoto(png(8), "late.png", "chin")])
+
+
+def test_a_consent_signed_before_an_earlier_visit_can_be_recorded_after_a_later_one(world):
+    """Consent entered with today's date refused a visit of last week; the refusal says to record the day the patient
+    actually consented, and that must then let the visit be saved (a review of the by-date rule)."""
+    store, prac = world["store"], world["actors"]["main_prac"]
+    p = new_patient(store, "Paper First", actor=prac, consent=False)
+    store.consents.record(prac, p.id, "clinical", granted=True, date=dt.date(2025, 3, 20))
+    with pytest.raises(ConsentRequired, match=r"is before the consent to clinical photography \(20 Mar 2025\)"):
+        store.save_visit(prac, p.id, date="2025-03-10", photos=[NewPhoto(png(9), "p.png", "chin")])
+    status = store.consents.record(prac, p.id, "clinical", granted=True, date=dt.date(2025, 3, 1))
+    assert status.clinical.date == dt.date(2025, 3, 20)  # the later decision stays in force
+    store.save_visit(prac, p.id, date="2025-03-10", photos=[NewPhoto(png(9), "p.png", "chin")])
+    # a withdrawal between the consent and the visit's day still refuses that day's photos
+    store.consents.record(prac, p.id, "clinical", granted=False, date=dt.date(2025, 3, 5))
+    with pytest.raises(ConsentRequired, match="on 06 Mar 2025 the patient's consent to clinical photography was "
+                                              "withdrawn"):
+        store.save_visit(prac, p.id, date="2025-03-06", photos=[NewPhoto(png(10), "q.png", "chin")])
+    store.save_visit(prac, p.id, date="2025-03-21", photos=[NewPhoto(png(10), "q.png", "chin")])
 
 
 # ------------------------------------------------------------------------------------------------ audit

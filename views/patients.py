@@ -53,8 +53,9 @@ def _consent_and_links(pid: int) -> None:
                         now = getattr(services.record_consent(pid, kind, granted=decision == "given", date=day), kind)
                         st.session_state["flash"] = "Consent recorded." if (now.date, now.granted) == (
                             day, decision == "given") else (
-                            f"Recorded in the history. The patient's later decision stays in force: "
-                            f"{'given' if now.granted else 'withdrawn'} on {now.date:%d %b %Y}.")
+                            f"Recorded in the history (it counts for visits from {day:%d %b %Y} on). The patient's "
+                            f"later decision stays in force: {'given' if now.granted else 'withdrawn'} on "
+                            f"{now.date:%d %b %Y}.")
                         st.rerun()
     with link_col:
         st.subheader("Patient link")
