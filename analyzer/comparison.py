@@ -24,7 +24,7 @@ import numpy as np
 
 from . import filters
 from .consistency import assess
-from .errors import ReliefError
+from .errors import OptionError, ReliefError
 from .measurement import (GRAYSCALE_WARNING, Analysis, Measurement, json_safe, named_regions, analyse, card_gains,
                           gray_copy, is_grayscale, needed_share, prepare, skin_mask, valid_mask)
 from .quality import check_quality
@@ -305,14 +305,14 @@ def _match_scars(base: list, follow: list) -> list:
     return out
 
 
-def _measurement(analysis: Analysis, *, quality, px_per_mm, source, warnings, card) -> Measurement:
+def _measurement(analysis: Analysis, *, quality, px_per_mm, source, warnings, card, camera) -> Measurement:
     return Measurement(roughness_index=analysis.metrics["roughness_index"], metrics=analysis.metrics,
                        scars=analysis.pits.scars, quality=quality, px_per_mm=px_per_mm, scale_source=source,
-                       warnings=warnings, analysis=analysis, card=card)
+                       warnings=warnings, analysis=analysis, card=card, camera=camera)
 
 
 def compare(baseline, followup, *, px_per_mm: float | None = None,
-            followup_px_per_mm: float | None = None, regions=None) -> Comparison:
+            followup_px_per_mm: float | None = None, regions=None, cameras=None) -> Comparison:
     """Compare a follow-up photo of a skin area with its baseline.
 
     Parameters
@@ -329,6 +329,10 @@ def compare(baseline, followup, *, px_per_mm: float | None = None,
         face's standard regions on the baseline, a dict gives boxes in the baseline's pixels. The headline
         change is then over the regions together (skin only, no hair or background) and
         ``region_changes`` holds each region's change.
+    cameras : (str or None, str or None), optional
+        The cameras the two photos were taken with, for files that no longer say it (their metadata removed on
+        upload); by default each file's EXIF make and model. Two different cameras make the photos "not taken
+        alike" (``consistency["differences"]``).
 
     Returns
     -------
@@ -339,17 +343,21 @@ def compare(baseline, followup, *, px_per_mm: float | None = None,
     RegistrationError
         When the photos cannot be aligned (different areas, or too little skin texture).
     """
+    if cameras is not None and not (isinstance(cameras, (tuple, list)) and len(cameras) == 2
+                                    and all(c is None or isinstance(c, str) for c in cameras)):
+        raise OptionError("cameras must be the two photos' camera names (str or None), e.g. "
+                          "(\"Apple iPhone 13\", None)")
     # The quality gates and the bootstrap's resampling run on a spare thread (q_pool); it is shut down however the
     # comparison ends (a photo that cannot be aligned, or read).
     q_pool = ThreadPoolExecutor(max_workers=1)
     try:
         return _compare(baseline, followup, px_per_mm=px_per_mm, followup_px_per_mm=followup_px_per_mm,
-                        regions=regions, q_pool=q_pool)
+                        regions=regions, cameras=cameras, q_pool=q_pool)
     finally:
         q_pool.shutdown(wait=False, cancel_futures=True)
 
 
-def _compare(baseline, followup, *, px_per_mm, followup_px_per_mm, regions, q_pool) -> Comparison:
+def _compare(baseline, followup, *, px_per_mm, followup_px_per_mm, regions, cameras, q_pool) -> Comparison:
     # The two photos are independent until registration: prepared side by side (OpenCV and numpy release the
     # GIL for the heavy parts, so this uses both cores).
     with ThreadPoolExecutor(max_workers=2) as pool:
@@ -485,15 +493,18 @@ def _compare(baseline, followup, *, px_per_mm, followup_px_per_mm, regions, q_po
             else float("nan")
 
     q_b, q_f = fut_q.result()
+    if cameras is None:
+        cameras = tuple(p.loaded.camera if p.loaded is not None else None for p in (prep_b, prep_f))
     consistency = assess(an_b, an_f, reg, q_b, q_f, rgb_b=in_b, rgb_f=in_f, mask=mask,
                          scale_change_pct=scale_change, grayscale=(gray_b, gray_f),
-                         tone=tuple(None if c is None else c.tone_slope for c in (card_b, card_f)))
+                         tone=tuple(None if c is None else c.tone_slope for c in (card_b, card_f)),
+                         cameras=tuple(cameras))
     warn_b = warn_b + [GRAYSCALE_WARNING] if gray_b else warn_b
     warn_f = warn_f + [GRAYSCALE_WARNING] if gray_f else warn_f
     base_m = _measurement(an_b, quality=q_b, px_per_mm=pb * ds_b, source=src_b, warnings=warn_b + q_b.warnings,
-                          card=card_b)
+                          card=card_b, camera=cameras[0])
     follow_m = _measurement(an_f, quality=q_f, px_per_mm=pf * ds_f, source=src_f,
-                            warnings=warn_f + q_f.warnings, card=card_f)
+                            warnings=warn_f + q_f.warnings, card=card_f, camera=cameras[1])
     return Comparison(
         baseline=base_m, followup=follow_m, change_pct=change, ci95_pct=ci, mdc_pct=mdc,
         significant=significant, metric_changes=metric_changes, registration=reg, difference_map=diff,

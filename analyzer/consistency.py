@@ -68,7 +68,8 @@ def _angle_diff(a: float, b: float) -> float:
 
 def assess(an_b, an_f, reg, q_b=None, q_f=None, *, rgb_b=None, rgb_f=None, mask=None,
            scale_change_pct: float | None = None, grayscale: tuple[bool, bool] = (False, False),
-           tone: tuple[float | None, float | None] = (None, None)) -> dict:
+           tone: tuple[float | None, float | None] = (None, None),
+           cameras: tuple[str | None, str | None] = (None, None)) -> dict:
     """Consistency verdict of a follow-up against its baseline.
 
     Parameters
@@ -87,6 +88,10 @@ def assess(an_b, an_f, reg, q_b=None, q_f=None, *, rgb_b=None, rgb_f=None, mask=
         The baseline's and the follow-up's card tone slopes (:attr:`analyzer.card.CardDetection.tone_slope`):
         None when a photo shows no card, NaN when its grey steps could not be read. A card in one photo only, or
         steps unreadable in either, is advice.
+    cameras : (str or None, str or None)
+        The cameras the two photos were taken with (:attr:`analyzer.loading.LoadedImage.camera`); two different
+        ones are a difference (each phone sharpens and tone-maps in its own way, which the index reads), an
+        unknown one is not.
 
     Returns
     -------
@@ -197,6 +202,12 @@ def assess(an_b, an_f, reg, q_b=None, q_f=None, *, rgb_b=None, rgb_f=None, mask=
             advice.append(baseline_failed(shared_b))
     elif q_f is not None and not q_f.ok:
         advice.extend(q_f.warnings)
+    cam_b, cam_f = cameras
+    if cam_b and cam_f and cam_b.casefold() != cam_f.casefold():
+        differ(f"the follow-up was taken with another camera ({cam_f}) than the baseline ({cam_b}): each phone "
+               "sharpens, tone-maps and colours its photos in its own way, and the index reads that as relief "
+               "(a local-contrast or 'HDR' look of 0.1 reads +11 % on real skin) — take every photo with the same "
+               "phone and camera mode, or take a new baseline with this one")
     gray_b, gray_f = grayscale
     if gray_b != gray_f:
         differ(f"the {'baseline' if gray_b else 'follow-up'} is black-and-white, so both photos were compared in "
@@ -217,6 +228,7 @@ def assess(an_b, an_f, reg, q_b=None, q_f=None, *, rgb_b=None, rgb_f=None, mask=
         "tone_change_pct": tone_change,
         "advice": advice,
         "grayscale": bool(gray_b or gray_f),
+        "cameras": [cam_b, cam_f],
     }
 
 

@@ -90,6 +90,9 @@ class LoadedImage:
     jpeg_quality : float or None
         For a JPEG, the quality it was saved with (IJG scale 1–100), estimated from its luminance quantisation
         table (:func:`jpeg_quality`); None for other formats.
+    camera : str or None
+        The camera's make and model from the file's EXIF (:func:`camera_of`), e.g. ``"Apple iPhone 13"``; None
+        when the file does not say (a messaging app's copy, a screenshot, a file whose metadata was removed).
     """
 
     pixels: np.ndarray
@@ -98,6 +101,7 @@ class LoadedImage:
     format: str
     bit_depth: int
     jpeg_quality: float | None = None
+    camera: str | None = None
 
 
 def _name(path: object) -> str:
@@ -238,6 +242,27 @@ def _orientation(im: Image.Image) -> int:
     except Exception:  # a corrupt EXIF block must not make an otherwise good photo unreadable
         return 1
     return value if 1 <= value <= 8 else 1
+
+
+_MAKE_TAG, _MODEL_TAG = 0x010F, 0x0110
+
+
+def camera_of(im: Image.Image) -> str | None:
+    """``"<make> <model>"`` from an opened image's EXIF (the make left out when the model starts with it), printable
+    and at most 80 characters; None without them. Each phone processes its photos in its own way (sharpening, local
+    contrast, colour), which the roughness index reads: a comparison says when two photos come from different
+    cameras."""
+    if im.format == "PNG" and "exif" not in im.info:
+        return None
+    try:
+        exif = im.getexif()
+        make, model = (" ".join(str(exif.get(t, "") or "").replace("\x00", " ").split()) for t in (_MAKE_TAG, _MODEL_TAG))
+    except Exception:  # a corrupt EXIF block: no camera, not an unreadable photo
+        return None
+    make = "".join(c for c in make if c.isprintable())
+    model = "".join(c for c in model if c.isprintable())
+    name = model if model.lower().startswith(make.lower()) else f"{make} {model}".strip()
+    return name[:80] or None
 
 
 def _rawmode(im: Image.Image) -> str:
@@ -419,6 +444,7 @@ def read_image(path: str | os.PathLike, *, max_pixels: int = DEFAULT_MAX_PIXELS,
                     raise _too_small(w, h)
                 fmt = im.format or "unknown"
                 quality = jpeg_quality(im)
+                camera = camera_of(im)
                 arr, bit_depth, orientation, (w, h) = _decode(fh, im, int(max_pixels), float(reduce))
         if arr.dtype.kind == "f" and np.isfinite(arr).all() and (top := float(arr.max(initial=0.0))) > FLOAT_TOP_MAX:
             # (as_rgb's advice is for arrays — "divide by 255" — a file's owner re-exports it instead)
@@ -441,7 +467,7 @@ def read_image(path: str | os.PathLike, *, max_pixels: int = DEFAULT_MAX_PIXELS,
     if orientation >= 5:
         w, h = h, w
     return LoadedImage(pixels=pixels, downscale=downscale, original_size=(int(w), int(h)),
-                       format=fmt, bit_depth=bit_depth, jpeg_quality=quality)
+                       format=fmt, bit_depth=bit_depth, jpeg_quality=quality, camera=camera)
 
 
 def peek_size(path: str | os.PathLike) -> tuple[int, int] | None:

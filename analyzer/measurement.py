@@ -75,6 +75,9 @@ class Measurement:
         ``area_cm2``) when regions were measured (face regions or boxes drawn by the practitioner).
     region_outlines : dict[str, ndarray]
         Each region's polygon (N, 2) in pixels of the photo as given.
+    camera : str or None
+        The camera's make and model from the file's EXIF (:attr:`analyzer.loading.LoadedImage.camera`); None for
+        an array or a file that does not say.
     """
 
     roughness_index: float
@@ -89,6 +92,7 @@ class Measurement:
     regions: dict = field(default_factory=dict)
     region_outlines: dict = field(default_factory=dict, repr=False)
     algorithm_version: str = ALGORITHM_VERSION
+    camera: str | None = None
 
     def to_dict(self) -> dict:
         """JSON-safe dict (NaN → None) as printed by ``python -m analyzer measure --json``."""
@@ -104,6 +108,7 @@ class Measurement:
             "algorithm_version": self.algorithm_version,
             "card": self.card.to_dict() if self.card is not None else None,
             "regions": self.regions,
+            "camera": self.camera,
         })
 
 
@@ -592,7 +597,8 @@ def measure(image_or_path, *, px_per_mm: float | None = None, roi=None, regions=
         roughness_index=analysis.metrics["roughness_index"], metrics=analysis.metrics,
         scars=analysis.pits.scars, quality=quality, px_per_mm=p * downscale, scale_source=source,
         warnings=warnings, analysis=analysis, card=card, regions=per_region,
-        region_outlines={n: r.polygon * downscale for n, r in named.items()})
+        region_outlines={n: r.polygon * downscale for n, r in named.items()},
+        camera=prep.loaded.camera if prep.loaded is not None else None)
 
 
 #: Without a card, a full-face photo is scaled by the average adult interpupillary distance (Dodgson 2004).

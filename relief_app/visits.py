@@ -82,6 +82,7 @@ class PhotoAnalysis:
     region_outlines: dict = field(default_factory=dict, repr=False)
     region_spec: Any = None
     size: tuple[int, int] | None = None
+    camera: str | None = None  # EXIF make and model, read before the metadata is removed from the stored file
 
     @property
     def readable(self) -> bool:
@@ -242,7 +243,7 @@ def analyse_photo(data: bytes, filename: str, *, px_per_mm: float | None = None,
         codes=tuple(m.quality.codes), scale_source=m.scale_source, px_per_mm=float(m.px_per_mm),
         roughness_index=float(m.roughness_index), measurement=nm, regions=per_region,
         region_outlines={str(n): np.asarray(p, float) for n, p in (m.region_outlines or {}).items()},
-        region_spec=region_spec_json(regions), size=photo_size(data),
+        region_spec=region_spec_json(regions), size=photo_size(data), camera=m.camera,
     )
 
 
@@ -329,6 +330,8 @@ def save_new_visit(
                    "quality_ok": a.quality_ok, "kept_despite_quality": not a.quality_ok}
         if a.region_spec is not None:
             capture["regions"] = a.region_spec
+        if a.camera:  # (the stored file loses it with the rest of its metadata; comparisons need it)
+            capture["camera"] = a.camera
         photos.append(NewPhoto(data=data, filename=a.filename, region=region, measurement=a.measurement,
                                capture=capture))
     visit = store.save_visit(actor, patient_id, date=date, notes=notes, photos=photos, treatment=treatment)
@@ -395,7 +398,10 @@ def run_compare(store: Store, actor: Actor, patient_id: int, baseline_id: int, f
         raise OptionError("the two photos are the same; pick two different visits")
     # Photos measured by region (full face, or a box drawn by hand) are compared on the baseline's regions only,
     # so hair and background never enter the change.
-    spec = (store.photo(actor, patient_id, baseline_id).capture or {}).get("regions")
+    captures = [store.photo(actor, patient_id, i).capture or {} for i in (baseline_id, followup_id)]
+    spec = captures[0].get("regions")
+    # The stored files carry no metadata: the cameras come from what was read at upload (None when unknown).
+    cameras = tuple(c.get("camera") if isinstance(c.get("camera"), str) else None for c in captures)
     with tempfile.TemporaryDirectory(prefix=TEMP_PREFIXES[1]) as tmp:
         path_a, path_b = Path(tmp) / "baseline", Path(tmp) / "followup"
         path_a.write_bytes(store.photo_bytes(actor, patient_id, baseline_id))
@@ -404,7 +410,7 @@ def run_compare(store: Store, actor: Actor, patient_id: int, baseline_id: int, f
             path_a, path_b,
             px_per_mm=given_scale(store, actor, patient_id, baseline_id),
             followup_px_per_mm=given_scale(store, actor, patient_id, followup_id),
-            regions=spec or None,
+            regions=spec or None, cameras=cameras,
         )
 
 

@@ -313,6 +313,34 @@ def test_save_new_visit_measures_stores_and_compares_with_baseline(store):
     assert store.progress(MAIN, p.id, "left cheek")[-1].change_pct == pytest.approx(c.change_pct)
 
 
+def _with_camera(jpeg: bytes, make: str, model: str) -> bytes:
+    """The same JPEG as taken with another camera: its EXIF make and model (the pixels re-encoded at quality 95)."""
+    exif = Image.Exif()
+    exif[0x010F], exif[0x0110] = make, model
+    out = io.BytesIO()
+    Image.open(io.BytesIO(jpeg)).save(out, "JPEG", quality=95, exif=exif)
+    return out.getvalue()
+
+
+def test_a_follow_up_from_another_phone_is_flagged_though_stored_files_lose_their_metadata(store):
+    """The camera is read at upload (the stored file has no EXIF left) and kept with the photo; a comparison of
+    photos from two cameras says so — phones process photos differently, and the index reads that as relief."""
+    p = new_patient(store, "Two Phones")
+    base = _with_camera((SAMPLES / "week00_baseline.jpg").read_bytes(), "Apple", "iPhone 13")
+    follow = _with_camera((SAMPLES / "week12.jpg").read_bytes(), "Google", "Pixel 8")
+    px = _sidecar("week00_baseline.jpg")["px_per_mm"]
+    first = visits.save_new_visit(store, MAIN, p.id, date=dt.date(2025, 1, 6), region="left cheek",
+                                  uploads=[(base, "a.jpg")], px_per_mm=px)
+    stored = store.photo_bytes(MAIN, p.id, first.visit.photos[0].id)
+    assert b"iPhone 13" in base and b"iPhone 13" not in stored  # metadata removed from the file ...
+    assert store.photo(MAIN, p.id, first.visit.photos[0].id).capture["camera"] == "Apple iPhone 13"  # ... kept here
+    second = visits.save_new_visit(store, MAIN, p.id, date=dt.date(2025, 3, 31), region="left cheek",
+                                   uploads=[(follow, "b.jpg")])
+    [outcome] = second.comparisons
+    caveats = outcome.comparison.result["consistency"]["differences"]
+    assert any("another camera (Google Pixel 8) than the baseline (Apple iPhone 13)" in c for c in caveats)
+
+
 @pytest.mark.parametrize("data, name, words", [
     (b"this is a text file, not a photo\n", "notes.jpg", "not an image"),
     (b"", "empty.jpg", "empty"),

@@ -256,6 +256,42 @@ def test_files_compare_like_arrays(tmp_path, skin, skin_photo, baseline, cap, fa
     assert c.change_pct == pytest.approx(smoother.change_pct, abs=0.5)
 
 
+def _jpeg_from(rgb: np.ndarray, path: Path, make: str | None, model: str | None) -> Path:
+    from PIL import Image
+
+    exif = Image.Exif()
+    if make is not None:
+        exif[0x010F] = make
+    if model is not None:
+        exif[0x0110] = model
+    Image.fromarray(np.ascontiguousarray(rgb)).save(path, "JPEG", quality=95, exif=exif)
+    return path
+
+
+def test_photos_from_two_cameras_are_not_taken_alike(tmp_path, skin, skin_photo, baseline, cap, faithful):
+    """Each phone sharpens and tone-maps in its own way, which the index reads as relief (validate section 12): a
+    follow-up from another camera (EXIF make and model) is a difference; the same camera, or an unknown one, is not."""
+    follow = skin_photo(skin, faithful, 2)
+    a = _jpeg_from(baseline, tmp_path / "a.jpg", "Apple", "iPhone 13")
+    same = _jpeg_from(follow, tmp_path / "same.jpg", "Apple", "iPhone 13")
+    other = _jpeg_from(follow, tmp_path / "other.jpg", "samsung", "SM-S911B")
+    unknown = _jpeg_from(follow, tmp_path / "unknown.jpg", None, None)
+    kw = dict(px_per_mm=cap.px_per_mm, followup_px_per_mm=faithful.px_per_mm)
+    c = compare(a, other, **kw)
+    assert c.baseline.camera == "Apple iPhone 13" and c.followup.camera == "samsung SM-S911B"
+    [diff] = [d for d in c.consistency["differences"] if "camera" in d]
+    assert "(samsung SM-S911B) than the baseline (Apple iPhone 13)" in diff and not c.consistency["taken_alike"]
+    for follow_file in (same, unknown):
+        c = compare(a, follow_file, **kw)
+        assert not any("camera" in d for d in c.consistency["differences"]), c.consistency["differences"]
+    # files whose metadata was removed (stored uploads): the cameras read at upload are given instead
+    c = compare(a, unknown, cameras=("Apple iPhone 13", "Google Pixel 8"), **kw)
+    assert any("another camera (Google Pixel 8)" in d for d in c.consistency["differences"])
+    assert c.to_dict()["consistency"]["cameras"] == ["Apple iPhone 13", "Google Pixel 8"]
+    with pytest.raises(ReliefError, match="cameras must be"):
+        compare(a, unknown, cameras="Apple", **kw)
+
+
 def test_regions_restrict_the_comparison_and_report_each_region():
     root = Path(__file__).resolve().parents[1] / "sample_images"
     boxes = {"upper left": (150, 150, 800, 500), "lower left": (150, 1000, 800, 500)}

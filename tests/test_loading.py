@@ -446,3 +446,23 @@ def test_a_float_tiff_on_a_0_255_scale_gets_advice_for_a_file_not_an_array(tmp_p
     ok = tmp_path / "ok.tif"
     Image.fromarray(np.random.default_rng(1).random((300, 400)).astype(np.float32)).save(ok)
     assert read_image(ok).pixels.shape == (300, 400, 3)
+
+
+@pytest.mark.parametrize("make, model, camera", [
+    ("Apple", "iPhone 13", "Apple iPhone 13"),
+    ("Canon", "Canon EOS R5", "Canon EOS R5"),      # the make is not said twice
+    ("", "Pixel 8", "Pixel 8"),
+    ("samsung\x00", " SM-S911B\x07 ", "samsung SM-S911B"),  # padding and control characters dropped
+    (None, None, None),
+])
+def test_the_camera_is_read_from_the_exif(tmp_path, make, model, camera):
+    exif = Image.Exif()
+    if make is not None:
+        exif[0x010F] = make
+        exif[0x0110] = model
+    path = tmp_path / "c.jpg"
+    Image.new("RGB", (320, 240), (180, 120, 100)).save(path, "JPEG", exif=exif)
+    assert read_image(path).camera == camera
+    png = tmp_path / "c.png"
+    Image.new("RGB", (320, 240), (180, 120, 100)).save(png)
+    assert read_image(png).camera is None
