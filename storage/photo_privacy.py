@@ -260,15 +260,7 @@ def _strip_webp(data: bytes) -> bytes:
     riff_end = 8 + struct.unpack("<I", data[4:8])[0]
     if riff_end > len(data) or riff_end < 12:
         raise _broken("WebP", "its RIFF size is wrong")
-    chunks = []
-    i = 12
-    while i + 8 <= riff_end:
-        fourcc, size = data[i:i + 4], struct.unpack("<I", data[i + 4:i + 8])[0]
-        end = i + 8 + size + (size & 1)
-        if i + 8 + size > riff_end:
-            raise _broken("WebP", f"chunk {fourcc!r} runs past the end of the file")
-        chunks.append((fourcc, data[i:min(end, riff_end)]))
-        i = end
+    chunks = _riff_chunks(data, 12, riff_end, "the file")
     out = []
     for fourcc, chunk in chunks:
         if fourcc == b"VP8X":
@@ -289,25 +281,32 @@ def _strip_webp(data: bytes) -> bytes:
     return b"RIFF" + struct.pack("<I", len(payload)) + payload
 
 
+def _riff_chunks(data: bytes, start: int, end: int, where: str) -> list[tuple[bytes, bytes]]:
+    """The RIFF chunks in ``data[start:end]``: ``(fourcc, header + payload + padding byte)`` each (the padding cut
+    where ``end`` comes first); a chunk running past ``end`` is damage in ``where``."""
+    chunks, i = [], start
+    while i + 8 <= end:
+        fourcc, size = data[i:i + 4], struct.unpack("<I", data[i + 4:i + 8])[0]
+        if i + 8 + size > end:
+            raise _broken("WebP", f"chunk {fourcc!r} runs past the end of {where}")
+        chunks.append((fourcc, data[i:min(i + 8 + size + (size & 1), end)]))
+        i += 8 + size + (size & 1)
+    return chunks
+
+
 _WEBP_FRAME_KEEP = {b"VP8 ", b"VP8L", b"ALPH"}
 
 
 def _webp_frame(chunk: bytes) -> bytes:
     """An animation frame (ANMF) with only its pictures: the container allows any chunk inside a frame, and one
     kept byte for byte carried whatever was put there (a review hid a location in one)."""
-    size = struct.unpack("<I", chunk[4:8])[0]
-    body = chunk[8:8 + size]
+    body = chunk[8:8 + struct.unpack("<I", chunk[4:8])[0]]
     if len(body) < 16:
         raise _broken("WebP", "an animation frame is too short")
-    kept, i = [body[:16]], 16  # position, size, duration and flags of the frame
-    while i + 8 <= len(body):
-        fourcc, n = body[i:i + 4], struct.unpack("<I", body[i + 4:i + 8])[0]
-        end = i + 8 + n + (n & 1)
-        if i + 8 + n > len(body):
-            raise _broken("WebP", f"chunk {fourcc!r} runs past the end of its animation frame")
+    kept = [body[:16]]  # position, size, duration and flags of the frame
+    for fourcc, c in _riff_chunks(body, 16, len(body), "its animation frame"):
         if fourcc in _WEBP_FRAME_KEEP:
-            kept.append(body[i:i + 8 + n] + b"\x00" * (n & 1))
-        i = end
+            kept.append(c + b"\x00" * (len(c) & 1))  # (a frame's last chunk may lack its padding byte)
     payload = b"".join(kept)
     return b"ANMF" + struct.pack("<I", len(payload)) + payload
 

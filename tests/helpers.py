@@ -1,6 +1,7 @@
 """Small helpers shared by the tests (importable because pytest puts tests/ on sys.path)."""
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 
 from storage import Actor
@@ -113,3 +114,22 @@ def app_texts(script, actor, *, timeout: float = 60, **state) -> list:
     at.run()
     assert not at.exception, [e.value for e in at.exception]
     return [t.value for t in at.text]
+
+
+@contextlib.contextmanager
+def local_time_zone(name: str):
+    """The process's local time zone set to ``name`` (``TZ`` + ``time.tzset``), restored afterwards."""
+    import os
+    import time
+
+    old = os.environ.get("TZ")
+    os.environ["TZ"] = name
+    time.tzset()
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop("TZ", None)
+        else:
+            os.environ["TZ"] = old
+        time.tzset()

@@ -17,8 +17,8 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import (MAIN, another_photo, app_texts, figure_captions, media_images, new_patient,
-                     signed_in, small_png)
+from helpers import (MAIN, another_photo, app_texts, figure_captions, local_time_zone, media_images,
+                     new_patient, signed_in, small_png)
 from sqlalchemy import select, text
 
 from storage import (AccessDenied, Actor, Conflict, ConsentRequired, NewMeasurement, NewPhoto, NotFound, OptionError,
@@ -448,23 +448,12 @@ def test_a_link_lasts_at_most_90_days_and_consent_is_not_dated_in_the_future(wor
 
 def test_a_link_to_the_90th_day_is_accepted_across_a_change_of_summer_time(world, monkeypatch):
     # end of today (summer offset) + 90 days fell an hour short of the 90th day's end in winter time (a review)
-    import os
-
     store, prac = world["store"], world["actors"]["main_prac"]
-    before = os.environ.get("TZ")
-    os.environ["TZ"] = "Europe/Berlin"
-    time.tzset()
-    try:
+    with local_time_zone("Europe/Berlin"):
         monkeypatch.setattr(store.links, "clock", lambda: dt.datetime(2025, 9, 15, 10, 0, tzinfo=dt.timezone.utc))
         store.links.issue(prac, world["pid"], expires_at=dt.date(2025, 12, 14))  # the 90th day, in winter time
         with pytest.raises(OptionError, match="at most 90 days"):
             store.links.issue(prac, world["pid"], expires_at=dt.date(2025, 12, 15))
-    finally:
-        if before is None:
-            os.environ.pop("TZ", None)
-        else:
-            os.environ["TZ"] = before
-        time.tzset()
 
 
 def test_an_account_that_must_change_its_password_can_only_read(world):
@@ -1038,6 +1027,31 @@ def test_hostile_text_is_shown_as_text(app_env):
     finally:
         with open_store(d) as s:
             s.delete_patient(MAIN, p.id)
+
+
+def test_a_hostile_camera_name_in_a_photos_exif_reaches_the_page_as_text(tmp_path):
+    """The camera's EXIF make and model go into the "not taken alike" advice, which pages show as Markdown: a model
+    written as a link or HTML must read as text there."""
+    import io
+
+    from PIL import Image
+
+    from analyzer import compare
+
+    files = []
+    for name, model in (("week00_baseline.jpg", "iPhone 13"), ("week01.jpg", HOSTILE)):
+        exif = Image.Exif()
+        exif[0x010F], exif[0x0110] = "Evil\x00Corp", model
+        out = io.BytesIO()
+        Image.open(REPO / "sample_images" / name).save(out, "JPEG", quality=95, exif=exif)
+        files.append(tmp_path / name)
+        files[-1].write_bytes(out.getvalue())
+    c = compare(*files)
+    [diff] = [d for d in c.consistency["differences"] if "camera" in d]
+    assert "\x00" not in diff and "click me" in diff and len(c.followup.camera) <= 80
+    md = relief_text.not_alike_markdown([diff])
+    for raw in ("[click me]", "<b>", "<script>"):
+        assert re.search(r"(?<!\\)" + re.escape(raw), md) is None, raw
 
 
 def test_md_escape_neutralises_markdown_html_and_directives():

@@ -9,7 +9,7 @@ import stat
 import time
 
 import pytest
-from helpers import MAIN, app_texts, new_patient, small_png
+from helpers import MAIN, app_texts, local_time_zone, new_patient, small_png
 
 from storage import Actor, NewMeasurement, NewPhoto, NotFound, open_store
 
@@ -33,17 +33,8 @@ def sqlite_store(tmp_path):
 @pytest.fixture
 def tokyo():
     """The server's local time zone is not UTC (as on any clinic's server outside UTC)."""
-    old = os.environ.get("TZ")
-    os.environ["TZ"] = "Asia/Tokyo"
-    time.tzset()
-    try:
+    with local_time_zone("Asia/Tokyo"):
         yield
-    finally:
-        if old is None:
-            os.environ.pop("TZ", None)
-        else:
-            os.environ["TZ"] = old
-        time.tzset()
 
 
 # ------------------------------------------------------------------------------------------------------------
