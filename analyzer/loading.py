@@ -316,6 +316,44 @@ def jpeg_quality(im: Image.Image) -> float | None:
     return float(min(max(q, 1.0), 100.0))
 
 
+#: OpenCV's JPEG flags by DCT scale: colour and gray, each keeping the file's orientation (applied by _orient).
+_CV_JPEG_FLAGS = {
+    "RGB": {1: cv2.IMREAD_COLOR, 2: cv2.IMREAD_REDUCED_COLOR_2, 4: cv2.IMREAD_REDUCED_COLOR_4,
+            8: cv2.IMREAD_REDUCED_COLOR_8},
+    "L": {1: cv2.IMREAD_GRAYSCALE, 2: cv2.IMREAD_REDUCED_GRAYSCALE_2, 4: cv2.IMREAD_REDUCED_GRAYSCALE_4,
+          8: cv2.IMREAD_REDUCED_GRAYSCALE_8},
+}
+
+
+def _jpeg_scale(size: tuple[int, int], max_pixels: int, reduce: float) -> int:
+    """The DCT scale (1, 2, 4 or 8) at which a JPEG of ``size`` is decoded: the strongest reduction whose result
+    is still at least the size wanted (Pillow's ``Image.draft`` rule), keeping :data:`MIN_SIDE_PX` on the short
+    side and at most ``max_pixels`` only when that needs no more than the scale allows."""
+    if size[0] * size[1] <= max_pixels and reduce > 0.5:
+        return 1
+    fw, fh = _fit(*size, max_pixels)
+    share = max(reduce, MIN_SIDE_PX / min(size))
+    want = (max(1, min(fw, math.ceil(size[0] * share))), max(1, min(fh, math.ceil(size[1] * share))))
+    scale = min(size[0] // want[0], size[1] // want[1])
+    return next(k for k in (8, 4, 2, 1) if scale >= k)
+
+
+def _jpeg_via_opencv(fh, im: Image.Image, max_pixels: int, reduce: float) -> np.ndarray | None:
+    """An 8-bit RGB or gray JPEG decoded by OpenCV's libjpeg-turbo at the scale Pillow's ``draft`` would choose:
+    the same pixels to the bit, in less time (a 12 MP photo at 1/4: 13.9 against 14.6 ms, interleaved medians).
+    None when OpenCV does not return the expected size (then Pillow decodes, and says what is wrong)."""
+    k = _jpeg_scale(im.size, max_pixels, reduce)
+    fh.seek(0)
+    # A truncated file decodes to None here (tests/test_loading.py: truncated files stay errors).
+    arr = cv2.imdecode(np.frombuffer(fh.read(), np.uint8), _CV_JPEG_FLAGS[im.mode][k] | cv2.IMREAD_IGNORE_ORIENTATION)
+    fh.seek(0)
+    want = (-(-im.size[1] // k), -(-im.size[0] // k))
+    if arr is None or arr.shape[:2] != want or arr.dtype != np.uint8:
+        return None
+    # (a contiguous RGB copy: a reversed view would make the float conversion 7x slower)
+    return cv2.cvtColor(arr, cv2.COLOR_BGR2RGB) if arr.ndim == 3 else arr
+
+
 def _decode(fh, im: Image.Image, max_pixels: int, reduce: float = 1.0) -> tuple[np.ndarray, int, int, tuple[int, int]]:
     """Decode an opened file to an array of at most max_pixels (and, for JPEGs, not finer than ``reduce`` needs).
 
@@ -337,6 +375,9 @@ def _decode(fh, im: Image.Image, max_pixels: int, reduce: float = 1.0) -> tuple[
         if arr.ndim == 3:
             arr = arr[..., 0] if arr.shape[2] == 2 else arr[..., 2::-1]  # gray+alpha -> gray; BGR(A) -> RGB
         bit_depth = 16
+    elif im.format in ("JPEG", "MPO") and im.mode in ("RGB", "L") and (arr := _jpeg_via_opencv(fh, im, max_pixels,
+                                                                                          reduce)) is not None:
+        size, orientation, bit_depth = im.size, _orientation(im), 8
     else:
         size = im.size
         if im.format in ("JPEG", "MPO") and (size[0] * size[1] > max_pixels or reduce <= 0.5):

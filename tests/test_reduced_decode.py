@@ -93,3 +93,23 @@ def test_a_small_photo_is_never_decoded_below_the_smallest_accepted_side(tmp_pat
     assert small.pixels.shape[:2] == (300, 400) and small.downscale == pytest.approx(2.0)
     m = measure(path, px_per_mm=60.0)
     assert m.px_per_mm == pytest.approx(60.0)
+
+
+@pytest.mark.parametrize("mode", ["RGB", "L", "CMYK"])
+@pytest.mark.parametrize("reduce", [1.0, 0.5, 0.25, 0.125])
+@pytest.mark.parametrize("progressive", [False, True])
+def test_a_jpeg_decodes_to_pillows_pixels_to_the_bit_at_every_dct_scale(tmp_path, photo_2400, mode, reduce,
+                                                                       progressive):
+    """8-bit RGB and gray JPEGs are decoded by OpenCV (a quarter faster than Pillow feeding its decoder from
+    Python); CMYK ones by Pillow. Either way the pixels are those of Pillow's own DCT-scaled decode."""
+    path = tmp_path / f"p_{mode}.jpg"
+    Image.fromarray(photo_2400).convert(mode).save(path, "JPEG", quality=90, progressive=progressive)
+    loaded = read_image(path, reduce=reduce)
+    with Image.open(path) as im:
+        im.draft("RGB" if mode == "RGB" else mode, tuple(int(np.ceil(s * reduce)) for s in im.size))
+        expected = np.asarray(im.convert("RGB") if mode != "L" else im)
+    if mode == "L":
+        expected = np.repeat(expected[..., None], 3, axis=2)
+    assert loaded.pixels.shape == expected.shape
+    assert loaded.downscale == pytest.approx(2400 / expected.shape[1])
+    np.testing.assert_array_equal(np.rint(loaded.pixels * 255).astype(np.uint8), expected)
