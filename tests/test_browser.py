@@ -774,3 +774,53 @@ def test_report_download_button_gives_the_report_the_command_line_writes(page, s
     # The same report: identical text apart from the generation time in the footers.
     strip = lambda t: re.sub(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}(:\d{2})?( UTC)?", "", t)  # noqa: E731
     assert strip(page_text) == strip(cli_text)
+
+
+# WCAG 2.1 contrast (1.4.3) of every visible text element against the background it sits on (colours with alpha
+# composited over the ancestors' backgrounds, white at the root).
+_CONTRAST_JS = """(selectors) => {
+  const parse = (c) => { const m = c.match(/rgba?\\(([^)]+)\\)/); if (!m) return null;
+    const v = m[1].split(',').map(s => parseFloat(s)); return [v[0], v[1], v[2], v.length > 3 ? v[3] : 1]; };
+  const over = (fg, bg) => [0, 1, 2].map(i => fg[i] * fg[3] + bg[i] * (1 - fg[3]));
+  const lum = (c) => { const l = c.map(v => { v /= 255; return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4; });
+    return 0.2126 * l[0] + 0.7152 * l[1] + 0.0722 * l[2]; };
+  const background = (el) => { const chain = []; for (let e = el; e; e = e.parentElement) chain.push(e);
+    let bg = [255, 255, 255];
+    for (const e of chain.reverse()) { const c = parse(getComputedStyle(e).backgroundColor);
+      if (c && c[3] > 0) bg = over(c, bg); }
+    return bg; };
+  const out = [];
+  for (const el of document.querySelectorAll(selectors)) {
+    if (!el.offsetParent || !el.innerText.trim()) continue;
+    // WCAG exempts inactive controls; a slider's value floats over its track (drawn, not an ancestor's background)
+    if (el.closest('button:disabled, [data-testid="stSliderThumbValue"], [data-testid="stSliderTickBar"]')) continue;
+    const st = getComputedStyle(el), fg = parse(st.color), bg = background(el);
+    const op = parseFloat(st.opacity);
+    const shown = over([fg[0], fg[1], fg[2], fg[3] * op], bg);
+    const [a, b] = [lum(shown), lum(bg)].sort((x, y) => y - x);
+    out.push([el.innerText.trim().slice(0, 40), (a + 0.05) / (b + 0.05)]);
+  }
+  return out;
+}"""
+_TEXT = ('[data-testid="stCaptionContainer"], [data-testid="stMarkdownContainer"] p, '
+         '[data-testid="stWidgetLabel"] p, [data-testid="stMetricLabel"] p, [data-testid="stMetricValue"] div')
+
+
+def test_text_meets_the_wcag_contrast_minimum_and_each_open_button_names_its_patient(page, server):
+    """Captions were grey at 3.9:1 on white (WCAG AA asks 4.5:1 for body text), and every patient's row button was
+    called "Open": a screen reader listing the buttons heard "Open, Open, Open"."""
+    sign_in(page, server)
+    page.locator('[class*="st-key-open_patient_"]').first.wait_for()
+    low = []
+    for name in ("patients", "progress", "compare"):
+        go_to(page, name)
+        low += [(name, text, round(ratio, 2)) for text, ratio in page.evaluate(_CONTRAST_JS, _TEXT) if ratio < 4.5]
+    assert not low, low
+    go_to(page, "patients")
+    names = page.locator('[class*="st-key-open_patient_"] button').all_inner_texts()
+    assert len(names) >= 1 and len(set(names)) == len(names), names
+    with open_store(server.data_dir) as store:
+        patients = store.list_patients(MAIN)
+    for p in patients:  # each button's accessible name says whose record it opens
+        label = page.locator(key(f"open_patient_{p.id}") + " button").inner_text()
+        assert (p.code or p.name) in label, (label, p.code, p.name)

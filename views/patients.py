@@ -108,12 +108,12 @@ with services.show_errors():
 if not rows:
     st.info("No patient matches this search." if search.strip() else "No patients yet — create the first below.")
 else:
-    head = st.columns([3, 1, 2, 4, 1.2])
+    head = st.columns([3, 1, 2, 4, 1.8])
     for col, label in zip(head, ("**Patient**", "**Visits**", "**Last visit**", "**Latest change vs baseline**",
                                  "")):
         col.markdown(label)
     for p in rows:
-        c = st.columns([3, 1, 2, 4, 1.2])
+        c = st.columns([3, 1, 2, 4, 1.8])
         selected = p.id == st.session_state["patient_id"]
         c[0].markdown(("▶ " if selected else "") + f"**{esc(p.name)}**" + (f" · {esc(p.code)}" if p.code else ""))
         c[1].markdown(str(p.n_visits))
@@ -124,8 +124,10 @@ else:
                           + (" — *photos not taken alike*" if p.change_caveats else ""))
         else:
             c[3].markdown("—")
-        c[4].button("Selected" if selected else "Open", key=f"open_patient_{p.id}", disabled=selected,
-                     on_click=_select, args=(p.id,))
+        # The button names its patient (code, else name): a screen reader lists buttons by their text alone.
+        whom = esc(p.code or (p.name if len(p.name) <= 24 else p.name[:23] + "…"))
+        c[4].button(f"{'Selected' if selected else 'Open'} {whom}", key=f"open_patient_{p.id}", disabled=selected,
+                    on_click=_select, args=(p.id,))
 
 st.divider()
 if not services.can("write"):
