@@ -325,15 +325,22 @@ _CV_JPEG_FLAGS = {
 }
 
 
-def _jpeg_scale(size: tuple[int, int], max_pixels: int, reduce: float) -> int:
-    """The DCT scale (1, 2, 4 or 8) at which a JPEG of ``size`` is decoded: the strongest reduction whose result
-    is still at least the size wanted (Pillow's ``Image.draft`` rule), keeping :data:`MIN_SIDE_PX` on the short
-    side and at most ``max_pixels`` only when that needs no more than the scale allows."""
+def _draft_size(size: tuple[int, int], max_pixels: int, reduce: float) -> tuple[int, int] | None:
+    """The size a JPEG of ``size`` is asked to decode to (``Image.draft``'s request), or None for a full decode:
+    at most ``max_pixels``, at least the share ``reduce`` and :data:`MIN_SIDE_PX` on the short side."""
     if size[0] * size[1] <= max_pixels and reduce > 0.5:
-        return 1
+        return None
     fw, fh = _fit(*size, max_pixels)
-    share = max(reduce, MIN_SIDE_PX / min(size))
-    want = (max(1, min(fw, math.ceil(size[0] * share))), max(1, min(fh, math.ceil(size[1] * share))))
+    share = max(reduce, MIN_SIDE_PX / min(size))  # the decoded copy keeps the smallest photo's side
+    return max(1, min(fw, math.ceil(size[0] * share))), max(1, min(fh, math.ceil(size[1] * share)))
+
+
+def _jpeg_scale(size: tuple[int, int], max_pixels: int, reduce: float) -> int:
+    """The DCT scale (1, 2, 4 or 8) Pillow's ``Image.draft`` picks for :func:`_draft_size`: the strongest
+    reduction whose result is still at least that size."""
+    want = _draft_size(size, max_pixels, reduce)
+    if want is None:
+        return 1
     scale = min(size[0] // want[0], size[1] // want[1])
     return next(k for k in (8, 4, 2, 1) if scale >= k)
 
@@ -349,6 +356,9 @@ def _jpeg_via_opencv(fh, im: Image.Image, max_pixels: int, reduce: float) -> np.
     fh.seek(0)
     want = (-(-im.size[1] // k), -(-im.size[0] // k))
     if arr is None or arr.shape[:2] != want or arr.dtype != np.uint8:
+        return None
+    target = _fit(*im.size, max_pixels)
+    if min(want[1] // target[0], want[0] // target[1]) >= 2:  # (Pillow's path box-reduces first: let it)
         return None
     # (a contiguous RGB copy: a reversed view would make the float conversion 7x slower)
     return cv2.cvtColor(arr, cv2.COLOR_BGR2RGB) if arr.ndim == 3 else arr
@@ -380,12 +390,9 @@ def _decode(fh, im: Image.Image, max_pixels: int, reduce: float = 1.0) -> tuple[
         size, orientation, bit_depth = im.size, _orientation(im), 8
     else:
         size = im.size
-        if im.format in ("JPEG", "MPO") and (size[0] * size[1] > max_pixels or reduce <= 0.5):
+        if im.format in ("JPEG", "MPO") and (want := _draft_size(size, max_pixels, reduce)) is not None:
             # DCT-domain 1/2, 1/4, 1/8 scaling (libjpeg): only the needed pixels are ever computed. Pillow picks
             # the strongest reduction whose result is still at least the requested size.
-            fw, fh_ = _fit(*size, max_pixels)
-            share = max(reduce, MIN_SIDE_PX / min(size))  # the decoded copy keeps the smallest photo's side
-            want = (max(1, min(fw, math.ceil(size[0] * share))), max(1, min(fh_, math.ceil(size[1] * share))))
             im.draft("RGB", want)
         im.load()  # forces decoding; truncated data raises here (LOAD_TRUNCATED_IMAGES stays False)
         orientation = _orientation(im)  # 1 for TIFF: Pillow has applied it while loading

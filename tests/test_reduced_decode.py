@@ -97,13 +97,22 @@ def test_a_small_photo_is_never_decoded_below_the_smallest_accepted_side(tmp_pat
 
 @pytest.mark.parametrize("mode", ["RGB", "L", "CMYK"])
 @pytest.mark.parametrize("reduce", [1.0, 0.5, 0.25, 0.125])
-@pytest.mark.parametrize("progressive", [False, True])
-def test_a_jpeg_decodes_to_pillows_pixels_to_the_bit_at_every_dct_scale(tmp_path, photo_2400, mode, reduce,
-                                                                       progressive):
-    """8-bit RGB and gray JPEGs are decoded by OpenCV (a quarter faster than Pillow feeding its decoder from
-    Python); CMYK ones by Pillow. Either way the pixels are those of Pillow's own DCT-scaled decode."""
+@pytest.mark.parametrize("progressive, subsampling, odd", [(False, 2, False), (True, 2, False), (False, 0, True),
+                                                           (False, 1, True)])
+def test_a_jpeg_decodes_to_pillows_pixels_to_the_bit_at_every_dct_scale(tmp_path, photo_2400, monkeypatch, mode,
+                                                                       reduce, progressive, subsampling, odd):
+    """8-bit RGB and gray JPEGs are decoded by OpenCV (faster than Pillow feeding its decoder from Python); CMYK
+    ones by Pillow. Either way the pixels are those of Pillow's own DCT-scaled decode: at every scale, baseline and
+    progressive, chroma subsampled 4:2:0, 4:2:2 and not at all, sizes that do not divide by 8."""
+    from analyzer import loading
+
+    used = []
+    real = loading._jpeg_via_opencv
+    monkeypatch.setattr(loading, "_jpeg_via_opencv", lambda *a: used.append(r := real(*a)) or r)
+    src = photo_2400[:1789, :2391] if odd else photo_2400
     path = tmp_path / f"p_{mode}.jpg"
-    Image.fromarray(photo_2400).convert(mode).save(path, "JPEG", quality=90, progressive=progressive)
+    Image.fromarray(src).convert(mode).save(path, "JPEG", quality=90, progressive=progressive,
+                                            subsampling=subsampling)
     loaded = read_image(path, reduce=reduce)
     with Image.open(path) as im:
         im.draft("RGB" if mode == "RGB" else mode, tuple(int(np.ceil(s * reduce)) for s in im.size))
@@ -111,5 +120,20 @@ def test_a_jpeg_decodes_to_pillows_pixels_to_the_bit_at_every_dct_scale(tmp_path
     if mode == "L":
         expected = np.repeat(expected[..., None], 3, axis=2)
     assert loaded.pixels.shape == expected.shape
-    assert loaded.downscale == pytest.approx(2400 / expected.shape[1])
+    assert loaded.downscale == pytest.approx(src.shape[1] / expected.shape[1], rel=1e-3)
     np.testing.assert_array_equal(np.rint(loaded.pixels * 255).astype(np.uint8), expected)
+    # OpenCV decoded it (not Pillow as a fallback), except CMYK, which it is never given
+    assert [u is not None for u in used] == ([] if mode == "CMYK" else [True])
+
+
+def test_a_tiny_max_pixels_gets_pillows_box_reduction_not_opencvs_resize(tmp_path, photo_2400):
+    """Below 1/256 of the photo's pixels the 1/8 decode is still twice the target: Pillow's path box-reduces it
+    before the final resize, and the OpenCV path steps aside so the pixels stay those of that path."""
+    from analyzer import loading
+
+    path = write_jpeg(tmp_path / "big.jpg", np.ascontiguousarray(np.tile(photo_2400, (2, 2, 1))[:3400, :3400]))
+    with Image.open(path) as im, open(path, "rb") as fh:
+        assert loading._jpeg_via_opencv(fh, im, 45_000, 1.0) is None
+        assert loading._jpeg_via_opencv(fh, im, 200_000, 1.0) is not None
+    small = read_image(path, max_pixels=45_000).pixels
+    assert small.shape[0] * small.shape[1] <= 45_000
