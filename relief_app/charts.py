@@ -138,14 +138,18 @@ def progress_figure(series: Sequence[SeriesPoint], treatments: Sequence = (), *,
         shapes.append(dict(type="rect", xref="x", yref="paper", x0=w + COLLAGEN_WINDOW_WEEKS[0],
                            x1=w + COLLAGEN_WINDOW_WEEKS[1], y0=0, y1=1, fillcolor="#1a9850", opacity=0.12,
                            line=dict(width=0), layer="below"))
-        if i == 0:
+        # The patient's chart (large, often on a phone 360 px wide) names only the first treatment and leaves the
+        # collagen window to its caption: on a phone the labels ran into each other and into the 12-week mark.
+        if i == 0 and not large:
             notes.append(dict(x=w + COLLAGEN_WINDOW_WEEKS[0], xref="x", y=1.0, yref="paper", yanchor="bottom",
                               text="collagen window", showarrow=False, xanchor="left", font=dict(color="#1a9850")))
-        vline(w, "#7b3294", "dash", "treatment" if i == 0 or len(tx_weeks) <= 6 else None, 0.02)
+        vline(w, "#7b3294", "dash", "treatment" if i == 0 or (len(tx_weeks) <= 6 and not large) else None, 0.02)
     if tx_weeks:
         # anchored to the right of its line's left side: on a narrow (phone) chart the label stays inside
         vline(EVALUATION_WEEK, "#333333", "dot", "12 weeks" if large else "12-week evaluation", 0.95)
         notes[-1]["xanchor"] = "right"
+        if large:  # above the plot: inside it, the label sat on the first visit's line (0 %) once the skin improved
+            notes[-1].update(y=1.0, yanchor="bottom")
     # The first visit's level: "below the line = smoother" (visit mode) needs a line one can see.
     shapes.append(dict(type="line", xref="paper", yref="y", x0=0, x1=1, y0=0, y1=0, layer="below",
                        line=dict(color="#555555" if large else "#999999", width=2.5 if large else 1)))
@@ -162,10 +166,14 @@ def progress_figure(series: Sequence[SeriesPoint], treatments: Sequence = (), *,
     fig.update_layout(
         height=height, margin=dict(l=10, r=10, t=30, b=10), showlegend=False,
         xaxis_title=f"weeks since {axis_from}",
-        yaxis_title=("change since your first visit (%) — lower is smoother" if large and metric == "roughness_index"
+        # (the patient's chart: a title that fits a phone's 480 px height; "lower is smoother" is in its caption)
+        yaxis_title=("change since your first visit (%)" if large and metric == "roughness_index"
                      else f"{metric_label(metric)}: change from first visit (%)"),
         font=dict(size=18 if large else 13), shapes=shapes, annotations=notes,
     )
+    if large:  # axis titles smaller than the ticks: "weeks since first treatment" fits a phone's width
+        fig.update_xaxes(title_font_size=15)
+        fig.update_yaxes(title_font_size=15)
     lo = min([v for v in xs] + [0.0]) - 0.5
     hi = max([v for v in xs] + ([EVALUATION_WEEK] if tx_weeks else []) + [w + COLLAGEN_WINDOW_WEEKS[1]
                                                                           for w in tx_weeks]) + 0.5

@@ -839,3 +839,48 @@ def test_text_meets_the_wcag_contrast_minimum_and_each_open_button_names_its_pat
     for p in patients:  # each button's accessible name says whose record it opens
         label = page.locator(key(f"open_patient_{p.id}") + " button").inner_text()
         assert (p.code or p.name)[:23] in label, (label, p.code, p.name)
+
+
+_CHART_BOXES_JS = """(k) => {
+  const root = document.querySelector('.st-key-' + k + ' .js-plotly-plot');
+  const box = (e) => { const r = e.getBoundingClientRect(); return [r.left, r.top, r.right, r.bottom]; };
+  const shapes = [...root.querySelectorAll('.shapelayer path')].map(box);
+  return {svg: box(root.querySelector('.main-svg')), x: box(root.querySelector('.xtitle')),
+          y: box(root.querySelector('.ytitle')), notes: [...root.querySelectorAll('.annotation-text-g')].map(box),
+          // the first visit's level: the one shape that is a full-width horizontal line
+          zero: shapes.filter(b => b[3] - b[1] < 4 && b[2] - b[0] > 100)};
+}"""
+
+
+def test_the_patients_chart_fits_a_phone_and_no_label_sits_on_the_zero_line(page, server):
+    """On a 320 px phone (the narrowest in use) the visit-mode chart's "collagen window" label ran out of the chart,
+    its two "treatment" labels nearly met, and "12 weeks" sat 8 px above the 0 % line once the skin had improved:
+    every label must be inside the chart, clear of the others and of the first visit's line."""
+    sign_in(page, server)
+    with open_store(server.data_dir) as store:
+        (demo,) = [p for p in store.list_patients(MAIN) if p.code == "DEMO"]
+    row = page.locator(key(f"open_patient_{demo.id}") + " button")
+    if row.is_enabled():
+        row.click()
+        settle(page)
+    link = issue_link(page)
+    page.set_viewport_size({"width": 320, "height": 740})
+    try:
+        page.goto(link)
+        settle(page)
+        plotly_visible(page, "visit_chart")
+        b = page.evaluate(_CHART_BOXES_JS, "visit_chart")
+    finally:
+        page.set_viewport_size(dict(VIEWPORT))
+
+    def inside(r, outer):
+        return r[0] >= outer[0] - 0.5 and r[1] >= outer[1] - 0.5 and r[2] <= outer[2] + 0.5 and r[3] <= outer[3] + 0.5
+
+    def apart(r, q):
+        return r[2] <= q[0] or q[2] <= r[0] or r[3] <= q[1] or q[3] <= r[1]
+
+    assert inside(b["x"], b["svg"]) and inside(b["y"], b["svg"]), b
+    assert b["notes"] and all(inside(n, b["svg"]) for n in b["notes"]), b
+    assert all(apart(n, m) for i, n in enumerate(b["notes"]) for m in b["notes"][i + 1:]), b["notes"]
+    (zero,) = b["zero"]
+    assert all(apart(n, zero) for n in b["notes"]), (b["notes"], zero)

@@ -71,7 +71,7 @@ if len(series) > 1:
                                  height=480, large=True)
     st.plotly_chart(fig, key="visit_chart", config={"displayModeBar": False})
     st.caption("Below the line = smoother than at your first visit. Bars show the range the true change lies in. "
-               "New collagen forms mostly 6–8 weeks after each treatment (green bands).")
+               "Dashed lines are your treatments; new collagen forms mostly 6–8 weeks after each (green bands).")
 
     # The photos the chart and the sentence are about: the baseline and the latest visit's photo that counts.
     if pair is not None:
