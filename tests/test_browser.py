@@ -211,6 +211,19 @@ def sign_in(page, server: Server, username: str = "admin", password: str = ADMIN
     settle(page)
 
 
+def open_demo(page, server: Server):
+    """Sign in and select the demo patient on the Patients page (another test's patient may be the selected one);
+    return the demo's record."""
+    sign_in(page, server)
+    with open_store(server.data_dir) as store:
+        (demo,) = [p for p in store.list_patients(MAIN) if p.code == "DEMO"]
+    row = page.locator(key(f"open_patient_{demo.id}") + " button")
+    if row.is_enabled():
+        row.click()
+        settle(page)
+    return demo
+
+
 def record_consent(page, day: dt.date | None = None) -> None:
     """On the Patients page, record the selected patient's consent to clinical photography (given on ``day``,
     default today; photos of visits before it are refused)."""
@@ -758,13 +771,7 @@ def test_hostile_text_in_names_is_shown_as_text_in_the_browser(page, server):
 
 def test_report_download_button_gives_the_report_the_command_line_writes(page, server, tmp_path):
     pypdf = pytest.importorskip("pypdf")
-    sign_in(page, server)
-    with open_store(server.data_dir) as store:
-        (demo,) = [p for p in store.list_patients(MAIN) if p.code == "DEMO"]
-    row = page.locator(key(f"open_patient_{demo.id}") + " button")
-    if row.is_enabled():
-        row.click()
-        settle(page)
+    open_demo(page, server)
     go_to(page, "progress")
     plotly_visible(page, "progress_chart")
     latest = page.locator('[data-testid="stMetricValue"]').first.inner_text().strip()
@@ -856,13 +863,7 @@ def test_the_patients_chart_fits_a_phone_and_no_label_sits_on_the_zero_line(page
     """On a 320 px phone (the narrowest in use) the visit-mode chart's "collagen window" label ran out of the chart,
     its two "treatment" labels nearly met, and "12 weeks" sat 8 px above the 0 % line once the skin had improved:
     every label must be inside the chart, clear of the others and of the first visit's line."""
-    sign_in(page, server)
-    with open_store(server.data_dir) as store:
-        (demo,) = [p for p in store.list_patients(MAIN) if p.code == "DEMO"]
-    row = page.locator(key(f"open_patient_{demo.id}") + " button")
-    if row.is_enabled():
-        row.click()
-        settle(page)
+    open_demo(page, server)
     link = issue_link(page)
     page.set_viewport_size({"width": 320, "height": 740})
     try:
