@@ -354,11 +354,11 @@ def _jpeg_via_opencv(fh, im: Image.Image, max_pixels: int, reduce: float) -> np.
     # A truncated file decodes to None here (tests/test_loading.py: truncated files stay errors).
     arr = cv2.imdecode(np.frombuffer(fh.read(), np.uint8), _CV_JPEG_FLAGS[im.mode][k] | cv2.IMREAD_IGNORE_ORIENTATION)
     fh.seek(0)
-    want = (-(-im.size[1] // k), -(-im.size[0] // k))
-    if arr is None or arr.shape[:2] != want or arr.dtype != np.uint8:
+    rows, cols = -(-im.size[1] // k), -(-im.size[0] // k)  # the decoded size (libjpeg rounds up)
+    if arr is None or arr.shape[:2] != (rows, cols) or arr.dtype != np.uint8:
         return None
     target = _fit(*im.size, max_pixels)
-    if min(want[1] // target[0], want[0] // target[1]) >= 2:  # (Pillow's path box-reduces first: let it)
+    if min(cols // target[0], rows // target[1]) >= 2:  # (Pillow's path box-reduces first: let it)
         return None
     # (a contiguous RGB copy: a reversed view would make the float conversion 7x slower)
     return cv2.cvtColor(arr, cv2.COLOR_BGR2RGB) if arr.ndim == 3 else arr

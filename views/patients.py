@@ -125,8 +125,7 @@ else:
         else:
             c[3].markdown("—")
         # The button names its patient (code, else name): a screen reader lists buttons by their text alone.
-        whom = p.code or p.name
-        whom = esc(whom if len(whom) <= 24 else whom[:23] + "…")
+        whom = esc(p.code or p.name, limit=24)
         c[4].button(f"{'Selected' if selected else 'Open'} {whom}", key=f"open_patient_{p.id}", disabled=selected,
                     on_click=_select, args=(p.id,))
 

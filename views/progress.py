@@ -121,16 +121,19 @@ if services.can("write"):
         # Each label names its visit (Streamlit tells options apart by their labels): two visits of one day and
         # region (a photo retaken and saved again) had the same label, and choosing the first returned the last.
         by_id = {v.id: v for v in visit_list}
+
+        def saved(v) -> str:
+            return f"saved {v.created_at.astimezone():%d %b %Y %H:%M}, visit no. {v.id}"
+
         gone_id = st.selectbox(
             "Visit", list(by_id), key="delete_visit_choice",
             format_func=lambda i: f"{by_id[i].date:%d %b %Y} — {len(by_id[i].photos)} photo(s)"
             + (f": {', '.join(sorted({ph.region for ph in by_id[i].photos}))}" if by_id[i].photos else "")
-            + f" (saved {by_id[i].created_at.astimezone():%d %b %Y %H:%M}, visit no. {i})")
+            + f" ({saved(by_id[i])})")
         gone = by_id.get(gone_id)
         if gone is not None:
-            saved_at = f"{gone.created_at.astimezone():%d %b %Y %H:%M}"
-            sure = st.checkbox(f"Delete the visit of {gone.date:%d %b %Y} (saved {saved_at}, visit no. {gone.id}) and "
-                               f"its {len(gone.photos)} photo(s) for good", key=f"confirm_delete_visit_{gone.id}")
+            sure = st.checkbox(f"Delete the visit of {gone.date:%d %b %Y} ({saved(gone)}) and its {len(gone.photos)} "
+                               "photo(s) for good", key=f"confirm_delete_visit_{gone.id}")
             if st.button("Delete visit", key="delete_visit", disabled=not sure, type="primary"):
                 with services.show_errors(stop=False):
                     services.delete_visit(pid, gone.id)
