@@ -32,7 +32,7 @@ from sqlalchemy import func, or_, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from . import audit
+from . import audit, links
 from .access import ADMIN, ROLES, Actor, require
 from .errors import AccessDenied, Conflict, NotFound, OptionError, SignInFailed
 from .models import Account, Clinic, Patient, PatientLink, as_utc, utcnow
@@ -450,15 +450,8 @@ class Accounts:
             audit.record(s, actor, "account_disabled" if disabled else "account_enabled", clinic_id=acc.clinic_id,
                          detail=acc.username)
             if disabled:
-                now = self.clock()
-                open_links = s.scalars(
-                    select(PatientLink).join(Patient, Patient.id == PatientLink.patient_id).where(
-                        PatientLink.created_by == acc.username, Patient.clinic_id == acc.clinic_id,
-                        PatientLink.revoked_at.is_(None), PatientLink.expires_at > now))
-                for link in open_links:
-                    link.revoked_at = now
-                    audit.record(s, actor, "link_revoked", clinic_id=acc.clinic_id, patient_id=link.patient_id,
-                                 detail=f"link #{link.id}: its issuer {acc.username} was disabled")
+                links.revoke_open(s, actor, PatientLink.created_by == acc.username, Patient.clinic_id == acc.clinic_id,
+                                  now=self.clock(), reason=f"its issuer {acc.username} was disabled")
             return self._rec(s, acc)
 
     def reset_password(self, actor: Actor, username: str, password: str, *, must_change: bool = True) -> AccountRecord:

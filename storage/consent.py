@@ -9,10 +9,10 @@ from dataclasses import dataclass
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from . import audit
+from . import audit, links
 from .access import CLINICAL, WRITE, Actor, patient_in_scope, patients_in_scope, require
 from .errors import OptionError
-from .models import Consent, Patient, as_utc, utcnow
+from .models import Consent, Patient, PatientLink, as_utc, utcnow
 
 __all__ = ["Consents", "ConsentRecord", "ConsentStatus", "KINDS", "status_of"]
 
@@ -70,12 +70,18 @@ def _rec(c: Consent) -> ConsentRecord:
 
 
 class Consents:
-    def __init__(self, sessions: sessionmaker):
+    def __init__(self, sessions: sessionmaker, clock=utcnow):
         self._sessions = sessions
+        self.clock = clock
 
     def record(self, actor: Actor, patient_id: int, kind: str, *, granted: bool,
                date: dt.date | None = None) -> ConsentStatus:
-        """Record that the patient gave (``granted=True``) or withdrew consent of ``kind`` on ``date``."""
+        """Record that the patient gave (``granted=True``) or withdrew consent of ``kind`` on ``date``.
+
+        When this leaves consent to clinical photography withdrawn, every patient link of the patient that is still
+        open is revoked in the same transaction (each audited ``link_revoked``): a link shows the photos, and one
+        handed out earlier (a QR code on a phone, a forwarded message) must not outlive the withdrawal. Giving
+        consent again does not bring them back; the clinic issues a new link if the patient asks for one."""
         if kind not in KINDS:
             raise OptionError(f"consent kind must be one of {', '.join(KINDS)}")
         day = date or dt.date.today()
@@ -90,7 +96,11 @@ class Consents:
             audit.record(s, actor, "consent", patient_id=patient_id,
                          detail=f"{kind} {'given' if granted else 'withdrawn'} on {day.isoformat()}")
             s.flush()
-            return status_of(s, patient_id)
+            now = status_of(s, patient_id)
+            if kind == "clinical" and not now.clinical_granted:
+                links.revoke_open(s, actor, PatientLink.patient_id == patient_id, now=self.clock(),
+                                  reason="consent to clinical photography withdrawn")
+            return now
 
     def last_change(self, actor: Actor) -> int:
         """A number that changes whenever a consent decision is recorded for any patient ``actor`` sees (the newest

@@ -20,7 +20,7 @@ from .access import WRITE, Actor, patient_in_scope
 from .errors import NotFound, OptionError
 from .models import Patient, PatientLink, as_utc, utcnow
 
-__all__ = ["PatientLinks", "LinkRecord", "INVALID_LINK", "end_of_today"]
+__all__ = ["PatientLinks", "LinkRecord", "INVALID_LINK", "end_of_today", "revoke_open"]
 
 INVALID_LINK = "this link is not valid — it may have expired or been revoked; ask your clinic for a new one"
 #: A link ends at the latest at the end of the 90th day after the day it is issued (README: at most 90 days).
@@ -50,6 +50,20 @@ def end_of_today(now: dt.datetime | None = None) -> dt.datetime:
 
 def token_hash(token: str) -> str:
     return hashlib.sha256(str(token).encode("utf-8", "replace")).hexdigest()
+
+
+def revoke_open(s, actor: Actor, *conditions, now: dt.datetime, reason: str) -> int:
+    """Revoke, in the caller's transaction, every link still open (neither revoked nor expired) that
+    ``conditions`` select (clauses on :class:`PatientLink` and :class:`Patient`), with one ``link_revoked`` audit
+    row each (detail ``link #<id>: <reason>``, in the patient's clinic). The caller has checked ``actor``'s right
+    to do so. Returns how many were revoked."""
+    rows = s.execute(select(PatientLink, Patient.clinic_id).join(Patient, Patient.id == PatientLink.patient_id)
+                     .where(*conditions, PatientLink.revoked_at.is_(None), PatientLink.expires_at > now)).all()
+    for link, clinic_id in rows:
+        link.revoked_at = now
+        audit.record(s, actor, "link_revoked", clinic_id=clinic_id, patient_id=link.patient_id,
+                     detail=f"link #{link.id}: {reason}")
+    return len(rows)
 
 
 def _rec(link: PatientLink) -> LinkRecord:

@@ -300,6 +300,43 @@ def test_disabling_an_account_revokes_the_links_it_issued_and_no_others(world):
     assert store.links.actor(theirs).patient_id == pid
 
 
+def test_withdrawing_clinical_consent_revokes_the_patients_open_links(world):
+    """A link shows the patient's photos: once consent to clinical photography is withdrawn, every link of that
+    patient stops — also one already open in a browser — while another patient's link stays open; audited. A
+    withdrawal of marketing consent, or a clinical withdrawal dated before a later consent (so not in force),
+    revokes nothing; consenting again does not bring the revoked links back, and a new link can be issued."""
+    store, a, pid = world["store"], world["actors"], world["pid"]
+    prac = a["main_prac"]
+    other = new_patient(store, "Bob Other", code="B-2", actor=prac)
+    today = store.links.issue(prac, pid)[0]
+    later = store.links.issue(prac, pid, expires_at=dt.date.today() + dt.timedelta(days=30))[0]
+    theirs = store.links.issue(prac, other.id)[0]
+    assert store.links.open(today).patient_id == pid  # open in the patient's browser
+    store.consents.record(prac, pid, "marketing", granted=False)
+    store.consents.record(prac, pid, "clinical", granted=False, date=dt.date(2019, 6, 1))  # before the 2020 consent
+    assert store.consents.status(prac, pid).clinical_granted
+    assert store.links.actor(today).patient_id == pid and store.links.open(later).patient_id == pid
+    assert not store.audit.events(a["main_admin"], action="link_revoked")
+
+    store.consents.record(prac, pid, "clinical", granted=False)
+    for token in (today, later):
+        with pytest.raises(NotFound, match="not valid"):
+            store.links.actor(token)
+        with pytest.raises(NotFound, match="not valid"):
+            store.links.open(token)
+    assert store.links.actor(theirs).patient_id == other.id
+    revoked = store.audit.events(a["main_admin"], action="link_revoked")
+    assert len(revoked) == 2 and all(e.patient_id == pid and "clinical photography withdrawn" in e.detail
+                                     for e in revoked)
+    assert all(r.revoked_at is not None for r in store.links.list(prac, pid))
+
+    store.consents.record(prac, pid, "clinical", granted=True)
+    with pytest.raises(NotFound):
+        store.links.open(later)
+    fresh = store.links.issue(prac, pid)[0]
+    assert store.links.open(fresh).patient_id == pid
+
+
 def test_link_tokens_are_stored_only_as_a_hash(world, backend):
     store, prac = world["store"], world["actors"]["main_prac"]
     token, _ = store.links.issue(prac, world["pid"])
