@@ -434,10 +434,16 @@ def accounts():
     return get_store().accounts.list(current_actor())
 
 
-def add_account(username: str, *, role: str, password: str, email: str | None = None):
-    """A new account in the admin's clinic; it must change the password at its first sign-in."""
+def add_account(username: str, *, role: str, password: str | None, email: str | None = None):
+    """A new account in the admin's clinic; it must change the password at its first sign-in. Without a
+    password (``None``) it signs in only through single sign-on, with ``email``."""
     return get_store().accounts.add(current_actor(), username, role=role, password=password, email=email,
-                                    must_change_password=True)
+                                    must_change_password=password is not None)
+
+
+def remove_account_password(username: str):
+    """Make an account of the admin's clinic single sign-on only (its password sessions end)."""
+    return get_store().accounts.remove_password(current_actor(), username)
 
 
 def set_account_disabled(username: str, disabled: bool):

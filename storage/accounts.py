@@ -14,7 +14,9 @@ Single sign-on (:meth:`Accounts.sign_in_sso`): the identity provider has already
 it vouches for (verified) must belong, compared without regard to case, to exactly one enabled account, whose
 :class:`Actor` it becomes. Any other case is refused with the same :data:`SIGN_IN_FAILED` message. Password
 throttling does not apply (no password is tried); every attempt is one audit row (``sign_in``, detail
-``single sign-on``).
+``single sign-on``). An account without a password (:meth:`Accounts.remove_password`, or created without one)
+signs in only that way: with a provider that asks for a second factor, that is two-factor sign-in, and nobody can
+get past it with a password.
 """
 from __future__ import annotations
 
@@ -47,6 +49,8 @@ LOCK_AFTER = 6
 LOCK_MINUTES = 15
 SIGN_IN_FAILED = ("sign-in failed: wrong user name or password, or too many attempts — wait a moment and try "
                   "again, or ask your clinic's admin")
+_NO_WAY_IN = ("an account without a password signs in only through single sign-on: give it the e-mail address "
+              "the identity provider reports for the person")
 _USERNAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,99}$")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+$")
 _CLINIC_CODE = re.compile(r"^[A-Z0-9][A-Z0-9_-]{0,39}$")
@@ -69,6 +73,8 @@ class AccountRecord:
     email: str | None
     disabled: bool
     must_change_password: bool
+    #: False: the account signs in only through single sign-on (it has no password).
+    has_password: bool
     locked_until: dt.datetime | None
     last_sign_in: dt.datetime | None
     created_at: dt.datetime
@@ -393,6 +399,8 @@ class Accounts:
         if password is not None:
             check_password(password)
         email = _check_email(email)
+        if password is None and email is None:
+            raise OptionError(_NO_WAY_IN)
         try:
             with self._sessions() as s, s.begin():
                 if actor.clinic_id is not None:
@@ -454,6 +462,25 @@ class Accounts:
                                   now=self.clock(), reason=f"its issuer {acc.username} was disabled")
             return self._rec(s, acc)
 
+    def remove_password(self, actor: Actor, username: str) -> AccountRecord:
+        """Make an account of the admin's clinic *single sign-on only*: its password is deleted, so it signs in
+        only through the clinic's identity provider (and that provider's second factor, if it asks for one). Its
+        password sessions end at their next page. :meth:`reset_password` gives it a password again."""
+        with self._sessions() as s, s.begin():
+            acc = self._scope(s, actor, username)
+            if actor.account_id == acc.id:
+                raise OptionError("you cannot remove your own password; ask another admin")
+            if acc.email is None:
+                raise OptionError(_NO_WAY_IN)
+            if acc.password_hash is not None:
+                acc.password_hash = None
+                acc.must_change_password = False
+                acc.failed_attempts = 0
+                acc.locked_until = None
+                audit.record(s, actor, "password_removed", clinic_id=acc.clinic_id,
+                             detail=f"{acc.username}: single sign-on only")
+            return self._rec(s, acc)
+
     def reset_password(self, actor: Actor, username: str, password: str, *, must_change: bool = True) -> AccountRecord:
         """Set a new password (and unlock). From the app the user must change it at the next sign-in."""
         check_password(password)
@@ -472,7 +499,7 @@ class Accounts:
         return AccountRecord(id=a.id, username=a.username, role=a.role, clinic_code=clinic.code if clinic else "",
                              email=a.email, disabled=bool(a.disabled),
                              must_change_password=bool(a.must_change_password),
-                             locked_until=as_utc(a.locked_until), last_sign_in=as_utc(a.last_sign_in),
+                             has_password=a.password_hash is not None, locked_until=as_utc(a.locked_until), last_sign_in=as_utc(a.last_sign_in),
                              created_at=as_utc(a.created_at))
 
 

@@ -7,7 +7,7 @@ rolled back leaves no row and an action that is committed always leaves one. The
 Actions: ``sign_in``, ``sign_out``, ``password_changed``, ``view_patient``, ``create_patient``, ``edit_patient``,
 ``delete_patient``, ``add_treatment``, ``consent``, ``upload``, ``delete_visit``, ``compare``, ``export``,
 ``report``, ``link_issued``, ``link_used``, ``link_revoked``, ``account_created``, ``account_disabled``,
-``account_enabled``, ``password_reset``. Outcomes: ``ok``, ``failed``, ``denied``.
+``account_enabled``, ``password_reset``, ``password_removed``. Outcomes: ``ok``, ``failed``, ``denied``.
 """
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ ACTIONS = (
     "sign_in", "sign_out", "password_changed", "view_patient", "create_patient", "edit_patient",
     "delete_patient", "add_treatment", "consent", "upload", "delete_visit", "compare", "export", "report",
     "link_issued", "link_used", "link_revoked", "account_created", "account_disabled", "account_enabled",
-    "password_reset",
+    "password_reset", "password_removed",
 )
 #: What may be recorded from outside storage (:meth:`AuditLog.log`, :meth:`AuditLog.log_each`): what happens to
 #: data once it has left storage. Everything else is recorded by storage itself, in the transaction that does

@@ -3,9 +3,11 @@
 ::
 
     python -m storage users add NAME --role admin|practitioner|viewer --clinic CODE --password-stdin
+    python -m storage users add NAME --role ... --clinic CODE --email ADDRESS --sso-only   (no password)
     python -m storage users list
     python -m storage users disable NAME          (enable NAME to undo)
     python -m storage users reset NAME --password-stdin
+    python -m storage users sso-only NAME         (delete the password: single sign-on only; reset to undo)
     python -m storage audit [--since YYYY-MM-DD] [--clinic CODE] [--json]
     python -m storage upgrade|downgrade [REV]|current|revision -m MSG [--autogenerate]
 
@@ -56,7 +58,9 @@ def main(argv: list[str] | None = None) -> int:
     add.add_argument("--clinic", required=True, help="clinic code; a new code creates the clinic")
     add.add_argument("--email", default=None)
     add.add_argument("--password-stdin", action="store_true")
+    add.add_argument("--sso-only", action="store_true", help="no password: signs in only through single sign-on")
     us.add_parser("list")
+    us.add_parser("sso-only", help="delete the account's password: single sign-on only").add_argument("name")
     for name in ("disable", "enable"):
         us.add_parser(name).add_argument("name")
     reset = us.add_parser("reset")
@@ -94,19 +98,26 @@ def _run(args) -> int:
         system = Actor.system()
         if args.cmd == "users":
             if args.action == "add":
-                rec = store.accounts.add(system, args.name, role=args.role, password=_password(args),
+                if args.sso_only and args.password_stdin:
+                    raise ReliefError("--sso-only creates the account without a password; leave out --password-stdin")
+                rec = store.accounts.add(system, args.name, role=args.role,
+                                         password=None if args.sso_only else _password(args),
                                          clinic=args.clinic, email=args.email)
                 print(f"created {rec.username} ({rec.role}) in clinic {rec.clinic_code}")
             elif args.action == "list":
-                print(f"{'user':<24} {'role':<13} {'clinic':<10} {'state':<9} last sign-in")
+                print(f"{'user':<24} {'role':<13} {'clinic':<10} {'state':<9} {'sign-in':<9} last sign-in")
                 for a in store.accounts.list(system):
                     state = "disabled" if a.disabled else ("locked" if a.locked_until and a.locked_until >
                                                            dt.datetime.now(dt.timezone.utc) else "active")
+                    how = "sso-only" if not a.has_password else ("both" if a.email else "password")
                     last = a.last_sign_in.strftime("%Y-%m-%d %H:%M") if a.last_sign_in else "never"
-                    print(f"{a.username:<24} {a.role:<13} {a.clinic_code:<10} {state:<9} {last}")
+                    print(f"{a.username:<24} {a.role:<13} {a.clinic_code:<10} {state:<9} {how:<9} {last}")
             elif args.action in ("disable", "enable"):
                 rec = store.accounts.set_disabled(system, args.name, args.action == "disable")
                 print(f"{rec.username}: {'disabled' if rec.disabled else 'enabled'}")
+            elif args.action == "sso-only":
+                rec = store.accounts.remove_password(system, args.name)
+                print(f"{rec.username}: single sign-on only (password deleted)")
             elif args.action == "reset":
                 rec = store.accounts.reset_password(system, args.name, _password(args), must_change=False)
                 print(f"{rec.username}: password reset")

@@ -630,6 +630,45 @@ def test_single_sign_on_skips_a_pending_password_change_and_bad_emails_are_refus
             store.accounts.add(system, "bad_mail", role="viewer", password=None, clinic="MAIN", email=bad)
 
 
+def test_a_single_sign_on_only_account_cannot_be_entered_with_a_password(world):
+    """Two-factor sign-in through the identity provider holds only if no password gets past it: an admin can
+    delete an account's password (audited; its password sessions end; single sign-on still signs it in), the
+    password it had is then refused like a wrong one, and an account can be left without a way in neither at
+    creation nor later (no e-mail), nor by an admin for themselves, another clinic or a non-admin."""
+    store, a, system = world["store"], world["actors"], Actor.system()
+    admin = a["main_admin"]
+    store.accounts.add(admin, "two_factor", role="practitioner", password=PW, email="tf@clinic.example")
+    before = store.accounts.sign_in("two_factor", PW)
+    rec = store.accounts.remove_password(admin, "two_factor")
+    assert not rec.has_password and not rec.must_change_password
+    with pytest.raises(SignInFailed) as err:
+        store.accounts.sign_in("two_factor", PW)
+    assert str(err.value) == accounts_mod.SIGN_IN_FAILED
+    with pytest.raises(SignInFailed, match="sign in again"):  # the password session has ended
+        store.accounts.actor(before.account_id, stamp=before.credential_stamp)
+    assert store.accounts.sign_in_sso("TF@clinic.example", verified=True).name == "two_factor"
+    assert [e.detail for e in store.audit.events(admin, action="password_removed")] == [
+        "two_factor: single sign-on only"]
+    store.accounts.remove_password(admin, "two_factor")  # again: nothing changes, no second row
+    assert len(store.audit.events(admin, action="password_removed")) == 1
+
+    with pytest.raises(OptionError, match="e-mail"):
+        store.accounts.remove_password(admin, "main_prac")  # no e-mail: nobody could sign in to it
+    with pytest.raises(OptionError, match="e-mail"):
+        store.accounts.add(admin, "nobody_in", role="viewer", password=None)
+    with pytest.raises(OptionError, match="your own"):
+        store.accounts.remove_password(admin, "main_admin")
+    with pytest.raises(NotFound):
+        store.accounts.remove_password(a["other_admin"], "two_factor")
+    for who in ("main_prac", "main_viewer"):
+        with pytest.raises(AccessDenied):
+            store.accounts.remove_password(a[who], "two_factor")
+    assert store.accounts.sign_in("main_prac", PW).name == "main_prac"  # untouched
+
+    store.accounts.reset_password(admin, "two_factor", "a password again 12")  # the way back
+    assert store.accounts.sign_in("two_factor", "a password again 12").must_change_password
+
+
 def test_first_admin_gets_the_configured_or_a_one_time_password(tmp_path):
     with open_store(tmp_path / "a") as s:
         one_time = s.accounts.ensure_first_admin()
@@ -795,6 +834,21 @@ def test_users_cli_adds_lists_disables_resets_and_prints_the_audit(tmp_path):
     assert [x["action"] for x in rows][::-1] == ["account_created", "account_disabled", "account_enabled",
                                                  "password_reset", "sign_in"]
     assert _cli(d, "audit", "--since", "2999-01-01").stdout == ""
+    # single sign-on only: created without a password, or an existing password deleted
+    r = _cli(d, "users", "add", "erin", "--role", "viewer", "--clinic", "north", "--email", "erin@north.example",
+             "--sso-only")
+    assert r.returncode == 0, r.stderr
+    assert _cli(d, "users", "add", "carl", "--role", "viewer", "--clinic", "north", "--email", "c@north.example",
+                "--password-stdin", stdin=PW + "\n").returncode == 0
+    assert _cli(d, "users", "sso-only", "carl").returncode == 0
+    listed = _cli(d, "users", "list").stdout
+    assert re.search(r"erin\s+viewer\s+NORTH\s+active\s+sso-only", listed)
+    assert re.search(r"carl\s+viewer\s+NORTH\s+active\s+sso-only", listed)
+    assert re.search(r"carol\s+practitioner\s+NORTH\s+active\s+password", listed)
+    with open_store(d) as s:
+        with pytest.raises(SignInFailed):
+            s.accounts.sign_in("carl", PW)
+        assert s.accounts.sign_in_sso("c@north.example", verified=True).name == "carl"
 
 
 @pytest.mark.parametrize("args, stdin, words", [
@@ -803,6 +857,9 @@ def test_users_cli_adds_lists_disables_resets_and_prints_the_audit(tmp_path):
     (("users", "add", "dave", "--role", "viewer", "--clinic", "MAIN"), PW, "--password-stdin"),
     (("users", "add", "bad name!", "--role", "viewer", "--clinic", "MAIN", "--password-stdin"), PW, "user name"),
     (("users", "disable", "nobody"), "", "no account nobody"),
+    (("users", "add", "dave", "--role", "viewer", "--clinic", "MAIN", "--sso-only"), "", "e-mail"),
+    (("users", "add", "dave", "--role", "viewer", "--clinic", "MAIN", "--email", "d@x.example", "--sso-only",
+      "--password-stdin"), PW, "leave out --password-stdin"),
     (("audit", "--since", "yesterday"), "", "YYYY-MM-DD"),
 ])
 def test_users_cli_errors_are_one_line_exit_2(tmp_path, args, stdin, words):
@@ -1305,6 +1362,41 @@ def test_a_refused_new_account_keeps_what_was_typed_and_a_created_one_clears_the
     assert at.text_input(key="new_account_email").value == "" and at.text_input(key="new_account_name").value == ""
     with open_store(d) as s:
         assert {a.username: a.email for a in s.accounts.list(Actor.system())}["dr_keep"] == "keep@clinic.example"
+
+
+def test_an_admin_makes_accounts_single_sign_on_only_on_the_page(app_env):
+    """The Accounts page creates an account without a password and deletes an existing one's password (after a
+    tick); the table says how each signs in, and a password that was deleted no longer signs in."""
+    d, ids, pid = app_env
+    at = _at(account=ids["admin"], page="views/admin.py")
+    assert "not set up on this server" in _everything(at)  # (no [auth] secrets here)
+    at.text_input(key="new_account_name").input("dr_sso_only")
+    at.text_input(key="new_account_email").input("sso-only@clinic.example")
+    at.checkbox(key="new_account_sso_only").check()
+    at.button(key="create_account").click().run()
+    assert not at.exception and any("single sign-on only" in x.value for x in at.success)
+    assert at.checkbox(key="new_account_sso_only").value is False  # the next form starts afresh
+    with open_store(d) as s:
+        if "dr_both" not in {a.username for a in s.accounts.list(Actor.system())}:
+            s.accounts.add(Actor.system(), "dr_both", role="viewer", password=PW, clinic="MAIN",
+                           email="both@clinic.example")
+    at.run()
+    table = next(t.value for t in at.dataframe if "Sign-in" in t.value.columns)
+    how = dict(zip(table["User"], table["Sign-in"]))
+    assert (how["dr_sso_only"], how["dr_both"], how["admin"]) == (
+        "single sign-on only", "password or single sign-on", "password")
+    at.selectbox(key="manage_account").select("dr_both").run()
+    assert at.button(key="remove_password").disabled  # it asks first
+    at.checkbox(key="confirm_sso_only_dr_both").check().run()
+    at.button(key="remove_password").click().run()
+    assert not at.exception and any("dr_both now signs in through single sign-on only" in x.value.replace("\\", "")
+                                    for x in at.success)
+    with open_store(d) as s:
+        with pytest.raises(SignInFailed):
+            s.accounts.sign_in("dr_both", PW)
+        assert {a.username: a.has_password for a in s.accounts.list(Actor.system())}["dr_sso_only"] is False
+    at.selectbox(key="manage_account").select("admin").run()  # no e-mail: nothing to offer
+    assert not [b for b in at.button if b.key == "remove_password"]
 
 
 def test_a_session_without_its_password_stamp_has_ended(app_env):

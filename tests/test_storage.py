@@ -128,8 +128,9 @@ def test_the_database_holds_one_account_per_email_address(store):
         s.flush()
     assert count_rows(store, Account) == before[0]
     store.accounts.add(system, "bob", role="viewer", password=None, clinic="MAIN", email="bob@clinic.example")
-    store.accounts.add(system, "no_mail", role="viewer", password=None, clinic="MAIN")  # many without an address
-    store.accounts.add(system, "no_mail2", role="viewer", password=None, clinic="MAIN", email="  ")
+    pw = "a password of the test 1"  # (an account without an address needs a password)
+    store.accounts.add(system, "no_mail", role="viewer", password=pw, clinic="MAIN")  # many without an address
+    store.accounts.add(system, "no_mail2", role="viewer", password=pw, clinic="MAIN", email="  ")
     # One rule for "the same address" when storing and when signing in (Python's case folding, not the database's
     # lower(), which differs between engines): a pair that one rule merges and the other keeps apart would be
     # accepted twice and then lock both holders out of single sign-on.

@@ -4,6 +4,7 @@ import datetime as dt
 import streamlit as st
 
 from relief_app import services
+from relief_app.auth import sso_configured
 from relief_app.text import md_escape as esc
 from relief_app.text import table_rows
 from storage.access import ROLES
@@ -16,24 +17,32 @@ if not services.can("admin"):
     st.stop()
 st.caption(f"Clinic {esc(actor.clinic_code)}")
 
+#: How an account signs in, by (has a password, has an e-mail for single sign-on).
+_SIGN_IN = {(True, False): "password", (True, True): "password or single sign-on",
+            (False, True): "single sign-on only", (False, False): "none"}
 tab_accounts, tab_audit, tab_export = st.tabs(["Accounts", "Audit log", "Export"])
 with tab_accounts:
     if st.session_state.get("admin_flash"):
         st.success(st.session_state.pop("admin_flash"))
     with services.show_errors():
         rows = services.accounts()
-    st.dataframe(table_rows([{"User": a.username, "Role": a.role, "E-mail": a.email or "", "Disabled": a.disabled,
+    st.dataframe(table_rows([{"User": a.username, "Role": a.role, "E-mail": a.email or "",
+                   "Sign-in": _SIGN_IN[a.has_password, a.email is not None], "Disabled": a.disabled,
                    "Must change password": a.must_change_password,
                    "Locked until": a.locked_until.astimezone().strftime("%d %b %H:%M") if a.locked_until and
                    a.locked_until > dt.datetime.now(dt.timezone.utc) else "",
                    "Last sign-in": a.last_sign_in.astimezone().strftime("%d %b %Y %H:%M") if a.last_sign_in else "",
                    } for a in rows]), hide_index=True, key="accounts_table")
+    if not sso_configured():
+        st.caption("Single sign-on is not set up on this server (README, \"Single sign-on\"): an account without a "
+                   "password cannot sign in until it is.")
     add_col, manage_col = st.columns(2)
     with add_col:
         st.subheader("New account")
         if st.session_state.pop("account_form_done", False):  # created: an empty form for the next one
             for k in ("new_account_name", "new_account_password", "new_account_email"):
                 st.session_state[k] = ""
+            st.session_state["new_account_sso_only"] = False
         # (not cleared on submit: a refused form keeps what was typed, so that a retry does not lose the e-mail)
         with st.form("add_account"):
             name = st.text_input("User name", key="new_account_name", max_chars=services.TEXT_LIMITS["user_name"])
@@ -43,11 +52,16 @@ with tab_accounts:
             email = st.text_input("E-mail (for single sign-on)", key="new_account_email",
                                   help="The address your identity provider reports for this person; with single "
                                        "sign-on set up, it signs them in to this account.")
+            sso_only = st.checkbox("Single sign-on only (no password)", key="new_account_sso_only",
+                                   help="The person signs in only through your identity provider, with its second "
+                                        "factor if it asks for one; the password above is not used.")
             if st.form_submit_button("Create account", key="create_account"):
                 with services.show_errors(stop=False):
-                    services.add_account(name, role=role, password=pw, email=email.strip() or None)
-                    st.session_state["admin_flash"] = (f"Created {esc(name)} ({role}); they choose their own "
-                                                       "password at the first sign-in.")
+                    services.add_account(name, role=role, password=None if sso_only else pw,
+                                         email=email.strip() or None)
+                    st.session_state["admin_flash"] = (
+                        f"Created {esc(name)} ({role}); they sign in through single sign-on only." if sso_only else
+                        f"Created {esc(name)} ({role}); they choose their own password at the first sign-in.")
                     st.session_state["account_form_done"] = True
                     st.rerun()
     with manage_col:
@@ -68,6 +82,16 @@ with tab_accounts:
                         "" if current.disabled else " Their sessions end, and the patient links they issued are "
                         "revoked (a patient who still needs one gets a new link).")
                     st.rerun()
+            if current.has_password and current.email:
+                # Two-factor sign-in: with no password, only the identity provider (and its second factor) lets
+                # the person in. Giving a password back is "Reset password" below.
+                sure_sso = st.checkbox(f"Make {who} single sign-on only: their password is deleted and their "
+                                       "password sessions end", key=f"confirm_sso_only_{who}")
+                if st.button("Single sign-on only", key="remove_password", disabled=not sure_sso):
+                    with services.show_errors(stop=False):
+                        services.remove_account_password(who)
+                        st.session_state["admin_flash"] = (f"{esc(who)} now signs in through single sign-on only.")
+                        st.rerun()
             with st.form("reset_password", clear_on_submit=True):
                 new_pw = st.text_input("New one-time password", type="password", key="reset_password_value")
                 if st.form_submit_button("Reset password", key="reset_password_submit"):
