@@ -84,7 +84,7 @@ Decisions
 * **Scoping.** An id of another patient or clinic raises :class:`NotFound`, the same as a missing id; a role
   without the right raises :class:`AccessDenied` (only for records the actor can see).
 * **Consent.** ``save_visit`` with photos raises :class:`ConsentRequired` until clinical consent is in force.
-  Recording a withdrawal of it revokes the patient's open links in the same transaction.
+  While it is withdrawn no patient link opens or is issued; recording the withdrawal revokes the open ones.
 * **Duplicates.** One photo row per (visit, sha256): uploading the same bytes twice in a visit keeps
   the first. The same bytes in another visit or for another patient get their own row and share one file.
 * **Saving a visit** is all-or-nothing: files are written first (atomic, content-addressed), then the

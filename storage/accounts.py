@@ -217,10 +217,11 @@ class Accounts:
                 row = _count_attempt(s, Account.username == name, now) if name else None
                 if row is None:
                     acc = s.scalar(select(Account).where(Account.username == name)) if name else None
-                    known = acc is not None and acc.password_hash is not None
-                    audit.record(s, None, "sign_in", outcome="failed", account=name if known else _masked(name),
-                                 clinic_id=acc.clinic_id if known else None,
-                                 detail="throttled or locked" if known else "unknown user name")
+                    audit.record(s, None, "sign_in", outcome="failed",
+                                 account=_masked(name) if acc is None else name,
+                                 clinic_id=None if acc is None else acc.clinic_id,
+                                 detail="unknown user name" if acc is None else "throttled or locked"
+                                 if acc.password_hash is not None else "no password: single sign-on only")
             if row is None:
                 _verify(_DUMMY_HASH, pw)  # same cost as a real check: the delay tells nothing
                 raise SignInFailed(SIGN_IN_FAILED)
@@ -237,7 +238,12 @@ class Accounts:
                     s.execute(update(Account).where(Account.id == row.id, Account.disabled.is_(False))
                               .values(failed_attempts=0, locked_until=None))
                     acc = s.get(Account, row.id)
-                    if acc.disabled:
+                    if acc.password_hash != row.password_hash:
+                        # Deleted or reset between the check and now: the password checked is no longer the
+                        # account's, and a session begun with it would outlive the change.
+                        audit.record(s, None, "sign_in", outcome="failed", account=name, clinic_id=acc.clinic_id,
+                                     detail="the password changed during the sign-in")
+                    elif acc.disabled:
                         s.execute(update(Account).where(Account.id == row.id)
                                   .values(failed_attempts=Account.failed_attempts - 1))  # (a right password)
                         audit.record(s, None, "sign_in", outcome="failed", account=name, clinic_id=acc.clinic_id,
@@ -465,7 +471,7 @@ class Accounts:
     def remove_password(self, actor: Actor, username: str) -> AccountRecord:
         """Make an account of the admin's clinic *single sign-on only*: its password is deleted, so it signs in
         only through the clinic's identity provider (and that provider's second factor, if it asks for one). Its
-        password sessions end at their next page. :meth:`reset_password` gives it a password again."""
+        sessions end at their next page (their credential stamp changes; a single sign-on one signs in again). :meth:`reset_password` gives it a password again."""
         with self._sessions() as s, s.begin():
             acc = self._scope(s, actor, username)
             if actor.account_id == acc.id:

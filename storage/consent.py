@@ -41,6 +41,11 @@ class ConsentStatus:
         return self.clinical is not None and self.clinical.granted
 
     @property
+    def clinical_withdrawn(self) -> bool:
+        """Consent to clinical photography was given and is withdrawn now (not: never recorded)."""
+        return self.clinical is not None and not self.clinical.granted
+
+    @property
     def marketing_granted(self) -> bool:
         return self.marketing is not None and self.marketing.granted
 
@@ -97,7 +102,7 @@ class Consents:
                          detail=f"{kind} {'given' if granted else 'withdrawn'} on {day.isoformat()}")
             s.flush()
             now = status_of(s, patient_id)
-            if kind == "clinical" and not now.clinical_granted:
+            if kind == "clinical" and not granted and now.clinical_withdrawn:  # (this withdrawal is in force)
                 links.revoke_open(s, actor, PatientLink.patient_id == patient_id, now=self.clock(),
                                   reason="consent to clinical photography withdrawn")
             return now

@@ -2,7 +2,8 @@
 
 A link carries a random token of 256 bits (``secrets.token_urlsafe(32)``); the database keeps only its SHA-256,
 so a copy of the database does not contain working links. A link expires (by default at the end of the day it
-was issued, server time) and can be revoked; issuing, using and revoking are audited. The old
+was issued, server time) and can be revoked; issuing, using and revoking are audited. No link is issued or opens
+while the patient's consent to clinical photography is withdrawn (a withdrawal also revokes the open ones). The old
 ``/?mode=visit&patient=<id>`` form carries no token and opens nothing.
 """
 from __future__ import annotations
@@ -12,16 +13,18 @@ import hashlib
 import secrets
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import sessionmaker
 
-from . import audit
+from . import audit, consent
 from .access import WRITE, Actor, patient_in_scope
-from .errors import NotFound, OptionError
+from .errors import ConsentRequired, NotFound, OptionError
 from .models import Patient, PatientLink, as_utc, utcnow
 
-__all__ = ["PatientLinks", "LinkRecord", "INVALID_LINK", "end_of_today", "revoke_open"]
+__all__ = ["PatientLinks", "LinkRecord", "INVALID_LINK", "NO_LINK_WITHOUT_CONSENT", "end_of_today", "revoke_open"]
 
+NO_LINK_WITHOUT_CONSENT = ("the patient has withdrawn consent to clinical photography, and a link shows the photos: "
+                           "record the patient's consent again before giving them a link")
 INVALID_LINK = "this link is not valid — it may have expired or been revoked; ask your clinic for a new one"
 #: A link ends at the latest at the end of the 90th day after the day it is issued (README: at most 90 days).
 _MAX_DAYS = 90
@@ -57,13 +60,18 @@ def revoke_open(s, actor: Actor, *conditions, now: dt.datetime, reason: str) -> 
     ``conditions`` select (clauses on :class:`PatientLink` and :class:`Patient`), with one ``link_revoked`` audit
     row each (detail ``link #<id>: <reason>``, in the patient's clinic). The caller has checked ``actor``'s right
     to do so. Returns how many were revoked."""
-    rows = s.execute(select(PatientLink, Patient.clinic_id).join(Patient, Patient.id == PatientLink.patient_id)
+    rows = s.execute(select(PatientLink.id, PatientLink.patient_id, Patient.clinic_id)
+                     .join(Patient, Patient.id == PatientLink.patient_id)
                      .where(*conditions, PatientLink.revoked_at.is_(None), PatientLink.expires_at > now)).all()
-    for link, clinic_id in rows:
-        link.revoked_at = now
-        audit.record(s, actor, "link_revoked", clinic_id=clinic_id, patient_id=link.patient_id,
-                     detail=f"link #{link.id}: {reason}")
-    return len(rows)
+    done = 0
+    for link_id, patient_id, clinic_id in rows:
+        # (only if nobody revoked it meanwhile: one revocation, one audit row)
+        if s.execute(update(PatientLink).where(PatientLink.id == link_id, PatientLink.revoked_at.is_(None))
+                     .values(revoked_at=now)).rowcount == 1:
+            audit.record(s, actor, "link_revoked", clinic_id=clinic_id, patient_id=patient_id,
+                         detail=f"link #{link_id}: {reason}")
+            done += 1
+    return done
 
 
 def _rec(link: PatientLink) -> LinkRecord:
@@ -100,6 +108,8 @@ class PatientLinks:
         token = secrets.token_urlsafe(32)
         with self._sessions() as s, s.begin():
             patient_id = patient_in_scope(s, actor, patient_id, WRITE).id
+            if consent.status_of(s, patient_id).clinical_withdrawn:
+                raise ConsentRequired(NO_LINK_WITHOUT_CONSENT)
             link = PatientLink(patient_id=patient_id, token_hash=token_hash(token), created_by=actor.name,
                                created_at=now, expires_at=expires)
             s.add(link)
@@ -117,6 +127,10 @@ class PatientLinks:
             return None
         link, patient = row
         if link.revoked_at is not None or self.clock() >= as_utc(link.expires_at):
+            return None
+        # A link shows the photos: none works while consent to them is withdrawn (also one issued at the moment of
+        # the withdrawal, or before links were revoked with it).
+        if consent.status_of(s, patient.id).clinical_withdrawn:
             return None
         return link, patient
 

@@ -101,7 +101,7 @@ class Store:
         self.accounts = Accounts(self._sessions)
         self.audit = AuditLog(self._sessions)
         self.links = PatientLinks(self._sessions)
-        self.consents = Consents(self._sessions)
+        self.consents = Consents(self._sessions, clock=lambda: self.links.clock())  # (one "now" for links)
         #: The patient data, by aggregate (the methods below call them).
         self._patients = Patients(self._sessions, self.blobs)
         self._visits = Visits(self._sessions, self.blobs)

@@ -796,13 +796,17 @@ def test_report_download_button_gives_the_report_the_command_line_writes(page, s
 
 # WCAG 2.1 contrast (1.4.3) of every visible text element against the background it sits on (colours with alpha
 # composited over the ancestors' backgrounds, white at the root).
-_CONTRAST_JS = """(selectors) => {
-  const parse = (c) => { if (c === 'transparent') return [0, 0, 0, 0];
+# WCAG colour arithmetic shared by the contrast checks: a CSS colour as [r, g, b, alpha], a colour over another,
+# relative luminance.
+_COLOUR_JS = """
+  const parse = (c) => { if (!c || c === 'none' || c === 'transparent') return [0, 0, 0, 0];
     const m = c.match(/rgba?\\(([^)]+)\\)/); if (!m) throw new Error('colour not understood: ' + c);
     const v = m[1].split(',').map(s => parseFloat(s)); return [v[0], v[1], v[2], v.length > 3 ? v[3] : 1]; };
   const over = (fg, bg) => [0, 1, 2].map(i => fg[i] * fg[3] + bg[i] * (1 - fg[3]));
   const lum = (c) => { const l = c.map(v => { v /= 255; return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4; });
     return 0.2126 * l[0] + 0.7152 * l[1] + 0.0722 * l[2]; };
+"""
+_CONTRAST_JS = """(selectors) => {""" + _COLOUR_JS + """
   const background = (el) => { const chain = []; for (let e = el; e; e = e.parentElement) chain.push(e);
     let bg = [255, 255, 255];
     for (const e of chain.reverse()) { const c = parse(getComputedStyle(e).backgroundColor);
@@ -846,6 +850,56 @@ def test_text_meets_the_wcag_contrast_minimum_and_each_open_button_names_its_pat
     for p in patients:  # each button's accessible name says whose record it opens
         label = page.locator(key(f"open_patient_{p.id}") + " button").inner_text()
         assert (p.code or p.name)[:23] in label, (label, p.code, p.name)
+
+
+# The charts' own text (tick labels, axis titles, annotations) is SVG: its colour is its fill. The charts are drawn
+# on the page's white; a shape under an annotation (the collagen window's band) is composited in.
+_SVG_CONTRAST_JS = """(k) => {""" + _COLOUR_JS + """
+  const root = document.querySelector('.st-key-' + k + ' .js-plotly-plot');
+  const inside = (r, q) => r.left >= q.left - 1 && r.right <= q.right + 1 && r.top >= q.top - 1 && r.bottom <= q.bottom + 1;
+  const shapes = [...root.querySelectorAll('.shapelayer path')].map(e => {
+    const st = getComputedStyle(e), c = parse(st.fill);
+    return {box: e.getBoundingClientRect(), c: [c[0], c[1], c[2], c[3] * parseFloat(st.fillOpacity || 1) * parseFloat(st.opacity || 1)]}; });
+  const out = [];
+  for (const el of root.querySelectorAll('text')) {
+    if (!el.textContent.trim() || el.getBoundingClientRect().width === 0) continue;
+    let bg = [255, 255, 255];
+    const r = el.getBoundingClientRect();
+    for (const sh of shapes) if (sh.c[3] > 0 && inside(r, sh.box)) bg = over(sh.c, bg);
+    const st = getComputedStyle(el), fg = parse(st.fill);
+    let op = parseFloat(st.fillOpacity || 1);
+    for (let e = el; e && e !== root; e = e.parentElement) op *= parseFloat(getComputedStyle(e).opacity);
+    const shown = over([fg[0], fg[1], fg[2], fg[3] * op], bg);
+    const [a, b] = [lum(shown), lum(bg)].sort((x, y) => y - x);
+    out.push([el.textContent.trim().slice(0, 40), (a + 0.05) / (b + 0.05)]);
+  }
+  return out;
+}"""
+
+
+def test_the_charts_text_meets_the_wcag_contrast_minimum(page, server):
+    """The contrast test above reads HTML text; the charts' tick labels, axis titles and notes are SVG (plotly),
+    in the colours of the charts and of Streamlit's theme: the practitioner's and the patient's progress charts
+    and the difference map's colour bar."""
+    open_demo(page, server)
+    low, seen = [], 0
+
+    def check(chart):
+        nonlocal seen
+        plotly_visible(page, chart)
+        found = page.evaluate(_SVG_CONTRAST_JS, chart)
+        seen += len(found)
+        low.extend((chart, text, round(ratio, 2)) for text, ratio in found if ratio < 4.5)
+
+    go_to(page, "progress")
+    check("progress_chart")
+    go_to(page, "compare")
+    check("difference_map")
+    go_to(page, "patients")
+    page.goto(issue_link(page))
+    settle(page)
+    check("visit_chart")
+    assert seen > 20 and not low, low  # (Streamlit's theme greyed them all to 3.7:1)
 
 
 _CHART_BOXES_JS = """(k) => {

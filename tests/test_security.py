@@ -23,7 +23,7 @@ from sqlalchemy import select, text
 
 from storage import (AccessDenied, Actor, Conflict, ConsentRequired, NewMeasurement, NewPhoto, NotFound, OptionError,
                      SignInFailed, Store, open_store)
-from storage.models import Account
+from storage.models import Account, Consent
 from storage import accounts as accounts_mod
 
 REPO = Path(__file__).resolve().parents[1]
@@ -330,11 +330,28 @@ def test_withdrawing_clinical_consent_revokes_the_patients_open_links(world):
                                      for e in revoked)
     assert all(r.revoked_at is not None for r in store.links.list(prac, pid))
 
-    store.consents.record(prac, pid, "clinical", granted=True)
+    with pytest.raises(ConsentRequired, match="withdrawn consent"):  # no new link while it is withdrawn
+        store.links.issue(prac, pid)
+    store.consents.record(prac, pid, "clinical", granted=True)  # the same day, recorded last: in force
     with pytest.raises(NotFound):
         store.links.open(later)
     fresh = store.links.issue(prac, pid)[0]
     assert store.links.open(fresh).patient_id == pid
+
+
+def test_no_link_opens_while_consent_to_photography_is_withdrawn(world):
+    """Also a link that the withdrawal did not revoke: one issued at the same moment, or a withdrawal recorded
+    before withdrawals revoked links (here written straight into the database)."""
+    store, prac, pid = world["store"], world["actors"]["main_prac"], world["pid"]
+    token = store.links.issue(prac, pid)[0]
+    with store._sessions() as s, s.begin():
+        s.add(Consent(patient_id=pid, kind="clinical", granted=False, date=dt.date.today(), recorded_by="old",
+                      created_at=dt.datetime.now(dt.timezone.utc)))
+    for use in (store.links.open, store.links.actor):
+        with pytest.raises(NotFound, match="not valid"):
+            use(token)
+    store.consents.record(prac, pid, "clinical", granted=True)
+    assert store.links.open(token).patient_id == pid  # (never revoked: it opens again with the consent)
 
 
 def test_link_tokens_are_stored_only_as_a_hash(world, backend):
@@ -669,6 +686,34 @@ def test_a_single_sign_on_only_account_cannot_be_entered_with_a_password(world):
     assert store.accounts.sign_in("two_factor", "a password again 12").must_change_password
 
 
+def test_a_password_tried_on_a_single_sign_on_only_account_is_audited_by_name(world):
+    store, admin = world["store"], world["actors"]["main_admin"]
+    store.accounts.add(admin, "sso_person", role="viewer", password=None, email="sso.person@clinic.example")
+    with pytest.raises(SignInFailed):
+        store.accounts.sign_in("sso_person", PW)
+    (row,) = [e for e in store.audit.events(admin, action="sign_in") if e.account == "sso_person"]
+    assert (row.outcome, row.detail) == ("failed", "no password: single sign-on only")
+
+
+def test_a_password_deleted_while_it_is_being_checked_opens_no_session(world, monkeypatch):
+    """The password is checked outside the transactions (Argon2 takes a while): deleted (or reset) meanwhile, the
+    sign-in must fail — a session begun with it would carry the new credential's stamp and outlive the change."""
+    store, admin = world["store"], world["actors"]["main_admin"]
+    store.accounts.add(admin, "racer", role="viewer", password=PW, email="racer@clinic.example")
+    real = accounts_mod._verify
+
+    def verify_while_the_admin_clicks(hashed, password):
+        ok = real(hashed, password)
+        store.accounts.remove_password(admin, "racer")
+        return ok
+
+    monkeypatch.setattr(accounts_mod, "_verify", verify_while_the_admin_clicks)
+    with pytest.raises(SignInFailed):
+        store.accounts.sign_in("racer", PW)
+    assert [e.detail for e in store.audit.events(admin, action="sign_in") if e.account == "racer"] == [
+        "the password changed during the sign-in"]
+
+
 def test_first_admin_gets_the_configured_or_a_one_time_password(tmp_path):
     with open_store(tmp_path / "a") as s:
         one_time = s.accounts.ensure_first_admin()
@@ -872,6 +917,7 @@ def test_users_cli_errors_are_one_line_exit_2(tmp_path, args, stdin, words):
 pytest.importorskip("streamlit")
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
+from relief_app import auth as relief_auth  # noqa: E402
 from relief_app import demo  # noqa: E402
 from relief_app import text as relief_text
 
@@ -1364,12 +1410,16 @@ def test_a_refused_new_account_keeps_what_was_typed_and_a_created_one_clears_the
         assert {a.username: a.email for a in s.accounts.list(Actor.system())}["dr_keep"] == "keep@clinic.example"
 
 
-def test_an_admin_makes_accounts_single_sign_on_only_on_the_page(app_env):
+def test_an_admin_makes_accounts_single_sign_on_only_on_the_page(app_env, monkeypatch):
     """The Accounts page creates an account without a password and deletes an existing one's password (after a
     tick); the table says how each signs in, and a password that was deleted no longer signs in."""
     d, ids, pid = app_env
     at = _at(account=ids["admin"], page="views/admin.py")
-    assert "not set up on this server" in _everything(at)  # (no [auth] secrets here)
+    assert "not set up on this server" in _everything(at)  # no [auth] secrets: every account needs a password
+    assert at.checkbox(key="new_account_sso_only").disabled
+    monkeypatch.setattr(relief_auth, "sso_configured", lambda: True)  # as with single sign-on set up
+    at.run()
+    assert "not set up on this server" not in _everything(at)
     at.text_input(key="new_account_name").input("dr_sso_only")
     at.text_input(key="new_account_email").input("sso-only@clinic.example")
     at.checkbox(key="new_account_sso_only").check()
@@ -1395,8 +1445,19 @@ def test_an_admin_makes_accounts_single_sign_on_only_on_the_page(app_env):
         with pytest.raises(SignInFailed):
             s.accounts.sign_in("dr_both", PW)
         assert {a.username: a.has_password for a in s.accounts.list(Actor.system())}["dr_sso_only"] is False
-    at.selectbox(key="manage_account").select("admin").run()  # no e-mail: nothing to offer
-    assert not [b for b in at.button if b.key == "remove_password"]
+    for who in ("admin", "dr_both"):  # no e-mail / no password left: nothing to offer
+        at.selectbox(key="manage_account").select(who).run()
+        assert not [b for b in at.button if b.key == "remove_password"]
+    with open_store(d) as s:  # an admin's own account, even with an e-mail: not offered (a lock-out)
+        s.accounts.reset_password(Actor.system(), "dr_both", PW, must_change=False)
+        if "admin_mail" not in {a.username for a in s.accounts.list(Actor.system())}:
+            s.accounts.add(Actor.system(), "admin_mail", role="admin", password=PW, clinic="MAIN",
+                           email="admin.mail@clinic.example")
+        own_id = s.accounts.sign_in("admin_mail", PW).account_id
+    own = _at(account=own_id, page="views/admin.py")
+    for who, offered in (("admin_mail", False), ("dr_both", True)):
+        own.selectbox(key="manage_account").select(who).run()
+        assert bool([b for b in own.button if b.key == "remove_password"]) == offered, who
 
 
 def test_a_session_without_its_password_stamp_has_ended(app_env):

@@ -33,9 +33,10 @@ with tab_accounts:
                    a.locked_until > dt.datetime.now(dt.timezone.utc) else "",
                    "Last sign-in": a.last_sign_in.astimezone().strftime("%d %b %Y %H:%M") if a.last_sign_in else "",
                    } for a in rows]), hide_index=True, key="accounts_table")
-    if not sso_configured():
-        st.caption("Single sign-on is not set up on this server (README, \"Single sign-on\"): an account without a "
-                   "password cannot sign in until it is.")
+    sso = sso_configured()
+    if not sso:
+        st.caption("Single sign-on is not set up on this server (README, \"Single sign-on\"), so every account "
+                   "needs a password: \"Single sign-on only\" is offered once it is.")
     add_col, manage_col = st.columns(2)
     with add_col:
         st.subheader("New account")
@@ -52,11 +53,12 @@ with tab_accounts:
             email = st.text_input("E-mail (for single sign-on)", key="new_account_email",
                                   help="The address your identity provider reports for this person; with single "
                                        "sign-on set up, it signs them in to this account.")
-            sso_only = st.checkbox("Single sign-on only (no password)", key="new_account_sso_only",
+            sso_only = st.checkbox("Single sign-on only (no password)", key="new_account_sso_only", disabled=not sso,
                                    help="The person signs in only through your identity provider, with its second "
                                         "factor if it asks for one; the password above is not used.")
             if st.form_submit_button("Create account", key="create_account"):
                 with services.show_errors(stop=False):
+                    sso_only = sso_only and sso
                     services.add_account(name, role=role, password=None if sso_only else pw,
                                          email=email.strip() or None)
                     st.session_state["admin_flash"] = (
@@ -73,7 +75,7 @@ with tab_accounts:
             label = "Enable" if current.disabled else "Disable"
             # Disabling cannot be undone for the patient links the account issued: it asks first.
             sure = current.disabled or st.checkbox(
-                f"Disable {who}: their sessions end now, and every patient link they issued is revoked for good",
+                f"Disable {esc(who)}: their sessions end now, and every patient link they issued is revoked for good",
                 key=f"confirm_disable_{who}")  # (per account: a tick given for one must not carry to the next)
             if st.button(label, key="toggle_account", disabled=not sure):
                 with services.show_errors(stop=False):
@@ -82,12 +84,12 @@ with tab_accounts:
                         "" if current.disabled else " Their sessions end, and the patient links they issued are "
                         "revoked (a patient who still needs one gets a new link).")
                     st.rerun()
-            if current.has_password and current.email:
+            if current.has_password and current.email and current.id != actor.account_id:
                 # Two-factor sign-in: with no password, only the identity provider (and its second factor) lets
                 # the person in. Giving a password back is "Reset password" below.
-                sure_sso = st.checkbox(f"Make {who} single sign-on only: their password is deleted and their "
-                                       "password sessions end", key=f"confirm_sso_only_{who}")
-                if st.button("Single sign-on only", key="remove_password", disabled=not sure_sso):
+                sure_sso = st.checkbox(f"Make {esc(who)} single sign-on only: their password is deleted and their "
+                                       "sessions end", key=f"confirm_sso_only_{who}", disabled=not sso)
+                if st.button("Single sign-on only", key="remove_password", disabled=not (sso and sure_sso)):
                     with services.show_errors(stop=False):
                         services.remove_account_password(who)
                         st.session_state["admin_flash"] = (f"{esc(who)} now signs in through single sign-on only.")

@@ -34,8 +34,8 @@ def _consent_and_links(pid: int) -> None:
             st.warning("No photo can be saved for this patient until consent to clinical photography is recorded.")
         elif not status.clinical.granted:
             st.warning(f"Consent to clinical photography withdrawn on {status.clinical.date:%d %b %Y}: no new photo "
-                       "can be saved, and the patient links open at the withdrawal were revoked. The photos already taken "
-                       "stay in the patient's record; if the patient asks for them to be erased, delete those visits "
+                       "can be saved and no patient link opens (those open at the withdrawal were revoked; a new one needs "
+                       "the consent recorded again). The photos already taken stay in the patient's record; if the patient asks for them to be erased, delete those visits "
                        "(Progress page, \"Delete a visit\") or the patient.")
         if status.marketing is not None and not status.marketing.granted:
             st.info("Marketing consent withdrawn: this patient's photos and data are left out of teaching and "
@@ -51,6 +51,9 @@ def _consent_and_links(pid: int) -> None:
                 if st.form_submit_button("Record consent", key="record_consent"):
                     with services.show_errors(stop=False):
                         now = getattr(services.record_consent(pid, kind, granted=decision == "given", date=day), kind)
+                        if kind == "clinical" and not now.granted and \
+                                st.session_state.get("new_link", (None,))[0] == pid:
+                            st.session_state.pop("new_link")  # revoked with the withdrawal: not shown any longer
                         st.session_state["flash"] = "Consent recorded." if (now.date, now.granted) == (
                             day, decision == "given") else (
                             f"Recorded in the history (it counts for visits from {day:%d %b %Y} on). The patient's "
