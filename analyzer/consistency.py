@@ -208,6 +208,11 @@ def assess(an_b, an_f, reg, q_b=None, q_f=None, *, rgb_b=None, rgb_f=None, mask=
                "sharpens, tone-maps and colours its photos in its own way, and the index reads that as relief "
                "(a local-contrast or 'HDR' look of 0.1 reads +11 % on real skin) — take every photo with the same "
                "phone and camera mode, or take a new baseline with this one")
+    elif bool(cam_b) != bool(cam_f):  # one file lost its EXIF: a copy (messaging app, e-mail, editor)?
+        which, known = ("follow-up", cam_b) if cam_b else ("baseline", cam_f)
+        advice.append(f"the {which} photo carries no camera make and model (EXIF), so whether both were taken with "
+                      f"the same phone ({known}) cannot be checked — a copy sent through a messaging app or e-mail "
+                      "loses them and is compressed again: upload the camera's original file")
     gray_b, gray_f = grayscale
     if gray_b != gray_f:
         differ(f"the {'baseline' if gray_b else 'follow-up'} is black-and-white, so both photos were compared in "

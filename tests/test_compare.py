@@ -284,6 +284,12 @@ def test_photos_from_two_cameras_are_not_taken_alike(tmp_path, skin, skin_photo,
     for follow_file in (same, unknown):
         c = compare(a, follow_file, **kw)
         assert not any("camera" in d for d in c.consistency["differences"]), c.consistency["differences"]
+        # ... but a follow-up without camera data (a copy?) cannot be checked, and the advice says so
+        unchecked = [x for x in c.consistency["advice"] if "no camera make and model" in x]
+        assert len(unchecked) == (follow_file == unknown), c.consistency["advice"]
+    assert "the follow-up photo carries" in unchecked[0] and "(Apple iPhone 13)" in unchecked[0]
+    c = compare(unknown, unknown, **kw)  # neither has any: nothing to compare, nothing said
+    assert not any("camera" in x for x in c.consistency["advice"] + c.consistency["differences"])
     # files whose metadata was removed (stored uploads): the cameras read at upload are given instead
     c = compare(a, unknown, cameras=("Apple iPhone 13", "Google Pixel 8"), **kw)
     assert any("another camera (Google Pixel 8)" in d for d in c.consistency["differences"])
