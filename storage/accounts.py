@@ -93,7 +93,7 @@ def check_password(password: object) -> str:
 
 
 def _check_username(name: object) -> str:
-    if not isinstance(name, str) or not _USERNAME.match(name):
+    if not isinstance(name, str) or not _USERNAME.fullmatch(name):
         raise OptionError("a user name has 1-100 letters, digits, '.', '_', '@' or '-' and starts with a letter "
                           "or digit")
     return name
@@ -110,7 +110,7 @@ def _check_email(email: object) -> str | None:
     if email is None or (isinstance(email, str) and not email.strip()):
         return None
     # (case folding never shortens a string, so the key's length bounds both columns)
-    if not isinstance(email, str) or len(email_key(email)) > 255 or not _EMAIL.match(email.strip()):
+    if not isinstance(email, str) or len(email_key(email)) > 255 or not _EMAIL.fullmatch(email.strip()):
         raise OptionError("an e-mail address looks like name@clinic.example (one '@', no spaces)")
     return email.strip()
 
@@ -182,7 +182,7 @@ class Accounts:
     @staticmethod
     def _clinic(s: Session, code: str, *, create: bool = False) -> Clinic:
         code = str(code or "").strip().upper()
-        if not _CLINIC_CODE.match(code):
+        if not _CLINIC_CODE.fullmatch(code):
             raise OptionError("a clinic code has 1-40 letters, digits, '_' or '-' (e.g. MAIN)")
         c = s.scalar(select(Clinic).where(Clinic.code == code))
         if c is None:
@@ -390,8 +390,9 @@ class Accounts:
         if actor.clinic_id is not None:
             q = q.where(Account.clinic_id == actor.clinic_id)
         acc = s.scalar(q)
-        if acc is None:
-            raise NotFound(f"no account {username!s:.100}; see the account list")
+        if acc is None:  # (a name that cannot be a user name is not echoed: it may hold line breaks or markup)
+            shown = username if isinstance(username, str) and _USERNAME.fullmatch(username) else "of that name"
+            raise NotFound(f"no account {shown}; see the account list")
         return acc
 
     def add(self, actor: Actor, username: str, *, role: str, password: str | None, clinic: str | None = None,

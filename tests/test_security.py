@@ -680,6 +680,13 @@ def test_a_single_sign_on_only_account_cannot_be_entered_with_a_password(world):
     for who in ("main_prac", "main_viewer"):
         with pytest.raises(AccessDenied):
             store.accounts.remove_password(a[who], "two_factor")
+    link = store.links.open(store.links.issue(a["main_prac"], world["pid"])[0])
+    for nobody in (None, link):  # signed out, or a patient's link
+        with pytest.raises(AccessDenied):
+            store.accounts.remove_password(nobody, "two_factor")
+    with pytest.raises(NotFound) as err:  # hostile text: a name that is no account, said in one plain line
+        store.accounts.remove_password(admin, "x' OR 1=1; --<script>\n")
+    assert "\n" not in str(err.value).strip()
     assert store.accounts.sign_in("main_prac", PW).name == "main_prac"  # untouched
 
     store.accounts.reset_password(admin, "two_factor", "a password again 12")  # the way back
@@ -901,6 +908,8 @@ def test_users_cli_adds_lists_disables_resets_and_prints_the_audit(tmp_path):
     (("users", "add", "dave", "--role", "viewer", "--clinic", "MAIN", "--password-stdin"), "short", "12 char"),
     (("users", "add", "dave", "--role", "viewer", "--clinic", "MAIN"), PW, "--password-stdin"),
     (("users", "add", "bad name!", "--role", "viewer", "--clinic", "MAIN", "--password-stdin"), PW, "user name"),
+    # ($ in the pattern matched before a last line break: the name was stored with it)
+    (("users", "add", "name\n", "--role", "viewer", "--clinic", "MAIN", "--password-stdin"), PW, "user name"),
     (("users", "disable", "nobody"), "", "no account nobody"),
     (("users", "add", "dave", "--role", "viewer", "--clinic", "MAIN", "--sso-only"), "", "e-mail"),
     (("users", "add", "dave", "--role", "viewer", "--clinic", "MAIN", "--email", "d@x.example", "--sso-only",
