@@ -442,7 +442,7 @@ def add_account(username: str, *, role: str, password: str | None, email: str | 
 
 
 def remove_account_password(username: str):
-    """Make an account of the admin's clinic single sign-on only (its password sessions end)."""
+    """Make an account of the admin's clinic single sign-on only (its password is deleted, its sessions end)."""
     return get_store().accounts.remove_password(current_actor(), username)
 
 

@@ -83,10 +83,11 @@ class Consents:
                date: dt.date | None = None) -> ConsentStatus:
         """Record that the patient gave (``granted=True``) or withdrew consent of ``kind`` on ``date``.
 
-        When this leaves consent to clinical photography withdrawn, every patient link of the patient that is still
-        open is revoked in the same transaction (each audited ``link_revoked``): a link shows the photos, and one
-        handed out earlier (a QR code on a phone, a forwarded message) must not outlive the withdrawal. Giving
-        consent again does not bring them back; the clinic issues a new link if the patient asks for one."""
+        A withdrawal of consent to clinical photography that is in force (not one dated before a later consent)
+        revokes every patient link of the patient that is still open, in the same transaction (each audited
+        ``link_revoked``): a link shows the photos, and one handed out earlier (a QR code on a phone, a forwarded
+        message) must not outlive the withdrawal. Giving consent again does not bring them back; the clinic issues
+        a new link if the patient asks for one."""
         if kind not in KINDS:
             raise OptionError(f"consent kind must be one of {', '.join(KINDS)}")
         day = date or dt.date.today()

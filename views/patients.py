@@ -34,9 +34,10 @@ def _consent_and_links(pid: int) -> None:
             st.warning("No photo can be saved for this patient until consent to clinical photography is recorded.")
         elif not status.clinical.granted:
             st.warning(f"Consent to clinical photography withdrawn on {status.clinical.date:%d %b %Y}: no new photo "
-                       "can be saved and no patient link opens (those open at the withdrawal were revoked; a new one needs "
-                       "the consent recorded again). The photos already taken stay in the patient's record; if the patient asks for them to be erased, delete those visits "
-                       "(Progress page, \"Delete a visit\") or the patient.")
+                       "can be saved and no patient link opens (those open at the withdrawal were revoked; a new one "
+                       "needs the consent recorded again). The photos already taken stay in the patient's record; if "
+                       "the patient asks for them to be erased, delete those visits (Progress page, \"Delete a "
+                       "visit\") or the patient.")
         if status.marketing is not None and not status.marketing.granted:
             st.info("Marketing consent withdrawn: this patient's photos and data are left out of teaching and "
                     "marketing use and of de-identified exports.")
