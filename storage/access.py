@@ -6,6 +6,12 @@ filter by the actor's clinic — and, for a patient link, by its one patient —
 another clinic is indistinguishable from one that does not exist (:class:`~storage.errors.NotFound` with the same
 message). Roles are checked by :func:`require`.
 
+An :class:`Actor` is a snapshot. Both doors, and :func:`require` given the transaction, check it again against the
+database in the caller's transaction (:func:`in_force`): an account must still be enabled, in its clinic and role,
+with the password it signed in with; a link still open, unexpired, with consent to clinical photography in force.
+So a caller that keeps an actor — a long job, a script, a page run that began before an admin disabled the
+account — cannot outlive a revocation; the dashboard's per-page check (:mod:`relief_app.auth`) is not the only one.
+
 Roles
 -----
 ==============  ===============================================================================
@@ -20,6 +26,8 @@ system          the server's command line (``python -m storage``, reports); all 
 """
 from __future__ import annotations
 
+import datetime as dt
+import hashlib
 import re
 from dataclasses import dataclass, field
 
@@ -29,10 +37,11 @@ from sqlalchemy import ColumnElement, and_, select
 from sqlalchemy.orm import Session
 
 from .errors import AccessDenied, NotFound
-from .models import Patient
+from .models import Account, Patient, PatientLink, as_utc, utcnow
 
 __all__ = ["Actor", "ROLES", "READ", "WRITE", "ADMIN", "CLINICAL", "require", "patient_in_scope",
-           "patients_in_scope", "sees_clinical"]
+           "patients_in_scope", "sees_clinical", "in_force", "link_in_force", "credential_stamp", "SESSION_ENDED",
+           "INVALID_LINK"]
 
 ROLES = ("admin", "practitioner", "viewer")
 READ, WRITE, ADMIN = "read", "write", "admin"
@@ -49,6 +58,8 @@ _VERB = {READ: "see patient data", WRITE: "change patient data (create, upload, 
          ADMIN: "manage accounts or read the audit log", CLINICAL: "read clinical notes and consent records"}
 
 PATIENT_NOT_FOUND = "no such patient; pick one from the patient list"
+SESSION_ENDED = "your session has ended; sign in again"
+INVALID_LINK = "this link is not valid — it may have expired or been revoked; ask your clinic for a new one"
 
 
 @dataclass(frozen=True)
@@ -67,6 +78,7 @@ class Actor:
     clinic_code: str = ""
     account_id: int | None = None
     patient_id: int | None = None  # a link's one patient
+    link_id: int | None = None  # a link's row
     must_change_password: bool = False
     #: Changes whenever the account's password does (:meth:`storage.Accounts.actor` compares it): a session
     #: opened before a password change or reset ends. Not part of ``==``; Streamlit's caches, which hash the
@@ -82,13 +94,17 @@ class Actor:
         return right in _RIGHTS.get(self.role, ()) and not (self.must_change_password and right != READ)
 
 
-def require(actor: object, right: str = READ) -> Actor:
-    """Check that ``actor`` is an :class:`Actor` holding ``right``; return it.
+def require(actor: object, right: str = READ, *, s: Session | None = None) -> Actor:
+    """Check that ``actor`` is an :class:`Actor` holding ``right``; return it. Given the caller's transaction
+    ``s``, also that the actor is still in force there (:func:`in_force`).
 
     Raises
     ------
     AccessDenied
-        Not an actor (a caller that forgot to pass one), or a role without the right.
+        Not an actor (a caller that forgot to pass one), a role without the right, or an account whose session
+        has ended.
+    NotFound
+        A patient link that is no longer valid.
     """
     if not isinstance(actor, Actor):
         raise AccessDenied("sign in first: this needs a signed-in account")
@@ -96,11 +112,64 @@ def require(actor: object, right: str = READ) -> Actor:
         raise AccessDenied(f"your role ({actor.role}) cannot {_VERB[right]}; ask your clinic's admin")
     if actor.must_change_password and right != READ:
         raise AccessDenied("change your one-time password first")
+    if s is not None:
+        in_force(s, actor)
     return actor
 
 
-def patients_in_scope(actor: Actor) -> ColumnElement[bool]:
-    """``WHERE`` clause on :class:`~storage.models.Patient`: the patients ``actor`` may see."""
+def credential_stamp(acc: Account) -> str:
+    """Changes with every password change, reset or removal: the Argon2 hash has a new random salt each time."""
+    return hashlib.sha256((acc.password_hash or "").encode()).hexdigest()[:16]
+
+
+def _now(s: Session) -> dt.datetime:
+    # The store's clock (storage.Store puts it in its sessions' info: tests move it), else the time now.
+    clock = s.info.get("clock")
+    return clock() if clock is not None else utcnow()
+
+
+def link_in_force(s: Session, link: PatientLink, now: dt.datetime | None = None) -> bool:
+    """Whether ``link`` may show its patient at ``now`` (default: the store's clock): not revoked, not expired, and
+    the patient's consent to clinical photography not withdrawn (a link shows the photos; also one issued at the
+    moment of a withdrawal, or before withdrawals revoked links)."""
+    from .consent import status_of  # (storage.consent builds on this module)
+
+    if link.revoked_at is not None or (now or _now(s)) >= as_utc(link.expires_at):
+        return False
+    return not status_of(s, link.patient_id).clinical_withdrawn
+
+
+def in_force(s: Session, actor: Actor) -> None:
+    """Check, in the caller's transaction, that ``actor`` is still what it was made as.
+
+    An account must exist, be enabled, belong to the same clinic with the same role, and hold the password it
+    signed in with (:func:`credential_stamp`); a patient link must be open (:func:`link_in_force`) for the same
+    patient. The server's command line (``system``) is not checked.
+
+    Raises
+    ------
+    AccessDenied
+        The account's session has ended (disabled, password changed, reset or removed).
+    NotFound
+        The link was revoked, has expired, or the patient's consent is withdrawn.
+    """
+    if actor.kind == "account":
+        acc = s.get(Account, actor.account_id) if isinstance(actor.account_id, int) else None
+        if (acc is None or acc.disabled or acc.clinic_id != actor.clinic_id or acc.role != actor.role
+                or credential_stamp(acc) != actor.credential_stamp):
+            raise AccessDenied(SESSION_ENDED)
+    elif actor.kind == "link":
+        link = s.get(PatientLink, actor.link_id) if isinstance(actor.link_id, int) else None
+        if link is None or link.patient_id != actor.patient_id or not link_in_force(s, link):
+            raise NotFound(INVALID_LINK)
+    elif actor.kind != "system":
+        raise AccessDenied("sign in first: this needs a signed-in account")
+
+
+def patients_in_scope(s: Session, actor: Actor) -> ColumnElement[bool]:
+    """``WHERE`` clause on :class:`~storage.models.Patient`: the patients ``actor`` may see (checked to be still in
+    force in ``s``, the transaction the clause is for)."""
+    in_force(s, actor)
     if actor.clinic_id is None:
         raise AccessDenied("this command needs a clinic; pass --clinic CODE")
     clause = Patient.clinic_id == actor.clinic_id
@@ -145,7 +214,7 @@ def patient_in_scope(s: Session, actor: object, patient_id: object, right: str =
     pid = whole_number(patient_id)
     if pid is None:
         raise NotFound(PATIENT_NOT_FOUND)
-    p = s.scalar(select(Patient).where(Patient.id == pid, patients_in_scope(actor)))
+    p = s.scalar(select(Patient).where(Patient.id == pid, patients_in_scope(s, actor)))
     if p is None:
         raise NotFound(PATIENT_NOT_FOUND)
     require(actor, right)
@@ -155,5 +224,6 @@ def patient_in_scope(s: Session, actor: object, patient_id: object, right: str =
 def sees_clinical(actor: Actor) -> bool:
     """Whether records read for ``actor`` keep their clinical fields (notes, birth date, upload file names); a
     patient link gets them blanked, in the record builders of the storage itself, so a page that shows a field
-    it should not still has nothing to show."""
-    return CLINICAL in _RIGHTS.get(actor.role, ())
+    it should not still has nothing to show. An account that must first change its one-time password does not
+    (:meth:`Actor.can`, as for the consent history): whoever holds only that password reads no clinical note."""
+    return actor.can(CLINICAL)

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import hashlib
 import re
 import secrets
 from collections.abc import Callable
@@ -35,7 +34,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from . import audit, links
-from .access import ADMIN, ROLES, Actor, require
+from .access import ADMIN, ROLES, Actor, credential_stamp, require
 from .errors import AccessDenied, Conflict, NotFound, OptionError, SignInFailed
 from .models import Account, Clinic, Patient, PatientLink, as_utc, utcnow
 
@@ -334,7 +333,7 @@ class Accounts:
         clinic = s.get(Clinic, acc.clinic_id)
         return Actor(kind="account", name=acc.username, role=acc.role, clinic_id=acc.clinic_id,
                      clinic_code=clinic.code if clinic else "", account_id=acc.id,
-                     must_change_password=bool(acc.must_change_password), credential_stamp=_stamp(acc))
+                     must_change_password=bool(acc.must_change_password), credential_stamp=credential_stamp(acc))
 
     def sign_out(self, actor: Actor) -> None:
         with self._sessions() as s, s.begin():
@@ -385,7 +384,7 @@ class Accounts:
 
     # ------------------------------------------------------------------------------- administration
     def _scope(self, s: Session, actor: Actor, username: str) -> Account:
-        require(actor, ADMIN)
+        require(actor, ADMIN, s=s)
         q = select(Account).where(Account.username == str(username))
         if actor.clinic_id is not None:
             q = q.where(Account.clinic_id == actor.clinic_id)
@@ -428,6 +427,7 @@ class Accounts:
                               created_at=self.clock())
                 s.add(acc)
                 s.flush()
+                require(actor, ADMIN, s=s)  # (after the insert, as in Patients.create_patient)
                 audit.record(s, actor, "account_created", clinic_id=c.id, detail=f"{username} ({role})")
                 return self._rec(s, acc)
         except IntegrityError as err:
@@ -447,6 +447,7 @@ class Accounts:
     def list(self, actor: Actor) -> list[AccountRecord]:
         require(actor, ADMIN)
         with self._sessions() as s:
+            require(actor, ADMIN, s=s)
             q = select(Account).order_by(Account.username)
             if actor.clinic_id is not None:
                 q = q.where(Account.clinic_id == actor.clinic_id)
@@ -508,11 +509,6 @@ class Accounts:
                              must_change_password=bool(a.must_change_password),
                              has_password=a.password_hash is not None, locked_until=as_utc(a.locked_until), last_sign_in=as_utc(a.last_sign_in),
                              created_at=as_utc(a.created_at))
-
-
-def _stamp(acc: Account) -> str:
-    """Changes with every password change or reset: the Argon2 hash has a new random salt each time."""
-    return hashlib.sha256((acc.password_hash or "").encode()).hexdigest()[:16]
 
 
 def _verify(hashed: str, password: str) -> bool:

@@ -87,6 +87,9 @@ class AuditLog:
             else:
                 require(actor, CLINICAL)
             record(s, actor, action, patient_id=patient_id, outcome=outcome, detail=detail)
+            # (still in force: checked after the write, in its transaction, as in Patients.create_patient — on
+            # SQLite a transaction that reads first fails at once when another write commits meanwhile)
+            require(actor, CLINICAL, s=s)
 
     def log_each(self, actor: Actor, action: str, patient_ids, *, detail: str = "") -> None:
         """Record an action that touched several patients (a clinic-wide export): one row per patient, so the
@@ -94,7 +97,7 @@ class AuditLog:
         none. All patients must be ones the actor may see; the rows are written together or not at all."""
         _external(action)
         with self._sessions() as s, s.begin():
-            require(actor, CLINICAL)
+            require(actor, CLINICAL, s=s)
             ids = list(dict.fromkeys(patient_in_scope(s, actor, pid, CLINICAL).id for pid in patient_ids))
             for pid in ids:
                 record(s, actor, action, patient_id=pid, detail=detail)
@@ -121,6 +124,7 @@ class AuditLog:
         if patient_id is not None:
             q = q.where(AuditEvent.patient_id == int(patient_id))
         with self._sessions() as s:
+            require(actor, ADMIN, s=s)
             return [
                 AuditRecord(id=e.id, at=as_utc(e.at),
                             account=e.account, clinic_id=e.clinic_id, action=e.action, patient_id=e.patient_id,

@@ -114,7 +114,7 @@ class Consents:
         actor = require(actor)
         with self._sessions() as s:
             return int(s.scalar(select(func.max(Consent.id)).join(Patient, Patient.id == Consent.patient_id)
-                                .where(patients_in_scope(actor))) or 0)
+                                .where(patients_in_scope(s, actor))) or 0)
 
     def status(self, actor: Actor, patient_id: int) -> ConsentStatus:
         with self._sessions() as s:

@@ -17,7 +17,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import sessionmaker
 
 from . import audit, consent
-from .access import WRITE, Actor, patient_in_scope
+from .access import INVALID_LINK, WRITE, Actor, link_in_force, patient_in_scope
 from .errors import ConsentRequired, NotFound, OptionError
 from .models import Patient, PatientLink, as_utc, utcnow
 
@@ -25,7 +25,6 @@ __all__ = ["PatientLinks", "LinkRecord", "INVALID_LINK", "NO_LINK_WITHOUT_CONSEN
 
 NO_LINK_WITHOUT_CONSENT = ("the patient has withdrawn consent to clinical photography, and a link shows the photos: "
                            "record the patient's consent again before giving them a link")
-INVALID_LINK = "this link is not valid — it may have expired or been revoked; ask your clinic for a new one"
 #: A link ends at the latest at the end of the 90th day after the day it is issued (README: at most 90 days).
 _MAX_DAYS = 90
 
@@ -126,18 +125,14 @@ class PatientLinks:
         if row is None:
             return None
         link, patient = row
-        if link.revoked_at is not None or self.clock() >= as_utc(link.expires_at):
-            return None
-        # A link shows the photos: none works while consent to them is withdrawn (also one issued at the moment of
-        # the withdrawal, or before links were revoked with it).
-        if consent.status_of(s, patient.id).clinical_withdrawn:
+        if not link_in_force(s, link, self.clock()):  # (revoked, expired, or consent to the photos withdrawn)
             return None
         return link, patient
 
     @staticmethod
     def _actor(link: PatientLink, patient: Patient) -> Actor:
         return Actor(kind="link", name=f"link #{link.id}", role="link", clinic_id=patient.clinic_id,
-                     patient_id=patient.id)
+                     patient_id=patient.id, link_id=link.id)
 
     def open(self, token: str) -> Actor:
         """Use a link (audited ``link_used``): the read-only actor for its one patient, or :class:`NotFound`."""

@@ -47,6 +47,9 @@ class Patients(Aggregate):
                     p.id = _unused_patient_id()
                 s.add(p)
                 s.flush()
+                # (checked after the insert, in its transaction: on SQLite a transaction that reads first fails at
+                # once when another write commits meanwhile; a refusal rolls the insert back)
+                require(actor, WRITE, s=s)
                 audit.record(s, actor, "create_patient", patient_id=p.id)
                 return _patient_rec(p)
         except IntegrityError as err:
@@ -103,7 +106,7 @@ class Patients(Aggregate):
                     func.max(Visit.date),
                 )
                 .outerjoin(Visit, Visit.patient_id == Patient.id)
-                .where(patients_in_scope(actor))
+                .where(patients_in_scope(s, actor))
                 .group_by(Patient.id)
                 .order_by(func.lower(Patient.name), Patient.id)
             )

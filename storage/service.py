@@ -94,7 +94,9 @@ class Store:
         self.engine = engine
         self.data_dir = Path(data_dir)
         self.blobs = BlobStore(self.data_dir / "photos")
-        self._sessions = sessionmaker(engine, expire_on_commit=False)
+        # The store's "now" travels with its sessions: storage.access checks links' expiry by the same clock as
+        # storage.links (tests move it).
+        self._sessions = sessionmaker(engine, expire_on_commit=False, info={"clock": lambda: self.links.clock()})
         guard_text(self._sessions)  # text that does not fit its column is refused alike on every database
         #: Aggregates beside the patient data, sharing the engine: accounts and sign-in, the audit log,
         #: patient links, consent.

@@ -147,6 +147,125 @@ def test_another_clinic_cannot_reach_the_patient_by_any_call(world, name):
     assert len(store.visits(MAIN, world["pid"])) == 2
 
 
+# An Actor is a snapshot: storage checks it again in each call's transaction, so a caller that keeps one (a long
+# job, a script, a page run under way) cannot outlive the end of its access. The dashboard checks every page run
+# as well (relief_app.auth); these go round it, straight to storage.
+def _remove_password(store):
+    with store._sessions() as s, s.begin():  # (an account without a password needs an e-mail)
+        acc = s.scalar(select(Account).where(Account.username == "main_admin"))
+        acc.email = acc.email_key = "admin@clinic.example"
+    store.accounts.remove_password(Actor.system(), "main_admin")
+
+
+ENDINGS = {
+    "disabled": lambda store: store.accounts.set_disabled(Actor.system(), "main_admin"),
+    "password reset": lambda store: store.accounts.reset_password(Actor.system(), "main_admin", PW + " new"),
+    "password removed": _remove_password,
+}
+# Calls beside the patient-scoped ones (CALLS) that an admin makes.
+CLINIC_CALLS = {
+    "list_patients": lambda store, x: store.list_patients(x),
+    "create_patient": lambda store, x: store.create_patient(x, "Kept Actor"),
+    "consents.last_change": lambda store, x: store.consents.last_change(x),
+    "audit log, no patient": lambda store, x: store.audit.log(x, "export", detail="kept"),
+    "audit events": lambda store, x: store.audit.events(x),
+    "accounts list": lambda store, x: store.accounts.list(x),
+    "accounts add": lambda store, x: store.accounts.add(x, "kept_new", role="viewer", password=PW),
+    "accounts disable": lambda store, x: store.accounts.set_disabled(x, "main_viewer"),
+    "accounts reset": lambda store, x: store.accounts.reset_password(x, "main_viewer", PW + " other"),
+}
+
+
+def _audit_rows(store) -> int:
+    with store._sessions() as s:
+        return len(s.execute(text("SELECT id FROM audit_events")).all())
+
+
+@pytest.mark.parametrize("ending", list(ENDINGS))
+@pytest.mark.parametrize("name", [n for n, _ in CALLS] + list(CLINIC_CALLS))
+def test_an_account_actor_kept_after_its_access_ended_is_refused_by_every_call(world, name, ending):
+    store, kept = world["store"], world["actors"]["main_admin"]  # an admin: only the check in force can refuse
+    ENDINGS[ending](store)
+    rows = _audit_rows(store)
+    with pytest.raises(AccessDenied, match="^your session has ended; sign in again$"):
+        if name in CLINIC_CALLS:
+            CLINIC_CALLS[name](store, kept)
+        else:
+            _call(world, name, kept)
+    # Nothing was written, not even an audit row; the patient, its visits and the accounts are as they were.
+    assert _audit_rows(store) == rows
+    assert [p.name for p in store.list_patients(MAIN)] == ["Alice Secret"]
+    assert store.patient(MAIN, world["pid"]).notes == ""
+    assert len(store.visits(MAIN, world["pid"])) == 2
+    accounts = {a.username: a for a in store.accounts.list(Actor.system())}
+    assert "kept_new" not in accounts and not accounts["main_viewer"].disabled
+
+
+def test_only_the_ended_account_is_refused_and_signing_in_again_works(world):
+    store, actors, pid = world["store"], world["actors"], world["pid"]
+    store.accounts.set_disabled(Actor.system(), "main_viewer")
+    assert store.patient(actors["main_prac"], pid).name == "Alice Secret"  # (another account goes on)
+    with pytest.raises(AccessDenied, match="session has ended"):
+        store.patient(actors["main_viewer"], pid)
+    store.accounts.set_disabled(Actor.system(), "main_viewer", False)
+    # (Storage then takes the kept actor again — the same person, deliberately let back in; a stolen account is
+    # disabled and its password reset, which ends every session for good. The dashboard's session ended anyway.)
+    assert store.patient(store.accounts.sign_in("main_viewer", PW), pid).name == "Alice Secret"
+
+
+def _withdraw_behind_storage(store, pid):
+    # Written straight into the database (as a withdrawal from before withdrawals revoked links): only the check
+    # of consent in force can refuse the link then.
+    with store._sessions() as s, s.begin():
+        s.add(Consent(patient_id=pid, kind="clinical", granted=False, date=dt.date.today(), recorded_by="old",
+                      created_at=dt.datetime.now(dt.timezone.utc)))
+
+
+LINK_ENDINGS = {
+    "revoked": lambda store, pid, link_id: store.links.revoke(MAIN, pid, link_id),
+    "expired": lambda store, pid, link_id: setattr(
+        store.links, "clock", lambda: dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=2)),
+    "consent withdrawn": lambda store, pid, link_id: store.consents.record(MAIN, pid, "clinical", granted=False),
+    "consent withdrawn, link not revoked": lambda store, pid, link_id: _withdraw_behind_storage(store, pid),
+}
+
+
+@pytest.mark.parametrize("ending", list(LINK_ENDINGS))
+def test_a_link_actor_kept_after_the_link_ended_reads_nothing(world, ending):
+    store, pid = world["store"], world["pid"]
+    token, rec = store.links.issue(world["actors"]["main_prac"], pid)
+    link = store.links.open(token)
+    readable = [n for n, _ in CALLS if _reads(world, n, link)]
+    assert {"patient", "visits", "photos", "photo_bytes", "progress"} <= set(readable)
+    LINK_ENDINGS[ending](store, pid, rec.id)
+    for name in readable:
+        with pytest.raises(NotFound, match="this link is not valid"):
+            _call(world, name, link)
+
+
+def _reads(world, name, actor) -> bool:
+    try:
+        _call(world, name, actor)
+        return True
+    except (AccessDenied, NotFound):
+        return False
+
+
+def test_a_one_time_password_session_reads_no_clinical_field(world):
+    """Until its one-time password is changed an account holds READ only (Actor.can): the consent history was
+    refused, but the records still carried the notes, birth date and upload file names."""
+    store, prac, pid = world["store"], world["actors"]["main_prac"], world["pid"]
+    store.update_patient(prac, pid, notes="clinical note", birth_date="1980-02-03")
+    store.accounts.add(Actor.system(), "temp", role="viewer", password=PW, clinic="MAIN", must_change_password=True)
+    temp = store.accounts.sign_in("temp", PW)
+    with pytest.raises(AccessDenied, match="one-time password"):
+        store.consents.status(temp, pid)
+    rec, visits = store.patient(temp, pid), store.visits(temp, pid)
+    assert (rec.notes, rec.birth_date) == ("", None)
+    assert visits and {ph.filename for v in visits for ph in v.photos} == {"photo"}
+    assert store.patient(prac, pid).notes == "clinical note"  # (the practitioner still reads it)
+
+
 @pytest.mark.parametrize("half", ["decimal", "fraction"])
 def test_a_fractional_id_of_any_number_type_names_no_patient(world, half):
     """int(Decimal("1.5")) is 1: an exact fraction passed the scope check of the caller's own patient 1 while the
