@@ -61,11 +61,12 @@ class Aggregate:
         """After a delete: remove the files among ``(sha256, content_type)`` that no row uses any more."""
         if not files:
             return
-        with self._tx() as s:
-            still = set(s.scalars(select(Photo.sha256).where(Photo.sha256.in_({sha for sha, _ in files}))))
-        for sha, ctype in files:
-            if sha not in still:
-                self.blobs.discard(sha, ctype)
+        with self.blobs.guard():  # (a save about to commit a row for one of them repairs it under the same guard)
+            with self._tx() as s:
+                still = set(s.scalars(select(Photo.sha256).where(Photo.sha256.in_({sha for sha, _ in files}))))
+            for sha, ctype in files:
+                if sha not in still:
+                    self.blobs.discard(sha, ctype)
 
 
 def _counting_photos(*where, correlate=None):

@@ -34,11 +34,13 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import hashlib
 import hmac
 import os
 import re
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -46,12 +48,18 @@ from pathlib import Path
 from .errors import StorageError
 from .photo_privacy import strip_metadata
 
+try:
+    import fcntl  # POSIX: the guard also holds between processes (two dashboards, the command line)
+except ImportError:  # pragma: no cover - Windows: within this process only
+    fcntl = None  # type: ignore[assignment]
+
 __all__ = ["BlobStore", "sniff_content_type", "extension_for", "sha256_hex", "parse_key", "PhotoKeyError",
            "KEY_ENV"]
 
 TMP_PREFIX = ".tmp-"
 KEY_ENV = "RELIEF_ENCRYPTION_KEY"
 KEY_CHECK = ".key-check"
+LOCK_NAME = ".lock"  # (BlobStore.guard)
 ENC_SUFFIX = "enc"
 MAGIC = b"RLFPHOTO-AESGCM1"  # format marker and version of an encrypted photo file
 _NONCE = 12
@@ -158,6 +166,7 @@ class BlobStore:
     def __init__(self, root: str | os.PathLike[str], *, key: bytes | str | None = _FROM_ENV):  # type: ignore
         self.root = Path(root)
         self.root.mkdir(mode=0o700, parents=True, exist_ok=True)  # (new folders: the owner only)
+        self._lock = threading.Lock()
         if key is _FROM_ENV:
             key = os.environ.get(KEY_ENV) or None
         self._aead = self._name_key = self._check = None
@@ -288,6 +297,24 @@ class BlobStore:
             return self._aead.decrypt(nonce, blob[len(MAGIC) + _NONCE:], MAGIC + sha256.encode("ascii"))
         except InvalidTag:
             raise ValueError(f"photo file {sha256[:12]}… is corrupt (it does not decrypt with this key)") from None
+
+    @contextlib.contextmanager
+    def guard(self) -> Iterator[None]:
+        """Held while a save commits rows for its files and while a deletion decides which files no row uses and
+        removes them — in this process and, through a lock file in the folder, in others on this machine.
+
+        Files are shared by content: a save that found its photo's file already there would otherwise commit a
+        row for it just after a deletion (or another save's clean-up), seeing no committed row, removed it. Not
+        re-entrant; held only for a commit or a removal, never during an analysis.
+        """
+        with self._lock:
+            fd = os.open(self.root / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o600)
+            try:
+                if fcntl is not None:
+                    fcntl.flock(fd, fcntl.LOCK_EX)
+                yield
+            finally:
+                os.close(fd)  # (releases the lock)
 
     def discard(self, sha256: str, content_type: str) -> bool:
         """Delete the photo with this hash in every form it may be stored in; ``False`` when none was there."""

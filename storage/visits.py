@@ -146,10 +146,7 @@ class Visits(Aggregate):
         created: set[tuple[str, str]] = set()
         try:
             for ph in photos:
-                try:  # metadata stripped (and encrypted with a key) inside put; sha is of the stored photo
-                    sha, ctype, _path, new = self.blobs.put_new(ph.data)
-                except PhotoFormatError as err:
-                    raise PhotoFormatError(f"{os.path.basename(str(ph.filename or 'photo'))}: {err}") from None
+                sha, ctype, new = self._put(ph)
                 if new:
                     created.add((sha, ctype))
                 if sha not in stored:
@@ -158,6 +155,18 @@ class Visits(Aggregate):
         except BaseException:
             self._remove_unreferenced(created)
             raise
+
+    def _put(self, ph: NewPhoto) -> tuple[str, str, bool]:
+        """Store one photo's file: ``(sha256, content_type, created)``; one-line errors."""
+        try:  # metadata stripped (and encrypted with a key) inside put; sha is of the stored photo
+            sha, ctype, _path, new = self.blobs.put_new(ph.data)
+        except PhotoFormatError as err:
+            raise PhotoFormatError(f"{os.path.basename(str(ph.filename or 'photo'))}: {err}") from None
+        except OSError as err:  # (a full disk, a folder that cannot be written)
+            raise StorageError(f"the photos folder cannot be written ({err.strerror or type(err).__name__}) — "
+                               "nothing was saved; free space on the server or fix the folder's permissions, "
+                               "then save again") from None
+        return sha, ctype, new
 
     def _save_visit_rows(self, actor, patient_id, visit_date, notes, tx_values, photos, stored, analyse):
         """Steps (3) and (4) of :meth:`save_visit`."""
@@ -171,11 +180,16 @@ class Visits(Aggregate):
                 measured[sha] = None if m is None else _as_new_measurement(m)
             else:
                 measured[sha] = None
-        # (4) one transaction for every row.
-        with self._tx() as s:
+        # (4) one transaction for every row, committed under the files' guard: a file found already there in
+        # step (2) may have been removed since by a deletion or another save's clean-up that saw no row using it
+        # (nothing here was committed yet), so each is checked and written again if it went.
+        with self.blobs.guard(), self._tx() as s:
             patient_id = patient_in_scope(s, actor, patient_id, WRITE).id
             _require_clinical_consent(s, patient_id, photos, visit_date)
             _refuse_saved_again(s, patient_id, stored)
+            for sha, (ph, ctype, _) in stored.items():
+                if not self.blobs.path(sha, ctype).is_file():
+                    self._put(ph)
             now = utcnow()
             visit = Visit(patient_id=patient_id, date=visit_date, notes=str(notes or ""), created_at=now)
             s.add(visit)

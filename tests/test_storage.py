@@ -402,6 +402,79 @@ def test_failing_analysis_leaves_no_rows_and_orphan_is_collected(store):
     assert store.photo_bytes(MAIN, pid, keep.photos[0].id) == png(10)
 
 
+@pytest.mark.parametrize("meanwhile", ["another save fails", "a visit is deleted"])
+def test_a_photo_file_another_save_found_is_there_when_its_row_commits(store, meanwhile):
+    """Files are shared by content. A save that found its photo's file already there (step 2) and is still
+    analysing must not commit its row for a file that was removed meanwhile — by the clean-up of a failing save of
+    the same bytes, or by deleting the visit that held them — both of which saw no committed row using it. Before,
+    the visit was saved with its photo file gone, and uploading the photo again was refused as 'saved already'."""
+    import threading
+
+    first, second = new_patient(store, "Ann").id, new_patient(store, "Bob").id
+    data = png(40)
+    held = store.save_visit(MAIN, first, date="2025-01-01", photos=[NewPhoto(data, "a.png", "chin")]) \
+        if meanwhile == "a visit is deleted" else None
+    found, removed, out = threading.Event(), threading.Event(), {}
+
+    def slow_analysis(ph):  # the second save: its file was found (or written) in step 2; rows not yet committed
+        found.set()
+        assert removed.wait(30)
+        return meas(2.0)
+
+    def second_save():
+        out["visit"] = store.save_visit(MAIN, second, date="2025-01-02", photos=[NewPhoto(data, "b.png", "chin")],
+                                        analyse=slow_analysis)
+
+    if meanwhile == "another save fails":
+        def failing(ph):  # the first save wrote the file; the second found it there
+            assert found.wait(30)
+            raise RuntimeError("analysis crashed")
+
+        t = threading.Thread(target=second_save)
+        first_save = threading.Thread(target=lambda: pytest.raises(RuntimeError, store.save_visit, MAIN, first,
+                                                                   date="2025-01-01", analyse=failing,
+                                                                   photos=[NewPhoto(data, "a.png", "chin")]))
+        first_save.start()
+        time.sleep(0.2)  # (the first save's file is written before the second looks)
+        t.start()
+        first_save.join()
+    else:
+        t = threading.Thread(target=second_save)
+        t.start()
+        assert found.wait(30)
+        store.delete_visit(MAIN, first, held.id)
+    assert store.visits(MAIN, first) == [] and list(store.blobs) == []  # (the file went)
+    removed.set()
+    t.join()
+    photo = out["visit"].photos[0]
+    assert store.photo_bytes(MAIN, second, photo.id) == data
+
+
+def test_a_full_disk_while_saving_photos_is_one_line_and_saves_nothing(store, monkeypatch):
+    import errno
+
+    import storage.blobs as blobs
+
+    pid = new_patient(store, "Full").id
+    real, calls = blobs._write_atomic, []
+
+    def full_disk(final, data):
+        calls.append(final)
+        if len(calls) == 2:  # the visit's second photo
+            raise OSError(errno.ENOSPC, "No space left on device", str(final))
+        return real(final, data)
+
+    monkeypatch.setattr(blobs, "_write_atomic", full_disk)
+    photos = [NewPhoto(png(41), "a.png", "chin"), NewPhoto(png(42), "b.png", "left cheek")]
+    with pytest.raises(StorageError) as err:
+        store.save_visit(MAIN, pid, date="2025-01-01", photos=photos)
+    assert str(err.value) == ("the photos folder cannot be written (No space left on device) — nothing was saved; "
+                              "free space on the server or fix the folder's permissions, then save again")
+    assert store.visits(MAIN, pid) == [] and list(store.blobs) == []  # (the first photo's file went too)
+    monkeypatch.setattr(blobs, "_write_atomic", real)  # space freed: the same save goes through
+    assert len(store.save_visit(MAIN, pid, date="2025-01-01", photos=photos).photos) == 2
+
+
 def test_files_a_killed_save_left_are_collected(store):
     pid = new_patient(store, "K").id
     keep = store.save_visit(MAIN, pid, date="2025-01-01", photos=[NewPhoto(png(10), "keep.png", "chin")])
