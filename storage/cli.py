@@ -40,7 +40,11 @@ def _password(args) -> str:
     if not args.password_stdin:
         raise ReliefError("give the password on standard input with --password-stdin "
                           "(e.g. printf '%s' \"$PW\" | python -m storage users add ...)")
-    pw = sys.stdin.readline().rstrip("\r\n")
+    try:  # (bytes, decoded here: under a C locale Python would let a Latin-1 password through as surrogates)
+        pw = sys.stdin.buffer.readline().decode("utf-8").rstrip("\r\n")
+    except UnicodeDecodeError:
+        raise ReliefError("the password on standard input is not UTF-8 text; type or pipe it from a UTF-8 "
+                          "terminal or file") from None
     if not pw:
         raise ReliefError("no password on standard input; pipe one in")
     return pw
@@ -84,10 +88,14 @@ def main(argv: list[str] | None = None) -> int:
             return _migrate(args)
         return _run(args)
     except ReliefError as err:
-        print(f"python -m storage: error: {err}", file=sys.stderr)
+        print(f"python -m storage: error: {' '.join(str(err).split())}", file=sys.stderr)
         return 2
     except BrokenPipeError:
         return 0
+    except OSError as err:  # (a file where a folder should be, a disk that is full, ...)
+        where = f" ({err.filename})" if err.filename else ""
+        print(f"python -m storage: error: {err.strerror or type(err).__name__}{where}", file=sys.stderr)
+        return 2
 
 
 def _run(args) -> int:

@@ -59,16 +59,21 @@ def open_store(
         Ready to use; the schema has been brought to the newest migration (``alembic upgrade head``).
     """
     data_dir = db.resolve_data_dir(data_dir)
-    data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)  # (new folders: the owner only)
+    try:
+        data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)  # (new folders: the owner only)
+    except OSError as err:  # (a file of that name, no permission, ...)
+        raise StorageError(f"the data folder {data_dir} cannot be made or used ({err.strerror or err}); give a "
+                           "folder Relief may write (--data-dir or RELIEF_DATA_DIR)") from None
     db.make_private(data_dir, data_dir / "photos")  # (and folders from before that rule)
     engine = db.make_engine(db.resolve_url(url, data_dir))
     try:
         db.upgrade(engine)
     except Exception as err:
         engine.dispose()
+        why = " ".join(str(getattr(err, "orig", None) or err).split())  # (one line: without SQLAlchemy's link)
         raise StorageError(
             f"the database at {engine.url.render_as_string(hide_password=True)} cannot be opened or "
-            f"migrated ({type(err).__name__}: {err}); check RELIEF_DATABASE_URL and that the server runs"
+            f"migrated ({type(err).__name__}: {why}); check RELIEF_DATABASE_URL and that the server runs"
         ) from err
     return Store(engine, data_dir)
 

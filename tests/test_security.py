@@ -1041,6 +1041,26 @@ def test_users_cli_errors_are_one_line_exit_2(tmp_path, args, stdin, words):
     assert words in r.stderr and len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr
 
 
+@pytest.mark.parametrize("case", ["data folder is a file", "password not UTF-8", "database cannot be opened"])
+def test_storage_cli_says_what_is_wrong_with_the_server_in_one_line(tmp_path, case):
+    # (a review found a traceback for the first two and a second line from SQLAlchemy for the third)
+    d, stdin, args = tmp_path / "data", b"", ("users", "list")
+    if case == "data folder is a file":
+        d.write_text("x")
+        words = "cannot be made or used (File exists)"
+    elif case == "password not UTF-8":
+        stdin = "café au lait tous les jours\n".encode("latin-1")
+        args = ("users", "add", "eve", "--role", "viewer", "--clinic", "MAIN", "--password-stdin")
+        words = "not UTF-8 text"
+    else:
+        (d / "relief.db").mkdir(parents=True)  # (a folder where the database file should be)
+        words = "cannot be opened or migrated"
+    r = subprocess.run([sys.executable, "-m", "storage", "--data-dir", str(d), *args], cwd=REPO, input=stdin,
+                       capture_output=True, timeout=120)
+    err = r.stderr.decode("utf-8", "replace")
+    assert r.returncode == 2 and words in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err
+
+
 # ------------------------------------------------------------------------------------------ the app
 pytest.importorskip("streamlit")
 from streamlit.testing.v1 import AppTest  # noqa: E402
