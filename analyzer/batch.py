@@ -251,7 +251,9 @@ def _cell(v) -> str:
 def _line(row: dict, columns: Sequence[str]) -> bytes:
     buf = io.StringIO()
     csv.writer(buf, lineterminator="\n").writerow([_cell(row.get(c)) for c in columns])
-    return buf.getvalue().encode("utf-8")
+    # (surrogateescape: a file name that is not UTF-8 — a Latin-1 name from a Windows share or a zip — is written
+    # with its own bytes and read back as the same name, so the run can finish and be resumed)
+    return buf.getvalue().encode("utf-8", "surrogateescape")
 
 
 def _cut_torn_tail(out: Path) -> None:
@@ -280,7 +282,7 @@ def _read_journal(out: Path, columns: Sequence[str]) -> list[dict]:
     if not out.exists() or out.stat().st_size == 0:
         return []
     _cut_torn_tail(out)
-    with open(out, newline="", encoding="utf-8") as fh:
+    with open(out, newline="", encoding="utf-8", errors="surrogateescape") as fh:
         reader = csv.reader(fh)
         header = next(reader, None)
         if header is None:

@@ -164,6 +164,23 @@ def test_second_run_measures_nothing_new_and_a_changed_photo_is_measured_again(f
     assert all(rows[k] == old[k] for k in rows if k != key)
 
 
+def test_a_file_name_that_is_not_utf8_is_measured_and_the_run_resumes(folder, tmp_path):
+    # (a Latin-1 name from a Windows share or a zip stopped every run with an internal error, before its row, so
+    # the photos after it were never measured)
+    d = tmp_path / "photos"
+    d.mkdir()
+    shutil.copy(folder["good"][0], d / "a.jpg")
+    shutil.copy(folder["good"][0], os.path.join(os.fsencode(d), b"b\xff.jpg"))
+    shutil.copy(folder["good"][1], d / "c.jpg")
+    out = tmp_path / "results.csv"
+    for said in ("3 photos measured (0 with errors)", "0 photos measured (0 with errors), 3 already in"):
+        res = run("batch", d, "--out", out, "--px-per-mm", PX)
+        assert res.returncode == 0 and res.stdout.startswith(said), res.stdout + res.stderr
+    with open(out, newline="", encoding="utf-8", errors="surrogateescape") as fh:  # (the name's own bytes)
+        files = [os.fsencode(r["file"]) for r in csv.DictReader(fh)]
+    assert sorted(os.path.basename(f) for f in files) == [b"a.jpg", b"b\xff.jpg", b"c.jpg"]
+
+
 def test_killed_run_resumes_after_its_last_whole_row(folder, first_run, tmp_path):
     out = tmp_path / "results.csv"
     lines = first_run["out"].read_text(encoding="utf-8").splitlines(keepends=True)
