@@ -31,7 +31,7 @@ from .errors import ImageError, OptionError
 __all__ = [
     "LoadedImage", "read_image", "load_image", "as_rgb", "as_image_and_scale",
     "MIN_SIDE_PX", "DEFAULT_MAX_PIXELS", "MAX_HEADER_PIXELS", "MAX_WHOLE_DECODE_PIXELS",
-    "FLOAT_TOP_MAX", "FORMATS",
+    "FLOAT_TOP_MAX", "FLOAT_BOTTOM_MIN", "FORMATS",
     "peek_size", "jpeg_quality",
 ]
 
@@ -49,6 +49,9 @@ MAX_HEADER_PIXELS = 250_000_000
 MAX_WHOLE_DECODE_PIXELS = 100_000_000
 #: Floating-point pixels above this are on another scale than [0, 1] (0–255, say): refused, not clipped to white.
 FLOAT_TOP_MAX = 1.5
+#: ... and below this: centred or normalised data ([-0.5, 0.5], [-1, 1]), which clipping at 0 would measure as a
+#: photo several times rougher. (Sharpening or a colour conversion undershoots by a few hundredths at most.)
+FLOAT_BOTTOM_MIN = -0.1
 #: What the user is told Relief reads.
 FORMATS = "JPEG, PNG, WebP, TIFF, HEIC"
 
@@ -209,6 +212,9 @@ def as_rgb(image: np.ndarray, *, reduce: float = 1.0) -> np.ndarray:
             raise ImageError(
                 f"float image values reach {top:g}; expected [0, 1] — divide 8-bit values by 255"
             )
+        if (bottom := float(out.min())) < FLOAT_BOTTOM_MIN:
+            raise ImageError(f"float image values go down to {bottom:g}; expected brightness in [0, 1] — undo the "
+                             "centring or normalisation (e.g. add 0.5, or map [-1, 1] to [0, 1]) first")
         np.clip(out, 0.0, 1.0, out=out)
     else:
         raise ImageError(
@@ -466,6 +472,8 @@ def read_image(path: str | os.PathLike, *, max_pixels: int = DEFAULT_MAX_PIXELS,
             raise ImageError(f"photo not found: {name} — check the path")
         if p.is_dir():
             raise ImageError(f"{name} is a folder, not a photo — pass the path of a photo file inside it")
+        if not p.is_file():  # (a named pipe would block the read until someone writes to it; a device never ends)
+            raise ImageError(f"{name} is not a regular file (a pipe, socket or device) — pass a saved photo file")
         if p.stat().st_size == 0:
             raise ImageError(f"{name} is empty (0 bytes) — copy the photo again")
         with open(p, "rb") as fh:
@@ -524,6 +532,8 @@ def peek_size(path: str | os.PathLike) -> tuple[int, int] | None:
     Returns None when the header cannot be read; :func:`read_image` then says why.
     """
     try:
+        if not Path(os.fspath(path)).is_file():  # (opening a named pipe would wait for a writer)
+            return None
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             with Image.open(os.fspath(path), formats=_PIL_FORMATS) as im:

@@ -3,8 +3,11 @@ clear ImageError, huge photos are reduced and decompression bombs are refused fr
 from __future__ import annotations
 
 import struct
+import subprocess
+import sys
 import time
 import zlib
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -414,15 +417,40 @@ def test_as_rgb_clips_small_overshoot_and_never_modifies_its_input(src):
         (np.zeros((H, W, 3), bool), "boolean"),
         (np.zeros((H, W, 3), np.int32), "dtype int32"),
         (np.full((H, W, 3), 200.0), "divide 8-bit values by 255"),
+        # (centred or normalised data was clipped at 0 and measured several times rougher)
+        (np.linspace(-0.45, 0.45, H * W * 3, dtype=np.float32).reshape(H, W, 3), "undo the centring"),
+        (np.linspace(-1, 1, H * W * 3).reshape(H, W, 3), "go down to -1"),
         ("photo.jpg", "load_image"),
     ],
-    ids=["nan", "inf", "4d", "1d", "2ch", "5ch", "empty", "tiny", "bool", "int32", "float255", "path"],
+    ids=["nan", "inf", "4d", "1d", "2ch", "5ch", "empty", "tiny", "bool", "int32", "float255", "centred",
+         "normalised", "path"],
 )
 def test_as_rgb_rejects_unusable_arrays_with_one_line(bad, phrase):
     with pytest.raises(ImageError) as info:
         as_rgb(bad)
     msg = str(info.value)
     assert phrase in msg and "\n" not in msg and "—" in msg
+
+
+def test_a_float_array_undershooting_by_a_few_hundredths_is_clipped_not_refused():
+    arr = np.full((H, W, 3), 0.5, np.float32)
+    arr[0, 0] = -0.05  # (a sharpened or colour-converted photo)
+    assert as_rgb(arr)[0, 0, 0] == 0.0
+
+
+def test_a_named_pipe_is_refused_at_once_not_waited_on(tmp_path):
+    # (measure <fifo> blocked in open() until something wrote to it: for ever)
+    import os
+
+    from analyzer.loading import read_image
+
+    fifo = tmp_path / "photo.jpg"
+    os.mkfifo(fifo)
+    with pytest.raises(ImageError, match="is not a regular file .* — pass a saved photo file"):
+        read_image(fifo)
+    r = subprocess.run([sys.executable, "-m", "analyzer", "measure", str(fifo)], capture_output=True, text=True,
+                       timeout=60, cwd=Path(__file__).resolve().parents[1])
+    assert r.returncode == 2 and "is not a regular file" in r.stderr and len(r.stderr.splitlines()) == 1
 
 
 def test_min_side_is_enforced_at_the_boundary():
