@@ -6,6 +6,7 @@ metrics. See docs/method.md.
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -588,10 +589,16 @@ def measure(image_or_path, *, px_per_mm: float | None = None, roi=None, regions=
                            source_px_per_mm=p * downscale)
         per_region = {name: region_metrics(analysis, m) for name, m in region_masks.items()}
         quality = quality_job.result()
+    if "no_texture" in quality.codes:
+        # A blank, black or burnt-out photo has no relief to measure: its numbers (≈ 0 with a few "scars" of
+        # noise) would read as perfectly smooth skin, and as a region's baseline every later visit would fail
+        # to align. Nothing is measured; the quality warning says what to do.
+        analysis = _unmeasured(analysis)
+        per_region = {name: {k: float("nan") for k in values} for name, values in per_region.items()}
     warnings = warnings + list(quality.warnings)
     if analysis.grayscale:
         warnings.append(GRAYSCALE_WARNING)
-    if not np.isfinite(analysis.metrics["roughness_index"]):
+    if not np.isfinite(analysis.metrics["roughness_index"]) and "no_texture" not in quality.codes:
         warnings.append("too little usable skin to measure — frame more skin and avoid glare and dark shadows")
     return Measurement(
         roughness_index=analysis.metrics["roughness_index"], metrics=analysis.metrics,
@@ -599,6 +606,14 @@ def measure(image_or_path, *, px_per_mm: float | None = None, roi=None, regions=
         warnings=warnings, analysis=analysis, card=card, regions=per_region,
         region_outlines={n: r.polygon * downscale for n, r in named.items()},
         camera=prep.loaded.camera if prep.loaded is not None else None)
+
+
+def _unmeasured(analysis: Analysis) -> Analysis:
+    """``analysis`` with every metric NaN and no scars or pores (a photo without skin texture)."""
+    shape = analysis.pits.scar_labels.shape
+    return dataclasses.replace(
+        analysis, metrics={name: float("nan") for name in analysis.metrics},
+        pits=Pits(scars=[], scar_labels=np.zeros(shape, np.int32), pore_mask=np.zeros(shape, bool), metrics={}))
 
 
 #: Without a card, a full-face photo is scaled by the average adult interpupillary distance (Dodgson 2004).

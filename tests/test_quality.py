@@ -259,3 +259,17 @@ def test_clipping_alone_blocks_a_photo():
     report = check_quality(img, px_per_mm=30.0)
     assert report.codes == ["clipping"] and report.values["median_luma"] < 0.9
     assert "clipping" in BLOCKING and not report.ok
+
+
+def test_a_photo_without_skin_texture_measures_nothing():
+    """A lens cap, a blank or a burnt-out photo: its numbers (roughness ≈ 4e-12 % and two "scars" of noise) read
+    as perfectly smooth skin, and kept as a region's first photo it became the baseline every later visit failed
+    to align with (review of bad inputs)."""
+    from analyzer import measure
+
+    m = measure(np.full((1000, 1000, 3), 128, np.uint8), px_per_mm=20.0, regions={"cheek": (100, 100, 500, 500)})
+    assert np.isnan(m.roughness_index) and not m.scars and "no_texture" in m.quality.codes
+    assert all(np.isnan(v) for v in m.metrics.values())
+    assert all(np.isnan(v) for v in m.regions["cheek"].values())
+    assert sum("no skin texture" in w for w in m.warnings) == 1
+    assert not any("too little usable skin" in w for w in m.warnings)  # (one reason, said once)
