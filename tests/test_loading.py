@@ -331,6 +331,46 @@ def test_truncated_images_stay_errors():
     assert ImageFile.LOAD_TRUNCATED_IMAGES is False
 
 
+SAMPLE_JPEG = Path(__file__).resolve().parents[1] / "sample_images" / "week00_baseline.jpg"
+
+
+def _damaged(how: str) -> bytes:
+    data = bytearray(SAMPLE_JPEG.read_bytes())
+    start = data.find(b"\xff\xda") + 20  # inside the entropy-coded data
+    if how == "bit errors":  # (a bad copy: every 997th byte)
+        for i in range(start, len(data), 997):
+            data[i] ^= 0x55
+    elif how == "zeros":
+        data[start + 30_000:start + 34_096] = bytes(4096)
+    else:
+        data[start + 30_000:start + 34_096] = np.random.default_rng(1).integers(0, 256, 4096, np.uint8).tobytes()
+    return bytes(data)
+
+
+@pytest.mark.parametrize("how", ["bit errors", "zeros", "garbage"])
+@pytest.mark.parametrize("reduce", [1.0, 0.25])
+def test_a_jpeg_with_damaged_data_is_refused_not_measured(tmp_path, how, reduce):
+    """libjpeg only warns (on stderr) and fills the rest of the photo with one flat colour: the bad copy of
+    week00_baseline.jpg read 42 % rough instead of 5 %, exit 0 (review of bad inputs)."""
+    path = tmp_path / "copy.jpg"
+    path.write_bytes(_damaged(how))
+    with pytest.raises(ImageError, match="copy.jpg is truncated or corrupt — export the photo again"):
+        read_image(path, reduce=reduce)
+
+
+@pytest.mark.parametrize("bottom", [0, 255, "uniform"])
+def test_a_jpeg_ending_in_a_black_or_white_border_or_all_one_colour_is_read(tmp_path, bottom):
+    # What the damage check must not take for damage: a clipped border, and a lens cap (no texture, not damage).
+    img = np.round(_texture(600, 800, seed=3) * 255).astype(np.uint8)
+    if bottom == "uniform":
+        img[:] = 150
+    else:
+        img[-64:] = bottom
+    path = tmp_path / "border.jpg"
+    Image.fromarray(img).save(path, quality=92)
+    assert read_image(path).pixels.shape[:2] == (600, 800)
+
+
 @pytest.mark.parametrize("fmt", ["png", "jpg"])
 def test_large_photo_is_reduced_to_max_pixels(tmp_path, fmt):
     h, w = 900, 1200
