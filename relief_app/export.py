@@ -190,8 +190,10 @@ def _cell(v: Any) -> Any:
 
 def private_file(path: str | os.PathLike, mode: str = "wb"):
     """``open(path, mode)`` for writing, readable by its owner only (0600, also when it existed): exports and
-    reports hold names, birth dates and notes, and the umask's usual 0644 would let every local user read them."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    reports hold names, birth dates and notes, and the umask's usual 0644 would let every local user read them.
+    A symbolic link at ``path`` is refused, not followed: in a shared folder someone could plant one at the name
+    a report's temporary file will have, to have the report written where they can read it."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0), 0o600)
     try:
         os.fchmod(fd, 0o600)
         return os.fdopen(fd, mode, **({} if "b" in mode else {"newline": "", "encoding": "utf-8"}))

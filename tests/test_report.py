@@ -369,3 +369,14 @@ def test_cli_update_results_stays_in_its_clinic_and_refuses_hostile_codes(data_d
         pid = reportdata.find_patient(store, MAIN, demo.DEMO_CODE).id
         points = store.progress(MAIN, pid, demo.DEMO_REGION, algorithm_version=analyzer.ALGORITHM_VERSION)
     assert all(p.roughness_index is None for p in points)  # nothing of MAIN's was computed
+
+
+def test_cli_report_does_not_write_through_a_link_planted_at_its_temporary_name(seeded, tmp_path):
+    # (security review: in a shared folder someone could plant a symbolic link at ".r.pdf.tmp" pointing at a file
+    # they can read, and the report — names, birth dates, notes — would have been written there)
+    bait = tmp_path / "bait"
+    bait.write_bytes(b"")
+    (tmp_path / ".r.pdf.tmp").symlink_to(bait)
+    r = _cli(seeded, "report", "--patient", "DEMO", "--out", str(tmp_path / "r.pdf"))
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr
+    assert bait.read_bytes() == b"" and not (tmp_path / "r.pdf").exists()
