@@ -80,6 +80,9 @@ def main(argv: list[str] | None = None) -> int:
         m.add_argument("rev", nargs="?", default=None)
         m.add_argument("-m", "--message", default="")
         m.add_argument("--autogenerate", action="store_true")
+        if name == "downgrade":
+            m.add_argument("--confirm", action="store_true",
+                           help="yes: drop the tables and columns newer than REV, with the data in them")
     args = p.parse_args(argv)
     try:
         if args.cmd in ("upgrade", "downgrade", "current", "revision"):

@@ -16,6 +16,8 @@ from pathlib import Path
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import URL, make_url
 
+from .errors import StorageError
+
 __all__ = [
     "DEFAULT_DATA_DIR", "resolve_data_dir", "resolve_url", "make_engine", "alembic_config", "upgrade",
     "MIGRATIONS_DIR",
@@ -147,6 +149,9 @@ def _migrate(args) -> int:
         if args.cmd == "upgrade":
             command.upgrade(cfg, args.rev or "head")
         elif args.cmd == "downgrade":
+            if not getattr(args, "confirm", False):  # ("downgrade base" dropped every table at once)
+                raise StorageError("a downgrade drops tables and columns with the patients' data in them — back up "
+                                   "the data folder (or the database) first, then run it again with --confirm")
             command.downgrade(cfg, args.rev or "-1")
         elif args.cmd == "current":
             print(current_revision(engine))

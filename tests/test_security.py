@@ -1041,6 +1041,19 @@ def test_users_cli_errors_are_one_line_exit_2(tmp_path, args, stdin, words):
     assert words in r.stderr and len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr
 
 
+def test_storage_cli_downgrade_asks_for_confirmation_before_dropping_data(tmp_path):
+    # (a review: "python -m storage downgrade base" dropped every table — accounts, patients, audit — at once)
+    d = tmp_path / "data"
+    assert _cli(d, "users", "add", "carol", "--role", "viewer", "--clinic", "MAIN", "--password-stdin",
+                stdin=PW + "\n").returncode == 0
+    r = _cli(d, "downgrade", "base")
+    assert r.returncode == 2 and "back up" in r.stderr and "--confirm" in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
+    assert "carol" in _cli(d, "users", "list").stdout  # nothing dropped
+    assert _cli(d, "downgrade", "base", "--confirm").returncode == 0
+    assert _cli(d, "upgrade").returncode == 0 and "carol" not in _cli(d, "users", "list").stdout
+
+
 @pytest.mark.parametrize("case", ["data folder is a file", "password not UTF-8", "database cannot be opened"])
 def test_storage_cli_says_what_is_wrong_with_the_server_in_one_line(tmp_path, case):
     # (a review found a traceback for the first two and a second line from SQLAlchemy for the third)
