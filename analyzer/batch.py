@@ -37,7 +37,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from .errors import OptionError, ReliefError
+from .errors import ImageError, OptionError, ReliefError
 from .registry import ALGORITHM_VERSION, METRICS
 
 __all__ = ["IMAGE_SUFFIXES", "MEASURE_COLUMNS", "COMPARE_COLUMNS", "BatchSummary", "find_photos", "pair_photos",
@@ -95,7 +95,9 @@ def find_photos(paths: Iterable[str | os.PathLike]) -> list[Path]:
         if p.is_dir():
             for root, dirs, files in os.walk(p):
                 dirs.sort()
-                found.update(Path(root) / f for f in files if f.lower().endswith(IMAGE_SUFFIXES))
+                # (regular files only: reading a named pipe would wait for a writer for ever)
+                found.update(Path(root) / f for f in files
+                             if f.lower().endswith(IMAGE_SUFFIXES) and (Path(root) / f).is_file())
         elif p.exists():
             found.add(p)
         else:
@@ -131,7 +133,16 @@ def pair_photos(baseline_dir: str | os.PathLike, followup_dir: str | os.PathLike
 
 
 def file_digest(path: str | os.PathLike) -> tuple[int, str]:
-    """``(size in bytes, SHA-256 hex)`` of a file, read in 1 MiB blocks."""
+    """``(size in bytes, SHA-256 hex)`` of a file, read in 1 MiB blocks.
+
+    Raises
+    ------
+    ImageError
+        ``path`` is not a regular file (a pipe named on the command line would block the read for ever).
+    """
+    if not Path(path).is_file():
+        raise ImageError(f"{_one_line(path)} is not a regular file (a pipe, socket or device) — pass a saved photo "
+                         "file")
     h = hashlib.sha256()
     size = 0
     with open(path, "rb") as fh:
@@ -566,7 +577,7 @@ def _not_done(tasks: list[tuple], rows: list[dict], *, key_columns, task_key: Ca
                     key = []  # missing, new or changed: no need to hash it here
                     break
                 key += [str(p), *map(str, file_digest(p))]
-            except OSError:
+            except (OSError, ImageError):
                 key = []
                 break
         if not key or tuple(key) not in done:

@@ -31,7 +31,7 @@ from .errors import ImageError, OptionError
 __all__ = [
     "LoadedImage", "read_image", "load_image", "as_rgb", "as_image_and_scale",
     "MIN_SIDE_PX", "DEFAULT_MAX_PIXELS", "MAX_HEADER_PIXELS", "MAX_WHOLE_DECODE_PIXELS",
-    "FLOAT_TOP_MAX", "FLOAT_BOTTOM_MIN", "FORMATS",
+    "FLOAT_TOP_MAX", "FLOAT_BOTTOM_MIN", "FORMATS", "DAMAGE_WARNING",
     "peek_size", "jpeg_quality",
 ]
 
@@ -96,6 +96,9 @@ class LoadedImage:
     camera : str or None
         The camera's make and model from the file's EXIF (:func:`camera_of`), e.g. ``"Apple iPhone 13"``; None
         when the file does not say (a messaging app's copy, a screenshot, a file whose metadata was removed).
+    damaged : bool
+        The JPEG looks damaged (:func:`_zero_filled_tail`) but not beyond doubt: measured, with
+        :data:`DAMAGE_WARNING`.
     """
 
     pixels: np.ndarray
@@ -105,6 +108,14 @@ class LoadedImage:
     bit_depth: int
     jpeg_quality: float | None = None
     camera: str | None = None
+    damaged: bool = False
+
+
+#: Said when a JPEG's last part looks filled in by the decoder (:func:`_zero_filled_tail`) in a colour a photo
+#: could also end in (a footer or band with text can look alike).
+DAMAGE_WARNING = ("the photo may be damaged: it ends in one flat colour, as a decoder fills in what it could not "
+                  "read from a bad copy — export it again from the camera; ignore this if the photo has a "
+                  "coloured band or caption at the bottom")
 
 
 def _name(path: object) -> str:
@@ -374,8 +385,9 @@ def _decode(fh, im: Image.Image, max_pixels: int, reduce: float = 1.0) -> tuple[
     """Decode an opened file to an array of at most max_pixels (and, for JPEGs, not finer than ``reduce`` needs).
 
     Returns the array, its bit depth, the EXIF orientation still to apply, and the full-resolution
-    (w, h) in the array's (not yet oriented) frame.
+    (w, h) in the array's (not yet oriented) frame, and whether it looks damaged (:data:`DAMAGE_WARNING`).
     """
+    fmt = im.format  # (im may be replaced below by a reduced or converted copy, which has no format)
     if im.mode in ("RGB", "RGBA", "LA") and ";16" in _rawmode(im):
         # Pillow has no 16-bit-per-channel colour mode and would round to 8 bit; OpenCV keeps all 16.
         if im.format == "TIFF":  # Pillow reports TIFF sizes already oriented; the strips are stored unrotated
@@ -417,11 +429,13 @@ def _decode(fh, im: Image.Image, max_pixels: int, reduce: float = 1.0) -> tuple[
             if im.mode not in ("RGB", "L"):
                 im = im.convert("RGB")  # palette, alpha, CMYK, bilevel ...; alpha is dropped
             arr, bit_depth = np.asarray(im), 8
-    if im.format in ("JPEG", "MPO") and _zero_filled_tail(arr):
+    damaged = fmt in ("JPEG", "MPO") and bit_depth == 8 and _zero_filled_tail(arr)
+    if damaged and np.all(arr[-1, -1] == 128):
+        # Mid-grey is what libjpeg decodes where no data was left (every coefficient zero): beyond doubt
         raise OSError("the entropy-coded data ends early (libjpeg filled the rest)")
     if arr.shape[0] * arr.shape[1] > max_pixels:
         arr = cv2.resize(np.ascontiguousarray(arr), _fit(*size, max_pixels), interpolation=cv2.INTER_AREA)
-    return arr, bit_depth, orientation, size
+    return arr, bit_depth, orientation, size, damaged
 
 
 def _zero_filled_tail(arr: np.ndarray) -> bool:
@@ -429,21 +443,35 @@ def _zero_filled_tail(arr: np.ndarray) -> bool:
 
     Damaged entropy-coded data (a bad copy: bit errors, a block of zeros or garbage) makes libjpeg warn "Corrupt
     JPEG data: premature end of data segment" — on stderr only — and fill every block after the damage with one
-    flat colour, often most of the photo (which then read 42 % rough instead of 5 %). Its trace: the last row
-    ends in a run of one exact colour over at least a quarter of the width. Photos do not: their noise and JPEG's
-    own rounding vary from pixel to pixel, except where clipped to black or white (a border), and a uniform
-    picture (a lens cap) is no texture, not damage. A bit error that libjpeg decodes past unnoticed stays
-    undetected.
+    flat colour, often most of the photo (which then read 42 % rough instead of 5 %). Its trace is the block where
+    decoding stopped: the fill begins inside a row of blocks, so the photo ends in rows of one exact colour below
+    a few rows (one row of blocks) that end in a run of that colour of one and the same length, with picture
+    above them. A band a photo really ends in (a footer, padding, a border) begins at a row's left edge, and text
+    or a logo in it has the band's colour above it too. A bit error that libjpeg decodes past stays undetected.
     """
-    last = arr[-1].reshape(arr.shape[1], -1)
-    v = last[-1]
-    differs = np.flatnonzero(np.any(last != v, axis=1))
-    run = last.shape[0] - (int(differs[-1]) + 1 if differs.size else 0)
-    if run < max(16, last.shape[0] // 4):
-        return False
-    if np.all(v <= 2) or np.all(v >= 253):  # (clipped black or white)
-        return False
-    return bool(np.any(arr[0].reshape(arr.shape[1], -1) != v))
+    rows = arr.reshape(arr.shape[0], arr.shape[1], -1)
+    height, width = rows.shape[:2]
+    same = np.all(rows == rows[-1, -1], axis=2)  # pixels of exactly the last pixel's colour
+
+    def trailing(r: int) -> int:  # length of the run of that colour that ends row r
+        differs = np.flatnonzero(~same[r])
+        return width - (int(differs[-1]) + 1 if differs.size else 0)
+
+    r = height - 1
+    while r >= 0 and same[r].all():  # whole rows of that colour at the bottom
+        r -= 1
+    if r < 0:
+        return False  # one colour throughout (a lens cap): no texture, not damage
+    run = trailing(r)
+    if run < (2 if r < height - 1 else max(16, width // 4)):
+        return False  # the band starts at a row's left edge (or there is none)
+    if same[r, :width - run].mean() > 0.5:
+        return False  # mostly that colour left of the run too: the edge of a band, blurred by compression
+    top = r
+    # the rest of that row of blocks (a pixel or two shorter or longer: chroma is upsampled across its edge)
+    while top > 0 and r - top < 16 and abs(trailing(top - 1) - run) <= 2:
+        top -= 1
+    return top > 0 and trailing(top - 1) < 2  # picture above it, not more of a band
 
 
 def read_image(path: str | os.PathLike, *, max_pixels: int = DEFAULT_MAX_PIXELS, reduce: float = 1.0) -> LoadedImage:
@@ -525,10 +553,13 @@ def read_image(path: str | os.PathLike, *, max_pixels: int = DEFAULT_MAX_PIXELS,
                 fmt = im.format or "unknown"
                 quality = jpeg_quality(im)
                 camera = camera_of(im)
-                arr, bit_depth, orientation, (w, h) = _decode(fh, im, int(max_pixels), float(reduce))
+                arr, bit_depth, orientation, (w, h), damaged = _decode(fh, im, int(max_pixels), float(reduce))
         if arr.dtype.kind == "f" and np.isfinite(arr).all() and (top := float(arr.max(initial=0.0))) > FLOAT_TOP_MAX:
             # (as_rgb's advice is for arrays — "divide by 255" — a file's owner re-exports it instead)
             raise ImageError(f"{name} holds floating-point values up to {top:g}, not brightness from 0 to 1 — "
+                             "export the photo as an 8- or 16-bit image")
+        if arr.dtype.kind == "f" and np.isfinite(arr).all() and (low := float(arr.min(initial=0.0))) < FLOAT_BOTTOM_MIN:
+            raise ImageError(f"{name} holds floating-point values down to {low:g}, not brightness from 0 to 1 — "
                              "export the photo as an 8- or 16-bit image")
         pixels = as_rgb(_orient(arr, orientation))
     except ImageError:
@@ -547,7 +578,7 @@ def read_image(path: str | os.PathLike, *, max_pixels: int = DEFAULT_MAX_PIXELS,
     if orientation >= 5:
         w, h = h, w
     return LoadedImage(pixels=pixels, downscale=downscale, original_size=(int(w), int(h)),
-                       format=fmt, bit_depth=bit_depth, jpeg_quality=quality, camera=camera)
+                       format=fmt, bit_depth=bit_depth, jpeg_quality=quality, camera=camera, damaged=damaged)
 
 
 def peek_size(path: str | os.PathLike) -> tuple[int, int] | None:

@@ -18,7 +18,7 @@ import numpy as np
 from . import colour, filters
 from .areal import areal_parameters
 from .errors import OptionError
-from .loading import MIN_SIDE_PX, LoadedImage, as_rgb, peek_size, read_image
+from .loading import DAMAGE_WARNING, MIN_SIDE_PX, LoadedImage, as_rgb, peek_size, read_image
 from .quality import QualityReport, check_quality
 from .registry import ALGORITHM_VERSION, BANDS, METRICS
 from .relief import ANALYSIS_PX_PER_MM, ReliefMaps, measured_mask, relief_maps, to_analysis_grid
@@ -325,7 +325,8 @@ def prepare(image_or_path, *, px_per_mm: float | None = None, use_card: bool = T
         ds *= rgb.shape[1] / small.shape[1]
         rgb, p = small, p2
     if loaded is not None:
-        warnings = list(warnings) + jpeg_warnings(loaded.jpeg_quality, px_per_mm=p * ds)
+        warnings = list(warnings) + jpeg_warnings(loaded.jpeg_quality, px_per_mm=p * ds) \
+            + ([DAMAGE_WARNING] if loaded.damaged else [])
     return Prepared(rgb=rgb, px_per_mm=p, downscale=ds, source=source, card=card, warnings=warnings,
                     loaded=loaded)
 

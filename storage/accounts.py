@@ -427,7 +427,7 @@ class Accounts:
                               created_at=self.clock())
                 s.add(acc)
                 s.flush()
-                require(actor, ADMIN, s=s)  # (after the insert, as in Patients.create_patient)
+                require(actor, ADMIN, s=s)  # (still in force: refused here, the insert is rolled back)
                 audit.record(s, actor, "account_created", clinic_id=c.id, detail=f"{username} ({role})")
                 return self._rec(s, acc)
         except IntegrityError as err:

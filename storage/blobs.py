@@ -308,13 +308,18 @@ class BlobStore:
         re-entrant; held only for a commit or a removal, never during an analysis.
         """
         with self._lock:
-            fd = os.open(self.root / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o600)
             try:
-                if fcntl is not None:
+                self.root.mkdir(mode=0o700, parents=True, exist_ok=True)  # (a folder restored without it)
+                fd = os.open(self.root / LOCK_NAME, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o600)
+            except OSError:  # (a read-only or full folder: this process's lock still holds; the writes say why)
+                fd = None
+            try:
+                if fd is not None and fcntl is not None:
                     fcntl.flock(fd, fcntl.LOCK_EX)
                 yield
             finally:
-                os.close(fd)  # (releases the lock)
+                if fd is not None:
+                    os.close(fd)  # (releases the lock)
 
     def discard(self, sha256: str, content_type: str) -> bool:
         """Delete the photo with this hash in every form it may be stored in; ``False`` when none was there."""

@@ -97,7 +97,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     except OSError as err:  # (a file where a folder should be, a disk that is full, ...)
         where = f" ({err.filename})" if err.filename else ""
-        print(f"python -m storage: error: {err.strerror or type(err).__name__}{where}", file=sys.stderr)
+        print(f"python -m storage: error: {' '.join((err.strerror or str(err) or type(err).__name__).split())}"
+              f"{where}", file=sys.stderr)
         return 2
 
 

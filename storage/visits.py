@@ -151,7 +151,8 @@ class Visits(Aggregate):
                     created.add((sha, ctype))
                 if sha not in stored:
                     stored[sha] = (ph, ctype, _image_size(ph.data))
-            return self._save_visit_rows(actor, patient_id, visit_date, notes, tx_values, photos, stored, analyse)
+            return self._save_visit_rows(actor, patient_id, visit_date, notes, tx_values, photos, stored, analyse,
+                                         created)
         except BaseException:
             self._remove_unreferenced(created)
             raise
@@ -168,7 +169,7 @@ class Visits(Aggregate):
                                "then save again") from None
         return sha, ctype, new
 
-    def _save_visit_rows(self, actor, patient_id, visit_date, notes, tx_values, photos, stored, analyse):
+    def _save_visit_rows(self, actor, patient_id, visit_date, notes, tx_values, photos, stored, analyse, created):
         """Steps (3) and (4) of :meth:`save_visit`."""
         # (3) analysis, outside any transaction.
         measured: dict[str, NewMeasurement | None] = {}
@@ -188,8 +189,8 @@ class Visits(Aggregate):
             _require_clinical_consent(s, patient_id, photos, visit_date)
             _refuse_saved_again(s, patient_id, stored)
             for sha, (ph, ctype, _) in stored.items():
-                if not self.blobs.path(sha, ctype).is_file():
-                    self._put(ph)
+                if not self.blobs.path(sha, ctype).is_file() and self._put(ph)[2]:
+                    created.add((sha, ctype))  # (removed again should the commit fail)
             now = utcnow()
             visit = Visit(patient_id=patient_id, date=visit_date, notes=str(notes or ""), created_at=now)
             s.add(visit)
@@ -338,9 +339,10 @@ class Visits(Aggregate):
         Only files older than ``grace_s`` seconds are removed, so a save in progress elsewhere (files
         written, rows not yet committed) is safe. Returns the removed paths.
         """
-        with self._tx() as s:
-            referenced = set(s.scalars(select(Photo.sha256).distinct()))
-        return self.blobs.sweep(referenced, grace_s=grace_s)
+        with self.blobs.guard():  # (as every removal: a save committing meanwhile finds its file or rewrites it)
+            with self._tx() as s:
+                referenced = set(s.scalars(select(Photo.sha256).distinct()))
+            return self.blobs.sweep(referenced, grace_s=grace_s)
 
 
 def _refuse_saved_again(s: Session, patient_id: int, stored: Mapping[str, tuple]) -> None:

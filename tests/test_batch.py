@@ -181,6 +181,18 @@ def test_a_file_name_that_is_not_utf8_is_measured_and_the_run_resumes(folder, tm
     assert sorted(os.path.basename(f) for f in files) == [b"a.jpg", b"b\xff.jpg", b"c.jpg"]
 
 
+def test_a_named_pipe_in_the_folder_or_on_the_command_line_does_not_hang_the_run(folder, tmp_path):
+    d = tmp_path / "photos"
+    d.mkdir()
+    shutil.copy(folder["good"][0], d / "a.jpg")
+    os.mkfifo(d / "pipe.jpg")
+    res = run("batch", d, "--out", tmp_path / "r.csv", "--px-per-mm", PX, timeout=120)  # (skipped in a folder)
+    assert res.returncode == 0 and res.stdout.startswith("1 photos measured (0 with errors)"), res.stdout
+    res = run("batch", d / "pipe.jpg", "--out", tmp_path / "p.csv", "--px-per-mm", PX, timeout=120)
+    (row,) = read_rows(tmp_path / "p.csv")[1]
+    assert "is not a regular file" in row["error"]
+
+
 def test_killed_run_resumes_after_its_last_whole_row(folder, first_run, tmp_path):
     out = tmp_path / "results.csv"
     lines = first_run["out"].read_text(encoding="utf-8").splitlines(keepends=True)

@@ -358,6 +358,33 @@ def test_a_jpeg_with_damaged_data_is_refused_not_measured(tmp_path, how, reduce)
         read_image(path, reduce=reduce)
 
 
+@pytest.mark.parametrize("reduce", [1.0, 0.25])
+@pytest.mark.parametrize("colour", [(60, 60, 60), (128, 128, 128), (200, 30, 30), (240, 240, 240)])
+def test_a_photo_with_a_captioned_footer_or_padding_is_read_not_refused(tmp_path, colour, reduce):
+    """A band a photo really ends in — a clinical camera's caption footer, padding — is never refused (a review
+    found flat footers and padding refused by the first version of the check); at worst it is measured with
+    DAMAGE_WARNING, which says to ignore it for such a band."""
+    from PIL import ImageDraw
+
+    from analyzer import measure
+    from analyzer.loading import DAMAGE_WARNING
+
+    src = np.asarray(Image.open(SAMPLE_JPEG).convert("RGB"))
+    footer = src.copy()
+    footer[-40:] = colour
+    im = Image.fromarray(footer)
+    ImageDraw.Draw(im).text((10, footer.shape[0] - 30), "Patient 123  2026-01-01  left cheek", fill=(255, 255, 255))
+    padded = src.copy()
+    padded[-37:] = colour
+    for name, img in (("footer", np.asarray(im)), ("padded", padded)):
+        path = tmp_path / f"{name}.jpg"
+        Image.fromarray(img).save(path, quality=90)
+        loaded = read_image(path, reduce=reduce)
+        assert loaded.pixels.shape[0] > 0
+        if loaded.damaged:  # (a caption can look like the edge of a fill: said, with what to do)
+            assert DAMAGE_WARNING in measure(loaded, px_per_mm=16.7).warnings
+
+
 @pytest.mark.parametrize("bottom", [0, 255, "uniform"])
 def test_a_jpeg_ending_in_a_black_or_white_border_or_all_one_colour_is_read(tmp_path, bottom):
     # What the damage check must not take for damage: a clipped border, and a lens cap (no texture, not damage).
