@@ -327,7 +327,7 @@ def _recontainer_png(data: bytes) -> bytes:
                 raise PhotoFormatError(str(loading.whole_decode_too_large("the photo", im.format, w, h)))
             fh = io.BytesIO(data)
             # The loader's own decoder at full size, so the pixels are by construction the ones it measures.
-            arr, _, orientation, _ = loading._decode(fh, im, loading.MAX_HEADER_PIXELS)
+            arr, _, orientation, _, _ = loading._decode(fh, im, loading.MAX_HEADER_PIXELS)
     except MemoryError:
         raise PhotoFormatError(
             "the photo is too large to decode in the memory available — export a smaller copy"
