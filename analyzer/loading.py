@@ -451,21 +451,24 @@ def _zero_filled_tail(arr: np.ndarray) -> bool:
     """
     rows = arr.reshape(arr.shape[0], arr.shape[1], -1)
     height, width = rows.shape[:2]
-    same = np.all(rows == rows[-1, -1], axis=2)  # pixels of exactly the last pixel's colour
+    colour = rows[-1, -1]
+
+    def same(r: int) -> np.ndarray:  # (W,) pixels of row r of exactly the last pixel's colour (row by row: an
+        return np.all(rows[r] == colour, axis=1)  # intact photo costs one row, not a pass over the whole picture)
 
     def trailing(r: int) -> int:  # length of the run of that colour that ends row r
-        differs = np.flatnonzero(~same[r])
+        differs = np.flatnonzero(~same(r))
         return width - (int(differs[-1]) + 1 if differs.size else 0)
 
     r = height - 1
-    while r >= 0 and same[r].all():  # whole rows of that colour at the bottom
+    while r >= 0 and same(r).all():  # whole rows of that colour at the bottom
         r -= 1
     if r < 0:
         return False  # one colour throughout (a lens cap): no texture, not damage
     run = trailing(r)
     if run < (2 if r < height - 1 else max(16, width // 4)):
         return False  # the band starts at a row's left edge (or there is none)
-    if same[r, :width - run].mean() > 0.5:
+    if same(r)[:width - run].mean() > 0.5:
         return False  # mostly that colour left of the run too: the edge of a band, blurred by compression
     top = r
     # the rest of that row of blocks (a pixel or two shorter or longer: chroma is upsampled across its edge)
@@ -554,13 +557,12 @@ def read_image(path: str | os.PathLike, *, max_pixels: int = DEFAULT_MAX_PIXELS,
                 quality = jpeg_quality(im)
                 camera = camera_of(im)
                 arr, bit_depth, orientation, (w, h), damaged = _decode(fh, im, int(max_pixels), float(reduce))
-        if arr.dtype.kind == "f" and np.isfinite(arr).all() and (top := float(arr.max(initial=0.0))) > FLOAT_TOP_MAX:
-            # (as_rgb's advice is for arrays — "divide by 255" — a file's owner re-exports it instead)
-            raise ImageError(f"{name} holds floating-point values up to {top:g}, not brightness from 0 to 1 — "
-                             "export the photo as an 8- or 16-bit image")
-        if arr.dtype.kind == "f" and np.isfinite(arr).all() and (low := float(arr.min(initial=0.0))) < FLOAT_BOTTOM_MIN:
-            raise ImageError(f"{name} holds floating-point values down to {low:g}, not brightness from 0 to 1 — "
-                             "export the photo as an 8- or 16-bit image")
+        if arr.dtype.kind == "f" and np.isfinite(arr).all():
+            # (as_rgb's advice is for arrays — "divide by 255", "add 0.5" — a file's owner re-exports it instead)
+            low, top = float(arr.min(initial=0.0)), float(arr.max(initial=0.0))
+            if top > FLOAT_TOP_MAX or low < FLOAT_BOTTOM_MIN:
+                raise ImageError(f"{name} holds floating-point values from {low:g} to {top:g}, not brightness from 0 "
+                                 "to 1 — export the photo as an 8- or 16-bit image")
         pixels = as_rgb(_orient(arr, orientation))
     except ImageError:
         raise

@@ -507,7 +507,8 @@ class Accounts:
         return AccountRecord(id=a.id, username=a.username, role=a.role, clinic_code=clinic.code if clinic else "",
                              email=a.email, disabled=bool(a.disabled),
                              must_change_password=bool(a.must_change_password),
-                             has_password=a.password_hash is not None, locked_until=as_utc(a.locked_until), last_sign_in=as_utc(a.last_sign_in),
+                             has_password=a.password_hash is not None, locked_until=as_utc(a.locked_until),
+                             last_sign_in=as_utc(a.last_sign_in),
                              created_at=as_utc(a.created_at))
 
 
