@@ -33,13 +33,15 @@ from .errors import ImageError, OptionError
 __all__ = [
     "CardLayout", "CARD_LAYOUT", "CardDetection",
     "card_image", "write_card_pdf", "detect_card", "apply_white_balance", "tone_slope",
+    "contrast_transfer",
 ]
 
 #: OpenCV ArUco dictionary of the card's markers.
 ARUCO_DICTIONARY = cv2.aruco.DICT_4X4_50
 
 #: Rec. 709 / sRGB luminance weights of linear R, G, B.
-_LUMA = np.array([0.2126, 0.7152, 0.0722])
+#: Rec. 709 luminance weights of linear RGB (the card's patches and the skin are read with the same ones).
+LUMA = np.array([0.2126, 0.7152, 0.0722])
 
 
 def _marker_corners(x0: float, y0: float, size: float) -> tuple[tuple[float, float], ...]:
@@ -572,13 +574,72 @@ def tone_slope(patches_linear, gains=(1.0, 1.0, 1.0), *, usable=None) -> float:
         the skin beside it about as much.
     """
     lin = np.asarray(patches_linear, float) * np.asarray(gains, float).reshape(1, 3)
-    y = lin @ _LUMA
+    y = lin @ LUMA
     nominal = np.array([p[3] for p in CARD_LAYOUT.patches], float)
     ok = np.isfinite(y) & (y > 0) if usable is None else np.asarray(usable, bool) & np.isfinite(y) & (y > 0)
     steps = list(TONE_STEPS)
     if len(y) <= max(steps) or not ok[steps].all():
         return float("nan")
     return float(np.polyfit(np.log(nominal[steps]), np.log(y[steps]), 1)[0])
+
+
+#: Patches the contrast transfer may use: every channel between these linear values (mean of the patch's inner
+#: 60 %): above, the encoded value is within 2 % of clipping (0.98 encoded); below, noise and the black level.
+_TRANSFER_RANGE = (0.02, 0.955)
+#: Contrast transfers outside this range are not corrections of a tone curve or a veil but something else (glare
+#: on the card, a different card, heavy local processing): :func:`contrast_transfer` returns NaN.
+TRANSFER_LIMITS = (0.8, 1.25)
+
+
+def contrast_transfer(baseline: CardDetection, followup: CardDetection, *, at_luminance: float) -> float:
+    """How much more log-contrast the follow-up photo has than the baseline at a given brightness, read on the card.
+
+    Both photos show the same printed wedge, so the print's own reflectances cancel: the follow-up's patch
+    luminances (white-balanced) are fitted against the baseline's in log–log space, a parabola through the
+    usable steps (a line through three), and its slope is taken at ``at_luminance``. A phone's tone curve
+    ``v ** p`` makes that slope about p at every brightness; a veil of stray light makes it fall towards the dark
+    steps; an exposure change leaves it at 1. Relief read as log-contrast (the roughness index) is scaled by the
+    same factor, so dividing the follow-up's shading by it puts both photos on the baseline's contrast.
+
+    Parameters
+    ----------
+    baseline, followup : CardDetection
+        The card in each photo (:func:`detect_card`).
+    at_luminance : float
+        Linear luminance (white-balanced, as the card's patches) of the baseline's skin, e.g. its median; clamped
+        to the span of the usable steps (no extrapolation).
+
+    Returns
+    -------
+    float
+        The slope (1 = same contrast); NaN when fewer than three steps are usable in both photos (clipped,
+        dark or covered), or when it falls outside :data:`TRANSFER_LIMITS`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> nominal = np.array([p[3] for p in CARD_LAYOUT.patches])
+    >>> b = CardDetection(1.0, 0.0, np.eye(3), np.zeros((4, 2)), [0], (1.0, 1.0, 1.0), 0.8, 0.1,
+    ...                   0.8 * nominal[:, None] * np.ones(3), (10, 10))
+    >>> f = CardDetection(1.0, 0.0, np.eye(3), np.zeros((4, 2)), [0], (1.0, 1.0, 1.0), 0.8, 0.1,
+    ...                   (0.8 * nominal[:, None] * np.ones(3)) ** 1.05, (10, 10))
+    >>> round(contrast_transfer(b, f, at_luminance=0.2), 3)
+    1.05
+    """
+    lo, hi = _TRANSFER_RANGE
+    ys = []
+    for det in (baseline, followup):
+        lin = np.asarray(det.patches_linear, float)
+        ok = np.all(np.isfinite(lin) & (lin >= lo) & (lin <= hi), axis=1)
+        ys.append((np.where(ok[:, None], lin, np.nan) * np.asarray(det.white_balance_gains, float)) @ LUMA)
+    yb, yf = ys
+    ok = np.isfinite(yb) & np.isfinite(yf) & (yb > 0) & (yf > 0)
+    if ok.sum() < 3 or not (math.isfinite(at_luminance) and at_luminance > 0):
+        return float("nan")
+    x, y = np.log(yb[ok]), np.log(yf[ok])
+    coef = np.polyfit(x, y, 2 if ok.sum() >= 4 else 1)
+    slope = float(np.polyval(np.polyder(coef), np.clip(math.log(at_luminance), x.min(), x.max())))
+    return slope if TRANSFER_LIMITS[0] <= slope <= TRANSFER_LIMITS[1] else float("nan")
 
 
 def detect_card(rgb, *, max_side: int = SEARCH_MAX_SIDE, min_markers: int = 2) -> CardDetection | None:
@@ -681,7 +742,7 @@ Because ``arccos`` is steep near 1, a card square to the camera reads 1–2° of
         gains = np.ones(3)
         warnings.append("no usable grey patch on the card; white balance not corrected — "
                         "light the card evenly without glare.")
-    white = float(_LUMA @ (lin[0] * gains)) if n[0] > 0 else float("nan")
+    white = float(LUMA @ (lin[0] * gains)) if n[0] > 0 else float("nan")
     if rms > 2.0 + 0.01 * px_per_mm * CARD_LAYOUT.marker_size_mm:
         warnings.append(f"card fit is loose ({rms:.1f} px RMS); the card may be bent — lay it flat.")
 

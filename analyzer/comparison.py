@@ -23,6 +23,8 @@ import cv2
 import numpy as np
 
 from . import filters
+from .card import LUMA, contrast_transfer
+from .colour import linearise
 from .consistency import assess
 from .errors import OptionError, ReliefError
 from .measurement import (GRAYSCALE_WARNING, Analysis, Measurement, json_safe, named_regions, analyse, card_gains,
@@ -312,7 +314,8 @@ def _measurement(analysis: Analysis, *, quality, px_per_mm, source, warnings, ca
 
 
 def compare(baseline, followup, *, px_per_mm: float | None = None,
-            followup_px_per_mm: float | None = None, regions=None, cameras=None) -> Comparison:
+            followup_px_per_mm: float | None = None, regions=None, cameras=None,
+            correct_contrast: bool = True) -> Comparison:
     """Compare a follow-up photo of a skin area with its baseline.
 
     Parameters
@@ -333,6 +336,10 @@ def compare(baseline, followup, *, px_per_mm: float | None = None,
         The cameras the two photos were taken with, for files that no longer say it (their metadata removed on
         upload); by default each file's EXIF make and model. Two different cameras make the photos "not taken
         alike" (``consistency["differences"]``).
+    correct_contrast : bool, optional
+        With the calibration card in both photos, put the follow-up's relief on the baseline's contrast as read
+        on the card's grey steps (:func:`analyzer.card.contrast_transfer`: a phone's tone curve, a veil of stray
+        light); ``consistency["contrast_correction_pct"]`` says by how much. False: read as taken (validation).
 
     Returns
     -------
@@ -349,15 +356,18 @@ def compare(baseline, followup, *, px_per_mm: float | None = None,
                           "(\"Apple iPhone 13\", None)")
     # The quality gates and the bootstrap's resampling run on a spare thread (q_pool); it is shut down however the
     # comparison ends (a photo that cannot be aligned, or read).
+    if not isinstance(correct_contrast, bool):
+        raise OptionError("correct_contrast must be True or False")
     q_pool = ThreadPoolExecutor(max_workers=1)
     try:
         return _compare(baseline, followup, px_per_mm=px_per_mm, followup_px_per_mm=followup_px_per_mm,
-                        regions=regions, cameras=cameras, q_pool=q_pool)
+                        regions=regions, cameras=cameras, q_pool=q_pool, correct_contrast=correct_contrast)
     finally:
         q_pool.shutdown(wait=False, cancel_futures=True)
 
 
-def _compare(baseline, followup, *, px_per_mm, followup_px_per_mm, regions, cameras, q_pool) -> Comparison:
+def _compare(baseline, followup, *, px_per_mm, followup_px_per_mm, regions, cameras, q_pool,
+             correct_contrast=True) -> Comparison:
     # The two photos are independent until registration: prepared side by side (OpenCV and numpy release the
     # GIL for the heavy parts, so this uses both cores).
     with ThreadPoolExecutor(max_workers=2) as pool:
@@ -446,9 +456,15 @@ def _compare(baseline, followup, *, px_per_mm, followup_px_per_mm, regions, came
     # Both are measured over one mask, measured_mask(common) (= each analysis's maps.mask), so each thread
     # also takes its photo's share of what follows: squared slopes and the local RMS for the difference map.
     # A black-and-white photo cannot separate colour from relief: then both are compared in black and white.
-    def side(rgb_in, card, gray):
+    # With the card in both photos, the follow-up's shading is put on the baseline's contrast (a phone's tone
+    # curve or a veil of stray light, read on the card's grey steps at the skin's brightness: card.
+    # contrast_transfer); the baseline is the reference.
+    contrast = _card_contrast(card_b, card_f, grid_b, valid_b & common) if correct_contrast else float("nan")
+
+    def side(rgb_in, card, gray, k=1.0):
         an = analyse(gray_copy(rgb_in) if gray else rgb_in, px_per_mm=gpb, valid=common,
-                     white_balance=card_gains(card), grayscale=gray, source_px_per_mm=source, parallel=False)
+                     white_balance=card_gains(card), grayscale=gray, source_px_per_mm=source, parallel=False,
+                     contrast=k)
         s = an.maps.slope["scar"]
         return an, s * s, _local_rms(s, measured, gpb)
 
@@ -463,7 +479,7 @@ def _compare(baseline, followup, *, px_per_mm, followup_px_per_mm, regions, came
         warped, _ = to_analysis_grid(np.clip(warped_work, 0.0, 1.0, out=warped_work), px_per_mm=pb)
         gray_f = is_grayscale(warped, mask=common)
         gray = gray_b or gray_f
-        an_f, sq_f, lf = side(warped, card_f, gray)
+        an_f, sq_f, lf = side(warped, card_f, gray, contrast if math.isfinite(contrast) else 1.0)
         an_b, sq_b, lb = fut_b.result() if gray == gray_guess else side(grid_b, card_b, gray)
     in_b, in_f = (gray_copy(grid_b), gray_copy(warped)) if gray else (grid_b, warped)
     mask = an_b.maps.mask & an_f.maps.mask
@@ -498,6 +514,7 @@ def _compare(baseline, followup, *, px_per_mm, followup_px_per_mm, regions, came
     consistency = assess(an_b, an_f, reg, q_b, q_f, rgb_b=in_b, rgb_f=in_f, mask=mask,
                          scale_change_pct=scale_change, grayscale=(gray_b, gray_f),
                          tone=tuple(None if c is None else c.tone_slope for c in (card_b, card_f)),
+                         contrast_correction=contrast,
                          cameras=tuple(cameras))
     warn_b = warn_b + [GRAYSCALE_WARNING] if gray_b else warn_b
     warn_f = warn_f + [GRAYSCALE_WARNING] if gray_f else warn_f
@@ -510,6 +527,16 @@ def _compare(baseline, followup, *, px_per_mm, followup_px_per_mm, regions, came
         significant=significant, metric_changes=metric_changes, registration=reg, difference_map=diff,
         scar_changes=_match_scars(an_b.pits.scars, an_f.pits.scars), baseline_grid=grid_b,
         aligned_followup=warped, overlap_mask=mask, consistency=consistency, region_changes=region_changes)
+
+
+def _card_contrast(card_b, card_f, grid_b: np.ndarray, skin: np.ndarray) -> float:
+    """The follow-up's log-contrast against the baseline's at the baseline skin's median brightness, read on the
+    card in both photos (:func:`analyzer.card.contrast_transfer`); NaN without a card in both or usable steps."""
+    if card_b is None or card_f is None or not skin.any():
+        return float("nan")
+    sub = (slice(None, None, 3), slice(None, None, 3))  # every 9th pixel is plenty for a median
+    lin = linearise(grid_b[sub][skin[sub]]) * np.asarray(card_b.white_balance_gains, np.float32)
+    return contrast_transfer(card_b, card_f, at_luminance=float(np.median(lin @ LUMA.astype(np.float32))))
 
 
 def _grayscale_guess(grid_f: np.ndarray, valid_f: np.ndarray) -> bool:

@@ -68,7 +68,7 @@ def _angle_diff(a: float, b: float) -> float:
 
 def assess(an_b, an_f, reg, q_b=None, q_f=None, *, rgb_b=None, rgb_f=None, mask=None,
            scale_change_pct: float | None = None, grayscale: tuple[bool, bool] = (False, False),
-           tone: tuple[float | None, float | None] = (None, None),
+           tone: tuple[float | None, float | None] = (None, None), contrast_correction: float = float("nan"),
            cameras: tuple[str | None, str | None] = (None, None)) -> dict:
     """Consistency verdict of a follow-up against its baseline.
 
@@ -88,6 +88,9 @@ def assess(an_b, an_f, reg, q_b=None, q_f=None, *, rgb_b=None, rgb_f=None, mask=
         The baseline's and the follow-up's card tone slopes (:attr:`analyzer.card.CardDetection.tone_slope`):
         None when a photo shows no card, NaN when its grey steps could not be read. A card in one photo only, or
         steps unreadable in either, is advice.
+    contrast_correction : float
+        The factor the follow-up's shading was divided by (:func:`analyzer.card.contrast_transfer`); NaN when none
+        was applied.
     cameras : (str or None, str or None)
         The cameras the two photos were taken with (:attr:`analyzer.loading.LoadedImage.camera`); two different
         ones are a difference (each phone sharpens and tone-maps in its own way, which the index reads), an
@@ -99,7 +102,9 @@ def assess(an_b, an_f, reg, q_b=None, q_f=None, *, rgb_b=None, rgb_f=None, mask=
         ``ok`` (no advice at all), ``light_change_deg`` (signed, follow-up minus baseline, NaN when either
         light is too diffuse to tell), ``baseline_light_deg``, ``followup_light_deg``, ``scale_change_pct``
         (+ = follow-up taken closer), ``rotation_deg``, ``exposure_change_pct``, ``tone_change_pct`` (the
-        follow-up's contrast against the baseline's, from the card; NaN without a card in both), ``advice`` (list of sentences:
+        follow-up's contrast against the baseline's, from the card; NaN without a card in both),
+        ``contrast_correction_pct`` (how much more log-contrast the follow-up's skin had, divided out of its
+        relief: 100 (factor − 1); NaN when not corrected), ``advice`` (list of sentences:
         everything worth changing for the next photo), ``differences`` (the part of ``advice`` that says how the
         two photos were taken *differently* — what may account for part of the change; a problem both photos
         share, e.g. both lit frontally or both soft, is advice but not a difference), ``taken_alike``
@@ -167,10 +172,16 @@ def assess(an_b, an_f, reg, q_b=None, q_f=None, *, rgb_b=None, rgb_f=None, mask=
         and tone_b > 0 and tone_f > 0 else float("nan")
     if abs(tone_change) > TONE_TOLERANCE_PCT:
         how, reads = ("more", "higher") if tone_change > 0 else ("less", "lower")
+        if math.isfinite(contrast_correction):
+            effect = (f"the roughness index was corrected for it with the card ({100 * (contrast_correction - 1):+.0f}"
+                      " % at the skin's brightness), which holds for a tone curve or stray light over the whole "
+                      "photo, not for local processing")
+        else:
+            effect = f"so the roughness index reads {reads} for that alone, by up to about as much"
         differ(f"this photo has about {abs(tone_change):.0f} % {how} contrast than the baseline (read on the card's "
-               "grey steps: the phone's processing, or stray light in the lens), so the roughness index reads "
-               f"{reads} for that alone, by up to about as much — turn off HDR, filters and automatic enhancement, "
-               "use the same camera app as at the first visit, and keep the lens clean and out of direct light")
+               f"grey steps: the phone's processing, or stray light in the lens); {effect} — turn off HDR, filters "
+               "and automatic enhancement, use the same camera app as at the first visit, and keep the lens clean "
+               "and out of direct light")
     elif card_in[0] != card_in[1]:
         advice.append(f"the calibration card is only in the {'baseline' if card_in[0] else 'follow-up'}, so the two "
                       "photos' contrast could not be compared — place the card beside the area in every photo")
@@ -231,6 +242,8 @@ def assess(an_b, an_f, reg, q_b=None, q_f=None, *, rgb_b=None, rgb_f=None, mask=
         "rotation_deg": float(reg.rotation_deg),
         "exposure_change_pct": exposure_change,
         "tone_change_pct": tone_change,
+        "contrast_correction_pct": 100.0 * (contrast_correction - 1.0) if math.isfinite(contrast_correction)
+        else float("nan"),
         "advice": advice,
         "grayscale": bool(gray_b or gray_f),
         "cameras": [cam_b, cam_f],

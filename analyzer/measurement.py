@@ -465,7 +465,7 @@ class _InThread:
 
 def analyse(rgb_grid: np.ndarray, *, px_per_mm: float, valid: np.ndarray,
             azimuth_deg: float | None = None, white_balance=None, grayscale: bool | None = None,
-            source_px_per_mm: float | None = None, parallel: bool = True) -> Analysis:
+            source_px_per_mm: float | None = None, parallel: bool = True, contrast: float = 1.0) -> Analysis:
     """All metrics of a photo already on the analysis grid.
 
     Parameters
@@ -490,7 +490,14 @@ def analyse(rgb_grid: np.ndarray, *, px_per_mm: float, valid: np.ndarray,
     parallel : bool
         Run independent stages on a second thread (the default). ``compare`` analyses its two photos side by
         side instead, each in one thread: more threads than cores only add switching.
+    contrast : float
+        The photo's log-contrast relative to the photo it is compared with (:func:`analyzer.card.contrast_transfer`;
+        1 = alike): the shading is divided by it before the relief is read, so a phone's tone curve or a veil of
+        stray light that the card measured does not count as relief. Pigment metrics are not changed.
     """
+    if isinstance(contrast, bool) or not isinstance(contrast, (int, float, np.floating)) \
+            or not math.isfinite(contrast) or contrast <= 0:
+        raise OptionError(f"contrast={contrast!r} is impossible; pass a positive factor (1 = no correction)")
     if grayscale is None:
         grayscale = is_grayscale(rgb_grid, mask=valid if valid.any() else None)
     if grayscale:  # exactly one channel: the separation then leaves the achromatic shading untouched
@@ -510,7 +517,8 @@ def analyse(rgb_grid: np.ndarray, *, px_per_mm: float, valid: np.ndarray,
         # Colour marks cannot be told apart from relief in black and white: the pigment metrics stay NaN then.
         pigment_job = pool.submit(_pigment_metrics, sep, px_per_mm=px_per_mm, mask=mask) \
             if enough and not grayscale else None
-        maps = relief_maps(sep.shading, px_per_mm=px_per_mm, valid=valid, azimuth_deg=azimuth_deg)
+        shading = sep.shading if contrast == 1.0 else sep.shading * np.float32(1.0 / contrast)
+        maps = relief_maps(shading, px_per_mm=px_per_mm, valid=valid, azimuth_deg=azimuth_deg)
         if enough:
             bands = [name for name, band in BANDS.items() if band.max_mm * px_per_mm >= _MIN_BAND_PX]  # coarser: NaN
             areal_jobs = {name: pool.submit(areal_parameters, maps.height[name], px_per_mm=px_per_mm, mask=mask)

@@ -26,7 +26,10 @@ __all__ = ["Band", "BANDS", "Metric", "METRICS", "metric", "ScarClass", "SCAR_CL
 #: 1.3.1: no number moves; with the card in both photos a comparison reads their contrast on its grey steps and
 #: calls a change above 5 % a difference (a phone's HDR or enhancement moves the index about as much): results
 #: stored by 1.3.0 lack that check and are computed again.
-ALGORITHM_VERSION = "1.3.1"
+#: 1.4.0: with the card in both photos a comparison puts the follow-up's relief on the baseline's contrast read on
+#: the card's grey steps at the skin's brightness (card.contrast_transfer: a phone's tone curve, a veil of stray
+#: light). Comparisons with the card in both photos move (the demo course by up to 0.7 point); others do not.
+ALGORITHM_VERSION = "1.4.0"
 
 
 @dataclass(frozen=True)

@@ -49,7 +49,7 @@ from .loading import read_image
 from .measurement import DEFAULT_FIELD_MM, jpeg_warnings, measure
 
 __all__ = ["run_validation", "drift_budget", "DRIFTS", "contrast_on_card", "phone_tone", "stray_light", "scar_colour",
-           "calibration_pairs", "held_out_spread", "repeatability_calibration",
+           "calibration_pairs", "held_out_spread", "held_out_with_card", "repeatability_calibration",
            "real_photos", "real_recapture", "real_pigment", "REAL_PIGMENT_SEEDS", "real_monotonicity", "real_survey",
            "real_processing", "REAL_PROCESSING",
            "REAL_DIR"]
@@ -236,7 +236,13 @@ DRIFTS = {"exposure": ("exposure_range",), "white balance": ("white_balance_rang
           "sharpening": "sharpen", "chroma noise": "chroma", "second JPEG": "jpeg2"}
 
 
-def calibration_pairs(*, n: int = 30, seed: int = 5000, drift: str | None = None):
+#: The second model's capture when the calibration card lies beside the scars (:func:`calibration_pairs` with
+#: ``card=True``): the field and card position of :data:`CARD_CAPTURE`, on a skin of this size (mm).
+_CARD_FIELD = dict(field_mm=80.0, out_px=(1200, 900), card_center_mm=(52.0, 40.0), center_mm=(45.0, 35.0))
+_CARD_SKIN_MM = (90.0, 70.0)
+
+
+def calibration_pairs(*, n: int = 30, seed: int = 5000, drift: str | None = None, card: bool = False):
     """Recaptures of unchanged skin rendered with a second noise model, for the repeatability calibration.
 
     They differ from the validation renders (:func:`recapture_spread`) on purpose: other skins (seeds from
@@ -249,6 +255,9 @@ def calibration_pairs(*, n: int = 30, seed: int = 5000, drift: str | None = None
 
     ``drift`` (a key of :data:`DRIFTS`, or ``"none"``): only that drift, the others held (:func:`drift_budget`);
     None: all of them.
+
+    ``card``: the calibration card lies beside the scars in both photos (an 80 mm field at 15 px/mm, as
+    :data:`CARD_CAPTURE`); the draws are the same as without it.
 
     Yields
     ------
@@ -267,11 +276,13 @@ def calibration_pairs(*, n: int = 30, seed: int = 5000, drift: str | None = None
         raise OptionError(f"drift {drift!r} is not one of the second model's: {', '.join(DRIFTS)} (or 'none')")
     rng = np.random.default_rng(seed)
     for i in range(n):
-        skin = synth.make_skin(seed=seed + i, severity=float(rng.uniform(0.3, 0.9)))
+        skin = synth.make_skin(seed=seed + i, severity=float(rng.uniform(0.3, 0.9)),
+                               **({"size_mm": _CARD_SKIN_MM} if card else {}))
         base = synth.Capture(ambient=float(rng.uniform(0.12, 0.28)), vignetting=float(rng.uniform(0.0, 0.3)),
                              specular=float(rng.uniform(0.0, 0.02)), light_azimuth_deg=float(rng.uniform(100, 170)),
-                             light_zenith_deg=float(rng.uniform(40, 50)))
-        a, b = synth.recapture(rng, base=base, **kw), synth.recapture(rng, base=base, **kw)
+                             light_zenith_deg=float(rng.uniform(40, 50)), **(_CARD_FIELD if card else {}))
+        more = {"size_mm": _CARD_SKIN_MM} if card else {}
+        a, b = synth.recapture(rng, base=base, **kw, **more), synth.recapture(rng, base=base, **kw, **more)
         pa = _phone_processing(synth.render(skin, a, seed=seed + 2 * i), rng, parts)
         pb = _phone_processing(synth.render(skin, b, seed=seed + 2 * i + 1), rng, parts)
         yield pa, pb, a.px_per_mm
@@ -299,6 +310,33 @@ def held_out_spread(*, n: int = 60, seed: int = 8000) -> dict:
     """Unchanged pairs of the second noise model with seeds the calibration never saw: false-significance rate."""
     r = calibrate_repeatability(calibration_pairs(n=n, seed=seed))
     return {**r, "false_significance": r["significant"] / r["n"]}
+
+
+def held_out_with_card(*, n: int = 30, seed: int = 8000, drift: str | None = None) -> dict:
+    """The held-out pairs of the second noise model (:func:`held_out_spread`'s seeds) with the calibration card in
+    both photos, compared with and without the card's contrast correction (``compare(correct_contrast=...)``):
+    the index changes, how many stay within ±3 %, how many are called significant, and the corrections read.
+    ``drift``: as :func:`calibration_pairs` (one drift of the second model alone, e.g. ``"tone curve"``)."""
+    out = {"changes_pct": [], "uncorrected_pct": [], "correction_pct": [], "significant": 0,
+           "significant_uncorrected": 0, "unaligned": 0}
+    for base, follow, _ in calibration_pairs(n=n, seed=seed, drift=drift, card=True):
+        try:
+            c = compare(base, follow)
+            u = compare(base, follow, correct_contrast=False)
+        except RegistrationError:
+            out["unaligned"] += 1
+            continue
+        out["changes_pct"].append(c.change_pct)
+        out["uncorrected_pct"].append(u.change_pct)
+        out["correction_pct"].append(c.consistency["contrast_correction_pct"])
+        out["significant"] += int(c.significant)
+        out["significant_uncorrected"] += int(u.significant)
+    for key, name in (("changes_pct", "within_3"), ("uncorrected_pct", "within_3_uncorrected")):
+        v = np.abs(np.asarray(out[key], float))
+        out[name] = float(np.mean(v <= 3.0)) if v.size else float("nan")
+        out[name.replace("within_3", "rms")] = float(np.sqrt(np.mean(v ** 2))) if v.size else float("nan")
+    out["n"] = len(out["changes_pct"])
+    return out
 
 
 def capture_checks(*, seed: int = 600, severity: float = 0.6) -> dict:
@@ -616,6 +654,8 @@ def run_validation(*, quick: bool = False) -> dict:
         "scar_colour_2x": scar_colour(n=1 if quick else 4, strength=2.0, shallower=False),
         "calibration": repeatability_calibration(n=3 if quick else 30),
         "held_out": held_out_spread(n=3 if quick else 60),
+        "held_out_card": held_out_with_card(n=3 if quick else 30),
+        "held_out_card_tone": held_out_with_card(n=2 if quick else 8, drift="tone curve"),
         "real": run_real(quick=quick),
     }
     res["seconds"] = time.perf_counter() - t
@@ -687,6 +727,14 @@ def _report(r: dict) -> None:
           "(target <= 5 %)")
     print(f"   held-out changes within ±3 %: {100 * within:.0f} %   (goal: all); held-out second model: "
           f"SD {ho['sd_pct']:.2f} %, max |change| {ho['max_abs_pct']:.2f} %")
+    hc, ht = r["held_out_card"], r["held_out_card_tone"]
+    print(f"8b. The same held-out pairs with the calibration card in both photos ({hc['n']} pairs, 80 mm field), the "
+          "follow-up's relief put on the baseline's contrast read on the card (as taken in brackets): within ±3 % "
+          f"{100 * hc['within_3']:.0f} % ({100 * hc['within_3_uncorrected']:.0f} %), RMS {hc['rms']:.2f} % "
+          f"({hc['rms_uncorrected']:.2f} %), called significant {hc['significant']}/{hc['n']} "
+          f"({hc['significant_uncorrected']}/{hc['n']}); corrections read "
+          f"{min(hc['correction_pct'], default=float('nan')):+.1f} to {max(hc['correction_pct'], default=float('nan')):+.1f} %")
+    print(f"    the tone curve alone ({ht['n']} pairs): RMS {ht['rms']:.2f} % ({ht['rms_uncorrected']:.2f} % as taken)")
     if "real" in r:
         _report_real(r["real"], str(REAL_DIR))
     print(f"({r['seconds']:.0f} s)")

@@ -19,7 +19,8 @@ from PIL import Image
 from scipy import ndimage
 
 from analyzer.card import (
-    CARD_LAYOUT, apply_white_balance, card_image, detect_card, tone_slope, write_card_pdf,
+    CARD_LAYOUT, CardDetection, apply_white_balance, card_image, contrast_transfer, detect_card, tone_slope,
+    write_card_pdf,
 )
 from analyzer.errors import ImageError, OptionError
 
@@ -249,6 +250,46 @@ def test_tone_slope_needs_three_unclipped_patches_spanning_the_wedge():
     assert math.isnan(tone_slope(lin, usable=[True, True, True, False, False]))  # 255-150: too short a span
     assert math.isnan(tone_slope(lin, usable=[False, False, False, True, True]))  # two patches
     assert math.isnan(tone_slope(np.full((5, 3), np.nan)))
+
+
+def _seen(patches_linear, gains=(1.0, 1.0, 1.0)) -> CardDetection:
+    """A card detection with these patch values (geometry irrelevant to the contrast transfer)."""
+    return CardDetection(10.0, 0.0, np.eye(3), np.zeros((4, 2)), [0, 1, 2, 3], tuple(gains), 0.8, 0.1,
+                         np.asarray(patches_linear, float), (100, 100))
+
+
+def test_contrast_transfer_recovers_a_tone_curve_a_veil_and_ignores_exposure():
+    """The follow-up's log-contrast against the baseline's at the skin's brightness, read on the wedge: a tone curve
+    L ** p is p at every brightness; a veil c lifts the dark steps, so the slope is L / (L + c) there; an exposure
+    change (a gain) or a white-balance cast the card's gains undo is 1."""
+    wedge = 0.8 * np.array([q[3] for q in CARD_LAYOUT.patches])  # paper white at 0.8: no patch clipped
+    base = _seen(wedge[:, None] * np.ones(3))
+    for p in (0.93, 1.0, 1.07):
+        for at in (0.05, 0.2, 0.4):
+            assert contrast_transfer(base, _seen((wedge[:, None] * np.ones(3)) ** p), at_luminance=at) \
+                == pytest.approx(p, abs=1e-6)
+    assert contrast_transfer(base, _seen(0.7 * wedge[:, None] * np.ones(3)), at_luminance=0.2) \
+        == pytest.approx(1.0, abs=1e-6)
+    cast = np.array([1.2, 1.0, 0.8])
+    assert contrast_transfer(base, _seen(wedge[:, None] * cast, gains=1 / cast), at_luminance=0.2) \
+        == pytest.approx(1.0, abs=1e-6)
+    veiled = _seen((wedge + 0.01)[:, None] * np.ones(3))
+    slopes = [contrast_transfer(base, veiled, at_luminance=at) for at in (0.05, 0.1, 0.25)]
+    assert slopes[0] < slopes[1] < slopes[2] < 1.0  # a veil flattens the dark end most
+    assert slopes[2] == pytest.approx(0.25 / 0.26, abs=0.02)
+
+
+def test_contrast_transfer_needs_three_usable_steps_in_both_photos_and_a_plausible_slope():
+    wedge = 0.8 * np.array([q[3] for q in CARD_LAYOUT.patches])
+    lin = wedge[:, None] * np.ones(3)
+    base = _seen(lin)
+    brighter = (2.5 * lin) ** 1.04  # white and 200 clipped (> 0.955 linear): three steps left, a line through them
+    assert contrast_transfer(base, _seen(brighter), at_luminance=0.2) == pytest.approx(1.04, abs=1e-6)
+    dark = lin.copy()
+    dark[[0, 1, 2]] = np.nan  # covered: two steps left
+    assert math.isnan(contrast_transfer(base, _seen(dark), at_luminance=0.2))
+    assert math.isnan(contrast_transfer(base, _seen(lin ** 1.4), at_luminance=0.2))  # not a tone curve: glare?
+    assert math.isnan(contrast_transfer(base, _seen(lin), at_luminance=float("nan")))
 
 
 def test_no_card_gives_none():

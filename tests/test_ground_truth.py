@@ -114,26 +114,39 @@ def test_unchanged_pairs_held_apart_from_the_calibration_are_not_called_signific
     assert held_out["max_abs_pct"] <= 8.0
 
 
-def test_a_phones_contrast_change_is_read_on_the_card_and_flagged_not_taken_for_the_skin():
-    """The follow-up of unchanged skin put through a tone curve v ** 1.07: its index moves by about what the card's
-    grey steps read, and the comparison says the photos were not taken alike; unprocessed, no contrast flag."""
+def test_a_phones_contrast_change_is_read_on_the_card_flagged_and_not_taken_for_the_skin():
+    """The follow-up of unchanged skin put through a tone curve v ** 1.07: the card's grey steps read it, the
+    comparison says the photos were not taken alike, and the index — corrected with the card — stays within 1.5
+    points of the unprocessed follow-up's (uncorrected it moved by about what the card reads, +5 to +7);
+    unprocessed, no contrast flag."""
     r = validate.contrast_on_card(n=2, tones=(1.0, 1.07), veils=(), processing=())
     for i in range(2):
         plain, toned = r["change_pct"][1.0][i], r["change_pct"][1.07][i]
         assert abs(r["tone_change_pct"][1.0][i]) < 1.5
         assert 5.0 < r["tone_change_pct"][1.07][i] < 9.0
-        assert (toned - plain) == pytest.approx(r["tone_change_pct"][1.07][i], abs=2.0)
+        assert toned == pytest.approx(plain, abs=1.5)
     assert r["flagged"] == {1.0: 0, 1.07: 2}
+
+
+def test_with_the_card_a_phones_changing_tone_curve_is_taken_out_of_held_out_unchanged_pairs():
+    """Held-out pairs of the second noise model with the card in both photos and only the phone's tone curve
+    drifting (exponent 0.97-1.03 per photo): corrected with the card, unchanged skin reads within 2 % (as taken,
+    the curve alone moved these pairs by up to 4.4 %, RMS 2.6 % over 8) and nothing is called significant."""
+    r = validate.held_out_with_card(n=4, drift="tone curve")
+    assert r["n"] == 4 and r["significant"] == 0
+    assert max(abs(c) for c in r["changes_pct"]) < 2.0, r["changes_pct"]
+    assert r["rms"] < 0.6 * r["rms_uncorrected"], (r["changes_pct"], r["uncorrected_pct"])
 
 
 def test_local_processing_moves_the_index_more_than_the_cards_grey_steps_read():
     """Recorded, not hidden (README "What a 2-D photo cannot tell"): the card's grey steps measure a tone curve, not a
-    local gain. A local-contrast boost of 0.2 is flagged; sharpening, which raises the index as much, is not."""
+    local gain, so the correction with the card leaves most of a local-contrast boost of 0.2 in the index (still
+    above 5 %: flagged); sharpening, which raises the index as much, is neither flagged nor corrected."""
     r = validate.contrast_on_card(n=2, tones=(), veils=(), processing=(("local contrast 3 mm", 0.2),
                                                                        ("sharpen 0.1 mm", 1.0)))
     lc, sh = "local contrast 3 mm 0.2", "sharpen 0.1 mm 1"
     for i in range(2):
-        assert r["change_pct"][lc][i] > 2 * r["tone_change_pct"][lc][i] > 2 * 5.0
+        assert r["change_pct"][lc][i] > 5.0 and r["tone_change_pct"][lc][i] > 5.0
         assert r["change_pct"][sh][i] > 5.0 and abs(r["tone_change_pct"][sh][i]) < 1.5
     assert r["flagged"] == {lc: 2, sh: 0}
 

@@ -298,3 +298,22 @@ def test_malformed_roi_or_regions_are_one_line_option_errors(photo, kw):
     with pytest.raises(OptionError) as err:
         measure(photo, px_per_mm=30.0, **kw)
     assert "\n" not in str(err.value)
+
+
+def test_analyse_divides_the_relief_by_the_contrast_it_is_given_and_leaves_pigment_alone():
+    """compare's card correction: contrast=k scales every relief reading by 1/k (the shading is log-contrast), the
+    pigment metrics not at all; an impossible factor is refused with the fix."""
+    from analyzer.measurement import analyse, valid_mask
+    from analyzer.relief import to_analysis_grid
+
+    img = synth.render(synth.make_skin(seed=5, severity=0.6), synth.Capture(), seed=1)
+    grid, p = to_analysis_grid(np.asarray(img, np.float32) / 255, px_per_mm=synth.Capture().px_per_mm)
+    valid = valid_mask(grid, px_per_mm=p)
+    plain = analyse(grid, px_per_mm=p, valid=valid)
+    flatter = analyse(grid, px_per_mm=p, valid=valid, contrast=1.25)
+    assert flatter.metrics["roughness_index"] == pytest.approx(plain.metrics["roughness_index"] / 1.25, rel=1e-4)
+    assert flatter.metrics["scar.Sq"] == pytest.approx(plain.metrics["scar.Sq"] / 1.25, rel=1e-4)
+    assert flatter.metrics["melanin_unevenness"] == plain.metrics["melanin_unevenness"]
+    for bad in (0.0, -1.0, float("nan"), "1.1"):
+        with pytest.raises(OptionError, match="positive factor"):
+            analyse(grid, px_per_mm=p, valid=valid, contrast=bad)
