@@ -595,10 +595,11 @@ def contrast_transfer(baseline: CardDetection, followup: CardDetection, *, at_lu
     """How much more log-contrast the follow-up photo has than the baseline at a given brightness, read on the card.
 
     Both photos show the same printed wedge, so the print's own reflectances cancel: the follow-up's patch
-    luminances (white-balanced) are fitted against the baseline's in log–log space, a parabola through the
-    usable steps (a line through three), and its slope is taken at ``at_luminance``. A phone's tone curve
-    ``v ** p`` makes that slope about p at every brightness; a veil of stray light makes it fall towards the dark
-    steps; an exposure change leaves it at 1. Relief read as log-contrast (the roughness index) is scaled by the
+    luminances ``yf`` (white-balanced) are fitted against the baseline's ``yb`` as ``yf = a yb^p + c`` — exposure
+    ``a``, a phone's tone curve ``p``, a veil of stray light ``c`` (negative: the veil was in the baseline) — in log
+    luminance over the usable steps (three steps: ``c = 0``), and the log–log slope ``p a L^p / (a L^p + c)`` is
+    taken at ``L = at_luminance``. A tone curve ``v ** p`` makes it about p at every brightness; a veil makes it
+    fall towards the dark steps; an exposure change leaves it at 1. Relief read as log-contrast (the roughness index) is scaled by the
     same factor, so dividing the follow-up's shading by it puts both photos on the baseline's contrast.
 
     Parameters
@@ -636,10 +637,35 @@ def contrast_transfer(baseline: CardDetection, followup: CardDetection, *, at_lu
     ok = np.isfinite(yb) & np.isfinite(yf) & (yb > 0) & (yf > 0)
     if ok.sum() < 3 or not (math.isfinite(at_luminance) and at_luminance > 0):
         return float("nan")
-    x, y = np.log(yb[ok]), np.log(yf[ok])
-    coef = np.polyfit(x, y, 2 if ok.sum() >= 4 else 1)
-    slope = float(np.polyval(np.polyder(coef), np.clip(math.log(at_luminance), x.min(), x.max())))
+    yb, yf = yb[ok], yf[ok]
+    at = float(np.clip(at_luminance, yb.min(), yb.max()))
+    a, p, c = _tone_and_veil(yb, yf)
+    lift = a * at ** p
+    slope = p * lift / (lift + c)
     return slope if TRANSFER_LIMITS[0] <= slope <= TRANSFER_LIMITS[1] else float("nan")
+
+
+def _tone_and_veil(yb: np.ndarray, yf: np.ndarray) -> tuple[float, float, float]:
+    """Least-squares fit (in log luminance) of ``yf = a * yb ** p + c``: a gain (exposure), a power (tone curve) and
+    an offset (a veil of stray light in the follow-up, or in the baseline when negative). Exact for both effects and
+    their mix; with three steps, which cannot also pin a veil, ``c = 0``."""
+    from scipy.optimize import minimize_scalar
+
+    x, ly = np.log(yb), np.log(yf)
+
+    def line(c):  # gain and power given the veil
+        p, log_a = np.polyfit(x, np.log(yf - c), 1)
+        return math.exp(log_a), float(p)
+
+    def cost(c):
+        a, p = line(c)
+        return float(np.sum((np.log(a * yb ** p + c) - ly) ** 2))
+
+    if len(yb) < 4:
+        return (*line(0.0), 0.0)
+    lo, hi = -2.0 * yf.min(), 0.95 * yf.min()
+    c = float(minimize_scalar(cost, bounds=(lo, hi), method="bounded", options={"xatol": 1e-6}).x)
+    return (*line(c), c)
 
 
 def detect_card(rgb, *, max_side: int = SEARCH_MAX_SIDE, min_markers: int = 2) -> CardDetection | None:

@@ -68,7 +68,9 @@ class Comparison:
     Attributes
     ----------
     baseline, followup : Measurement
-        Both measured on the common overlap (follow-up warped into the baseline's frame).
+        Both measured on the common overlap (follow-up warped into the baseline's frame). With the card in both
+        photos the follow-up's relief readings are on the baseline's contrast
+        (``consistency["contrast_correction_pct"]``), so they can differ from the photo measured on its own.
     change_pct : float
         Change of the roughness index, % of baseline; negative = smoother.
     ci95_pct : (float, float)
@@ -356,8 +358,9 @@ def compare(baseline, followup, *, px_per_mm: float | None = None,
                           "(\"Apple iPhone 13\", None)")
     # The quality gates and the bootstrap's resampling run on a spare thread (q_pool); it is shut down however the
     # comparison ends (a photo that cannot be aligned, or read).
-    if not isinstance(correct_contrast, bool):
-        raise OptionError("correct_contrast must be True or False")
+    if not isinstance(correct_contrast, (bool, np.bool_)):
+        raise OptionError(f"correct_contrast must be True or False, not {correct_contrast!r}")
+    correct_contrast = bool(correct_contrast)
     q_pool = ThreadPoolExecutor(max_workers=1)
     try:
         return _compare(baseline, followup, px_per_mm=px_per_mm, followup_px_per_mm=followup_px_per_mm,

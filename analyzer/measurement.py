@@ -495,9 +495,14 @@ def analyse(rgb_grid: np.ndarray, *, px_per_mm: float, valid: np.ndarray,
         1 = alike): the shading is divided by it before the relief is read, so a phone's tone curve or a veil of
         stray light that the card measured does not count as relief. Pigment metrics are not changed.
     """
-    if isinstance(contrast, bool) or not isinstance(contrast, (int, float, np.floating)) \
-            or not math.isfinite(contrast) or contrast <= 0:
-        raise OptionError(f"contrast={contrast!r} is impossible; pass a positive factor (1 = no correction)")
+    try:
+        k = float(contrast) if not isinstance(contrast, (bool, np.bool_, str, bytes)) else math.nan
+    except (TypeError, ValueError, OverflowError):
+        k = math.nan
+    if not 0.1 <= k <= 10.0:  # (NaN fails too) a tone curve or veil moves contrast by tens of %, not ×10
+        raise OptionError(f"contrast={contrast!r} is impossible; pass a positive factor between 0.1 and 10 "
+                          "(1 = no correction)")
+    contrast = k
     if grayscale is None:
         grayscale = is_grayscale(rgb_grid, mask=valid if valid.any() else None)
     if grayscale:  # exactly one channel: the separation then leaves the achromatic shading untouched

@@ -257,7 +257,8 @@ def calibration_pairs(*, n: int = 30, seed: int = 5000, drift: str | None = None
     None: all of them.
 
     ``card``: the calibration card lies beside the scars in both photos (an 80 mm field at 15 px/mm, as
-    :data:`CARD_CAPTURE`); the draws are the same as without it.
+    :data:`CARD_CAPTURE`). Same seeds, but not the same pairs: the phone's chroma noise draws one number per pixel,
+    so from the second pair on every draw differs from those without the card (which stay as they were).
 
     Yields
     ------
@@ -313,8 +314,8 @@ def held_out_spread(*, n: int = 60, seed: int = 8000) -> dict:
 
 
 def held_out_with_card(*, n: int = 30, seed: int = 8000, drift: str | None = None) -> dict:
-    """The held-out pairs of the second noise model (:func:`held_out_spread`'s seeds) with the calibration card in
-    both photos, compared with and without the card's contrast correction (``compare(correct_contrast=...)``):
+    """Pairs of the second noise model with the calibration card in both photos (:func:`held_out_spread`'s seeds,
+    which the calibration never saw; other draws than its card-less pairs), compared with and without the card's contrast correction (``compare(correct_contrast=...)``):
     the index changes, how many stay within ±3 %, how many are called significant, and the corrections read.
     ``drift``: as :func:`calibration_pairs` (one drift of the second model alone, e.g. ``"tone curve"``)."""
     out = {"changes_pct": [], "uncorrected_pct": [], "correction_pct": [], "significant": 0,
@@ -728,16 +729,22 @@ def _report(r: dict) -> None:
     print(f"   held-out changes within ±3 %: {100 * within:.0f} %   (goal: all); held-out second model: "
           f"SD {ho['sd_pct']:.2f} %, max |change| {ho['max_abs_pct']:.2f} %")
     hc, ht = r["held_out_card"], r["held_out_card_tone"]
-    print(f"8b. The same held-out pairs with the calibration card in both photos ({hc['n']} pairs, 80 mm field), the "
+    print(f"8b. Held-out second-model pairs with the calibration card in both photos ({hc['n']} pairs, 80 mm field), the "
           "follow-up's relief put on the baseline's contrast read on the card (as taken in brackets): within ±3 % "
           f"{100 * hc['within_3']:.0f} % ({100 * hc['within_3_uncorrected']:.0f} %), RMS {hc['rms']:.2f} % "
           f"({hc['rms_uncorrected']:.2f} %), called significant {hc['significant']}/{hc['n']} "
           f"({hc['significant_uncorrected']}/{hc['n']}); corrections read "
-          f"{min(hc['correction_pct'], default=float('nan')):+.1f} to {max(hc['correction_pct'], default=float('nan')):+.1f} %")
+          f"{_nan_extreme(hc['correction_pct'], min):+.1f} to {_nan_extreme(hc['correction_pct'], max):+.1f} %")
     print(f"    the tone curve alone ({ht['n']} pairs): RMS {ht['rms']:.2f} % ({ht['rms_uncorrected']:.2f} % as taken)")
     if "real" in r:
         _report_real(r["real"], str(REAL_DIR))
     print(f"({r['seconds']:.0f} s)")
+
+
+def _nan_extreme(values, pick) -> float:
+    """``pick`` (min or max) of the finite values; NaN when there are none."""
+    finite = [v for v in values if math.isfinite(v)]
+    return pick(finite) if finite else float("nan")
 
 
 def _read_pairs(path) -> list:

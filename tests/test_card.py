@@ -276,7 +276,16 @@ def test_contrast_transfer_recovers_a_tone_curve_a_veil_and_ignores_exposure():
     veiled = _seen((wedge + 0.01)[:, None] * np.ones(3))
     slopes = [contrast_transfer(base, veiled, at_luminance=at) for at in (0.05, 0.1, 0.25)]
     assert slopes[0] < slopes[1] < slopes[2] < 1.0  # a veil flattens the dark end most
-    assert slopes[2] == pytest.approx(0.25 / 0.26, abs=0.02)
+    assert slopes[2] == pytest.approx(0.25 / 0.26, abs=1e-4)  # exact: the fit models a veil
+    # ... also when the white step is clipped in the follow-up (four steps; a log-log parabola read 0.967, not 0.947)
+    bright = 1.25 * wedge
+    assert contrast_transfer(_seen(bright[:, None] * np.ones(3)), _seen((bright + 0.016)[:, None] * np.ones(3)),
+                             at_luminance=0.285) == pytest.approx(0.285 / 0.301, abs=1e-4)
+    # a veil in the baseline instead, and a tone curve with a veil
+    assert contrast_transfer(veiled, base, at_luminance=0.25) == pytest.approx(0.25 / 0.24, abs=1e-4)
+    mixed = _seen((1.1 * wedge ** 1.05 + 0.01)[:, None] * np.ones(3))
+    lift = 1.1 * 0.2 ** 1.05
+    assert contrast_transfer(base, mixed, at_luminance=0.2) == pytest.approx(1.05 * lift / (lift + 0.01), abs=1e-4)
 
 
 def test_contrast_transfer_needs_three_usable_steps_in_both_photos_and_a_plausible_slope():

@@ -8,7 +8,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from analyzer import compare, synth, validate
+from analyzer import OptionError, compare, synth, validate
 from analyzer.consistency import (EXPOSURE_TOLERANCE_PCT, LIGHT_TOLERANCE_DEG, MIN_ANISOTROPY,
                                   TONE_TOLERANCE_PCT, assess, direction_words)
 
@@ -176,6 +176,24 @@ def test_compare_reads_a_change_of_contrast_on_the_card_and_corrects_the_index_f
     assert np.sign(k["contrast_correction_pct"]) == np.sign(k["tone_change_pct"])
     assert 3.0 < abs(k["contrast_correction_pct"]) < 10.0
     assert c.change_pct == pytest.approx(plain, abs=1.5)
+
+
+def test_the_card_correction_needs_the_card_in_both_photos_and_can_be_turned_off(card_pair):
+    """The same tone curve v ** 1.07 on the follow-up: with correct_contrast=False, or when the follow-up shows no
+    card, the index reads it (+5 % or more, as taken) and no correction is reported; an unclear switch is refused."""
+    base, follow = card_pair
+    plain = compare(base, follow).change_pct
+    off = compare(base, validate.phone_tone(follow, 1.07), correct_contrast=False)
+    assert off.change_pct - plain > 4.0 and np.isnan(off.consistency["contrast_correction_pct"])
+    assert "reads higher for that alone" in " ".join(off.consistency["differences"])
+    skin = synth.make_skin(seed=3, severity=0.6, size_mm=(90.0, 70.0))
+    again = synth.recapture(np.random.default_rng(3), base=validate.CARD_CAPTURE, light_azimuth_jitter_deg=5.0,
+                            shift_mm=1.5, zoom_jitter=0.03, size_mm=(90.0, 70.0))
+    no_card = synth.render(skin, dataclasses.replace(again, card_center_mm=None), seed=2)
+    one = compare(base, validate.phone_tone(no_card, 1.07), px_per_mm=validate.CARD_CAPTURE.px_per_mm)
+    assert one.followup.card is None and np.isnan(one.consistency["contrast_correction_pct"])
+    with pytest.raises(OptionError, match="True or False"):
+        compare(base, follow, correct_contrast="yes")
 
 
 def test_a_card_in_one_photo_only_is_advice_not_a_difference():

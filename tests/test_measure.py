@@ -314,6 +314,8 @@ def test_analyse_divides_the_relief_by_the_contrast_it_is_given_and_leaves_pigme
     assert flatter.metrics["roughness_index"] == pytest.approx(plain.metrics["roughness_index"] / 1.25, rel=1e-4)
     assert flatter.metrics["scar.Sq"] == pytest.approx(plain.metrics["scar.Sq"] / 1.25, rel=1e-4)
     assert flatter.metrics["melanin_unevenness"] == plain.metrics["melanin_unevenness"]
-    for bad in (0.0, -1.0, float("nan"), "1.1"):
-        with pytest.raises(OptionError, match="positive factor"):
+    assert analyse(grid, px_per_mm=p, valid=valid, contrast=np.int64(1)).metrics["roughness_index"] \
+        == plain.metrics["roughness_index"]
+    for bad in (0.0, -1.0, float("nan"), "1.1", True, 10**400, 1e-39, 50.0):
+        with pytest.raises(OptionError, match="positive factor between 0.1 and 10"):
             analyse(grid, px_per_mm=p, valid=valid, contrast=bad)
