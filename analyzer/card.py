@@ -39,8 +39,7 @@ __all__ = [
 #: OpenCV ArUco dictionary of the card's markers.
 ARUCO_DICTIONARY = cv2.aruco.DICT_4X4_50
 
-#: Rec. 709 / sRGB luminance weights of linear R, G, B.
-#: Rec. 709 luminance weights of linear RGB (the card's patches and the skin are read with the same ones).
+#: Rec. 709 / sRGB luminance weights of linear R, G, B (the card's patches and the skin are read with the same ones).
 LUMA = np.array([0.2126, 0.7152, 0.0722])
 
 

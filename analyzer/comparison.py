@@ -356,21 +356,20 @@ def compare(baseline, followup, *, px_per_mm: float | None = None,
                                     and all(c is None or isinstance(c, str) for c in cameras)):
         raise OptionError("cameras must be the two photos' camera names (str or None), e.g. "
                           "(\"Apple iPhone 13\", None)")
-    # The quality gates and the bootstrap's resampling run on a spare thread (q_pool); it is shut down however the
-    # comparison ends (a photo that cannot be aligned, or read).
     if not isinstance(correct_contrast, (bool, np.bool_)):
         raise OptionError(f"correct_contrast must be True or False, not {correct_contrast!r}")
-    correct_contrast = bool(correct_contrast)
+    # The quality gates and the bootstrap's resampling run on a spare thread (q_pool); it is shut down however the
+    # comparison ends (a photo that cannot be aligned, or read).
     q_pool = ThreadPoolExecutor(max_workers=1)
     try:
         return _compare(baseline, followup, px_per_mm=px_per_mm, followup_px_per_mm=followup_px_per_mm,
-                        regions=regions, cameras=cameras, q_pool=q_pool, correct_contrast=correct_contrast)
+                        regions=regions, cameras=cameras, q_pool=q_pool, correct_contrast=bool(correct_contrast))
     finally:
         q_pool.shutdown(wait=False, cancel_futures=True)
 
 
 def _compare(baseline, followup, *, px_per_mm, followup_px_per_mm, regions, cameras, q_pool,
-             correct_contrast=True) -> Comparison:
+             correct_contrast) -> Comparison:
     # The two photos are independent until registration: prepared side by side (OpenCV and numpy release the
     # GIL for the heavy parts, so this uses both cores).
     with ThreadPoolExecutor(max_workers=2) as pool:
@@ -462,7 +461,7 @@ def _compare(baseline, followup, *, px_per_mm, followup_px_per_mm, regions, came
     # With the card in both photos, the follow-up's shading is put on the baseline's contrast (a phone's tone
     # curve or a veil of stray light, read on the card's grey steps at the skin's brightness: card.
     # contrast_transfer); the baseline is the reference.
-    contrast = _card_contrast(card_b, card_f, grid_b, valid_b & common) if correct_contrast else float("nan")
+    contrast = _card_contrast(card_b, card_f, grid_b, common) if correct_contrast else float("nan")
 
     def side(rgb_in, card, gray, k=1.0):
         an = analyse(gray_copy(rgb_in) if gray else rgb_in, px_per_mm=gpb, valid=common,

@@ -236,10 +236,12 @@ DRIFTS = {"exposure": ("exposure_range",), "white balance": ("white_balance_rang
           "sharpening": "sharpen", "chroma noise": "chroma", "second JPEG": "jpeg2"}
 
 
-#: The second model's capture when the calibration card lies beside the scars (:func:`calibration_pairs` with
-#: ``card=True``): the field and card position of :data:`CARD_CAPTURE`, on a skin of this size (mm).
-_CARD_FIELD = dict(field_mm=80.0, out_px=(1200, 900), card_center_mm=(52.0, 40.0), center_mm=(45.0, 35.0))
-_CARD_SKIN_MM = (90.0, 70.0)
+#: A capture with the calibration card beside the scars (80 × 60 mm at 15 px/mm), for :func:`contrast_on_card` and
+#: the second model's pairs with the card (:func:`calibration_pairs`), on a skin of CARD_SKIN_MM.
+CARD_CAPTURE = synth.Capture(field_mm=80.0, out_px=(1200, 900), card_center_mm=(52.0, 40.0), center_mm=(45.0, 35.0))
+CARD_SKIN_MM = (90.0, 70.0)
+#: What the second model takes over from CARD_CAPTURE when the card is in its pairs.
+_CARD_FIELD = {name: getattr(CARD_CAPTURE, name) for name in ("field_mm", "out_px", "card_center_mm", "center_mm")}
 
 
 def calibration_pairs(*, n: int = 30, seed: int = 5000, drift: str | None = None, card: bool = False):
@@ -278,11 +280,11 @@ def calibration_pairs(*, n: int = 30, seed: int = 5000, drift: str | None = None
     rng = np.random.default_rng(seed)
     for i in range(n):
         skin = synth.make_skin(seed=seed + i, severity=float(rng.uniform(0.3, 0.9)),
-                               **({"size_mm": _CARD_SKIN_MM} if card else {}))
+                               **({"size_mm": CARD_SKIN_MM} if card else {}))
         base = synth.Capture(ambient=float(rng.uniform(0.12, 0.28)), vignetting=float(rng.uniform(0.0, 0.3)),
                              specular=float(rng.uniform(0.0, 0.02)), light_azimuth_deg=float(rng.uniform(100, 170)),
                              light_zenith_deg=float(rng.uniform(40, 50)), **(_CARD_FIELD if card else {}))
-        more = {"size_mm": _CARD_SKIN_MM} if card else {}
+        more = {"size_mm": CARD_SKIN_MM} if card else {}
         a, b = synth.recapture(rng, base=base, **kw, **more), synth.recapture(rng, base=base, **kw, **more)
         pa = _phone_processing(synth.render(skin, a, seed=seed + 2 * i), rng, parts)
         pb = _phone_processing(synth.render(skin, b, seed=seed + 2 * i + 1), rng, parts)
@@ -367,8 +369,6 @@ def capture_checks(*, seed: int = 600, severity: float = 0.6) -> dict:
 
 
 
-#: A capture with the calibration card beside the scars (80 × 60 mm at 15 px/mm), for :func:`contrast_on_card`.
-CARD_CAPTURE = synth.Capture(field_mm=80.0, out_px=(1200, 900), card_center_mm=(52.0, 40.0), center_mm=(45.0, 35.0))
 
 
 def phone_tone(rgb: np.ndarray, p: float) -> np.ndarray:
@@ -403,10 +403,10 @@ def contrast_on_card(*, n: int = 4, seed: int = 900, tones=(0.96, 1.0, 1.04, 1.0
            "flagged": {k: 0 for k in cases}, "n": n}
     for i in range(n):
         rng = np.random.default_rng(seed + i)
-        skin = synth.make_skin(seed=seed + i, severity=float(rng.uniform(0.3, 0.9)), size_mm=(90.0, 70.0))
+        skin = synth.make_skin(seed=seed + i, severity=float(rng.uniform(0.3, 0.9)), size_mm=CARD_SKIN_MM)
         base = synth.render(skin, CARD_CAPTURE, seed=1)
         follow = synth.render(skin, synth.recapture(rng, base=CARD_CAPTURE, light_azimuth_jitter_deg=5.0,
-                                                    shift_mm=1.5, zoom_jitter=0.03, size_mm=(90.0, 70.0)), seed=2)
+                                                    shift_mm=1.5, zoom_jitter=0.03, size_mm=CARD_SKIN_MM), seed=2)
         for key, edit in cases.items():
             c = compare(base, edit(follow))
             k = c.consistency

@@ -139,13 +139,19 @@ def test_assess_flags_a_contrast_change_read_on_the_card(tone_f, word):
         assert word in flagged[0] and "HDR" in flagged[0] and k["taken_alike"] is False
 
 
+def _card_scene():
+    """A skin for the calibration card beside the scars (validate.CARD_CAPTURE, 15 px/mm) and its recapture on
+    another day (light, exposure, white balance, framing, gradient, noise, JPEG drift)."""
+    skin = synth.make_skin(seed=3, severity=0.6, size_mm=validate.CARD_SKIN_MM)
+    again = synth.recapture(np.random.default_rng(3), base=validate.CARD_CAPTURE, light_azimuth_jitter_deg=5.0,
+                            shift_mm=1.5, zoom_jitter=0.03, size_mm=validate.CARD_SKIN_MM)
+    return skin, again
+
+
 @pytest.fixture(scope="module")
 def card_pair():
-    """A skin photographed with the calibration card beside the scars (validate.CARD_CAPTURE, 15 px/mm) and
-    recaptured on another day (light, exposure, white balance, framing, gradient, noise, JPEG drift)."""
-    skin = synth.make_skin(seed=3, severity=0.6, size_mm=(90.0, 70.0))
-    again = synth.recapture(np.random.default_rng(3), base=validate.CARD_CAPTURE, light_azimuth_jitter_deg=5.0,
-                            shift_mm=1.5, zoom_jitter=0.03, size_mm=(90.0, 70.0))
+    """The card scene photographed at baseline and recaptured (:func:`_card_scene`)."""
+    skin, again = _card_scene()
     return synth.render(skin, validate.CARD_CAPTURE, seed=1), synth.render(skin, again, seed=2)
 
 
@@ -186,9 +192,7 @@ def test_the_card_correction_needs_the_card_in_both_photos_and_can_be_turned_off
     off = compare(base, validate.phone_tone(follow, 1.07), correct_contrast=False)
     assert off.change_pct - plain > 4.0 and np.isnan(off.consistency["contrast_correction_pct"])
     assert "reads higher for that alone" in " ".join(off.consistency["differences"])
-    skin = synth.make_skin(seed=3, severity=0.6, size_mm=(90.0, 70.0))
-    again = synth.recapture(np.random.default_rng(3), base=validate.CARD_CAPTURE, light_azimuth_jitter_deg=5.0,
-                            shift_mm=1.5, zoom_jitter=0.03, size_mm=(90.0, 70.0))
+    skin, again = _card_scene()
     no_card = synth.render(skin, dataclasses.replace(again, card_center_mm=None), seed=2)
     one = compare(base, validate.phone_tone(no_card, 1.07), px_per_mm=validate.CARD_CAPTURE.px_per_mm)
     assert one.followup.card is None and np.isnan(one.consistency["contrast_correction_pct"])
