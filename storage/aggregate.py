@@ -129,6 +129,18 @@ def _to_date(value: Any, what: str) -> dt.date:
     raise OptionError(f"{what} {value!r} is not a date; give a datetime.date or 'YYYY-MM-DD'")
 
 
+def _past_date(value: Any, what: str, fix: str) -> dt.date:
+    """``value`` as a date that has been (:func:`_to_date`): one after tomorrow (a clinic east of the server's time
+    zone may already be a day ahead) or before 1900 is a typed-in mistake, refused with ``fix`` before anything is
+    written. Every date a record carries passes here, whichever page or script sends it."""
+    day = _to_date(value, what)
+    if day > dt.date.today() + dt.timedelta(days=1):
+        raise OptionError(f"the {what} {day.isoformat()} is in the future; {fix}")
+    if day < dt.date(1900, 1, 1):
+        raise OptionError(f"the {what} {day.isoformat()} is before 1900; check the year")
+    return day
+
+
 def _json(obj: Any) -> Any:
     """A JSON-safe copy: non-finite floats -> None, numpy scalars/arrays -> Python, tuples -> lists."""
     if isinstance(obj, bool) or obj is None or isinstance(obj, (int, str)):

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from . import audit, links
 from .access import CLINICAL, WRITE, Actor, patient_in_scope, patients_in_scope, require
+from .aggregate import _past_date
 from .errors import OptionError
 from .models import Consent, Patient, PatientLink, as_utc, utcnow
 
@@ -93,8 +94,7 @@ class Consents:
         day = date or dt.date.today()
         if not isinstance(day, dt.date):
             raise OptionError("the consent date must be a date")
-        if day > dt.date.today() + dt.timedelta(days=1):
-            raise OptionError("the consent date is in the future; enter the day the patient signed")
+        day = _past_date(day, "consent date", "enter the day the patient signed")
         with self._sessions() as s, s.begin():
             patient_id = patient_in_scope(s, actor, patient_id, WRITE).id
             s.add(Consent(patient_id=patient_id, kind=kind, granted=bool(granted), date=day,

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from . import audit
 from .access import WRITE, Actor, patient_in_scope, patients_in_scope, require, sees_clinical
-from .aggregate import Aggregate, _counting_photos, _current_version, _nan, _to_date
+from .aggregate import Aggregate, _counting_photos, _current_version, _nan, _past_date
 from .errors import Conflict, OptionError
 from .models import AuditEvent, Comparison, Patient, Photo, Visit, as_utc, utcnow
 from .results import comparison_caveats
@@ -230,7 +230,7 @@ def _patient_values(**fields: Any) -> dict[str, Any]:
         out["code"] = (str(code).strip() or None) if code is not None else None
     if "birth_date" in fields:
         b = fields["birth_date"]
-        out["birth_date"] = None if b in (None, "") else _to_date(b, "birth date")
+        out["birth_date"] = None if b in (None, "") else _past_date(b, "birth date", "enter the patient's date of birth")
     if "notes" in fields:
         out["notes"] = str(fields["notes"] or "")
     return out

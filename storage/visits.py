@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from . import audit, consent
 from .access import WRITE, Actor, patient_in_scope, sees_clinical
-from .aggregate import Aggregate, _counting_photos, _get_photo, _json, _to_date
+from .aggregate import Aggregate, _counting_photos, _get_photo, _json, _past_date
 from .errors import Conflict, ConsentRequired, NotFound, OptionError, StorageError
 from .fields import check_text
 from .models import Photo, Treatment, Visit, as_utc, utcnow
@@ -114,7 +114,7 @@ class Visits(Aggregate):
         removed again; a crash (the process killed) may leave files no row refers to, which
         :meth:`gc_orphans` removes (the dashboard runs it when it starts).
         """
-        visit_date = _to_date(date, "visit date")
+        visit_date = _past_date(date, "visit date", "enter the day the photos were taken")
         tx_values = None
         if treatment is not None:
             unknown = set(treatment) - set(_TREATMENT_FIELDS)
@@ -400,7 +400,7 @@ def _treatment_values(**f: Any) -> dict[str, Any]:
             )
     procedure = str(f.get("procedure") or "micro-needling").strip()
     return dict(
-        date=_to_date(f["date"], "treatment date"), procedure=procedure, needle_depth_mm=depth,
+        date=_past_date(f["date"], "treatment date", "enter the day of the treatment"), procedure=procedure, needle_depth_mm=depth,
         area=str(f.get("area") or ""), notes=str(f.get("notes") or ""),
     )
 

@@ -249,6 +249,15 @@ def test_patient_crud_and_search(store):
         (lambda s, pid: s.save_visit(MAIN, pid, date="2025-01-01", photos=[NewPhoto(b"", "a.png", "cheek")]), OptionError),
         (lambda s, pid: s.save_visit(MAIN, pid, date="2025-01-01", photos=[NewPhoto(png(1), "a.png", " ")]), OptionError),
         (lambda s, pid: s.save_visit(MAIN, pid, date="2025-01-01", treatment={"depth": 1}), OptionError),
+        # a mistyped year: the page's calendar stops at tomorrow, but the check lives in storage, for every caller
+        (lambda s, pid: s.save_visit(MAIN, pid, date=dt.date.today() + dt.timedelta(days=2),
+                                     photos=[NewPhoto(png(1), "a.png", "cheek")]), OptionError),
+        (lambda s, pid: s.save_visit(MAIN, pid, date="0202-05-17", photos=[NewPhoto(png(1), "a.png", "cheek")]),
+         OptionError),
+        (lambda s, pid: s.save_visit(MAIN, pid, date="2025-01-01", treatment={"date": "2062-01-01"}), OptionError),
+        (lambda s, pid: s.add_treatment(MAIN, pid, "2062-01-01"), OptionError),
+        (lambda s, pid: new_patient(s, "X", birth_date="2062-05-17"), OptionError),
+        (lambda s, pid: s.update_patient(MAIN, pid, birth_date="1066-10-14"), OptionError),
     ],
 )
 def test_bad_inputs_raise_one_line_errors_and_save_nothing(store, call, error):
