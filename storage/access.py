@@ -118,8 +118,9 @@ def require(actor: object, right: str = READ, *, s: Session | None = None) -> Ac
 
 
 def credential_stamp(acc: Account) -> str:
-    """Changes with every password change, reset or removal: the Argon2 hash has a new random salt each time."""
-    return hashlib.sha256((acc.password_hash or "").encode()).hexdigest()[:16]
+    """Changes with every password change, reset or removal (the Argon2 hash has a new random salt each time) and
+    every time the account is disabled (its ``session_epoch``): a session made before either has ended for good."""
+    return hashlib.sha256(f"{acc.password_hash or ''}\n{acc.session_epoch or 0}".encode()).hexdigest()[:16]
 
 
 def _now(s: Session) -> dt.datetime:

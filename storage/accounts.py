@@ -317,15 +317,16 @@ class Accounts:
         """The current :class:`Actor` of a signed-in account (checked again on every page run, so disabling
         an account or changing its role takes effect at once). ``single_sign_on``: the session was opened by
         :meth:`sign_in_sso`, so a pending password change does not apply to it. ``stamp``: the
-        :attr:`Actor.credential_stamp` the session began with; once the password has been changed or reset
-        since, the session has ended (whoever knew the old password is out)."""
+        :attr:`Actor.credential_stamp` the session began with; once the password has been changed or reset, or the
+        account disabled, since, the session has ended (whoever knew the old password is out)."""
         with self._sessions() as s:
             acc = s.get(Account, int(account_id)) if isinstance(account_id, int) else None
             if acc is None or acc.disabled:
                 raise SignInFailed("your session has ended; sign in again")
             actor = self._actor(s, acc)
             if stamp is not None and stamp != actor.credential_stamp:
-                raise SignInFailed("the password of this account has been changed; sign in again")
+                raise SignInFailed("the password of this account has been changed, or the account was disabled "
+                                   "meanwhile; sign in again")
             return replace(actor, must_change_password=False) if single_sign_on else actor
 
     @staticmethod
@@ -456,12 +457,15 @@ class Accounts:
     def set_disabled(self, actor: Actor, username: str, disabled: bool = True) -> AccountRecord:
         """Disable (or enable again) an account of the admin's clinic. Disabling ends its sessions at their next
         page and revokes every patient link it issued that is still open, in the same transaction (each audited
-        ``link_revoked``): a leaver's or a stolen account's links stop with it. Enabling it again does not bring
-        them back; the patient gets a new link."""
+        ``link_revoked``): a leaver's or a stolen account's links stop with it. Enabling it again brings back
+        neither: the person signs in again (a session kept open meanwhile stays ended: its credential stamp
+        changed), and the patient gets a new link."""
         with self._sessions() as s, s.begin():
             acc = self._scope(s, actor, username)
             if disabled and actor.account_id == acc.id:
                 raise OptionError("you cannot disable your own account; ask another admin")
+            if disabled and not acc.disabled:
+                acc.session_epoch = (acc.session_epoch or 0) + 1  # (ends every session for good; see the docstring)
             acc.disabled = bool(disabled)
             audit.record(s, actor, "account_disabled" if disabled else "account_enabled", clinic_id=acc.clinic_id,
                          detail=acc.username)

@@ -126,6 +126,9 @@ class Account(Base):
     locked_until: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
     last_sign_in: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    #: Counts the times the account's sessions were ended without a change of password (disabling): part of its
+    #: credential stamp (``storage.access.credential_stamp``), so enabling it again does not revive them.
+    session_epoch: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class Patient(Base):

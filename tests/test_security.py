@@ -208,9 +208,14 @@ def test_only_the_ended_account_is_refused_and_signing_in_again_works(world):
     with pytest.raises(AccessDenied, match="session has ended"):
         store.patient(actors["main_viewer"], pid)
     store.accounts.set_disabled(Actor.system(), "main_viewer", False)
-    # (Storage then takes the kept actor again — the same person, deliberately let back in; a stolen account is
-    # disabled and its password reset, which ends every session for good. The dashboard's session ended anyway.)
+    # Enabling it again does not revive a session kept meanwhile (a tab that made no request while the account was
+    # disabled, an actor kept by a script: a review let one back in); the person signs in again.
+    with pytest.raises(AccessDenied, match="session has ended"):
+        store.patient(actors["main_viewer"], pid)
+    with pytest.raises(SignInFailed, match="disabled meanwhile"):  # (the dashboard's check of its session, too)
+        store.accounts.actor(actors["main_viewer"].account_id, stamp=actors["main_viewer"].credential_stamp)
     assert store.patient(store.accounts.sign_in("main_viewer", PW), pid).name == "Alice Secret"
+    assert store.patient(actors["main_prac"], pid).name == "Alice Secret"  # (nobody else's session moved)
 
 
 def _withdraw_behind_storage(store, pid):

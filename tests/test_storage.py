@@ -88,7 +88,7 @@ def test_migrated_schema_matches_models(store):
     with store.engine.connect() as conn:
         assert compare_metadata(MigrationContext.configure(conn), Base.metadata) == []
     head = ScriptDirectory.from_config(storage_db.alembic_config()).get_current_head()
-    assert storage_db.current_revision(store.engine) == head == "0004"
+    assert storage_db.current_revision(store.engine) == head == "0005"
 
 
 def test_downgrade_to_base_and_upgrade_again_round_trips(store):
@@ -180,8 +180,8 @@ def test_migrating_an_address_that_two_accounts_already_hold_keeps_both_and_sso_
                     "INSERT INTO accounts (username, clinic_id, role, email, disabled, must_change_password, "
                     "failed_attempts, created_at) VALUES (:u, :c, 'viewer', :e, false, false, 0, :t)"),
                     {"u": name, "c": clinic, "e": email, "t": dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)})
-    with open_store(data_dir, url=url) as s:  # opening migrates to head
-        assert storage_db.current_revision(s.engine) == "0004"
+    with open_store(data_dir, url=url) as s:  # opening migrates to head (rows from before 0005: epoch 0)
+        assert storage_db.current_revision(s.engine) == "0005"
         with s._sessions() as ses:
             keys = dict(ses.execute(select(Account.username, Account.email_key)).all())
         assert (keys["twin_a"], keys["twin_b"], keys["solo"]) == ("twin@clinic.example", None, "solo@clinic.example")
