@@ -63,7 +63,7 @@ Links        ``link_until``, ``issue_link``, per link ``revoke_link_<id>``
 Reports      ``report_paper``, ``prepare_report``, ``download_report``, ``prepare_export``, ``download_export``
 Admin        ``accounts_table``, ``new_account_name``, ``new_account_role``, ``new_account_password``,
              ``new_account_email``, ``create_account``, ``manage_account``, ``toggle_account``,
-             ``reset_password_value``,
+             per account ``revoke_links_<name>``, ``reset_password_value``,
              ``reset_password_submit``, ``audit_since``, ``audit_action``, ``audit_account``, ``audit_table``,
              ``export_deidentify``, ``prepare_clinic_export``, ``download_clinic_export``
 """

@@ -441,20 +441,27 @@ def add_account(username: str, *, role: str, password: str | None, email: str | 
                                     must_change_password=password is not None)
 
 
-def remove_account_password(username: str):
-    """Make an account of the admin's clinic single sign-on only (its password is deleted, its sessions end)."""
-    return get_store().accounts.remove_password(current_actor(), username)
+def remove_account_password(username: str, *, revoke_links: bool = False):
+    """Make an account of the admin's clinic single sign-on only (its password is deleted, its sessions end);
+    ``revoke_links``: the patient links it issued too."""
+    return get_store().accounts.remove_password(current_actor(), username, revoke_links=revoke_links)
+
+
+def open_links_of(username: str) -> int:
+    """How many patient links an account of the admin's clinic issued that are still open."""
+    return get_store().accounts.open_links(current_actor(), username)
 
 
 def set_account_disabled(username: str, disabled: bool):
     return get_store().accounts.set_disabled(current_actor(), username, disabled)
 
 
-def reset_account_password(username: str, password: str):
+def reset_account_password(username: str, password: str, *, revoke_links: bool = False):
     """A one-time password for an account of the admin's clinic. The account's sessions end (its password
-    changed); when admins reset their own, this session goes on and asks them to choose a new one."""
+    changed); when admins reset their own, this session goes on and asks them to choose a new one.
+    ``revoke_links``: the patient links it issued end too (the old password may have been stolen)."""
     store, actor = get_store(), current_actor()
-    rec = store.accounts.reset_password(actor, username, password, must_change=True)
+    rec = store.accounts.reset_password(actor, username, password, must_change=True, revoke_links=revoke_links)
     if rec.id == actor.account_id:
         st.session_state["session_stamp"] = store.accounts.actor(actor.account_id).credential_stamp
     return rec

@@ -470,14 +470,30 @@ class Accounts:
             audit.record(s, actor, "account_disabled" if disabled else "account_enabled", clinic_id=acc.clinic_id,
                          detail=acc.username)
             if disabled:
-                links.revoke_open(s, actor, PatientLink.created_by == acc.username, Patient.clinic_id == acc.clinic_id,
-                                  now=self.clock(), reason=f"its issuer {acc.username} was disabled")
+                self._revoke_links(s, actor, acc, "was disabled")
             return self._rec(s, acc)
 
-    def remove_password(self, actor: Actor, username: str) -> AccountRecord:
+    def _revoke_links(self, s: Session, actor: Actor, acc: Account, why: str) -> int:
+        """Revoke every open patient link ``acc`` issued, in the caller's transaction (each audited)."""
+        return links.revoke_open(s, actor, PatientLink.created_by == acc.username, Patient.clinic_id == acc.clinic_id,
+                                 now=self.clock(), reason=f"its issuer {acc.username} {why}")
+
+    def open_links(self, actor: Actor, username: str) -> int:
+        """How many patient links an account of the admin's clinic issued that are still open (for the page that
+        offers to revoke them with a password reset)."""
+        with self._sessions() as s:
+            acc = self._scope(s, actor, username)
+            return int(s.scalar(select(func.count(PatientLink.id)).join(Patient, Patient.id == PatientLink.patient_id)
+                                .where(PatientLink.created_by == acc.username, Patient.clinic_id == acc.clinic_id,
+                                       PatientLink.revoked_at.is_(None), PatientLink.expires_at > self.clock())) or 0)
+
+    def remove_password(self, actor: Actor, username: str, *, revoke_links: bool = False) -> AccountRecord:
         """Make an account of the admin's clinic *single sign-on only*: its password is deleted, so it signs in
         only through the clinic's identity provider (and that provider's second factor, if it asks for one). Its
-        sessions end at their next page (their credential stamp changes; a single sign-on one signs in again). :meth:`reset_password` gives it a password again."""
+        sessions end at their next page (their credential stamp changes; a single sign-on one signs in again). :meth:`reset_password` gives it a password again.
+
+        ``revoke_links``: also revoke every open patient link the account issued, in the same transaction (as
+        disabling does) — for a password that may have been stolen: the links a thief issued would outlive it."""
         with self._sessions() as s, s.begin():
             acc = self._scope(s, actor, username)
             if actor.account_id == acc.id:
@@ -491,10 +507,17 @@ class Accounts:
                 acc.locked_until = None
                 audit.record(s, actor, "password_removed", clinic_id=acc.clinic_id,
                              detail=f"{acc.username}: single sign-on only")
+            if revoke_links:
+                self._revoke_links(s, actor, acc, "lost its password")
             return self._rec(s, acc)
 
-    def reset_password(self, actor: Actor, username: str, password: str, *, must_change: bool = True) -> AccountRecord:
-        """Set a new password (and unlock). From the app the user must change it at the next sign-in."""
+    def reset_password(self, actor: Actor, username: str, password: str, *, must_change: bool = True,
+                       revoke_links: bool = False) -> AccountRecord:
+        """Set a new password (and unlock). From the app the user must change it at the next sign-in.
+
+        ``revoke_links``: also revoke every open patient link the account issued, in the same transaction (as
+        disabling does) — when the old password may have been stolen: the links a thief issued would outlive it.
+        A forgotten password leaves them (the patients' links go on working)."""
         check_password(password)
         with self._sessions() as s, s.begin():
             acc = self._scope(s, actor, username)
@@ -503,6 +526,8 @@ class Accounts:
             acc.failed_attempts = 0
             acc.locked_until = None
             audit.record(s, actor, "password_reset", clinic_id=acc.clinic_id, detail=acc.username)
+            if revoke_links:
+                self._revoke_links(s, actor, acc, "had its password reset")
             return self._rec(s, acc)
 
     @staticmethod

@@ -6,8 +6,8 @@
     python -m storage users add NAME --role ... --clinic CODE --email ADDRESS --sso-only   (no password)
     python -m storage users list
     python -m storage users disable NAME          (enable NAME to undo)
-    python -m storage users reset NAME --password-stdin
-    python -m storage users sso-only NAME         (delete the password: single sign-on only; reset to undo)
+    python -m storage users reset NAME --password-stdin [--revoke-links]
+    python -m storage users sso-only NAME [--revoke-links]   (delete the password: single sign-on only; reset to undo)
     python -m storage audit [--since YYYY-MM-DD] [--clinic CODE] [--json]
     python -m storage upgrade|downgrade [REV]|current|revision -m MSG [--autogenerate]
 
@@ -64,12 +64,16 @@ def main(argv: list[str] | None = None) -> int:
     add.add_argument("--password-stdin", action="store_true")
     add.add_argument("--sso-only", action="store_true", help="no password: signs in only through single sign-on")
     us.add_parser("list")
-    us.add_parser("sso-only", help="delete the account's password: single sign-on only").add_argument("name")
+    sso = us.add_parser("sso-only", help="delete the account's password: single sign-on only")
+    sso.add_argument("name")
     for name in ("disable", "enable"):
         us.add_parser(name).add_argument("name")
     reset = us.add_parser("reset")
     reset.add_argument("name")
     reset.add_argument("--password-stdin", action="store_true")
+    for cmd in (sso, reset):  # (disabling always revokes them)
+        cmd.add_argument("--revoke-links", action="store_true",
+                       help="also revoke the patient links the account issued (the old password may have been stolen)")
     au = sub.add_parser("audit", help="print the audit log, newest first")
     au.add_argument("--since", default=None, help="YYYY-MM-DD")
     au.add_argument("--clinic", default=None, help="only this clinic")
@@ -128,11 +132,13 @@ def _run(args) -> int:
                 rec = store.accounts.set_disabled(system, args.name, args.action == "disable")
                 print(f"{rec.username}: {'disabled' if rec.disabled else 'enabled'}")
             elif args.action == "sso-only":
-                rec = store.accounts.remove_password(system, args.name)
-                print(f"{rec.username}: single sign-on only (password deleted)")
+                rec = store.accounts.remove_password(system, args.name, revoke_links=args.revoke_links)
+                print(f"{rec.username}: single sign-on only (password deleted"
+                      + ("; its patient links revoked)" if args.revoke_links else ")"))
             elif args.action == "reset":
-                rec = store.accounts.reset_password(system, args.name, _password(args), must_change=False)
-                print(f"{rec.username}: password reset")
+                rec = store.accounts.reset_password(system, args.name, _password(args), must_change=False,
+                                                    revoke_links=args.revoke_links)
+                print(f"{rec.username}: password reset" + ("; its patient links revoked" if args.revoke_links else ""))
             return 0
         # audit
         since = None

@@ -424,6 +424,37 @@ def test_disabling_an_account_revokes_the_links_it_issued_and_no_others(world):
     assert store.links.actor(theirs).patient_id == pid
 
 
+@pytest.mark.parametrize("ending", ["reset", "sso-only"])
+def test_ending_a_stolen_password_can_revoke_the_links_it_issued(world, ending):
+    """A thief with a practitioner's password issues links; the clinic resets the password (or makes the account
+    single sign-on only) instead of disabling it. Without ``revoke_links`` (a forgotten password) the links go on;
+    with it they stop, the account's only, audited (a review: they outlived the reset)."""
+    store, a, pid = world["store"], world["actors"], world["pid"]
+    store.accounts.add(Actor.system(), "main_prac2", role="practitioner", password=PW, clinic="MAIN",
+                       email="prac2@clinic.example")
+    victim = store.accounts.sign_in("main_prac2", PW)
+    stolen, _ = store.links.issue(victim, pid)
+    theirs, _ = store.links.issue(a["main_prac"], pid)
+    with pytest.raises(AccessDenied):  # only an admin of the clinic may count them
+        store.accounts.open_links(a["main_prac"], "main_prac2")
+    assert store.accounts.open_links(a["main_admin"], "main_prac2") == 1
+    end = {"reset": lambda revoke: store.accounts.reset_password(a["main_admin"], "main_prac2", PW + "x",
+                                                                 revoke_links=revoke),
+           "sso-only": lambda revoke: store.accounts.remove_password(a["main_admin"], "main_prac2",
+                                                                     revoke_links=revoke)}[ending]
+    end(False)  # a forgotten password: the links stay
+    assert store.links.actor(stolen).patient_id == pid
+    if ending == "sso-only":
+        store.accounts.reset_password(a["main_admin"], "main_prac2", PW)
+    end(True)
+    with pytest.raises(NotFound, match="not valid"):
+        store.links.actor(stolen)
+    assert store.links.actor(theirs).patient_id == pid
+    assert store.accounts.open_links(a["main_admin"], "main_prac2") == 0
+    revoked = store.audit.events(a["main_admin"], action="link_revoked")
+    assert len(revoked) == 1 and "main_prac2" in revoked[0].detail
+
+
 def test_withdrawing_clinical_consent_revokes_the_patients_open_links(world):
     """A link shows the patient's photos: once consent to clinical photography is withdrawn, every link of that
     patient stops — also one already open in a browser — while another patient's link stays open; audited. A
@@ -1025,6 +1056,15 @@ def test_users_cli_adds_lists_disables_resets_and_prints_the_audit(tmp_path):
         with pytest.raises(SignInFailed):
             s.accounts.sign_in("carl", PW)
         assert s.accounts.sign_in_sso("c@north.example", verified=True).name == "carl"
+        # a password that may have been stolen: the reset revokes the patient links the account issued
+        pid = s.create_patient(s.accounts.clinic_actor("NORTH"), "Nora North").id
+        s.consents.record(s.accounts.clinic_actor("NORTH"), pid, "clinical", granted=True)
+        token, _ = s.links.issue(s.accounts.sign_in("carol", "another long password"), pid)
+    r = _cli(d, "users", "reset", "carol", "--password-stdin", "--revoke-links", stdin="a third long password\n")
+    assert r.returncode == 0 and "patient links revoked" in r.stdout, r.stderr
+    with open_store(d) as s:
+        with pytest.raises(NotFound):
+            s.links.open(token)
 
 
 @pytest.mark.parametrize("args, stdin, words", [
@@ -1554,6 +1594,32 @@ def test_an_admin_disabling_an_account_on_the_page_ends_its_session_and_its_link
         with pytest.raises(NotFound):
             s.links.open(token)
         s.accounts.set_disabled(Actor.system(), "linker", False)  # (the module's other tests)
+
+
+def test_an_admin_resetting_a_stolen_password_on_the_page_can_revoke_its_links(app_env):
+    d, ids, pid = app_env
+    with open_store(d) as s:
+        if "robbed" not in {a.username for a in s.accounts.list(Actor.system())}:
+            s.accounts.add(Actor.system(), "robbed", role="practitioner", password=PW, clinic="MAIN")
+        token, _ = s.links.issue(s.accounts.sign_in("robbed", PW), pid)
+    try:
+        at = _at(account=ids["admin"], page="views/admin.py")
+        at.selectbox(key="manage_account").select("robbed").run()
+        assert "1 open patient link" in at.checkbox(key="revoke_links_robbed").label
+        at.checkbox(key="revoke_links_robbed").check().run()
+        at.text_input(key="reset_password_value").input("a one-time password 8")
+        at.button(key="reset_password_submit").click().run()
+        assert not at.exception
+        assert any("Reset the password of robbed" in str(x.value) and "links they issued are revoked" in str(x.value)
+                   for x in at.success)
+        with open_store(d) as s:
+            with pytest.raises(NotFound):
+                s.links.open(token)
+        at.selectbox(key="manage_account").select("robbed").run()  # nothing left to revoke: not offered
+        assert not [c for c in at.checkbox if c.key == "revoke_links_robbed"]
+    finally:
+        with open_store(d) as s:
+            s.accounts.reset_password(Actor.system(), "robbed", PW, must_change=False)
 
 
 def test_a_refused_new_account_keeps_what_was_typed_and_a_created_one_clears_the_form(app_env):

@@ -91,16 +91,26 @@ with tab_accounts:
                                        "sessions end", key=f"confirm_sso_only_{who}", disabled=not sso)
                 if st.button("Single sign-on only", key="remove_password", disabled=not (sso and sure_sso)):
                     with services.show_errors(stop=False):
-                        services.remove_account_password(who)
+                        services.remove_account_password(who, revoke_links=bool(st.session_state.get(
+                            f"revoke_links_{who}")))
                         st.session_state["admin_flash"] = (f"{esc(who)} now signs in through single sign-on only.")
                         st.rerun()
+            # A password that may have been stolen: the patient links its thief issued would outlive it (they end
+            # with the account only when it is disabled). Offered with both ways of ending the password.
+            n_links = services.open_links_of(who) if not current.disabled else 0
+            if n_links:
+                st.checkbox(f"The password may have been stolen: also revoke the {n_links} open patient link(s) "
+                            f"{esc(who)} issued (a forgotten password leaves them; patients who still need one get "
+                            "a new link)", key=f"revoke_links_{who}")  # (per account, as the disable tick)
             with st.form("reset_password", clear_on_submit=True):
                 new_pw = st.text_input("New one-time password", type="password", key="reset_password_value")
                 if st.form_submit_button("Reset password", key="reset_password_submit"):
                     with services.show_errors(stop=False):
-                        services.reset_account_password(who, new_pw)
-                        st.session_state["admin_flash"] = (f"Reset the password of {esc(who)}; they choose a new "
-                                                           "one at the next sign-in.")
+                        revoke = bool(n_links and st.session_state.get(f"revoke_links_{who}"))
+                        services.reset_account_password(who, new_pw, revoke_links=revoke)
+                        st.session_state["admin_flash"] = (
+                            f"Reset the password of {esc(who)}; they choose a new one at the next sign-in."
+                            + (" The patient links they issued are revoked." if revoke else ""))
                         st.rerun()
 
 with tab_audit:
