@@ -18,9 +18,10 @@ De-identified export (``deidentify=True``)
   face"); any other name typed at the clinic ("Jane's scar from the 2019 accident") becomes ``other region 1``,
   ``other region 2``, … numbered per patient; a treatment's procedure is kept when it is one of
   :data:`STANDARD_PROCEDURES`, else ``other``;
-* patient codes are replaced by stable pseudonyms ``P-<16 hex>``: HMAC-SHA256 of the code (or of the internal id
-  when a patient has no code) under a secret key, so the same patient gets the same pseudonym in every export
-  made with the same key, and nobody without the key can compute or reverse it;
+* patient codes are replaced by stable pseudonyms ``P-<16 hex>``: HMAC-SHA256 of the clinic and the code (or the
+  internal id when a patient has no code) under a secret key, so the same patient gets the same pseudonym in every
+  export made with the same key, two clinics' patients with the same code get different ones, and nobody without
+  the key can compute or reverse it;
 * calendar dates are replaced by ``day`` = days since the patient's first visit (intervals between visits and
   treatments are kept; when they happened is not);
 * the workbook's own creation/modification dates are set to 1970-01-01.
@@ -86,10 +87,13 @@ def pseudonym_key(data_dir: str | os.PathLike | None) -> bytes:
     return key.encode("ascii")
 
 
-def pseudonym(patient, key: bytes) -> str:
-    """``P-`` and 16 hex digits of HMAC-SHA256(key, code) — stable per key, not reversible without it."""
+def pseudonym(patient, key: bytes, *, clinic_id: int | None) -> str:
+    """``P-`` and 16 hex digits of HMAC-SHA256(key, clinic and code) — stable per key and clinic, not reversible
+    without the key. The clinic is part of it because codes are unique only within a clinic: with one key for the
+    whole server, another clinic's admin could otherwise create patients with chosen codes, export them, and so
+    learn the pseudonym of every such code in this clinic's exports (a security review)."""
     ident = f"code:{patient.code}" if patient.code else f"id:{patient.id}"
-    return "P-" + hmac.new(key, ident.encode("utf-8"), hashlib.sha256).hexdigest()[:16]
+    return "P-" + hmac.new(key, f"clinic:{clinic_id}|{ident}".encode("utf-8"), hashlib.sha256).hexdigest()[:16]
 
 
 # ---------------------------------------------------------------------------------------------- tables
@@ -111,7 +115,8 @@ def _tables(data: ExportData, deidentify: bool, key: bytes | None) -> dict[str, 
     when = "day" if deidentify else "date"
 
     def who(p: PatientExport) -> str:
-        return pseudonym(p.patient, key) if deidentify else (p.patient.code or f"id:{p.patient.id}")
+        return pseudonym(p.patient, key, clinic_id=data.clinic_id) if deidentify \
+            else (p.patient.code or f"id:{p.patient.id}")
 
     def day(p: PatientExport, d: dt.date | None):
         if d is None:

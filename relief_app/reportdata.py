@@ -111,6 +111,9 @@ class ExportData:
     patients: tuple[PatientExport, ...]
     generated_at: dt.datetime
     algorithm_version: str
+    #: The clinic the patients belong to (the exporting actor's): part of every pseudonym, since patient codes are
+    #: unique only within a clinic.
+    clinic_id: int | None = None
 
 
 # ------------------------------------------------------------------------------------------------ reads
@@ -270,4 +273,4 @@ def gather_export(store: Store, actor: Any, *, patient_id: int | None = None, te
             first_visit=min((v.date for v in all_visits), default=None),
             measurements=tuple(measurements), comparisons=tuple(comparisons)))
     return ExportData(patients=tuple(out), generated_at=now or dt.datetime.now(dt.timezone.utc),
-                      algorithm_version=version)
+                      algorithm_version=version, clinic_id=getattr(actor, "clinic_id", None))

@@ -216,7 +216,7 @@ def test_deidentified_export_keeps_the_numbers_with_days_and_pseudonyms(exported
     _, points, plain, deid = exported
     rows = _rows(deid / "comparisons.csv")
     demo_patient = next(p.patient for p in exported[0].patients if p.patient.code == demo.DEMO_CODE)
-    pseudo = export.pseudonym(demo_patient, KEY)
+    pseudo = export.pseudonym(demo_patient, KEY, clinic_id=exported[0].clinic_id)
     demo_rows = [r for r in rows if r["patient"] == pseudo]
     assert [int(r["followup_day"]) for r in demo_rows] == [p.days_since_baseline for p in points[1:]]
     assert [float(r["change_pct"]) for r in demo_rows] == pytest.approx([p.change_pct for p in points[1:]])
@@ -225,7 +225,7 @@ def test_deidentified_export_keeps_the_numbers_with_days_and_pseudonyms(exported
     assert "notes" not in _rows(deid / "treatments.csv")[0] and "area" not in _rows(deid / "treatments.csv")[0]
     # Typed region and box names are numbered per patient; the standard names stay.
     second = next(p.patient for p in exported[0].patients if p.patient.code == SECOND["code"])
-    mine = [r for r in _rows(deid / "measurements.csv") if r["patient"] == export.pseudonym(second, KEY)]
+    mine = [r for r in _rows(deid / "measurements.csv") if r["patient"] == export.pseudonym(second, KEY, clinic_id=exported[0].clinic_id)]
     regions, parts = {r["region"] for r in mine} - {"forehead"}, {r["part"] for r in mine} - {"", "forehead"}
     assert len(regions) == len(parts) == 1 and regions | parts == {"other region 1", "other region 2"}
     assert {r["procedure"] for r in _rows(deid / "treatments.csv")} == {"micro-needling", "other"}
@@ -237,10 +237,29 @@ def test_pseudonyms_are_stable_per_key_and_differ_between_keys():
     class P:
         code, id = "ZX-4471", 7
 
-    a, b = export.pseudonym(P, KEY), export.pseudonym(P, KEY)
+    a, b = export.pseudonym(P, KEY, clinic_id=1), export.pseudonym(P, KEY, clinic_id=1)
     assert a == b and a.startswith("P-") and len(a) == 18
-    assert export.pseudonym(P, b"another key of enough length......") != a
+    assert export.pseudonym(P, b"another key of enough length......", clinic_id=1) != a
     assert "4471" not in a
+    # codes are unique per clinic only: another clinic's patient with the same code is another pseudonym
+    assert export.pseudonym(P, KEY, clinic_id=2) != a
+
+
+def test_two_clinics_patients_with_the_same_code_get_different_pseudonyms(tmp_path):
+    """One key serves the whole server, and codes are unique per clinic only: another clinic's admin who creates a
+    patient with a chosen code and exports must not learn this clinic's pseudonym for that code (a review)."""
+    pseudonyms = []
+    with open_store(tmp_path / "data") as store:
+        store.accounts.add(Actor.system(), "north_admin", role="admin", password="a long password 12",
+                           clinic="NORTH")
+        for actor in (MAIN, store.accounts.clinic_actor("NORTH")):
+            p = new_patient(store, "Same Code", actor=actor, code="P-001")
+            store.consents.record(actor, p.id, "marketing", granted=True, date=dt.date(2020, 1, 1))
+            data = reportdata.gather_export(store, actor, teaching=True)
+            out = tmp_path / f"deid{len(pseudonyms)}"
+            export.write_export(data, out, deidentify=True, key=KEY)
+            pseudonyms.append({r["patient"] for r in _rows(out / "patients.csv")})
+    assert len(pseudonyms[0]) == len(pseudonyms[1]) == 1 and pseudonyms[0] != pseudonyms[1]
 
 
 def test_pseudonym_key_from_env_or_a_private_file(tmp_path, monkeypatch):
@@ -307,7 +326,7 @@ def test_deidentified_rows_are_in_pseudonym_order_not_by_name(exported, tmp_path
         out[name] = {f: (tmp_path / name / f"{f}.csv").read_bytes() for f in ("patients", "measurements")}
     assert out["as listed"] == out["reversed"]
     order = [row["patient"] for row in _rows(tmp_path / "reversed" / "patients.csv")]
-    assert order == sorted(order) == sorted(export.pseudonym(p.patient, key) for p in data.patients)
+    assert order == sorted(order) == sorted(export.pseudonym(p.patient, key, clinic_id=data.clinic_id) for p in data.patients)
 
 
 def test_zip_export_holds_the_same_files(exported, tmp_path):
