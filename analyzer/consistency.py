@@ -28,7 +28,7 @@ import numpy as np
 from .colour import linearise
 from .quality import BLOCKING_ORDER, CLIPPED_FRACTION_MAX, GLARE_FRACTION_MAX
 
-__all__ = ["LIGHT_TOLERANCE_DEG", "SCALE_TOLERANCE_PCT", "ROTATION_TOLERANCE_DEG", "EXPOSURE_TOLERANCE_PCT",
+__all__ = ["CAMERA_DIFFERENCE", "LIGHT_TOLERANCE_DEG", "SCALE_TOLERANCE_PCT", "ROTATION_TOLERANCE_DEG", "EXPOSURE_TOLERANCE_PCT",
            "TONE_TOLERANCE_PCT", "MIN_ANISOTROPY", "direction_words", "assess"]
 
 #: Light azimuth changes above this are flagged (a faithful recapture stays well below; 30° must be caught).
@@ -50,6 +50,9 @@ EXPOSURE_TOLERANCE_PCT = 50.0
 TONE_TOLERANCE_PCT = 5.0
 #: Below this directionality the light is too frontal/diffuse for its direction to be estimated.
 MIN_ANISOTROPY = 0.08
+#: How the difference "taken with another camera" begins; the camera names (file-supplied EXIF text, which can name
+#: the device's owner) follow it, so a de-identified export replaces the whole sentence (relief_app.export).
+CAMERA_DIFFERENCE = "the follow-up was taken with another camera"
 
 _WORDS = ["the right", "the upper right", "above", "the upper left", "the left", "the lower left", "below",
           "the lower right"]
@@ -215,7 +218,7 @@ def assess(an_b, an_f, reg, q_b=None, q_f=None, *, rgb_b=None, rgb_f=None, mask=
         advice.extend(q_f.warnings)
     cam_b, cam_f = cameras
     if cam_b and cam_f and cam_b.casefold() != cam_f.casefold():
-        differ(f"the follow-up was taken with another camera ({cam_f}) than the baseline ({cam_b}): each phone "
+        differ(f"{CAMERA_DIFFERENCE} ({cam_f}) than the baseline ({cam_b}): each phone "
                "sharpens, tone-maps and colours its photos in its own way, and the index reads that as relief "
                "(a local-contrast or 'HDR' look of 0.1 reads +11 % on real skin) — take every photo with the same "
                "phone and camera mode, or take a new baseline with this one")

@@ -24,7 +24,9 @@ De-identified export (``deidentify=True``)
   the key can compute or reverse it;
 * calendar dates are replaced by ``day`` = days since the patient's first visit (intervals between visits and
   treatments are kept; when they happened is not);
-* the workbook's own creation/modification dates are set to 1970-01-01.
+* the workbook's own creation/modification dates are set to 1970-01-01;
+* a comparison's "taken with another camera" note drops the cameras' names (EXIF make and model, which can name the
+  phone's owner).
 
 The key is ``RELIEF_PSEUDONYM_KEY`` when set (any string; keep it with the clinic's other secrets), otherwise a
 random 256-bit key created on first use in ``<data dir>/pseudonym.key`` (readable by its owner only). Losing the
@@ -48,6 +50,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from analyzer.consistency import CAMERA_DIFFERENCE
 from analyzer.errors import OptionError
 from analyzer.regions import REGION_NAMES
 from analyzer.registry import METRICS
@@ -97,6 +100,15 @@ def pseudonym(patient, key: bytes, *, clinic_id: int | None) -> str:
 
 
 # ---------------------------------------------------------------------------------------------- tables
+def _caveats(caveats: Sequence[str], deidentify: bool) -> str:
+    """How the photos were taken differently, joined; de-identified without the cameras' names (EXIF make and model:
+    file-supplied text that can name the device's owner, which the stored photos themselves no longer carry)."""
+    if deidentify:
+        caveats = [f"{CAMERA_DIFFERENCE} than the baseline (the cameras' names are left out of a de-identified "
+                   "export)" if c.startswith(CAMERA_DIFFERENCE) else c for c in caveats]
+    return "; ".join(caveats)
+
+
 def _weeks(d: dt.date, first_tx: dt.date | None) -> float | None:
     return None if first_tx is None else round((d - first_tx).days / 7.0, 2)
 
@@ -156,7 +168,8 @@ def _tables(data: ExportData, deidentify: bool, key: bytes | None) -> dict[str, 
                          "roughness_index", _num(base.roughness_index), _num(row.roughness_index),
                          _num(row.change_pct), _num(row.ci_low), _num(row.ci_high), _num(row.mdc_pct),
                          row.significant, significance_text(row.significant, row.change_pct) or "not compared yet",
-                         None if row.change_pct is None else not row.caveats, "; ".join(row.caveats), version])
+                         None if row.change_pct is None else not row.caveats, _caveats(row.caveats, deidentify),
+                         version])
         for t in p.treatments:
             r = [code, day(p, t.date), _weeks(t.date, first_tx)]
             if deidentify:

@@ -245,6 +245,26 @@ def test_pseudonyms_are_stable_per_key_and_differ_between_keys():
     assert export.pseudonym(P, KEY, clinic_id=2) != a
 
 
+def test_a_deidentified_export_leaves_out_the_cameras_names(exported, tmp_path):
+    """The stored photos lose their EXIF, but a comparison's "another camera" note carried the make and model
+    (file-supplied text: "Dana Doe's Pixel") into comparisons.csv even de-identified (a review)."""
+    data = exported[0]
+    sentence = ("the follow-up was taken with another camera (Dana Doe's Pixel) than the baseline (Apple iPhone 15): "
+                "each phone sharpens its photos in its own way")
+    k = next(i for i, p in enumerate(data.patients) if p.comparisons)
+    region, base, row = data.patients[k].comparisons[0]
+    patient = dataclasses.replace(data.patients[k], comparisons=(
+        (region, base, dataclasses.replace(row, caveats=(sentence, "the light came from another side"))),))
+    data = dataclasses.replace(data, patients=(*data.patients[:k], patient, *data.patients[k + 1:]))
+    export.write_export(data, tmp_path / "plain")
+    export.write_export(data, tmp_path / "deid", deidentify=True, key=KEY)
+    assert "Dana Doe" in (tmp_path / "plain" / "comparisons.csv").read_text()  # (the clinic's own export keeps it)
+    notes = [r["not_alike_because"] for r in _rows(tmp_path / "deid" / "comparisons.csv") if r["not_alike_because"]]
+    assert notes == ["the follow-up was taken with another camera than the baseline (the cameras' names are left "
+                     "out of a de-identified export); the light came from another side"]
+    assert all("Dana" not in (tmp_path / "deid" / f).read_text() for f in export.FILES if f.endswith(".csv"))
+
+
 def test_two_clinics_patients_with_the_same_code_get_different_pseudonyms(tmp_path):
     """One key serves the whole server, and codes are unique per clinic only: another clinic's admin who creates a
     patient with a chosen code and exports must not learn this clinic's pseudonym for that code (a review)."""
