@@ -7,7 +7,9 @@ rolled back leaves no row and an action that is committed always leaves one. The
 Actions: ``sign_in``, ``sign_out``, ``password_changed``, ``view_patient``, ``create_patient``, ``edit_patient``,
 ``delete_patient``, ``add_treatment``, ``consent``, ``upload``, ``delete_visit``, ``compare``, ``export``,
 ``report``, ``link_issued``, ``link_used``, ``link_revoked``, ``account_created``, ``account_disabled``,
-``account_enabled``, ``password_reset``, ``password_removed``. Outcomes: ``ok``, ``failed``, ``denied``.
+``account_enabled``, ``password_reset``, ``password_removed``. Outcomes: ``ok`` and ``failed`` (a refused sign-in,
+link or password change). A call that storage refuses for lack of a right or scope leaves no row: it writes
+nothing, and its transaction (the audit row's too) is rolled back.
 """
 from __future__ import annotations
 
