@@ -15,7 +15,8 @@ Both read ``RELIEF_DATA_DIR`` / ``RELIEF_DATABASE_URL`` like the app (and, like 
 demo patient into a new data folder unless ``RELIEF_DEMO=0``). ``RELIEF_CLINIC_NAME`` sets the report's header.
 Whoever runs them has the server's files, so they act as the server within one clinic (``--clinic``, default
 ``MAIN``): patients of other clinics are not found. Each report and export is recorded in the audit log. A
-de-identified export contains only patients whose consent to teaching and marketing use is in force.
+de-identified export contains only patients whose consent to teaching and marketing use is in force and whose
+consent to clinical photography is not withdrawn.
 Errors are one line on stderr and exit code 2 — never a traceback.
 """
 from __future__ import annotations

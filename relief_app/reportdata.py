@@ -234,12 +234,19 @@ def log_export(store: Store, actor: Any, data: ExportData, *, patient_id: int | 
     store.audit.log_each(actor, "export", ids, detail=detail)
 
 
+def _teaching_allowed(status) -> bool:
+    """Whether a patient's numbers may leave the clinic de-identified (:func:`gather_export`)."""
+    return status.marketing_granted and not status.clinical_withdrawn
+
+
 def gather_export(store: Store, actor: Any, *, patient_id: int | None = None, teaching: bool = False,
                   now: dt.datetime | None = None) -> ExportData:
     """Read everything a data export writes: one patient, or every patient the actor may see.
 
     ``teaching=True`` (de-identified exports, which leave the clinic for teaching, research or marketing): only
-    patients whose consent to teaching and marketing use is in force — never given or withdrawn means left out.
+    patients whose consent to teaching and marketing use is in force — never given or withdrawn means left out —
+    and whose consent to clinical photography is not withdrawn (their numbers come from the photos they no longer
+    want taken: when in doubt, left out).
 
     Raises :class:`storage.NotFound` for an unknown ``patient_id``.
     """
@@ -249,7 +256,7 @@ def gather_export(store: Store, actor: Any, *, patient_id: int | None = None, te
     else:
         ids = [patient_id]
     if teaching:
-        ids = [pid for pid in ids if store.consents.status(actor, pid).marketing_granted]
+        ids = [pid for pid in ids if _teaching_allowed(store.consents.status(actor, pid))]
     out = []
     for pid in ids:
         patient = store.patient(actor, pid)

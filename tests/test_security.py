@@ -940,6 +940,21 @@ def test_the_decision_in_force_is_the_latest_by_date_not_the_last_typed_in(world
     store.save_visit(prac, p.id, date="2025-04-01", photos=[NewPhoto(png(8), "late.png", "chin")])
 
 
+def test_a_patient_who_withdrew_clinical_consent_leaves_de_identified_exports(world):
+    """Consent to teaching kept but consent to clinical photography withdrawn: the numbers come from photos the
+    patient no longer wants taken, so they stay in the clinic (a review found them in the teaching export)."""
+    from relief_app.reportdata import gather_export
+
+    store, prac = world["store"], world["actors"]["main_prac"]
+    p = new_patient(store, "Changed Mind", actor=prac)
+    store.consents.record(prac, p.id, "marketing", granted=True, date=dt.date(2020, 1, 2))
+    assert p.id in [x.patient.id for x in gather_export(store, prac, teaching=True).patients]
+    store.consents.record(prac, p.id, "clinical", granted=False)
+    assert store.consents.status(prac, p.id).marketing_granted  # (teaching consent itself unchanged)
+    assert p.id not in [x.patient.id for x in gather_export(store, prac, teaching=True).patients]
+    assert p.id in [x.patient.id for x in gather_export(store, prac).patients]  # (the clinic's own export keeps it)
+
+
 def test_a_consent_signed_before_an_earlier_visit_can_be_recorded_after_a_later_one(world):
     """Consent entered with today's date refused a visit of last week; the refusal says to record the day the patient
     actually consented, and that must then let the visit be saved (a review of the by-date rule)."""

@@ -130,7 +130,8 @@ with tab_audit:
 with tab_export:
     st.caption("Every patient of the clinic: measurements, comparisons and treatments as CSV files and an Excel "
                "workbook. A de-identified export (no names, notes or dates; codes replaced by pseudonyms) holds only "
-               "patients whose consent to teaching and marketing use is in force.")
+               "patients whose consent to teaching and marketing use is in force (and who have not withdrawn their "
+               "consent to clinical photography).")
     deid = st.checkbox("De-identify", value=True, key="export_deidentify")
     if st.button("Prepare the export", key="prepare_clinic_export"):
         with services.show_errors(stop=False):
@@ -142,6 +143,7 @@ with tab_export:
     if ready and ready[0] == (deid, services.clinic_state()):
         included, left_out = ready[2]
         st.caption(f"{included} patient(s) in the export" + (
-            f"; {left_out} left out for lack of consent to teaching and marketing use" if left_out else "") + ".")
+            f"; {left_out} left out for lack of consent to teaching and marketing use (or a withdrawn consent to "
+            "clinical photography)" if left_out else "") + ".")
         st.download_button("Download (ZIP)", ready[1], file_name="relief-export.zip",
                            mime="application/zip", key="download_clinic_export", on_click="ignore")
