@@ -2,7 +2,7 @@
 
 ::
 
-    python -m storage users add NAME --role admin|practitioner|viewer --clinic CODE --password-stdin
+    python -m storage users add NAME --role admin|practitioner|viewer --clinic CODE --password-stdin [--new-clinic]
     python -m storage users add NAME --role ... --clinic CODE --email ADDRESS --sso-only   (no password)
     python -m storage users list
     python -m storage users disable NAME          (enable NAME to undo)
@@ -26,6 +26,7 @@ import sys
 from analyzer.errors import ReliefError
 
 from .access import ROLES, Actor
+from .errors import NotFound
 
 __all__ = ["main"]
 
@@ -59,7 +60,10 @@ def main(argv: list[str] | None = None) -> int:
     add = us.add_parser("add")
     add.add_argument("name")
     add.add_argument("--role", required=True, choices=ROLES)
-    add.add_argument("--clinic", required=True, help="clinic code; a new code creates the clinic")
+    add.add_argument("--clinic", required=True, help="clinic code (MAIN exists from the start)")
+    add.add_argument("--new-clinic", action="store_true",
+                     help="create the clinic --clinic names (without it an unknown code is refused: a typo would make "
+                          "an account that sees none of its clinic's patients)")
     add.add_argument("--email", default=None)
     add.add_argument("--password-stdin", action="store_true")
     add.add_argument("--sso-only", action="store_true", help="no password: signs in only through single sign-on")
@@ -116,6 +120,12 @@ def _run(args) -> int:
             if args.action == "add":
                 if args.sso_only and args.password_stdin:
                     raise ReliefError("--sso-only creates the account without a password; leave out --password-stdin")
+                if not args.new_clinic:
+                    try:
+                        store.accounts.clinic_actor(args.clinic)
+                    except NotFound:
+                        raise NotFound(f"no clinic {args.clinic.strip().upper()}; check the code, or add --new-clinic "
+                                       "to create it") from None
                 rec = store.accounts.add(system, args.name, role=args.role,
                                          password=None if args.sso_only else _password(args),
                                          clinic=args.clinic, email=args.email)

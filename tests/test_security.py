@@ -1039,8 +1039,13 @@ def _cli(data_dir, *args, stdin=""):
 
 def test_users_cli_adds_lists_disables_resets_and_prints_the_audit(tmp_path):
     d = tmp_path / "data"
+    # a clinic code that does not exist yet is a typo unless said otherwise: nothing is created
     r = _cli(d, "users", "add", "carol", "--role", "practitioner", "--clinic", "north", "--password-stdin",
              stdin=PW + "\n")
+    assert r.returncode == 2 and "no clinic NORTH; check the code, or add --new-clinic" in r.stderr
+    assert "carol" not in _cli(d, "users", "list").stdout
+    r = _cli(d, "users", "add", "carol", "--role", "practitioner", "--clinic", "north", "--new-clinic",
+             "--password-stdin", stdin=PW + "\n")
     assert r.returncode == 0, r.stderr
     assert "carol (practitioner) in clinic NORTH" in r.stdout and PW not in r.stdout + r.stderr
     r = _cli(d, "users", "list")
