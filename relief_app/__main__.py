@@ -50,7 +50,8 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--patient", default=None, metavar="CODE", help="one patient only (default: all)")
     e.add_argument("--deidentify", action="store_true",
                    help="drop names and notes, pseudonymise codes, dates as days since the first visit; only "
-                        "patients with consent to teaching/marketing use")
+                        "patients with consent to teaching/marketing use who have not withdrawn consent to clinical "
+                        "photography")
     e.add_argument("--clinic", default="MAIN", metavar="CODE", help="the clinic to export (default MAIN)")
     u = sub.add_parser("update-results", help="compute the results missing for this version of the analysis "
                                               "(after an upgrade)")
@@ -112,8 +113,9 @@ def _export(args) -> str:
         data = reportdata.gather_export(store, actor, patient_id=pid, teaching=args.deidentify)
         if args.deidentify and not data.patients:  # an empty study file that looks like success helps nobody
             who = (f"patient {args.patient} has not" if args.patient is not None else "no patient of this clinic has")
-            raise OptionError(f"{who} consented to teaching and marketing use, so a de-identified export would be "
-                              "empty — record that consent on the Patients page first")
+            raise OptionError(f"{who} consented to teaching and marketing use (or has withdrawn consent to clinical "
+                              "photography), so a de-identified export would be empty — see the consent on the "
+                              "Patients page")
         key = export.pseudonym_key(store.data_dir) if args.deidentify else None
         detail = f"command line, {len(data.patients)} patient(s)" + (", de-identified" if key else "")
         reportdata.log_export(store, actor, data, patient_id=pid, detail=detail)

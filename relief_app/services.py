@@ -502,13 +502,14 @@ def report_pdf(patient_id: int, *, region: str | None = None, paper: str = "A4")
 
 def export_zip(*, patient_id: int | None = None, deidentify: bool = False) -> bytes:
     """The data export (CSV + XLSX) as a ZIP; de-identified exports hold only patients with teaching/marketing
-    consent. Audited as ``export``."""
+    consent who have not withdrawn consent to clinical photography. Audited as ``export``."""
     return _export(patient_id, deidentify)[0]
 
 
 def clinic_export(*, deidentify: bool) -> tuple[bytes, tuple[int, int]]:
     """The export of every patient of the clinic, with ``(included, left_out)``: how many patients it holds and how
-    many a de-identified export left out for lack of consent to teaching and marketing use."""
+    many a de-identified export left out for lack of consent to teaching and marketing use, or a withdrawn consent
+    to clinical photography (:func:`relief_app.reportdata.gather_export`)."""
     out, n = _export(None, deidentify)
     return out, (n, len(list_patients()) - n)
 

@@ -141,14 +141,16 @@ def _run(args) -> int:
             elif args.action in ("disable", "enable"):
                 rec = store.accounts.set_disabled(system, args.name, args.action == "disable")
                 print(f"{rec.username}: {'disabled' if rec.disabled else 'enabled'}")
-            elif args.action == "sso-only":
-                rec = store.accounts.remove_password(system, args.name, revoke_links=args.revoke_links)
-                print(f"{rec.username}: single sign-on only (password deleted"
-                      + ("; its patient links revoked)" if args.revoke_links else ")"))
-            elif args.action == "reset":
-                rec = store.accounts.reset_password(system, args.name, _password(args), must_change=False,
-                                                    revoke_links=args.revoke_links)
-                print(f"{rec.username}: password reset" + ("; its patient links revoked" if args.revoke_links else ""))
+            elif args.action in ("sso-only", "reset"):
+                n = store.accounts.open_links(system, args.name) if args.revoke_links else 0
+                revoked = f"; {n} patient link(s) it issued revoked" if args.revoke_links else ""
+                if args.action == "sso-only":
+                    rec = store.accounts.remove_password(system, args.name, revoke_links=args.revoke_links)
+                    print(f"{rec.username}: single sign-on only (password deleted){revoked}")
+                else:
+                    rec = store.accounts.reset_password(system, args.name, _password(args), must_change=False,
+                                                        revoke_links=args.revoke_links)
+                    print(f"{rec.username}: password reset{revoked}")
             return 0
         # audit
         since = None

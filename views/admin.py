@@ -91,9 +91,11 @@ with tab_accounts:
                                        "sessions end", key=f"confirm_sso_only_{who}", disabled=not sso)
                 if st.button("Single sign-on only", key="remove_password", disabled=not (sso and sure_sso)):
                     with services.show_errors(stop=False):
-                        services.remove_account_password(who, revoke_links=bool(st.session_state.get(
-                            f"revoke_links_{who}")))
-                        st.session_state["admin_flash"] = (f"{esc(who)} now signs in through single sign-on only.")
+                        revoke = bool(st.session_state.get(f"revoke_links_{who}"))
+                        services.remove_account_password(who, revoke_links=revoke)
+                        st.session_state["admin_flash"] = (
+                            f"{esc(who)} now signs in through single sign-on only."
+                            + (" The patient links they issued are revoked." if revoke else ""))
                         st.rerun()
             # A password that may have been stolen: the patient links its thief issued would outlive it (they end
             # with the account only when it is disabled). Offered with both ways of ending the password.
