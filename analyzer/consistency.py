@@ -28,8 +28,8 @@ import numpy as np
 from .colour import linearise
 from .quality import BLOCKING_ORDER, CLIPPED_FRACTION_MAX, GLARE_FRACTION_MAX
 
-__all__ = ["CAMERA_DIFFERENCE", "LIGHT_TOLERANCE_DEG", "SCALE_TOLERANCE_PCT", "ROTATION_TOLERANCE_DEG", "EXPOSURE_TOLERANCE_PCT",
-           "TONE_TOLERANCE_PCT", "MIN_ANISOTROPY", "direction_words", "assess"]
+__all__ = ["CAMERA_DIFFERENCE", "LIGHT_TOLERANCE_DEG", "SCALE_TOLERANCE_PCT", "ROTATION_TOLERANCE_DEG",
+           "EXPOSURE_TOLERANCE_PCT", "TONE_TOLERANCE_PCT", "MIN_ANISOTROPY", "direction_words", "assess"]
 
 #: Light azimuth changes above this are flagged (a faithful recapture stays well below; 30° must be caught).
 LIGHT_TOLERANCE_DEG = 20.0

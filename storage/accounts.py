@@ -473,24 +473,27 @@ class Accounts:
                 self._revoke_links(s, actor, acc, "was disabled")
             return self._rec(s, acc)
 
+    @staticmethod
+    def _issued_by(acc: Account) -> tuple:
+        """Clauses selecting the patient links ``acc`` issued (in its clinic)."""
+        return PatientLink.created_by == acc.username, Patient.clinic_id == acc.clinic_id
+
     def _revoke_links(self, s: Session, actor: Actor, acc: Account, why: str) -> int:
         """Revoke every open patient link ``acc`` issued, in the caller's transaction (each audited)."""
-        return links.revoke_open(s, actor, PatientLink.created_by == acc.username, Patient.clinic_id == acc.clinic_id,
-                                 now=self.clock(), reason=f"its issuer {acc.username} {why}")
+        return links.revoke_open(s, actor, *self._issued_by(acc), now=self.clock(),
+                                 reason=f"its issuer {acc.username} {why}")
 
     def open_links(self, actor: Actor, username: str) -> int:
         """How many patient links an account of the admin's clinic issued that are still open (for the page that
         offers to revoke them with a password reset)."""
         with self._sessions() as s:
-            acc = self._scope(s, actor, username)
-            return int(s.scalar(select(func.count(PatientLink.id)).join(Patient, Patient.id == PatientLink.patient_id)
-                                .where(PatientLink.created_by == acc.username, Patient.clinic_id == acc.clinic_id,
-                                       PatientLink.revoked_at.is_(None), PatientLink.expires_at > self.clock())) or 0)
+            return links.count_open(s, *self._issued_by(self._scope(s, actor, username)), now=self.clock())
 
     def remove_password(self, actor: Actor, username: str, *, revoke_links: bool = False) -> AccountRecord:
         """Make an account of the admin's clinic *single sign-on only*: its password is deleted, so it signs in
         only through the clinic's identity provider (and that provider's second factor, if it asks for one). Its
-        sessions end at their next page (their credential stamp changes; a single sign-on one signs in again). :meth:`reset_password` gives it a password again.
+        sessions end at their next page (their credential stamp changes; a single sign-on one signs in again).
+        :meth:`reset_password` gives it a password again.
 
         ``revoke_links``: also revoke every open patient link the account issued, in the same transaction (as
         disabling does) — for a password that may have been stolen: the links a thief issued would outlive it."""

@@ -13,7 +13,7 @@ import hashlib
 import secrets
 from dataclasses import dataclass
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import sessionmaker
 
 from . import audit, consent
@@ -54,14 +54,24 @@ def token_hash(token: str) -> str:
     return hashlib.sha256(str(token).encode("utf-8", "replace")).hexdigest()
 
 
+def _open(columns, *conditions, now: dt.datetime):
+    """``SELECT columns`` of the links still open at ``now`` (neither revoked nor expired) that ``conditions``
+    select (clauses on :class:`PatientLink` and :class:`Patient`)."""
+    return (select(*columns).select_from(PatientLink).join(Patient, Patient.id == PatientLink.patient_id)
+            .where(*conditions, PatientLink.revoked_at.is_(None), PatientLink.expires_at > now))
+
+
+def count_open(s, *conditions, now: dt.datetime) -> int:
+    """How many links still open ``conditions`` select (as :func:`revoke_open` would revoke them)."""
+    return int(s.scalar(_open([func.count(PatientLink.id)], *conditions, now=now)) or 0)
+
+
 def revoke_open(s, actor: Actor, *conditions, now: dt.datetime, reason: str) -> int:
     """Revoke, in the caller's transaction, every link still open (neither revoked nor expired) that
     ``conditions`` select (clauses on :class:`PatientLink` and :class:`Patient`), with one ``link_revoked`` audit
     row each (detail ``link #<id>: <reason>``, in the patient's clinic). The caller has checked ``actor``'s right
     to do so. Returns how many were revoked."""
-    rows = s.execute(select(PatientLink.id, PatientLink.patient_id, Patient.clinic_id)
-                     .join(Patient, Patient.id == PatientLink.patient_id)
-                     .where(*conditions, PatientLink.revoked_at.is_(None), PatientLink.expires_at > now)).all()
+    rows = s.execute(_open([PatientLink.id, PatientLink.patient_id, Patient.clinic_id], *conditions, now=now)).all()
     done = 0
     for link_id, patient_id, clinic_id in rows:
         # (only if nobody revoked it meanwhile: one revocation, one audit row)

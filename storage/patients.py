@@ -230,7 +230,8 @@ def _patient_values(**fields: Any) -> dict[str, Any]:
         out["code"] = (str(code).strip() or None) if code is not None else None
     if "birth_date" in fields:
         b = fields["birth_date"]
-        out["birth_date"] = None if b in (None, "") else _past_date(b, "birth date", "enter the patient's date of birth")
+        out["birth_date"] = None if b in (None, "") else _past_date(b, "birth date",
+                                                                     "enter the patient's date of birth")
     if "notes" in fields:
         out["notes"] = str(fields["notes"] or "")
     return out

@@ -400,8 +400,8 @@ def _treatment_values(**f: Any) -> dict[str, Any]:
             )
     procedure = str(f.get("procedure") or "micro-needling").strip()
     return dict(
-        date=_past_date(f["date"], "treatment date", "enter the day of the treatment"), procedure=procedure, needle_depth_mm=depth,
-        area=str(f.get("area") or ""), notes=str(f.get("notes") or ""),
+        date=_past_date(f["date"], "treatment date", "enter the day of the treatment"), procedure=procedure,
+        needle_depth_mm=depth, area=str(f.get("area") or ""), notes=str(f.get("notes") or ""),
     )
 
 

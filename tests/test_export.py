@@ -225,7 +225,8 @@ def test_deidentified_export_keeps_the_numbers_with_days_and_pseudonyms(exported
     assert "notes" not in _rows(deid / "treatments.csv")[0] and "area" not in _rows(deid / "treatments.csv")[0]
     # Typed region and box names are numbered per patient; the standard names stay.
     second = next(p.patient for p in exported[0].patients if p.patient.code == SECOND["code"])
-    mine = [r for r in _rows(deid / "measurements.csv") if r["patient"] == export.pseudonym(second, KEY, clinic_id=exported[0].clinic_id)]
+    pseudo_2 = export.pseudonym(second, KEY, clinic_id=exported[0].clinic_id)
+    mine = [r for r in _rows(deid / "measurements.csv") if r["patient"] == pseudo_2]
     regions, parts = {r["region"] for r in mine} - {"forehead"}, {r["part"] for r in mine} - {"", "forehead"}
     assert len(regions) == len(parts) == 1 and regions | parts == {"other region 1", "other region 2"}
     assert {r["procedure"] for r in _rows(deid / "treatments.csv")} == {"micro-needling", "other"}
@@ -346,7 +347,8 @@ def test_deidentified_rows_are_in_pseudonym_order_not_by_name(exported, tmp_path
         out[name] = {f: (tmp_path / name / f"{f}.csv").read_bytes() for f in ("patients", "measurements")}
     assert out["as listed"] == out["reversed"]
     order = [row["patient"] for row in _rows(tmp_path / "reversed" / "patients.csv")]
-    assert order == sorted(order) == sorted(export.pseudonym(p.patient, key, clinic_id=data.clinic_id) for p in data.patients)
+    assert order == sorted(order) == sorted(export.pseudonym(p.patient, key, clinic_id=data.clinic_id)
+                                            for p in data.patients)
 
 
 def test_zip_export_holds_the_same_files(exported, tmp_path):

@@ -173,6 +173,9 @@ CLINIC_CALLS = {
     "accounts add": lambda store, x: store.accounts.add(x, "kept_new", role="viewer", password=PW),
     "accounts disable": lambda store, x: store.accounts.set_disabled(x, "main_viewer"),
     "accounts reset": lambda store, x: store.accounts.reset_password(x, "main_viewer", PW + " other"),
+    "accounts reset, links revoked": lambda store, x: store.accounts.reset_password(x, "main_prac", PW + " other",
+                                                                                    revoke_links=True),
+    "accounts open links": lambda store, x: store.accounts.open_links(x, "main_prac"),
 }
 
 
@@ -435,8 +438,18 @@ def test_ending_a_stolen_password_can_revoke_the_links_it_issued(world, ending):
     victim = store.accounts.sign_in("main_prac2", PW)
     stolen, _ = store.links.issue(victim, pid)
     theirs, _ = store.links.issue(a["main_prac"], pid)
-    with pytest.raises(AccessDenied):  # only an admin of the clinic may count them
-        store.accounts.open_links(a["main_prac"], "main_prac2")
+    # only an admin of the clinic may count or revoke them: not signed in, a viewer, a practitioner, another
+    # clinic's admin (who finds no such account), nor hostile text for a name
+    for who, error in ((None, AccessDenied), (a["main_viewer"], AccessDenied), (a["main_prac"], AccessDenied),
+                       (a["other_admin"], NotFound)):
+        with pytest.raises(error):
+            store.accounts.open_links(who, "main_prac2")
+        with pytest.raises(error):
+            store.accounts.reset_password(who, "main_prac2", PW + "y", revoke_links=True)
+    with pytest.raises(NotFound) as info:
+        store.accounts.open_links(a["main_admin"], "main_prac2' OR '1'='1\n<b>")
+    assert "<b>" not in str(info.value) and "\n" not in str(info.value)
+    assert store.links.actor(stolen).patient_id == pid  # (nothing was revoked by the refused calls)
     assert store.accounts.open_links(a["main_admin"], "main_prac2") == 1
     end = {"reset": lambda revoke: store.accounts.reset_password(a["main_admin"], "main_prac2", PW + "x",
                                                                  revoke_links=revoke),

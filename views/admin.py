@@ -84,6 +84,14 @@ with tab_accounts:
                         "" if current.disabled else " Their sessions end, and the patient links they issued are "
                         "revoked (a patient who still needs one gets a new link).")
                     st.rerun()
+            # A password that may have been stolen: the patient links its thief issued would outlive it (they end
+            # with the account only when it is disabled). Offered with both ways of ending the password below.
+            n_links = services.open_links_of(who) if not current.disabled else 0
+            revoke = bool(n_links) and st.checkbox(
+                f"The password may have been stolen: also revoke the {n_links} open patient link(s) {esc(who)} issued "
+                "(a forgotten password leaves them; patients who still need one get a new link)",
+                key=f"revoke_links_{who}")  # (per account, as the disable tick)
+            revoked = " The patient links they issued are revoked." if revoke else ""
             if current.has_password and current.email and current.id != actor.account_id:
                 # Two-factor sign-in: with no password, only the identity provider (and its second factor) lets
                 # the person in. Giving a password back is "Reset password" below.
@@ -91,28 +99,17 @@ with tab_accounts:
                                        "sessions end", key=f"confirm_sso_only_{who}", disabled=not sso)
                 if st.button("Single sign-on only", key="remove_password", disabled=not (sso and sure_sso)):
                     with services.show_errors(stop=False):
-                        revoke = bool(st.session_state.get(f"revoke_links_{who}"))
                         services.remove_account_password(who, revoke_links=revoke)
-                        st.session_state["admin_flash"] = (
-                            f"{esc(who)} now signs in through single sign-on only."
-                            + (" The patient links they issued are revoked." if revoke else ""))
+                        st.session_state["admin_flash"] = (f"{esc(who)} now signs in through single sign-on "
+                                                           f"only.{revoked}")
                         st.rerun()
-            # A password that may have been stolen: the patient links its thief issued would outlive it (they end
-            # with the account only when it is disabled). Offered with both ways of ending the password.
-            n_links = services.open_links_of(who) if not current.disabled else 0
-            if n_links:
-                st.checkbox(f"The password may have been stolen: also revoke the {n_links} open patient link(s) "
-                            f"{esc(who)} issued (a forgotten password leaves them; patients who still need one get "
-                            "a new link)", key=f"revoke_links_{who}")  # (per account, as the disable tick)
             with st.form("reset_password", clear_on_submit=True):
                 new_pw = st.text_input("New one-time password", type="password", key="reset_password_value")
                 if st.form_submit_button("Reset password", key="reset_password_submit"):
                     with services.show_errors(stop=False):
-                        revoke = bool(n_links and st.session_state.get(f"revoke_links_{who}"))
                         services.reset_account_password(who, new_pw, revoke_links=revoke)
-                        st.session_state["admin_flash"] = (
-                            f"Reset the password of {esc(who)}; they choose a new one at the next sign-in."
-                            + (" The patient links they issued are revoked." if revoke else ""))
+                        st.session_state["admin_flash"] = (f"Reset the password of {esc(who)}; they choose a new "
+                                                           f"one at the next sign-in.{revoked}")
                         st.rerun()
 
 with tab_audit:
